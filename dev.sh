@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Set-up and tasks for distkv-code.  Needs only Python 3.11 (python3) and bash.
+#
+#   ./dev.sh demo     start a local DistKV node, store/call/list/diff a procedure, stop
+#   ./dev.sh test     run the whole test suite
+#   ./dev.sh bench    run the benchmarks (bench/)
+#   ./dev.sh node     run a local DistKV node until Ctrl-C
+#
+# Each creates (or reuses) the virtual environment .venv and installs the
+# project and its pinned dependencies from constraints.txt into it.
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=${DISTKV_CODE_VENV:-.venv}
+PY=${PYTHON:-python3}
+
+setup() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        "$PY" -m venv "$VENV"
+    fi
+    # re-install when the inputs change (cheap check: a stamp file)
+    local stamp="$VENV/.distkv-code-stamp"
+    local want
+    want=$(cat constraints.txt setup.cfg pyproject.toml | cksum)
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt \
+            -e '.[test]' --config-settings editable_mode=compat
+        "$VENV/bin/python" -m pip check
+        echo "$want" > "$stamp"
+    fi
+    export PATH="$PWD/$VENV/bin:$PATH"
+}
+
+cmd=${1:-help}
+shift || true
+case "$cmd" in
+    demo)  setup; exec "$VENV/bin/distkv-code-demo" "$@" ;;
+    test)  setup; exec "$VENV/bin/python" -m pytest "$@" ;;
+    bench) setup; exec "$VENV/bin/python" -m bench "$@" ;;
+    node)  setup; exec "$VENV/bin/distkv-code-node" "$@" ;;
+    *)     sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac

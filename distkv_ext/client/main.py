@@ -1,0 +1,18 @@
+"""``distkv client``: DistKV's own command group, repaired.
+
+DistKV's loader resolves the extension ``distkv_ext.client.main.cli``
+before its built-in ``client`` command, so importing this module applies
+`distkv_ext.codekit.cli.hostfix` before ``distkv client`` connects; every
+``distkv client ...`` command (DistKV's own ``data``, ``code``, ``job``
+included) then works.  The price: ``distkv --help`` lists ``client``
+twice (the top-level loader does not de-duplicate, and nothing of ours
+runs before it lists).
+"""
+
+from ..codekit.cli import hostfix
+
+hostfix.apply()
+
+from distkv.command.client import cli  # noqa: E402  pylint: disable=wrong-import-position
+
+__all__ = ["cli"]

@@ -1,0 +1,45 @@
+"""Procedures stored in DistKV (``.distkv code proc``).
+
+Public API (the names of DistKV 0.65's ``distkv.code``)::
+
+    cr = await CodeRoot.as_handler(client)
+    await cr.add("forty.two", code="return 42")
+    assert cr("forty.two") == 42
+
+Plus helpers for reading the store without a live handler, used by
+``distkv client code``.
+"""
+
+from ..codekit.compiler import Procedure, compile_procedure
+from ..codekit.errors import CodeError, CompileError, EmptyCode, InputRefused, NotFound
+from ._root import CodeEntry, CodeRoot
+from ._ops import (
+    call_procedure,
+    get_procedure,
+    list_procedures,
+    remove_procedure,
+    store_procedure,
+    DEFAULT_PREFIX,
+)
+from ._value import MODES, mode_of, procedure_value
+
+__all__ = [
+    "CodeRoot",
+    "CodeEntry",
+    "Procedure",
+    "compile_procedure",
+    "procedure_value",
+    "get_procedure",
+    "list_procedures",
+    "store_procedure",
+    "remove_procedure",
+    "call_procedure",
+    "DEFAULT_PREFIX",
+    "MODES",
+    "mode_of",
+    "CodeError",
+    "CompileError",
+    "EmptyCode",
+    "InputRefused",
+    "NotFound",
+]

@@ -1,0 +1,137 @@
+"""One-shot operations on stored procedures (no live mirror needed).
+
+These are what ``distkv client code`` calls: each reads or writes just
+the entries it needs, so a command on a store with thousands of
+procedures compiles only the one it touches.
+"""
+
+import inspect
+
+import anyio
+from distkv.default import CFG
+from moat.util import NotGiven
+
+from ..codekit.compiler import compile_procedure
+from ..codekit.errors import BadArguments, CodeError, ProcedureFailed
+from ..codekit.store import as_path, delete_entry, get_entry, list_entries, write_entry
+from ._value import procedure_value
+
+__all__ = [
+    "DEFAULT_PREFIX",
+    "get_procedure",
+    "list_procedures",
+    "store_procedure",
+    "remove_procedure",
+    "call_procedure",
+]
+
+#: Where DistKV keeps procedures unless configured otherwise (``codes.prefix``).
+DEFAULT_PREFIX = CFG.codes.prefix
+
+_FIELDS = ("code", "is_async", "variables", "requires", "info", "default")
+
+
+async def get_procedure(client, path, *, prefix=DEFAULT_PREFIX):
+    """Return ``(value, chain)`` of a stored procedure; `NotFound` if none."""
+    return await get_entry(client, prefix, as_path(path, "procedure"), "procedure")
+
+
+async def list_procedures(client, path=(), *, max_depth=None, prefix=DEFAULT_PREFIX):
+    """Yield ``(path, value)`` of the procedures at and below ``path``."""
+    async for p, v in list_entries(client, prefix, path, max_depth=max_depth):
+        yield p, v
+
+
+def _as_kwargs(value):
+    """Stored value -> keyword arguments of `procedure_value`."""
+    return dict(
+        code=value.get("code"),
+        is_async=value.get("is_async", None),
+        variables=list(value.get("vars", ())),
+        requires=list(value.get("requires", ())),
+        info=value.get("info", None),
+        default=dict(value.get("default", None) or {}),
+    )
+
+
+async def store_procedure(client, path, edit, *, prefix=DEFAULT_PREFIX, dry_run=False):
+    """Create or change a stored procedure.
+
+    ``edit(old)`` receives the current fields (a dict with the keyword
+    arguments of `procedure_value`, or None when nothing is stored) and
+    returns the new ones.  The result is compiled first: code that does
+    not compile raises `CompileError` and nothing is written.  The write
+    is conditional on the entry not having changed since it was read.
+
+    Returns ``(action, value)``: action is ``"created"``, ``"updated"`` or
+    ``"unchanged"`` (then nothing is written).
+    """
+    path = as_path(path, "procedure")
+    try:
+        old_value, chain = await get_entry(client, prefix, path, "procedure")
+    except CodeError as exc:
+        if exc.exit_status != 3:
+            raise
+        old_value, chain = None, None
+    old = None if old_value is None else _as_kwargs(old_value)
+    new = edit(None if old is None else dict(old))
+    unknown = set(new) - set(_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown procedure fields: {sorted(unknown)}")
+    value = procedure_value(path, **new)
+    if old_value is not None and _same(old_value, value):
+        return "unchanged", old_value
+    if not dry_run:
+        await write_entry(client, prefix, path, value, chain=chain)
+    return ("created" if old_value is None else "updated"), value
+
+
+def _same(old, new):
+    keys = set(old) | set(new)
+    empty = (None, [], {}, ())
+    for k in keys:
+        a, b = old.get(k, None), new.get(k, None)
+        if a in empty and b in empty and k != "is_async":
+            continue
+        if a != b:
+            return False
+    return True
+
+
+async def remove_procedure(client, path, *, prefix=DEFAULT_PREFIX):
+    """Delete a stored procedure; return its value.  `NotFound` if none."""
+    return await delete_entry(client, prefix, as_path(path, "procedure"), "procedure")
+
+
+async def call_procedure(client, path, args=(), kw=None, *, prefix=DEFAULT_PREFIX):
+    """Fetch, compile and run one procedure in this process; return its result.
+
+    The code sees ``_client`` (this client) as a global unless ``kw``
+    sets it.  An exception from the code is raised as `ProcedureFailed`
+    (its ``__cause__`` is the original).
+    """
+    path = as_path(path, "procedure")
+    value, _ = await get_procedure(client, path, prefix=prefix)
+    proc = compile_procedure(
+        value.get("code"),
+        path,
+        variables=value.get("vars", ()),
+        is_async=value.get("is_async", None),
+        defaults=value.get("default", None),
+    )
+    kw = dict(kw or {})
+    kw.setdefault("_client", client)
+    try:
+        proc.bind(args, kw)
+    except TypeError as exc:
+        raise BadArguments(str(exc)) from None
+    try:
+        if proc.is_async is False:
+            res = await anyio.to_thread.run_sync(lambda: proc(*args, **kw))
+        else:
+            res = proc(*args, **kw)
+            if inspect.isawaitable(res):
+                res = await res
+    except Exception as exc:
+        raise ProcedureFailed(path, exc) from exc
+    return res

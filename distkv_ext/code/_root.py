@@ -1,0 +1,199 @@
+"""`CodeRoot` / `CodeEntry`: a live, compiled mirror of the stored procedures."""
+
+import logging
+from functools import partial
+
+import anyio
+from distkv.obj import ClientEntry, ClientRoot
+from moat.util import NotGiven, Path
+
+from ..codekit.compiler import compile_procedure
+from ..codekit.errors import CodeError, EmptyCode, InputRefused, NotFound
+from ..codekit.store import as_path, delete_entry, server_errors
+from ._value import procedure_value
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CodeRoot", "CodeEntry"]
+
+
+class CodeEntry(ClientEntry):
+    """One stored procedure, compiled.
+
+    Attributes:
+      procedure: the compiled `~distkv_ext.codekit.compiler.Procedure`
+        that calls run, or None
+      error: the exception from compiling the stored value, if the current
+        value does not compile.  The previous good version (if any) keeps
+        serving meanwhile.
+      reload_event: set (and replaced) whenever a new version compiled.
+    """
+
+    procedure = None
+    error = None
+
+    def __init__(self, *a, **kw):
+        self.reload_event = anyio.Event()
+        super().__init__(*a, **kw)
+
+    @property
+    def name(self):
+        """The procedure's path below the root, as a `Path`."""
+        return Path.build(self.subpath)
+
+    @property
+    def is_async(self):
+        return None if self.procedure is None else self.procedure.is_async
+
+    async def set_value(self, value):
+        await super().set_value(value)
+        if value is NotGiven or value is None:
+            self.procedure = None
+            self.error = None
+            return
+        try:
+            if not isinstance(value, dict):
+                raise InputRefused(f"stored value is {type(value).__name__}, not a mapping")
+            if "code" not in value:
+                raise InputRefused("stored value has no 'code'")
+            proc = compile_procedure(
+                value["code"],
+                self.name,
+                variables=value.get("vars", ()),
+                is_async=value.get("is_async", None),
+                defaults=value.get("default", None),
+            )
+        except (CodeError, TypeError, ValueError) as exc:
+            self.error = exc
+            logger.warning("Procedure %s does not compile: %s", self.name, exc)
+            await self.root.report(self.subpath, exc)
+            return
+        self.error = None
+        self.procedure = proc
+        await self.root.report(self.subpath, None)
+        self.reload_event.set()
+        self.reload_event = anyio.Event()
+
+    def __call__(self, *a, **kw):
+        """Run the procedure.
+
+        Sync code (``is_async`` None) returns its result; async code
+        returns a coroutine; threaded code (``is_async`` False) returns an
+        awaitable that runs it in a worker thread.
+        """
+        proc = self.procedure
+        if proc is None:
+            if self.error is not None:
+                raise EmptyCode(f"{self.name} does not compile: {self.error}")
+            raise EmptyCode(f"{self.name} holds no code")
+        if proc.is_async is False:
+            return anyio.to_thread.run_sync(partial(proc, *a, **kw))
+        return proc(*a, **kw)
+
+
+class CodeRoot(ClientRoot):
+    """The stored procedures (``.distkv code proc``), compiled and kept current.
+
+    Get it with ``cr = await CodeRoot.as_handler(client)``; it returns once
+    the stored procedures are loaded.  Then ``cr("a.b", ...)`` (or a tuple,
+    or a `Path`) calls one.  A change in the store is recompiled at once;
+    an entry that does not compile is logged and recorded in DistKV's
+    error tree (subsystem ``compile``), and the previous version keeps
+    serving.
+    """
+
+    CFG = "codes"
+    err = None
+
+    @classmethod
+    def child_type(cls, name):
+        return CodeEntry
+
+    @classmethod
+    async def as_handler(cls, client, cfg=None, key="prefix", subpath=(), name=None, **kw):
+        """Return the (shared, per client) handler, loaded."""
+        if name is None:
+            # distinct from DistKV's own CodeRoot, which may share the client
+            name = str(Path("_distkv_code", client.name, cls.CFG, key, *subpath))
+        async with server_errors():
+            root = await super().as_handler(
+                client, cfg=cfg, key=key, subpath=subpath, name=name, **kw
+            )
+            await root.wait_loaded()
+        return root
+
+    async def run_starting(self):
+        from distkv.errors import ErrorRoot
+
+        self.err = await ErrorRoot.as_handler(self.client)
+        await super().run_starting()
+
+    async def report(self, path, exc):
+        """Record a compile error (or its end) in DistKV's error tree."""
+        if self.err is None:
+            return
+        try:
+            if exc is None:
+                await self.err.record_working("compile", self._path + path)
+            else:
+                await self.err.record_error(
+                    "compile", self._path + path, exc=exc, message="compiler error"
+                )
+        except Exception as e:  # reporting must never break the handler
+            logger.warning("Could not record the compile state of %s: %r", path, e)
+
+    async def add(
+        self,
+        path,
+        code=None,
+        is_async=None,
+        variables=(),
+        requires=(),
+        *,
+        info=None,
+        default=None,
+        chain=NotGiven,
+    ):
+        """Compile and store a procedure; return when this handler has it.
+
+        Code that does not compile raises `CompileError` and nothing is
+        written.  ``code=None`` removes the procedure (as in DistKV).
+        ``chain``: write only if the stored entry still has this change
+        chain (``None``: only if there is no entry).
+        """
+        path = as_path(path, "procedure")
+        if code is None:
+            return await self.remove(path)
+        value = procedure_value(
+            path,
+            code,
+            is_async=is_async,
+            variables=variables,
+            requires=requires,
+            info=info,
+            default=default,
+        )
+        async with server_errors():
+            res = await self.client.set(self._path + path, value=value, chain=chain, nchain=2)
+            await self.wait_chain(res.chain)
+        return res
+
+    async def remove(self, path):
+        """Delete a stored procedure; `NotFound` if there is none."""
+        path = as_path(path, "procedure")
+        await delete_entry(self.client, self._path, path, "procedure")
+        async with anyio.move_on_after(5):
+            while (e := self.follow(path, create=False)) is not None and e.value is not NotGiven:
+                await anyio.sleep(0.01)
+
+    def lookup(self, name):
+        """The `CodeEntry` at ``name``; `NotFound` if nothing is stored there."""
+        path = as_path(name, "procedure")
+        entry = self.follow(path, create=False)
+        if entry is None or (entry.value is NotGiven and entry.procedure is None):
+            raise NotFound("procedure", path)
+        return entry
+
+    def __call__(self, name, *a, **kw):
+        """Call the procedure at ``name`` (see `CodeEntry.__call__`)."""
+        return self.lookup(name)(*a, **kw)

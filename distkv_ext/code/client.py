@@ -1,0 +1,276 @@
+"""``distkv client code``: manage procedures stored in DistKV.
+
+Thin by design: parse options, call `distkv_ext.code`, format output.
+Errors are mapped to exit statuses by `distkv_ext.codekit.cli.boundary`.
+"""
+
+import asyncclick as click
+from moat.util import NotGiven
+
+from ..codekit.cli import hostfix
+
+hostfix.apply()
+
+# pylint: disable=wrong-import-position
+from ..codekit.cli.args import DROP, NO_DEFAULT, collect_variables, variable_options  # noqa: E402
+from ..codekit.cli.boundary import Finished, boundary, get_client  # noqa: E402
+from ..codekit.cli.output import emit, highlight, output_option, pick_format, stdout_of, table  # noqa: E402
+from ..codekit.errors import CompileError  # noqa: E402
+from ..codekit.source import read_source  # noqa: E402
+from ..codekit.store import as_path  # noqa: E402
+from ..codekit.textdiff import unified_diff  # noqa: E402
+from . import (  # noqa: E402
+    MODES,
+    call_procedure,
+    get_procedure,
+    list_procedures,
+    mode_of,
+    remove_procedure,
+    store_procedure,
+)
+
+EXIT_CODES = """\b
+Exit status: 0 success (diff: no differences), 1 differences found
+(diff) or another failure, 2 usage error, 3 not found, 4 input refused
+(does not compile, bad file; nothing written), 5 cannot reach the DistKV
+server, 130 interrupted."""
+
+
+def _prefix(obj):
+    return obj.cfg["codes"]["prefix"]
+
+
+@click.group(short_help="Manage procedures stored in DistKV.", epilog=EXIT_CODES)
+async def cli():
+    """
+    Store Python procedures in DistKV and call them by name.
+
+    A procedure is a function body ('return 42' is one), stored at a path
+    below .distkv.code.proc with its mode (sync, thread or async), its
+    variables and their defaults, and the modules it requires.
+    """
+
+
+@cli.command("set", epilog=EXIT_CODES)
+@click.argument("path")
+@click.option("-s", "--script", metavar="FILE", help="File with the code; '-': standard input.")
+@click.option("--async", "mode", flag_value="async", help="Async code (awaited).")
+@click.option("--sync", "mode", flag_value="sync", help="Sync code, run in the event loop.")
+@click.option("--thread", "mode", flag_value="thread", help="Sync code, run in a worker thread.")
+@click.option("-i", "--info", help="One line describing the procedure.")
+@variable_options
+@click.option(
+    "--var", "required", multiple=True, metavar="NAME", help="A required variable (no default)."
+)
+@click.option(
+    "-r", "--requires", multiple=True, metavar="MODULE", help="A stored module it needs."
+)
+@click.option("--no-requires", is_flag=True, help="Clear the list of required modules.")
+@output_option("yaml", "json")
+@click.pass_obj
+@boundary
+async def set_(obj, path, script, mode, info, values, evals, paths, required, requires, no_requires, output):
+    """
+    Store the procedure PATH (create or change it).
+
+    The code is compiled first; code that does not compile is refused
+    with its file's line number, and nothing is written.  Options not
+    given keep their stored values (a new procedure is sync by default).
+    '-v/-e/-p NAME VALUE' declare variable NAME with a default;
+    '-e NAME -' removes its default (so it is required), '-e NAME /'
+    removes the variable.  Prints 'created', 'updated' or 'unchanged'.
+    """
+    code = NotGiven
+    if script is not None:
+        code = read_source(script)
+    variables = collect_variables(values, evals, paths, markers=True)
+    fname = script if script not in (None, "-") else "<stdin>"
+
+    def edit(old):
+        if old is None:
+            if code is NotGiven:
+                raise click.UsageError(f"{path} is new: give its code with '-s FILE'")
+            old = dict(code=None, is_async=None, variables=[], requires=[], info=None, default={})
+        new = dict(old)
+        if code is not NotGiven:
+            new["code"] = code
+        if mode is not None:
+            new["is_async"] = MODES[mode]
+        if info is not None:
+            new["info"] = info or None
+        vs, defaults = list(new["variables"]), dict(new["default"] or {})
+        for name, val in list(variables) + [(n, NO_DEFAULT) for n in required]:
+            if val is DROP:
+                if name in vs:
+                    vs.remove(name)
+                defaults.pop(name, None)
+                continue
+            if name not in vs:
+                vs.append(name)
+            if val is NO_DEFAULT:
+                defaults.pop(name, None)
+            else:
+                defaults[name] = val
+        new["variables"], new["default"] = vs, defaults
+        if no_requires:
+            new["requires"] = []
+        if requires:
+            new["requires"] = list(requires)
+        return new
+
+    try:
+        action, _ = await store_procedure(get_client(obj), path, edit, prefix=_prefix(obj))
+    except CompileError as exc:
+        if code is not NotGiven:
+            exc.filename = fname
+        raise
+    if output:
+        emit(obj, {"path": str(as_path(path)), "action": action}, output)
+    else:
+        print(f"{action}: {as_path(path)}", file=stdout_of(obj))
+
+
+def _summary(path, value):
+    code = value.get("code") or ""
+    return {
+        "path": str(path),
+        "mode": mode_of(value.get("is_async", None)),
+        "vars": list(value.get("vars", ())),
+        "requires": list(value.get("requires", ()) or ()),
+        "lines": len(code.splitlines()) if isinstance(code, str) else None,
+        "info": value.get("info", None),
+    }
+
+
+@cli.command(epilog=EXIT_CODES)
+@click.argument("path")
+@click.option("-s", "--script", metavar="FILE", help="Write the code to FILE ('-': stdout), nothing else.")
+@output_option("yaml", "json")
+@click.pass_obj
+@boundary
+async def get(obj, path, script, output):
+    """
+    Show the procedure PATH: its code and settings.
+
+    On a terminal the code is shown highlighted after the settings; in a
+    pipe (or with -o) the whole entry is printed as YAML or JSON.
+    """
+    value, _ = await get_procedure(get_client(obj), path, prefix=_prefix(obj))
+    code = value.get("code") or ""
+    out = stdout_of(obj)
+    if script is not None:
+        text = code if code.endswith("\n") or not code else code + "\n"
+        if script == "-":
+            out.write(text)
+        else:
+            with open(script, "w", encoding="utf-8") as f:
+                f.write(text)
+        return
+    entry = dict(value)
+    entry["mode"] = mode_of(value.get("is_async", None))
+    if output is None and pick_format(None, out, table_ok=True) == "table":
+        meta = {k: v for k, v in entry.items() if k != "code"}
+        emit(obj, meta)
+        print("---", file=out)
+        print(highlight(code.rstrip("\n") + "\n", "python", out), end="", file=out)
+        return
+    emit(obj, entry, output)
+
+
+@cli.command("list", epilog=EXIT_CODES)
+@click.argument("path", required=False, default="")
+@click.option("-d", "--depth", type=int, default=None, help="Levels below PATH to show.")
+@output_option("table", "yaml", "json")
+@click.pass_obj
+@boundary
+async def list_(obj, path, depth, output):
+    """
+    List the procedures at and below PATH (default: all).
+
+    A table on a terminal; YAML in a pipe.  Exit status 3 if PATH is given
+    and nothing is stored at or below it.
+    """
+    from moat.util import P
+
+    base = P(path) if path else ()
+    rows = [
+        _summary(p, v)
+        async for p, v in list_procedures(
+            get_client(obj), base, max_depth=depth, prefix=_prefix(obj)
+        )
+    ]
+    if path and not rows:
+        from ..codekit.errors import NotFound
+
+        raise NotFound("procedure", path)
+    fmt = pick_format(output, stdout_of(obj), table_ok=True)
+    if fmt == "table":
+        table(
+            obj,
+            ["PATH", "MODE", "VARS", "REQUIRES", "LINES", "INFO"],
+            [
+                [r["path"], r["mode"], " ".join(r["vars"]), " ".join(r["requires"]), r["lines"], r["info"] or ""]
+                for r in rows
+            ],
+        )
+    else:
+        emit(obj, rows, fmt)
+
+
+@cli.command(epilog=EXIT_CODES)
+@click.argument("path")
+@output_option("yaml", "json")
+@click.pass_obj
+@boundary
+async def delete(obj, path, output):
+    """Delete the procedure PATH.  Exit status 3 if there is none."""
+    await remove_procedure(get_client(obj), path, prefix=_prefix(obj))
+    if output:
+        emit(obj, {"path": str(as_path(path)), "action": "deleted"}, output)
+    else:
+        print(f"deleted: {as_path(path)}", file=stdout_of(obj))
+
+
+@cli.command(epilog=EXIT_CODES)
+@click.argument("path")
+@click.argument("file")
+@click.option("-U", "--unified", "context", type=int, default=3, help="Lines of context.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing; only the exit status.")
+@click.pass_obj
+@boundary
+async def diff(obj, path, file, context, quiet):
+    """
+    Compare the stored procedure PATH with FILE ('-': standard input).
+
+    Prints a unified diff from the stored code to the file's.  Exit
+    status 0: the same, 1: different.  Trailing newlines do not count.
+    """
+    local = read_source(file)
+    value, _ = await get_procedure(get_client(obj), path, prefix=_prefix(obj))
+    name = str(as_path(path))
+    text = unified_diff(value.get("code") or "", local, f"distkv:{name}", file, context)
+    if not text:
+        return
+    if not quiet:
+        out = stdout_of(obj)
+        print(highlight(text, "diff", out), end="", file=out)
+    raise Finished(1)
+
+
+@cli.command(epilog=EXIT_CODES)
+@click.argument("path")
+@variable_options
+@output_option("yaml", "json")
+@click.pass_obj
+@boundary
+async def call(obj, path, values, evals, paths, output):
+    """
+    Run the procedure PATH here, in this process, and print its result.
+
+    Variables are passed with -v/-e/-p NAME VALUE; those the procedure
+    does not declare become globals of its code, as does '_client' (the
+    DistKV connection).  A procedure that raises exits with status 1.
+    """
+    kw = dict(collect_variables(values, evals, paths))
+    res = await call_procedure(get_client(obj), path, (), kw, prefix=_prefix(obj))
+    emit(obj, res, output)

@@ -1,0 +1,112 @@
+"""The one error boundary of every distkv-code command.
+
+Library exceptions carry their exit status (`CodeError.exit_status`);
+here they become a click exception, which click prints as one line,
+``Error: ...``, on stderr and exits with that status.  A traceback is
+printed only with ``distkv -v ...`` (or ``-D``/``--debug``).
+"""
+
+import functools
+import sys
+import traceback
+
+import asyncclick as click
+from distkv.exceptions import ServerError, ClientError
+
+from ..errors import CodeError, ServerUnreachable
+from ..status import ExitStatus
+from ..store import _CONN_ERRORS
+
+__all__ = ["CliError", "boundary", "get_client", "debugging"]
+
+
+class CliError(click.ClickException):
+    """A failure with a given exit status; printed as ``Error: message``."""
+
+    def __init__(self, message, exit_status=ExitStatus.FAILURE):
+        super().__init__(message)
+        self.exit_code = int(exit_status)
+
+
+class Finished(click.exceptions.Exit):
+    """Leave with this exit status, printing nothing (e.g. ``diff``: 1)."""
+
+
+def debugging(obj):
+    """True if the user asked for tracebacks (``-v`` or ``-D``)."""
+    try:
+        return (obj.debug or 0) > 1 or bool(obj.DEBUG)
+    except AttributeError:
+        return False
+
+
+def get_client(obj):
+    """The connected DistKV client, or `ServerUnreachable`."""
+    client = obj.client
+    try:
+        client.name  # a NullObj from a failed connect raises here
+    except OSError as exc:
+        where = getattr(obj, "code_server", None)
+        where = f" at {where}" if where else ""
+        raise ServerUnreachable(
+            f"cannot reach the DistKV server{where}: {_describe(exc)}"
+        ) from exc
+    return client
+
+
+def _describe(exc):
+    msg = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:
+        msg = exc.strerror
+    return msg
+
+
+def _flatten(exc):
+    """trio's MultiError / ExceptionGroup with one leaf: that leaf."""
+    while True:
+        subs = getattr(exc, "exceptions", None)
+        if not subs or len(subs) != 1:
+            return exc
+        exc = subs[0]
+
+
+def _translate(exc):
+    """Map an exception to a `CliError`, or None to re-raise it."""
+    exc = _flatten(exc)
+    if isinstance(exc, CodeError):
+        return CliError(str(exc), exc.exit_status)
+    if isinstance(exc, KeyboardInterrupt):
+        return CliError("interrupted", ExitStatus.INTERRUPTED)
+    if isinstance(exc, _CONN_ERRORS):
+        return CliError(
+            f"cannot talk to the DistKV server: {_describe(exc)}", ExitStatus.SERVER
+        )
+    if isinstance(exc, (ServerError, ClientError)):
+        return CliError(f"DistKV: {type(exc).__name__}: {exc}", ExitStatus.FAILURE)
+    return None
+
+
+def boundary(fn):
+    """Decorate a command callback: errors become one line and an exit status."""
+
+    @functools.wraps(fn)
+    async def wrapper(*a, **kw):
+        ctx = click.get_current_context()
+        try:
+            return await fn(*a, **kw)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except BaseException as exc:  # pylint: disable=broad-except
+            err = _translate(exc)
+            if err is None:
+                if isinstance(_flatten(exc), Exception):
+                    err = CliError(
+                        f"{type(_flatten(exc)).__name__}: {_flatten(exc)}", ExitStatus.FAILURE
+                    )
+                else:
+                    raise
+            if debugging(ctx.obj):
+                traceback.print_exception(exc, file=sys.stderr)
+            raise err from None
+
+    return wrapper

@@ -1,0 +1,101 @@
+"""The exceptions of distkv-code's library.
+
+Every error that a user can cause derives from :class:`CodeError` and
+carries the :class:`~.status.ExitStatus` that the command line maps it
+to, so the CLI's error boundary needs no table of its own.
+"""
+
+from .status import ExitStatus
+
+__all__ = [
+    "CodeError",
+    "NotFound",
+    "InputRefused",
+    "CompileError",
+    "BadFile",
+    "ServerUnreachable",
+    "ProcedureFailed",
+    "EmptyCode",
+    "BadArguments",
+]
+
+
+class CodeError(Exception):
+    """Base class. ``str(exc)`` is a complete one-line message."""
+
+    exit_status = ExitStatus.FAILURE
+
+
+class NotFound(CodeError, LookupError):
+    """Nothing is stored at this path."""
+
+    exit_status = ExitStatus.NOT_FOUND
+
+    def __init__(self, what, path):
+        self.what = what
+        self.path = path
+        super().__init__(f"no {what} stored at {path}")
+
+
+class InputRefused(CodeError, ValueError):
+    """The input cannot be stored: nothing was written."""
+
+    exit_status = ExitStatus.REFUSED
+
+
+class CompileError(InputRefused):
+    """The code does not compile.
+
+    Attributes:
+      name: what was compiled (a procedure's or module's path)
+      lineno: line number in the user's source (1-based), or None
+      msg: the compiler's message, e.g. ``invalid syntax``
+      filename: the file the source came from, if known (set by callers)
+    """
+
+    def __init__(self, name, msg, lineno=None, text=None, filename=None):
+        self.name = name
+        self.msg = msg
+        self.lineno = lineno
+        self.text = text
+        self.filename = filename
+        super().__init__(name, msg, lineno)
+
+    def __str__(self):
+        where = self.filename or str(self.name)
+        if self.lineno is not None:
+            where += f":{self.lineno}"
+        res = f"{where}: {self.msg}"
+        if self.filename:
+            res += f" (for {self.name})"
+        return res
+
+
+class BadFile(InputRefused):
+    """A file could not be read, or is not UTF-8 text."""
+
+
+class ServerUnreachable(CodeError, ConnectionError):
+    """The DistKV server cannot be reached, or the connection broke."""
+
+    exit_status = ExitStatus.SERVER
+
+
+class EmptyCode(CodeError, LookupError):
+    """The entry exists but holds no runnable code (it never compiled)."""
+
+    exit_status = ExitStatus.NOT_FOUND
+
+
+class ProcedureFailed(CodeError):
+    """A called procedure raised; ``__cause__`` is its exception."""
+
+    def __init__(self, path, exc):
+        self.path = path
+        super().__init__(f"{path} raised {type(exc).__name__}: {exc}")
+
+
+class BadArguments(CodeError, TypeError):
+    """A procedure was called without a required variable, or with too many."""
+
+    exit_status = ExitStatus.USAGE

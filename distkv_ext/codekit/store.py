@@ -1,0 +1,117 @@
+"""Reading and writing entries under a prefix, via DistKV's public client API.
+
+Shared by procedures and modules.  Every call maps a broken or refused
+connection to `ServerUnreachable`, so callers see one exception type for
+"the server is not there".
+"""
+
+import logging
+from contextlib import asynccontextmanager
+
+import anyio
+from distkv.exceptions import ServerClosedError, ServerConnectionError, ClientConnectionError
+from moat.util import NotGiven, P, Path
+
+from .errors import InputRefused, NotFound, ServerUnreachable
+
+__all__ = [
+    "as_path",
+    "server_errors",
+    "get_entry",
+    "list_entries",
+    "write_entry",
+    "delete_entry",
+    "quiet_connect_errors",
+]
+
+_CONN_ERRORS = (
+    OSError,
+    ServerClosedError,
+    ServerConnectionError,
+    ClientConnectionError,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    anyio.EndOfStream,
+)
+
+
+def quiet_connect_errors():
+    """asyncscope logs a failed connection with a full traceback before
+    the caller gets (and reports) the same exception; silence that copy."""
+    logging.getLogger("scope.distkv.client").setLevel(logging.CRITICAL)
+
+
+def as_path(name, what="entry"):
+    """Return ``name`` (``"a.b"``, ``("a", "b")`` or a `Path`) as a `Path`.
+
+    Strings use DistKV's path syntax (dots separate elements).  An empty
+    path is refused with `InputRefused`.
+    """
+    if isinstance(name, Path):
+        path = name
+    elif isinstance(name, str):
+        try:
+            path = P(name)
+        except Exception as exc:
+            raise InputRefused(f"{name!r} is not a valid path: {exc}") from None
+    elif isinstance(name, (tuple, list)):
+        path = Path.build(name)
+    else:
+        raise InputRefused(f"{name!r} is not a path")
+    if not len(path):
+        raise InputRefused(f"a {what} needs a non-empty path")
+    return path
+
+
+@asynccontextmanager
+async def server_errors():
+    """Map connection failures to `ServerUnreachable` (exit status 5)."""
+    try:
+        yield
+    except _CONN_ERRORS as exc:
+        raise ServerUnreachable(f"cannot talk to the DistKV server: {exc or type(exc).__name__}") from exc
+
+
+async def get_entry(client, prefix, path, what="entry"):
+    """Return ``(value, chain)`` of the entry at ``prefix + path``.
+
+    Raises `NotFound` when there is none.
+    """
+    async with server_errors():
+        res = await client.get(prefix + path, nchain=2)
+    if "value" not in res or res.value is None:
+        raise NotFound(what, path)
+    return res.value, res.get("chain", None)
+
+
+async def list_entries(client, prefix, path=(), max_depth=None):
+    """Yield ``(subpath, value)`` for every entry below ``prefix + path``.
+
+    ``subpath`` is relative to ``prefix``.  ``max_depth`` counts levels
+    below ``path`` (None: all).
+    """
+    kw = {}
+    if max_depth is not None:
+        kw["max_depth"] = max_depth
+    path = Path.build(path)
+    async with server_errors():
+        async for r in client.get_tree(prefix + path, **kw):
+            val = r.get("value", NotGiven)
+            if val is NotGiven or val is None:
+                continue
+            yield path + r.path, val
+
+
+async def write_entry(client, prefix, path, value, chain=NotGiven):
+    """Store ``value``; with ``chain``, only if the entry is unchanged
+    since it was read (``chain=None``: only if there is none)."""
+    async with server_errors():
+        return await client.set(prefix + path, value=value, chain=chain, nchain=2)
+
+
+async def delete_entry(client, prefix, path, what="entry"):
+    """Delete the entry; `NotFound` if there is none.  Returns the old value."""
+    value, chain = await get_entry(client, prefix, path, what)
+    async with server_errors():
+        await client.delete(prefix + path, chain=chain, nchain=2)
+    return value

@@ -1,0 +1,25 @@
+"""Unified diffs of stored code against local files."""
+
+import difflib
+
+__all__ = ["unified_diff", "same_text"]
+
+
+def _lines(text):
+    text = text.rstrip("\n") + "\n" if text else ""
+    return text.splitlines(keepends=True)
+
+
+def same_text(a, b):
+    """Equal, ignoring how many newlines end the texts."""
+    return _lines(a) == _lines(b)
+
+
+def unified_diff(stored, local, stored_name, local_name, context=3):
+    """The unified diff (a string, empty when `same_text`) turning the
+    stored text into the local one.  Trailing newlines do not count."""
+    return "".join(
+        difflib.unified_diff(
+            _lines(stored), _lines(local), fromfile=stored_name, tofile=local_name, n=context
+        )
+    )
