@@ -86,11 +86,20 @@ async def store_procedure(client, path, edit, *, prefix=DEFAULT_PREFIX, dry_run=
     return ("created" if old_value is None else "updated"), value
 
 
+def _plain(x):
+    """DistKV's codec returns lists as tuples: compare them alike."""
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    return x
+
+
 def _same(old, new):
     keys = set(old) | set(new)
-    empty = (None, [], {}, ())
+    empty = (None, [], {})
     for k in keys:
-        a, b = old.get(k, None), new.get(k, None)
+        a, b = _plain(old.get(k, None)), _plain(new.get(k, None))
         if a in empty and b in empty and k != "is_async":
             continue
         if a != b:

@@ -182,7 +182,7 @@ class CodeRoot(ClientRoot):
         """Delete a stored procedure; `NotFound` if there is none."""
         path = as_path(path, "procedure")
         await delete_entry(self.client, self._path, path, "procedure")
-        async with anyio.move_on_after(5):
+        with anyio.move_on_after(5):
             while (e := self.follow(path, create=False)) is not None and e.value is not NotGiven:
                 await anyio.sleep(0.01)
 

@@ -99,7 +99,7 @@ async def set_(obj, path, script, mode, info, values, evals, paths, required, re
         if info is not None:
             new["info"] = info or None
         vs, defaults = list(new["variables"]), dict(new["default"] or {})
-        for name, val in list(variables) + [(n, NO_DEFAULT) for n in required]:
+        for name, val in [(n, NO_DEFAULT) for n in required] + list(variables):
             if val is DROP:
                 if name in vs:
                     vs.remove(name)

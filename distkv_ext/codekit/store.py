@@ -9,7 +9,12 @@ import logging
 from contextlib import asynccontextmanager
 
 import anyio
-from distkv.exceptions import ServerClosedError, ServerConnectionError, ClientConnectionError
+from distkv.exceptions import (
+    ClientConnectionError,
+    ServerClosedError,
+    ServerConnectionError,
+    ServerError,
+)
 from moat.util import NotGiven, P, Path
 
 from .errors import InputRefused, NotFound, ServerUnreachable
@@ -94,12 +99,17 @@ async def list_entries(client, prefix, path=(), max_depth=None):
     if max_depth is not None:
         kw["max_depth"] = max_depth
     path = Path.build(path)
-    async with server_errors():
-        async for r in client.get_tree(prefix + path, **kw):
-            val = r.get("value", NotGiven)
-            if val is NotGiven or val is None:
-                continue
-            yield path + r.path, val
+    try:
+        async with server_errors():
+            async for r in client.get_tree(prefix + path, **kw):
+                val = r.get("value", NotGiven)
+                if val is NotGiven or val is None:
+                    continue
+                yield path + r.path, val
+    except ServerError as exc:
+        # the server answers a walk of a path that never existed with KeyError
+        if not str(exc).startswith("KeyError"):
+            raise
 
 
 async def write_entry(client, prefix, path, value, chain=NotGiven):
