@@ -16,7 +16,6 @@ import ast
 import builtins
 import keyword
 import linecache
-from dataclasses import dataclass, field
 
 from .errors import CompileError, InputRefused
 
@@ -84,7 +83,6 @@ def _shift_to_user_text(tree):
             node.end_col_offset = max(0, node.end_col_offset - n)
 
 
-@dataclass
 class Procedure:
     """A compiled procedure.
 
@@ -100,12 +98,18 @@ class Procedure:
     :meth:`distkv_ext.code.CodeEntry.__call__`).
     """
 
-    name: str
-    code: object
-    variables: list
-    is_async: object = None
-    defaults: dict = field(default_factory=dict)
-    filename: str = ""
+    __slots__ = ("name", "code", "variables", "is_async", "defaults", "filename")
+
+    def __init__(self, name, code, variables, is_async=None, defaults=None, filename=""):
+        self.name = name
+        self.code = code
+        self.variables = variables
+        self.is_async = is_async
+        self.defaults = defaults or {}
+        self.filename = filename
+
+    def __repr__(self):
+        return f"<Procedure {self.name} {self.variables}>"
 
     def bind(self, args, kw):
         """Return (positional args, globals dict) for one call."""

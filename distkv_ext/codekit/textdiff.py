@@ -1,7 +1,5 @@
 """Unified diffs of stored code against local files."""
 
-import difflib
-
 __all__ = ["unified_diff", "same_text"]
 
 
@@ -18,6 +16,8 @@ def same_text(a, b):
 def unified_diff(stored, local, stored_name, local_name, context=3):
     """The unified diff (a string, empty when `same_text`) turning the
     stored text into the local one.  Trailing newlines do not count."""
+    import difflib  # only diff needs it; keeps CLI start-up lean
+
     return "".join(
         difflib.unified_diff(
             _lines(stored), _lines(local), fromfile=stored_name, tofile=local_name, n=context
