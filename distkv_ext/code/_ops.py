@@ -134,6 +134,14 @@ async def call_procedure(client, path, args=(), kw=None, *, prefix=DEFAULT_PREFI
         proc.bind(args, kw)
     except TypeError as exc:
         raise BadArguments(str(exc)) from None
+    from ..module import ModuleRoot
+    from ..module._importer import load_requires
+
+    # stored modules become importable while this handler runs
+    await ModuleRoot.as_handler(client)
+    requires = value.get("requires", ()) or ()
+    if requires:
+        load_requires(requires, f"procedure {path}")  # MissingModule: exit 3
     try:
         if proc.is_async is False:
             res = await anyio.to_thread.run_sync(lambda: proc(*args, **kw))

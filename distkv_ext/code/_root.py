@@ -31,6 +31,7 @@ class CodeEntry(ClientEntry):
 
     procedure = None
     error = None
+    requires = ()
 
     def __init__(self, *a, **kw):
         self.reload_event = anyio.Event()
@@ -70,6 +71,8 @@ class CodeEntry(ClientEntry):
             return
         self.error = None
         self.procedure = proc
+        req = value.get("requires", ())
+        self.requires = tuple(req) if isinstance(req, (list, tuple)) else ()
         await self.root.report(self.subpath, None)
         self.reload_event.set()
         self.reload_event = anyio.Event()
@@ -86,6 +89,8 @@ class CodeEntry(ClientEntry):
             if self.error is not None:
                 raise EmptyCode(f"{self.name} does not compile: {self.error}")
             raise EmptyCode(f"{self.name} holds no code")
+        if self.requires:
+            self.root.load_requires(self.requires, f"procedure {self.name}")
         if proc.is_async is False:
             return anyio.to_thread.run_sync(partial(proc, *a, **kw))
         return proc(*a, **kw)
@@ -95,7 +100,9 @@ class CodeRoot(ClientRoot):
     """The stored procedures (``.distkv code proc``), compiled and kept current.
 
     Get it with ``cr = await CodeRoot.as_handler(client)``; it returns once
-    the stored procedures are loaded.  Then ``cr("a.b", ...)`` (or a tuple,
+    the stored procedures are loaded, with a `ModuleRoot` handler running
+    (``cr.modules``), so stored code can import stored modules; a
+    procedure's ``requires`` are imported, in order, before each call.  Then ``cr("a.b", ...)`` (or a tuple,
     or a `Path`) calls one.  A change in the store is recompiled at once;
     an entry that does not compile is logged and recorded in DistKV's
     error tree (subsystem ``compile``), and the previous version keeps
@@ -104,6 +111,7 @@ class CodeRoot(ClientRoot):
 
     CFG = "codes"
     err = None
+    modules = None
 
     @classmethod
     def child_type(cls, name):
@@ -120,7 +128,17 @@ class CodeRoot(ClientRoot):
                 client, cfg=cfg, key=key, subpath=subpath, name=name, **kw
             )
             await root.wait_loaded()
+        if root.modules is None:
+            from ..module import ModuleRoot
+
+            root.modules = await ModuleRoot.as_handler(client)
         return root
+
+    def load_requires(self, requires, who):
+        """Import stored modules ``requires``, in order (see `ModuleRoot`)."""
+        from ..module._importer import load_requires
+
+        load_requires(requires, who)
 
     async def run_starting(self):
         from distkv.errors import ErrorRoot

@@ -13,12 +13,19 @@ hostfix.apply()
 
 # pylint: disable=wrong-import-position
 from ..codekit.cli.args import DROP, NO_DEFAULT, collect_variables, variable_options  # noqa: E402
-from ..codekit.cli.boundary import Finished, boundary, get_client  # noqa: E402
-from ..codekit.cli.output import emit, highlight, output_option, pick_format, stdout_of, table  # noqa: E402
-from ..codekit.errors import CompileError  # noqa: E402
+from ..codekit.cli.boundary import boundary, get_client  # noqa: E402
+from ..codekit.cli.common import (  # noqa: E402
+    EXIT_CODES,
+    diff_options,
+    script_for_get,
+    show_action,
+    show_diff,
+    show_entry,
+)
+from ..codekit.cli.output import emit, output_option, pick_format, stdout_of, table  # noqa: E402
+from ..codekit.errors import CompileError, NotFound  # noqa: E402
 from ..codekit.source import read_source  # noqa: E402
 from ..codekit.store import as_path  # noqa: E402
-from ..codekit.textdiff import unified_diff  # noqa: E402
 from . import (  # noqa: E402
     MODES,
     call_procedure,
@@ -28,13 +35,6 @@ from . import (  # noqa: E402
     remove_procedure,
     store_procedure,
 )
-
-EXIT_CODES = """\b
-Exit status: 0 success (diff: no differences), 1 differences found
-(diff) or another failure, 2 usage error, 3 not found, 4 input refused
-(does not compile, bad file; nothing written), 5 cannot reach the DistKV
-server, 130 interrupted."""
-
 
 def _prefix(obj):
     return obj.cfg["codes"]["prefix"]
@@ -124,10 +124,7 @@ async def set_(obj, path, script, mode, info, values, evals, paths, required, re
         if code is not NotGiven:
             exc.filename = fname
         raise
-    if output:
-        emit(obj, {"path": str(as_path(path)), "action": action}, output)
-    else:
-        print(f"{action}: {as_path(path)}", file=stdout_of(obj))
+    show_action(obj, as_path(path), action, output)
 
 
 def _summary(path, value):
@@ -144,7 +141,7 @@ def _summary(path, value):
 
 @cli.command(epilog=EXIT_CODES)
 @click.argument("path")
-@click.option("-s", "--script", metavar="FILE", help="Write the code to FILE ('-': stdout), nothing else.")
+@script_for_get
 @output_option("yaml", "json")
 @click.pass_obj
 @boundary
@@ -156,25 +153,9 @@ async def get(obj, path, script, output):
     pipe (or with -o) the whole entry is printed as YAML or JSON.
     """
     value, _ = await get_procedure(get_client(obj), path, prefix=_prefix(obj))
-    code = value.get("code") or ""
-    out = stdout_of(obj)
-    if script is not None:
-        text = code if code.endswith("\n") or not code else code + "\n"
-        if script == "-":
-            out.write(text)
-        else:
-            with open(script, "w", encoding="utf-8") as f:
-                f.write(text)
-        return
     entry = dict(value)
     entry["mode"] = mode_of(value.get("is_async", None))
-    if output is None and pick_format(None, out, table_ok=True) == "table":
-        meta = {k: v for k, v in entry.items() if k != "code"}
-        emit(obj, meta)
-        print("---", file=out)
-        print(highlight(code.rstrip("\n") + "\n", "python", out), end="", file=out)
-        return
-    emit(obj, entry, output)
+    show_entry(obj, entry, script, output)
 
 
 @cli.command("list", epilog=EXIT_CODES)
@@ -200,8 +181,6 @@ async def list_(obj, path, depth, output):
         )
     ]
     if path and not rows:
-        from ..codekit.errors import NotFound
-
         raise NotFound("procedure", path)
     fmt = pick_format(output, stdout_of(obj), table_ok=True)
     if fmt == "table":
@@ -225,17 +204,13 @@ async def list_(obj, path, depth, output):
 async def delete(obj, path, output):
     """Delete the procedure PATH.  Exit status 3 if there is none."""
     await remove_procedure(get_client(obj), path, prefix=_prefix(obj))
-    if output:
-        emit(obj, {"path": str(as_path(path)), "action": "deleted"}, output)
-    else:
-        print(f"deleted: {as_path(path)}", file=stdout_of(obj))
+    show_action(obj, as_path(path), "deleted", output)
 
 
 @cli.command(epilog=EXIT_CODES)
 @click.argument("path")
 @click.argument("file")
-@click.option("-U", "--unified", "context", type=int, default=3, help="Lines of context.")
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing; only the exit status.")
+@diff_options
 @click.pass_obj
 @boundary
 async def diff(obj, path, file, context, quiet):
@@ -245,16 +220,9 @@ async def diff(obj, path, file, context, quiet):
     Prints a unified diff from the stored code to the file's.  Exit
     status 0: the same, 1: different.  Trailing newlines do not count.
     """
-    local = read_source(file)
+    local = read_source(file)  # a bad file is refused before asking the server
     value, _ = await get_procedure(get_client(obj), path, prefix=_prefix(obj))
-    name = str(as_path(path))
-    text = unified_diff(value.get("code") or "", local, f"distkv:{name}", file, context)
-    if not text:
-        return
-    if not quiet:
-        out = stdout_of(obj)
-        print(highlight(text, "diff", out), end="", file=out)
-    raise Finished(1)
+    show_diff(obj, value.get("code"), local, file, as_path(path), context, quiet)
 
 
 @cli.command(epilog=EXIT_CODES)

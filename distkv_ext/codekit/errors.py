@@ -17,6 +17,7 @@ __all__ = [
     "ProcedureFailed",
     "EmptyCode",
     "BadArguments",
+    "MissingModule",
 ]
 
 
@@ -99,3 +100,11 @@ class BadArguments(CodeError, TypeError):
     """A procedure was called without a required variable, or with too many."""
 
     exit_status = ExitStatus.USAGE
+
+
+class MissingModule(CodeError, ModuleNotFoundError):
+    """A module that a procedure or module requires is not stored.
+
+    The message names the chain that needed it."""
+
+    exit_status = ExitStatus.NOT_FOUND

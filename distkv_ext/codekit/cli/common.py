@@ -1,0 +1,79 @@
+"""Output steps shared by ``distkv client code`` and ``module``."""
+
+import asyncclick as click
+
+from ..textdiff import unified_diff
+from .boundary import Finished
+from .output import emit, highlight, pick_format, stdout_of
+
+__all__ = [
+    "EXIT_CODES",
+    "show_action",
+    "show_entry",
+    "show_diff",
+    "diff_options",
+    "script_for_get",
+]
+
+EXIT_CODES = """\b
+Exit status: 0 success (diff: no differences), 1 differences found
+(diff) or another failure, 2 usage error, 3 not found, 4 input refused
+(does not compile, bad file, cycle; nothing written), 5 cannot reach the
+DistKV server, 130 interrupted."""
+
+
+def show_action(obj, path, action, output):
+    """``created: PATH`` (or the same as YAML/JSON with ``-o``)."""
+    if output:
+        emit(obj, {"path": str(path), "action": action}, output)
+    else:
+        print(f"{action}: {path}", file=stdout_of(obj))
+
+
+def show_entry(obj, entry, script, output):
+    """Print a stored entry (a dict with ``code``).
+
+    ``script``: write just the code to that file (``-``: stdout).  On a
+    terminal without ``-o``: the settings as YAML, then the code
+    highlighted; else the whole entry as YAML or JSON.
+    """
+    code = entry.get("code") or ""
+    out = stdout_of(obj)
+    if script is not None:
+        text = code if code.endswith("\n") or not code else code + "\n"
+        if script == "-":
+            out.write(text)
+        else:
+            with open(script, "w", encoding="utf-8") as f:
+                f.write(text)
+        return
+    if output is None and pick_format(None, out, table_ok=True) == "table":
+        emit(obj, {k: v for k, v in entry.items() if k != "code"})
+        print("---", file=out)
+        print(highlight(code.rstrip("\n") + "\n", "python", out), end="", file=out)
+        return
+    emit(obj, entry, output)
+
+
+def diff_options(fn):
+    fn = click.option("-q", "--quiet", is_flag=True, help="Print nothing; only the exit status.")(fn)
+    fn = click.option("-U", "--unified", "context", type=int, default=3, help="Lines of context.")(fn)
+    return fn
+
+
+def show_diff(obj, stored, local, file, name, context, quiet):
+    """Diff stored text against ``local`` (read from ``file``); exit
+    status 1 if they differ."""
+    text = unified_diff(stored or "", local, f"distkv:{name}", file, context)
+    if not text:
+        return
+    if not quiet:
+        out = stdout_of(obj)
+        print(highlight(text, "diff", out), end="", file=out)
+    raise Finished(1)
+
+
+def script_for_get(fn):
+    return click.option(
+        "-s", "--script", metavar="FILE", help="Write the code to FILE ('-': stdout), nothing else."
+    )(fn)

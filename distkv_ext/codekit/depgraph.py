@@ -1,0 +1,160 @@
+"""Dependencies between stored modules and procedures.
+
+A stored module or procedure *needs* a module when it lists it in
+``requires`` or imports it (``import a.b``, ``from a.b import c``,
+``from a import b`` where ``a.b`` is stored).  ``requires`` must not form
+a cycle; imports may (Python allows that), so only ``requires`` is
+checked for cycles.
+"""
+
+import ast
+
+__all__ = [
+    "static_imports",
+    "find_cycle",
+    "closure",
+    "dependents",
+    "order",
+    "needed_by",
+    "render_tree",
+]
+
+
+def static_imports(text):
+    """Names of the modules that ``text`` imports (absolute imports only).
+
+    ``from a import b`` yields both ``a`` and ``a.b`` (``b`` may be a
+    module); parents of dotted names are included.  Text that does not
+    parse yields nothing.
+    """
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return set()
+    res = set()
+
+    def add(name):
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):
+            res.add(".".join(parts[:i]))
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                add(a.name)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            add(node.module)
+            for a in node.names:
+                if a.name != "*":
+                    res.add(f"{node.module}.{a.name}")
+    return res
+
+
+def find_cycle(edges, start=None):
+    """A cycle in the graph ``edges`` ({name: iterable of names}), as a
+    list ``[a, b, ..., a]``, or None.  With ``start``, only cycles through
+    nodes reachable from it are searched."""
+    WHITE, GREY, BLACK = 0, 1, 2
+    color = {}
+    stack = []
+
+    def visit(n):
+        color[n] = GREY
+        stack.append(n)
+        for m in edges.get(n, ()):
+            c = color.get(m, WHITE)
+            if c == GREY:
+                return stack[stack.index(m) :] + [m]
+            if c == WHITE:
+                res = visit(m)
+                if res:
+                    return res
+        stack.pop()
+        color[n] = BLACK
+        return None
+
+    for n in [start] if start is not None else sorted(edges):
+        if color.get(n, WHITE) == WHITE:
+            res = visit(n)
+            if res:
+                return res
+    return None
+
+
+def closure(edges, names):
+    """All nodes reachable from ``names`` (included)."""
+    seen = set()
+    todo = list(names)
+    while todo:
+        n = todo.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        todo.extend(edges.get(n, ()))
+    return seen
+
+
+def dependents(edges, name):
+    """Nodes that (transitively) need ``name``, not including it."""
+    rev = {}
+    for a, bs in edges.items():
+        for b in bs:
+            rev.setdefault(b, set()).add(a)
+    return closure(rev, [name]) - {name}
+
+
+def needed_by(edges, name):
+    """Nodes that directly need ``name``."""
+    return sorted(a for a, bs in edges.items() if name in bs)
+
+
+def order(edges, names):
+    """``names`` and what they need, dependencies first (a topological
+    order; members of a cycle in arbitrary order)."""
+    res, seen = [], set()
+
+    def visit(n, path):
+        if n in seen or n in path:
+            return
+        path.add(n)
+        for m in sorted(edges.get(n, ())):
+            visit(m, path)
+        path.discard(n)
+        seen.add(n)
+        res.append(n)
+
+    for n in names:
+        visit(n, set())
+    return res
+
+
+def render_tree(edges, roots, label=str):
+    """``roots`` and what they need, as an indented text tree (a string).
+
+    A node already shown is marked ``(see above)``; a cycle ``(cycle)``.
+    """
+    lines = []
+    shown = set()
+
+    def walk(n, prefix, last, path, top):
+        mark = ""
+        if n in path:
+            mark = "  (cycle)"
+        elif n in shown and edges.get(n):
+            mark = "  (see above)"
+        if top:
+            lines.append(f"{label(n)}{mark}")
+            child_prefix = ""
+        else:
+            lines.append(f"{prefix}{'└── ' if last else '├── '}{label(n)}{mark}")
+            child_prefix = prefix + ("    " if last else "│   ")
+        if mark:
+            return
+        shown.add(n)
+        kids = sorted(edges.get(n, ()))
+        for i, m in enumerate(kids):
+            walk(m, child_prefix, i == len(kids) - 1, path | {n}, False)
+
+    for r in roots:
+        walk(r, "", True, frozenset(), True)
+    return "\n".join(lines) + ("\n" if lines else "")

@@ -1,0 +1,44 @@
+"""Python modules stored in DistKV (``.distkv code module``).
+
+Public API (the names of DistKV 0.65's ``distkv.code``)::
+
+    m = await ModuleRoot.as_handler(client)
+    await m.add("util.pid", code="def step(e): return 0.5 * e", requires=())
+    import util.pid        # served from the store, loaded on first import
+
+See `ModuleRoot` for loading order, reload and what happens to objects
+of an old version.
+"""
+
+from ..codekit.errors import CompileError, InputRefused, NotFound
+from ._importer import StoredModuleFinder, load_requires
+from ._ops import (
+    DEFAULT_PREFIX,
+    check_modules,
+    get_module,
+    list_modules,
+    module_graph,
+    remove_module,
+    store_module,
+)
+from ._root import ModuleEntry, ModuleRoot
+from ._value import check_requires_acyclic, module_value
+
+__all__ = [
+    "ModuleRoot",
+    "ModuleEntry",
+    "StoredModuleFinder",
+    "load_requires",
+    "module_value",
+    "check_requires_acyclic",
+    "get_module",
+    "list_modules",
+    "store_module",
+    "remove_module",
+    "module_graph",
+    "check_modules",
+    "DEFAULT_PREFIX",
+    "CompileError",
+    "InputRefused",
+    "NotFound",
+]

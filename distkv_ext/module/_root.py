@@ -1,0 +1,215 @@
+"""`ModuleRoot` / `ModuleEntry`: the stored modules, served by the import hook."""
+
+import logging
+import sys
+from contextlib import asynccontextmanager
+
+import anyio
+from distkv.obj import ClientEntry, ClientRoot
+from moat.util import NotGiven, Path
+
+from ..codekit.depgraph import closure, dependents
+from ..codekit.store import as_path, delete_entry, server_errors
+from . import _importer
+from ._value import check_requires_acyclic, module_value
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ModuleRoot", "ModuleEntry"]
+
+
+def dotted(path):
+    return ".".join(str(x) for x in path)
+
+
+class ModuleEntry(ClientEntry):
+    """One stored module: its text and ``requires``.  Compiled when first
+    imported, not before (modules load on demand)."""
+
+    @property
+    def name(self):
+        """The module's name (``"a.b"``)."""
+        return dotted(self.subpath)
+
+    @property
+    def code(self):
+        v = self.value
+        return v.get("code") if isinstance(v, dict) else None
+
+    @property
+    def requires(self):
+        v = self.value
+        r = v.get("requires", ()) if isinstance(v, dict) else ()
+        return tuple(r) if isinstance(r, (list, tuple)) else ()
+
+    async def set_value(self, value):
+        changed = value != self.value
+        await super().set_value(value)
+        if changed:
+            self.root.invalidate(self.name)
+
+
+class ModuleRoot(ClientRoot):
+    """The stored modules (``.distkv code module``).
+
+    ``m = await ModuleRoot.as_handler(client)`` returns once the tree is
+    loaded; while it runs, ``import a.b`` (anywhere in this process) finds
+    the module stored at ``.distkv code module a b``, loading it (and its
+    ``requires``, first) only when it is first imported.
+
+    Reload: when a stored module changes or is deleted, it, the modules
+    below it and every loaded module that needs it (``requires`` or an
+    import) are dropped from ``sys.modules``, so the next import or call
+    runs the new code.  Objects made from the old version (instances,
+    functions other code still holds) keep working with the old code;
+    ``isinstance`` checks against a reloaded class fail for them.
+    """
+
+    CFG = "modules"
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self._imported = {}  # name -> set of names it needs
+        self._namespaces = set()  # namespace packages handed out
+        self.generation = 0
+
+    @classmethod
+    def child_type(cls, name):
+        return ModuleEntry
+
+    @classmethod
+    async def as_handler(cls, client, cfg=None, key="prefix", subpath=(), name=None, **kw):
+        """Return the (shared, per client) handler, loaded."""
+        if name is None:
+            name = str(Path("_distkv_code", client.name, cls.CFG, key, *subpath))
+        async with server_errors():
+            root = await super().as_handler(
+                client, cfg=cfg, key=key, subpath=subpath, name=name, **kw
+            )
+            await root.wait_loaded()
+        return root
+
+    @asynccontextmanager
+    async def run(self):
+        async with super().run() as res:
+            _importer.register(self)
+            try:
+                yield res
+            finally:
+                _importer.unregister(self)
+                self.unload_all()
+
+    # --- for the import hook ---
+
+    def _node(self, name):
+        try:
+            path = Path.build(name.split("."))
+        except Exception:  # pylint: disable=broad-except
+            return None
+        return self.follow(path, create=False) if len(path) else None
+
+    def kind_of(self, name):
+        """``"module"``, ``"namespace"`` or None: what is stored at ``name``."""
+        node = self._node(name)
+        if node is None:
+            return None
+        if node.code is not None:
+            return "module"
+        if any(True for _ in node.all_children):
+            return "namespace"
+        return None
+
+    def module_source(self, name):
+        """(text, requires) of a stored module."""
+        node = self._node(name)
+        if node is None or node.code is None:
+            raise ModuleNotFoundError(f"no module stored at {name}", name=name)
+        return node.code, node.requires
+
+    def loaded(self, name, needs):
+        self._imported[name] = set(needs)
+
+    def note_namespace(self, name):
+        self._namespaces.add(name)
+
+    def unloaded(self, name):
+        self._imported.pop(name, None)
+
+    def invalidate(self, name):
+        """Drop ``name``, its submodules and its loaded dependents from
+        ``sys.modules`` (see the class docstring)."""
+        if not self._imported:
+            return
+        roots = {n for n in self._imported if n == name or n.startswith(name + ".")}
+        roots.add(name)
+        victims = set()
+        for r in roots:
+            victims |= {r} | dependents(self._imported, r)
+        victims &= set(self._imported) | {name}
+        for v in sorted(victims, reverse=True):
+            self._drop(v)
+        if victims:
+            self.generation += 1
+            logger.debug("Invalidated %s (changed: %s)", sorted(victims), name)
+
+    def _drop(self, name):
+        self._imported.pop(name, None)
+        mod = sys.modules.get(name)
+        if mod is None or not _importer.is_ours(mod):
+            return
+        del sys.modules[name]
+        parent, _, last = name.rpartition(".")
+        if parent and parent in sys.modules:
+            try:
+                delattr(sys.modules[parent], last)
+            except AttributeError:
+                pass
+
+    def unload_all(self):
+        """Drop every module this handler loaded, and the namespace
+        packages above them, from ``sys.modules``."""
+        names = set(self._imported) | self._namespaces
+        self._namespaces = set()
+        for name in sorted(names, reverse=True):
+            self._drop(name)
+
+    def load_requires(self, requires, who):
+        """Import ``requires`` in order on behalf of ``who`` (see `_importer`)."""
+        _importer.load_requires(requires, who)
+
+    # --- changing the store ---
+
+    def requires_graph(self):
+        """{module name: requires} of every stored module."""
+        return {
+            e.name: list(e.requires) for e in self.all_children if e.code is not None
+        }
+
+    async def add(self, path, code=None, requires=(), *, info=None):
+        """Check and store a module; return when this handler has it.
+
+        Refused (`CompileError` / `InputRefused`, nothing written): code
+        that does not compile, and ``requires`` that would close a cycle.
+        ``code=None`` removes the module.
+        """
+        path = as_path(path, "module")
+        if code is None:
+            return await self.remove(path)
+        value = module_value(path, code, requires=requires, info=info)
+        check_requires_acyclic(self.requires_graph(), dotted(path), value["requires"])
+        async with server_errors():
+            res = await self.client.set(self._path + path, value=value, nchain=2)
+            await self.wait_chain(res.chain)
+        return res
+
+    async def remove(self, path):
+        """Delete a stored module; `NotFound` if there is none."""
+        path = as_path(path, "module")
+        await delete_entry(self.client, self._path, path, "module")
+        with anyio.move_on_after(5):
+            while (e := self.follow(path, create=False)) is not None and e.value is not NotGiven:
+                await anyio.sleep(0.01)
+
+    def needs(self, name):
+        """Every module that loading ``name`` loads (requires, transitively)."""
+        return closure(self.requires_graph(), [name]) - {name}

@@ -1,0 +1,40 @@
+"""The stored form of a module (DistKV 0.65's layout: ``{code, requires}``)."""
+
+from ..code._value import normalize_requires
+from ..codekit.compiler import compile_module_code
+from ..codekit.depgraph import find_cycle
+from ..codekit.errors import InputRefused
+
+__all__ = ["module_value", "check_requires_acyclic", "dotted"]
+
+
+def dotted(path):
+    return ".".join(str(x) for x in path)
+
+
+def module_value(path, code, *, requires=(), info=None):
+    """Check (compile) a module; return the dict to store.
+
+    Raises `CompileError` / `InputRefused`; nothing is written by this.
+    """
+    name = dotted(path)
+    compile_module_code(code, name)
+    requires = normalize_requires(requires)
+    if name in requires:
+        raise InputRefused(f"module {name} cannot require itself")
+    value = {"code": code, "requires": requires}
+    if info is not None:
+        if not isinstance(info, str) or "\n" in info:
+            raise InputRefused("info must be one line of text")
+        value["info"] = info
+    return value
+
+
+def check_requires_acyclic(graph, name, requires):
+    """Refuse (`InputRefused`) ``requires`` for ``name`` that would close a
+    cycle in ``graph`` ({module: requires}); the message names the cycle."""
+    g = {k: list(v) for k, v in graph.items()}
+    g[name] = list(requires)
+    cyc = find_cycle(g, start=name)
+    if cyc:
+        raise InputRefused(f"requires of {name} would close a cycle: {' -> '.join(cyc)}")
