@@ -123,15 +123,22 @@ class CodeRoot(ClientRoot):
         if name is None:
             # distinct from DistKV's own CodeRoot, which may share the client
             name = str(Path("_distkv_code", client.name, cls.CFG, key, *subpath))
-        async with server_errors():
-            root = await super().as_handler(
-                client, cfg=cfg, key=key, subpath=subpath, name=name, **kw
-            )
-            await root.wait_loaded()
-        if root.modules is None:
-            from ..module import ModuleRoot
+        from ..module import ModuleRoot
 
-            root.modules = await ModuleRoot.as_handler(client)
+        res = {}
+
+        async def modules():
+            res["modules"] = await ModuleRoot.as_handler(client)
+
+        async with server_errors():
+            # fetch procedures and modules at the same time
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(modules)
+                root = await super().as_handler(
+                    client, cfg=cfg, key=key, subpath=subpath, name=name, **kw
+                )
+                await root.wait_loaded()
+        root.modules = res["modules"]
         return root
 
     def load_requires(self, requires, who):
