@@ -51,6 +51,8 @@ class CodeEntry(ClientEntry):
         if value is NotGiven or value is None:
             self.procedure = None
             self.error = None
+            self.reload_event.set()  # running jobs of it must stop
+            self.reload_event = anyio.Event()
             return
         try:
             if not isinstance(value, dict):

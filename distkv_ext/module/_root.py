@@ -70,6 +70,7 @@ class ModuleRoot(ClientRoot):
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
         self._imported = {}  # name -> set of names it needs
+        self._listeners = []
         self._namespaces = set()  # namespace packages handed out
         self.generation = 0
 
@@ -151,6 +152,17 @@ class ModuleRoot(ClientRoot):
         if victims:
             self.generation += 1
             logger.debug("Invalidated %s (changed: %s)", sorted(victims), name)
+            for cb in list(self._listeners):
+                try:
+                    cb(victims)
+                except Exception:  # pylint: disable=broad-except
+                    logger.exception("module change listener %r failed", cb)
+
+    def add_listener(self, callback):
+        """Call ``callback(names)`` (sync) with the set of module names
+        dropped whenever stored modules change; returns a remover."""
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback) if callback in self._listeners else None
 
     def _drop(self, name):
         self._imported.pop(name, None)

@@ -1,0 +1,78 @@
+"""Which live node runs which any-node job.
+
+Every runner of a group computes the same assignment from the same view
+(the jobs, the live members with their weights, and which node runs what
+now), without talking to the others:
+
+* Each node gets a *capacity*: its share of the jobs by weight, rounded
+  up, so the jobs are spread by count (or weight), not by luck.
+* A job that runs on a live node stays there while that node is within
+  its capacity (jobs are not moved needlessly).
+* Every other job goes to the node with the highest rendezvous score
+  (``weight / -ln(h(job, node))``, ``h`` uniform in (0, 1)) that still has
+  room.
+
+So when a node joins, the others keep their jobs up to their new, smaller
+capacity and only the excess moves, to the new node; when a node dies, only
+its jobs move.
+"""
+
+import hashlib
+import math
+
+__all__ = ["owner", "score", "assign"]
+
+
+def _unit(job, node):
+    d = hashlib.blake2b(f"{job}\0{node}".encode(), digest_size=8).digest()
+    # (0, 1): never 0 (log) nor 1 (division by zero below)
+    return (int.from_bytes(d, "big") + 1) / (2**64 + 2)
+
+
+def score(job, node, weight=1.0):
+    """The rendezvous score of ``node`` for ``job`` (higher wins)."""
+    if weight <= 0:
+        return float("-inf")
+    return weight / -math.log(_unit(job, node))
+
+
+def owner(job, nodes):
+    """The node (a key of ``nodes``, {name: weight}) with the best score
+    for ``job``, ignoring capacity; None if no node has a positive weight."""
+    best, best_score = None, float("-inf")
+    for node in sorted(nodes):
+        s = score(job, node, nodes[node])
+        if s > best_score:
+            best, best_score = node, s
+    return best if best_score > float("-inf") else None
+
+
+def assign(jobs, nodes, current=None):
+    """Assign every job in ``jobs`` to a node of ``nodes`` ({name: weight}).
+
+    ``current``: {job: node running it now}.  Returns {job: node}; jobs map
+    to None when no node has a positive weight.
+    """
+    current = current or {}
+    active = {n: w for n, w in nodes.items() if w > 0}
+    jobs = sorted(jobs)
+    if not active:
+        return {j: None for j in jobs}
+    total = sum(active.values())
+    cap = {n: math.ceil(len(jobs) * w / total) for n, w in active.items()}
+    used = {n: 0 for n in active}
+    res = {}
+    for j in jobs:  # stay where you are, within capacity
+        n = current.get(j)
+        if n in active and used[n] < cap[n]:
+            res[j] = n
+            used[n] += 1
+    for j in jobs:
+        if j in res:
+            continue
+        for n in sorted(active, key=lambda n: score(j, n, active[n]), reverse=True):
+            if used[n] < cap[n]:
+                res[j] = n
+                used[n] += 1
+                break
+    return res

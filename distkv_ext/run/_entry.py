@@ -1,0 +1,198 @@
+"""Runner entries and their state entries (DistKV 0.65's layout).
+
+A runner entry (``.distkv run KIND GROUP ... JOB``) says what runs and
+when; it holds no code, only a pointer to a procedure.  Its state entry
+(``.distkv state KIND GROUP [NODE] ... JOB``) is written by runners only,
+so an operator editing a job never races a runner on one entry.
+"""
+
+import time
+
+from distkv.obj import AttrClientEntry
+from moat.util import NotGiven, Path
+
+__all__ = ["RunnerEntry", "StateEntry", "next_start", "retry_delay", "chain_covers"]
+
+
+class RunnerEntry(AttrClientEntry):
+    """What to run, with which data, and when.
+
+    Attributes (stored; DistKV 0.65's names and defaults, plus ours):
+      code: path of the procedure to run
+      data: dict of variables for it (on top of the procedure's defaults)
+      target: time (Unix seconds) to start at; 0/None: don't start
+      repeat: seconds after a successful run to start again (0: don't)
+      delay: seconds to wait before retrying after an error
+      backoff: factor: the n-th error in a row waits ``delay * backoff**n``
+      max_delay: cap of that wait (ours; default: none)
+      max_tries: give up after this many errors in a row (ours; 0: never)
+      ok_after: a run that lasts this long counts as healthy (resets the
+        backoff, resolves the error); 0: only a successful end does
+      info: one line (ours)
+    """
+
+    ATTRS = "code data delay ok_after repeat backoff target max_delay max_tries info pin".split()
+
+    code = None
+    data = None
+    delay = 100
+    repeat = 0
+    target = 0
+    backoff = 1.1
+    ok_after = 0
+    max_delay = 0
+    max_tries = 0
+    info = None
+    pin = None
+
+    @property
+    def state(self):
+        """The `StateEntry` of this job (created locally if missing)."""
+        return self.root.state_for(self.subpath)
+
+    @property
+    def code_path(self):
+        c = self.code
+        if c is None:
+            return None
+        if isinstance(c, str):
+            from moat.util import P
+
+            return P(c)
+        return Path.build(c)
+
+    async def run_at(self, t):
+        """Start this job at time ``t`` (Unix seconds)."""
+        self.target = t
+        await self.save()
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {Path.build(self.subpath)} -> {self.code}>"
+
+    async def set_value(self, value):
+        # no equality check: a local save() has set the value already
+        await super().set_value(value)
+        self.root.entry_changed(self)
+
+    async def update(self, value, **kw):  # pylint: disable=arguments-differ
+        res = await super().update(value, **kw)
+        self.root.entry_changed(self)
+        return res
+
+
+class StateEntry(AttrClientEntry):
+    """What happened to a job: written by the runners only.
+
+    Attributes:
+      node: the node running it now (None when not running)
+      last_node: the node that ran it last (kept after it stops)
+      started, stopped: times of the last start / end
+      result: the last successful run's return value
+      backoff: errors in a row (the retry wait grows with it)
+      computed: when it is due next (0: not scheduled)
+      reason: why it is (not) running, in words
+      pinged: last time the running node confirmed it
+      runs: how many times it has been started
+      error: the last error, one line (cleared on success)
+      resume: the last run was interrupted (moved to another node, code
+        changed, runner stopped): start it again at once, wherever
+    """
+
+    ATTRS = (
+        "started stopped pinged computed reason result node backoff last_node runs error resume".split()
+    )
+
+    started = 0
+    stopped = 0
+    pinged = 0
+    node = None
+    last_node = None
+    result = NotGiven
+    backoff = 0
+    computed = 0
+    reason = ""
+    runs = 0
+    error = None
+    resume = False
+
+    _written = None  # chain of our last write, until the mirror has seen it
+
+    async def save(self, wait=False):
+        value = self.get_value()
+        res = await super().save(wait=wait)
+        self._written = self.chain
+        # an echo that arrived while we waited may have changed the
+        # attributes: what we wrote is the latest
+        await AttrClientEntry.set_value(self, value)
+        return res
+
+    async def set_value(self, value):
+        incoming = self.chain
+        if self._written is not None and value is not NotGiven:
+            if not chain_covers(incoming, self._written):
+                # the late echo of an older write: our newer one is on its way
+                self.chain = self._written
+                return
+            self._written = None
+        old_node = self.node
+        await super().set_value(value)
+        self.root.state_changed(self, old_node)
+
+
+def chain_covers(new, old):
+    """Is the change chain ``new`` the same as or later than ``old``?
+
+    Walks ``new``'s ``prev`` links for ``old``'s server; if that server is
+    not in the (shortened) chain, ``new`` is taken to be later.
+    """
+    if old is None:
+        return True
+    if new is None:
+        return False
+    node, tick = old.get("node"), old.get("tick", 0)
+    c = new
+    while c is not None:
+        if c.get("node") == node:
+            return c.get("tick", 0) >= tick
+        c = c.get("prev")
+    return True
+
+
+def retry_delay(entry, n_errors):
+    """Seconds to wait before retry number ``n_errors`` (>= 1)."""
+    d = float(entry.delay or 0) * float(entry.backoff or 1) ** max(0, n_errors - 1)
+    if entry.max_delay:
+        d = min(d, float(entry.max_delay))
+    return d
+
+
+def next_start(entry, state, now=None):
+    """When the job should start next: ``(time, reason)``.
+
+    ``time`` is None when it should not start at all (the reason says
+    why); a time <= now means: start now.
+    """
+    if now is None:
+        now = time.time()
+    if entry.value is NotGiven:
+        return None, "deleted"
+    if entry.code is None:
+        return None, "no code"
+    target = entry.target or 0
+    if not target:
+        return None, "no target"
+    if state.node is not None:
+        return None, f"running on {state.node}"
+    started = state.started or 0
+    stopped = state.stopped or 0
+    if target > started:
+        return target, "target"
+    if state.resume:
+        return stopped, f"resume ({state.reason})" if state.reason else "resume"
+    if state.backoff:
+        if entry.max_tries and state.backoff >= entry.max_tries:
+            return None, f"gave up after {state.backoff} errors"
+        return stopped + retry_delay(entry, state.backoff), f"retry after error {state.backoff}"
+    if entry.repeat:
+        return stopped + float(entry.repeat), "repeat"
+    return None, "done"

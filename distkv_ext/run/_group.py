@@ -1,0 +1,223 @@
+"""Membership of a runner group: heartbeats over DistKV's message channel.
+
+Every runner of a group sends a heartbeat (``client.msg_send``) every
+``ping`` seconds and listens to the others' (``client.msg_monitor``).  A
+node not heard from for ``timeout`` seconds is gone; a runner that stops
+cleanly says so, and the others react at once.  DistKV's own runner uses
+an asyncactor group instead, whose tag rotation takes 49 s or more to
+notice a dead node; this takes ``timeout`` (2 s by default).
+
+A runner also watches its *own* heartbeats come back: if they stop, it is
+cut off, and it must stop its any-node jobs before the others take them
+over (`Group.connected`).
+"""
+
+import logging
+import time
+
+import anyio
+
+from distkv.actor import BrokenState, CompleteState, DetachedState, PartialState
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Group", "GroupMembers"]
+
+
+class GroupMembers:
+    """An ``_info`` event: the live members of the group changed.
+
+    Attributes: ``nodes`` (sorted names), ``joined``, ``left``.
+    """
+
+    def __init__(self, nodes, joined=(), left=()):
+        self.nodes = sorted(nodes)
+        self.joined = sorted(joined)
+        self.left = sorted(left)
+
+    def __repr__(self):
+        return f"<GroupMembers {self.nodes} +{self.joined} -{self.left}>"
+
+
+class _Member:
+    __slots__ = ("seen", "weight", "load")
+
+    def __init__(self, seen, weight, load):
+        self.seen = seen
+        self.weight = weight
+        self.load = load
+
+
+class Group:
+    """Heartbeat membership of one runner group.
+
+    Args:
+      client: the DistKV client
+      topic: message topic of the group (a tuple of strings)
+      name: this node's name
+      weight: this node's share of any-node jobs (0: none)
+      ping: seconds between heartbeats
+      timeout: seconds of silence after which a node is gone
+      on_change: called (sync) after the live set or connectivity changed
+      load: callable returning this node's number of running jobs
+      on_claim: called (sync) as ``on_claim(kind, job, node)`` for the
+        claim protocol's messages of other nodes (kind "claim" or "held")
+    """
+
+    def __init__(
+        self,
+        client,
+        topic,
+        name,
+        *,
+        weight=1.0,
+        ping=0.5,
+        timeout=2.0,
+        on_change=None,
+        load=None,
+        on_claim=None,
+    ):
+        if timeout < 2 * ping:
+            raise ValueError(f"timeout ({timeout}) must be at least twice ping ({ping})")
+        self.client = client
+        self.topic = tuple(topic)
+        self.name = name
+        self.weight = float(weight)
+        self.ping = float(ping)
+        self.timeout = float(timeout)
+        self.on_change = on_change or (lambda: None)
+        self.load = load or (lambda: 0)
+        self.on_claim = on_claim or (lambda kind, job, node: None)
+        self.members = {}  # others: name -> _Member
+        self.known = set()  # every node seen since we started
+        self._echo = None  # monotonic time our own heartbeat last came back
+        self._start = None
+        self._live = frozenset([name])
+        self._connected = False
+        self._stopping = False
+        self._was_ready = False
+
+    # --- state ---
+
+    @property
+    def ready(self):
+        """True once we have listened for ``timeout`` seconds, so the live
+        set is complete (before that, a node we have not heard yet is not
+        necessarily gone)."""
+        return self._start is not None and time.monotonic() - self._start >= self.timeout
+
+    @property
+    def connected(self):
+        """Our own heartbeats come back (we can reach the group)."""
+        return self._connected
+
+    def live(self):
+        """{name: weight} of the live members, this node included."""
+        res = {n: m.weight for n, m in self.members.items() if n in self._live}
+        res[self.name] = 0.0 if self._stopping else self.weight
+        return res
+
+    def is_live(self, name):
+        return name == self.name or name in self._live
+
+    def state_event(self):
+        """This node's view of the group as a DistKV actor state event
+        (`BrokenState`: cut off, `DetachedState`: alone, `PartialState`:
+        some known members missing, `CompleteState`: all there)."""
+        live = set(self._live)
+        if not self._connected:
+            return BrokenState(sorted(live))
+        if live == {self.name}:
+            return DetachedState(sorted(live))
+        if self.known - live:
+            return PartialState(sorted(live))
+        return CompleteState(sorted(live))
+
+    # --- running ---
+
+    async def run(self, *, task_status=anyio.TASK_STATUS_IGNORED):
+        """Send and receive heartbeats until cancelled."""
+        async with self.client.msg_monitor(self.topic) as mon:
+            self._start = time.monotonic()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._sender)
+                tg.start_soon(self._expirer)
+                task_status.started()
+                async for msg in mon:
+                    data = msg.get("data") if hasattr(msg, "get") else None
+                    if isinstance(data, dict):
+                        self._heard(data)
+
+    async def leave(self):
+        """Tell the group that we stop (the others take over at once)."""
+        self._stopping = True
+        try:
+            with anyio.move_on_after(2, shield=True):
+                await self.client.msg_send(self.topic, {"node": self.name, "leave": True})
+        except Exception as exc:  # pylint: disable=broad-except
+            logger.debug("could not send leave: %r", exc)
+
+    async def send_claim(self, kind, job):
+        """Broadcast ``{kind: job}`` ("claim": I want to run it; "held": I
+        run it) to the group."""
+        await self.client.msg_send(self.topic, {"node": self.name, kind: job})
+
+    async def _sender(self):
+        seq = 0
+        while True:
+            seq += 1
+            msg = {"node": self.name, "w": 0.0 if self._stopping else self.weight, "n": self.load(), "seq": seq}
+            try:
+                await self.client.msg_send(self.topic, msg)
+            except Exception as exc:  # pylint: disable=broad-except
+                logger.warning("heartbeat not sent: %r", exc)
+            await anyio.sleep(self.ping)
+
+    def _heard(self, data):
+        node = data.get("node")
+        if not isinstance(node, str):
+            return
+        now = time.monotonic()
+        if node == self.name:
+            self._echo = now
+            self._update()
+            return
+        if data.get("leave"):
+            self.members.pop(node, None)
+            self._update()
+            return
+        for kind in ("claim", "held"):
+            if kind in data:
+                self.on_claim(kind, data[kind], node)
+                if node in self.members:
+                    self.members[node].seen = now
+                return
+        try:
+            weight = float(data.get("w", 1.0))
+        except (TypeError, ValueError):
+            weight = 1.0
+        self.members[node] = _Member(now, weight, data.get("n", 0))
+        self.known.add(node)
+        if node not in self._live:
+            self._update()
+
+    async def _expirer(self):
+        while True:
+            await anyio.sleep(self.ping / 2)
+            self._update()
+
+    def _update(self):
+        now = time.monotonic()
+        live = {n for n, m in self.members.items() if now - m.seen < self.timeout}
+        live.add(self.name)
+        connected = self._echo is not None and now - self._echo < self.timeout * 0.75
+        live = frozenset(live)
+        ready = self.ready
+        if live != self._live or connected != self._connected or ready != self._was_ready:
+            self._was_ready = ready
+            old = self._live
+            self._live = live
+            self._connected = connected
+            logger.debug("%s: group %s now %s (connected: %s)", self.name, self.topic, sorted(live), connected)
+            self.changes = GroupMembers(live, live - old, old - live)
+            self.on_change()

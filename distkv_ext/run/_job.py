@@ -1,0 +1,164 @@
+"""Running one job once: globals, ``ok_after``, result, errors.
+
+`execute` runs the procedure of a runner entry with the globals that
+stored code expects and returns an `Outcome`; it never raises for what
+the code does (only cancellation passes through).
+"""
+
+import inspect
+import logging
+import math
+import time
+import traceback
+
+import anyio
+from moat.util import Queue, combine_dict
+
+from ..codekit.errors import CodeError
+from ._codehash import code_hash
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["JobContext", "Outcome", "execute", "ErrorRecorded", "QLEN"]
+
+#: Length of the ``_info`` queue of async jobs.  When it is full, new
+#: events are dropped (and counted), so a job that never reads it cannot
+#: make the runner grow.
+QLEN = 20
+
+
+class ErrorRecorded(Exception):
+    """Raised by ``_self.error()``: the job recorded its own error."""
+
+
+class Outcome:
+    """How a run ended.
+
+    ``ok``: it returned (``result`` holds the value); else ``error`` is a
+    one-line description and ``exc`` the exception (None for errors the
+    runner found before starting, like missing code).
+    """
+
+    def __init__(self, ok, result=None, error=None, exc=None, started=None):
+        self.ok = ok
+        self.result = result
+        self.error = error
+        self.exc = exc
+        self.started = started
+
+
+class JobContext:
+    """The ``_self`` global of a job: what the code can ask of its runner.
+
+    * ``await _self.setup_done()``: "I'm set up": resets the error
+      backoff and resolves a recorded error, as a run that lasted
+      ``ok_after`` seconds does.
+    * ``await _self.error(message, **data)``: record an error for this job
+      (with ``data``) and end the run as failed.
+    * ``_self.info``: the job's event queue (also the ``_info`` global of
+      async code).
+    """
+
+    def __init__(self, runner, entry):
+        self._runner = runner
+        self._entry = entry
+        self.info = Queue(QLEN)
+        self.dropped = 0
+        self.healthy = False
+
+    def send_event(self, evt):
+        """Queue an event for the job; drop it if the queue is full."""
+        try:
+            self.info.put_nowait(evt)
+        except anyio.WouldBlock:
+            self.dropped += 1
+
+    async def setup_done(self):
+        if self.healthy:
+            return
+        self.healthy = True
+        await self._runner.job_healthy(self._entry)
+
+    async def error(self, message, **data):
+        await self._runner.record_job_error(self._entry, message=message, data=data)
+        raise ErrorRecorded(message)
+
+
+def _serializable(value, depth=0):
+    """Is ``value`` something DistKV can store (msgpack-able plain data)?"""
+    if depth > 50:
+        return False
+    if value is None or isinstance(value, (bool, int, str, bytes)):
+        return not isinstance(value, int) or -(2**63) <= value < 2**64
+    if isinstance(value, float):
+        return not math.isnan(value)
+    if isinstance(value, (list, tuple)):
+        return all(_serializable(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, (str, int)) and _serializable(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def one_line(exc):
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+async def execute(runner, entry, ctx, *, on_ok_after=None):
+    """Run ``entry``'s procedure once; return an `Outcome`.
+
+    Globals of the code: ``_entry`` (the runner entry), ``_client``,
+    ``_cfg`` (the client's configuration), ``_self`` (`JobContext`),
+    ``_log`` (a logger for this job) and, for async code, ``_info``.
+    Variables come from the entry's ``data`` over the procedure's
+    defaults.
+    """
+    started = time.time()
+    try:
+        code_entry = runner.code.lookup(entry.code_path)
+        if code_entry.procedure is None:
+            raise CodeError(f"procedure {entry.code_path} does not compile: {code_entry.error}")
+        if entry.pin and code_hash(code_entry.value) != entry.pin:
+            raise CodeError(
+                f"procedure {entry.code_path} changed: its hash is"
+                f" {code_hash(code_entry.value)}, the job is pinned to {entry.pin}"
+            )
+    except CodeError as exc:
+        return Outcome(False, error=str(exc), exc=exc, started=started)
+
+    data = entry.data if isinstance(entry.data, dict) else {}
+    kw = combine_dict(dict(data), dict(code_entry.value.get("default") or {}), deep=True)
+    kw.update(
+        _entry=entry,
+        _client=runner.client,
+        _cfg=runner.client._cfg,  # pylint: disable=protected-access
+        _self=ctx,
+        _log=logging.getLogger(f"distkv_code.job.{'.'.join(str(x) for x in entry.subpath)}"),
+    )
+    if code_entry.is_async:
+        kw["_info"] = ctx.info
+    try:
+        async with anyio.create_task_group() as tg:
+            if entry.ok_after and entry.ok_after > 0 and on_ok_after is not None:
+
+                async def healthy_after(t):
+                    await anyio.sleep(t)
+                    await ctx.setup_done()
+
+                tg.start_soon(healthy_after, float(entry.ok_after))
+            res = code_entry(**kw)
+            if inspect.isawaitable(res):
+                res = await res
+            tg.cancel_scope.cancel()
+    except ErrorRecorded as exc:
+        return Outcome(False, error=str(exc), exc=exc, started=started)
+    except Exception as exc:  # pylint: disable=broad-except
+        logger.info("Job %s failed: %s", entry, "".join(traceback.format_exception(exc)))
+        return Outcome(False, error=one_line(exc), exc=exc, started=started)
+    if not _serializable(res):
+        return Outcome(
+            False,
+            error=f"result cannot be stored: {type(res).__name__} ({repr(res)[:100]})",
+            started=started,
+        )
+    return Outcome(True, result=res, started=started)
