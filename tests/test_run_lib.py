@@ -16,7 +16,7 @@ from distkv_ext.run import AllRunnerRoot, AnyRunnerRoot, SingleRunnerRoot
 
 from .fixtures import cluster
 
-FAST = {"ping": 0.2, "timeout": 1.0, "settle": 0.2, "rebalance_delay": 0.5}
+FAST = {"heartbeat": 0.2, "timeout": 1.0, "settle": 0.2, "rebalance_delay": 0.5}
 LOG = []  # (job, node, start, stop)
 EVENTS = []
 

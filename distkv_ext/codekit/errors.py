@@ -32,10 +32,10 @@ class NotFound(CodeError, LookupError):
 
     exit_status = ExitStatus.NOT_FOUND
 
-    def __init__(self, what, path):
+    def __init__(self, what, path, message=None):
         self.what = what
         self.path = path
-        super().__init__(f"no {what} stored at {path}")
+        super().__init__(message or f"no {what} stored at {path}")
 
 
 class InputRefused(CodeError, ValueError):

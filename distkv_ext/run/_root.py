@@ -22,9 +22,11 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["AnyRunnerRoot", "SingleRunnerRoot", "AllRunnerRoot", "RUNNER_DEFAULTS"]
 
-#: Our configuration keys below ``runner:`` (DistKV's own keys stay).
+#: Our configuration keys below ``runner:``, beside DistKV's own (prefix,
+#: state, name, start_delay, ping, actor, sub), none of which we use for
+#: scheduling.
 RUNNER_DEFAULTS = {
-    "ping": 0.5,  # seconds between heartbeats (DistKV's 'ping' means something else: see below)
+    "heartbeat": 0.5,  # seconds between heartbeats (DistKV's own 'ping' is unrelated)
     "timeout": 2.0,  # a node silent this long is gone
     "settle": 0.25,  # after claiming a job, wait this long, then check we still hold it
     "rebalance": True,  # move running any-node jobs to a node that joins
@@ -131,7 +133,7 @@ class _RunnerRoot(ClientRoot):
                 self.group_topic(),
                 self.node,
                 weight=self.rcfg["weight"],
-                ping=self.rcfg["ping"],
+                ping=self.rcfg["heartbeat"],
                 timeout=self.rcfg["timeout"],
                 on_change=self.scheduler.group_changed,
                 load=lambda: len(self.scheduler.jobs),

@@ -114,7 +114,7 @@ def emit(obj, data, output=None):
     elif isinstance(data, (int, float, bool)) or data is None:
         text = json.dumps(data)  # 42, 1.5, true, null: YAML and JSON agree
     else:
-        text = yformat(data)
+        text = yformat(data, compact=False)
     print(highlight(text, "yaml", stream), end="" if text.endswith("\n") else "\n", file=stream)
 
 

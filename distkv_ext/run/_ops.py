@@ -1,0 +1,224 @@
+"""One-shot operations on runner entries (what ``distkv client run`` calls)."""
+
+import time
+
+from distkv.default import CFG
+from moat.util import NotGiven, P, Path
+
+from ..codekit.errors import InputRefused, NotFound
+from ..codekit.store import as_path, delete_entry, get_entry, list_entries, write_entry
+from ._codehash import code_hash
+from ._daemon import runner_subpath
+from ._entry import RunnerEntry, StateEntry, next_start
+
+__all__ = [
+    "RUN_PREFIX",
+    "STATE_PREFIX",
+    "JOB_FIELDS",
+    "job_value",
+    "store_job",
+    "get_job",
+    "remove_job",
+    "list_jobs",
+    "job_states",
+    "explain_job",
+]
+
+RUN_PREFIX = CFG.runner.prefix
+STATE_PREFIX = CFG.runner.state
+PROC_PREFIX = CFG.codes.prefix
+
+#: Fields of a runner entry that ``store_job``'s ``edit`` may set.
+JOB_FIELDS = ("code", "data", "target", "repeat", "delay", "backoff", "ok_after", "max_delay", "max_tries", "info", "pin")
+
+
+def _num(name, v, minimum=0):
+    if v is None:
+        return None
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        raise InputRefused(f"{name} must be a number, not {v!r}") from None
+    if v < minimum:
+        raise InputRefused(f"{name} must be at least {minimum}, not {v:g}")
+    return int(v) if v == int(v) else v
+
+
+def job_value(fields):
+    """Check runner entry fields; return the dict to store (DistKV's layout)."""
+    unknown = set(fields) - set(JOB_FIELDS)
+    if unknown:
+        raise InputRefused(f"unknown job fields: {', '.join(sorted(unknown))}")
+    code = fields.get("code")
+    if code is None:
+        raise InputRefused("a job needs the path of its procedure (-c CODE)")
+    code = as_path(code, "procedure")
+    data = fields.get("data") or {}
+    if not isinstance(data, dict):
+        raise InputRefused("data must be a mapping of variable names to values")
+    value = {"code": code, "data": dict(data)}
+    for k in ("target", "repeat", "delay", "ok_after", "max_delay", "max_tries"):
+        v = _num(k, fields.get(k))
+        if v is not None:
+            value[k] = v
+    if fields.get("backoff") is not None:
+        value["backoff"] = _num("backoff", fields["backoff"], minimum=1)
+    if fields.get("info") is not None:
+        if not isinstance(fields["info"], str) or "\n" in fields["info"]:
+            raise InputRefused("info must be one line of text")
+        value["info"] = fields["info"]
+    if fields.get("pin"):
+        value["pin"] = str(fields["pin"])
+    return value
+
+
+def _fields(value):
+    return {k: value[k] for k in JOB_FIELDS if isinstance(value, dict) and k in value}
+
+
+async def store_job(client, kind, group, path, edit, *, node=None, prefix=RUN_PREFIX, proc_prefix=PROC_PREFIX):
+    """Create or change the runner entry ``path`` of a group.
+
+    ``edit(old)`` gets the current fields (None if there is no entry) and
+    returns the new ones; ``pin=True`` pins the procedure's current hash.
+    Refused: a procedure that is not stored (`NotFound`), required
+    variables that neither the job's data nor the procedure's defaults
+    supply, bad numbers (`InputRefused`).  Returns (action, value).
+    """
+    sub = Path.build(runner_subpath(kind, group, node))
+    path = as_path(path, "job")
+    try:
+        old_value, chain = await get_entry(client, prefix + sub, path, "job")
+    except NotFound:
+        old_value, chain = None, None
+    fields = edit(None if old_value is None else _fields(old_value))
+    pin = fields.get("pin")
+    value = job_value({**fields, "pin": None})
+    proc, _ = await get_entry(client, proc_prefix, value["code"], "procedure")
+    have = set(value["data"]) | set((proc.get("default") or {}))
+    missing = [v for v in proc.get("vars", ()) if v not in have]
+    if missing:
+        raise InputRefused(
+            f"procedure {value['code']} needs {', '.join(missing)}: give them with -v/-e/-p"
+        )
+    if pin is True:
+        value["pin"] = code_hash(proc)
+    elif pin:
+        value["pin"] = pin
+    if old_value is not None and dict(old_value) == value:
+        return "unchanged", old_value
+    await write_entry(client, prefix + sub, path, value, chain=chain)
+    return ("created" if old_value is None else "updated"), value
+
+
+async def get_job(client, kind, group, path, *, node=None, prefix=RUN_PREFIX):
+    """(value, chain) of a runner entry; `NotFound` if none."""
+    sub = Path.build(runner_subpath(kind, group, node))
+    return await get_entry(client, prefix + sub, as_path(path, "job"), "job")
+
+
+async def remove_job(client, kind, group, path, *, node=None, prefix=RUN_PREFIX):
+    """Delete a runner entry (its runner stops the job); return the value."""
+    sub = Path.build(runner_subpath(kind, group, node))
+    return await delete_entry(client, prefix + sub, as_path(path, "job"), "job")
+
+
+def split_job_path(path):
+    """``.distkv run`` subpath -> (kind, group, node, job path) or None."""
+    path = tuple(path)
+    if len(path) >= 3 and path[0] in ("any", "all"):
+        return path[0], path[1], None, Path.build(path[2:])
+    if len(path) >= 4 and path[0] == "at":
+        return "single", path[2], path[1], Path.build(path[3:])
+    return None
+
+
+async def job_states(client, kind, group, path, *, node=None, prefix=STATE_PREFIX):
+    """{node or "": state value} of a job (all-node jobs: one per node)."""
+    path = as_path(path, "job")
+    sub = Path.build(runner_subpath(kind, group, node))
+    res = {}
+    if kind == "all":
+        async for p, v in list_entries(client, prefix + sub):
+            if len(p) == len(path) + 1 and tuple(p[1:]) == tuple(path):
+                res[str(p[0])] = v
+        return res
+    try:
+        v, _ = await get_entry(client, prefix + sub, path, "state")
+        res[""] = v
+    except NotFound:
+        pass
+    return res
+
+
+async def list_jobs(client, group=None, *, prefix=RUN_PREFIX, state_prefix=STATE_PREFIX):
+    """Every runner entry (of ``group``, if given) with its state(s).
+
+    Yields dicts: kind, group, node (single-node jobs), path, value,
+    states ({node or "": state value}).
+    """
+    states = {}
+    async for p, v in list_entries(client, state_prefix):
+        states[tuple(p)] = v
+    async for p, v in list_entries(client, prefix):
+        parts = split_job_path(p)
+        if parts is None or not isinstance(v, dict) or "code" not in v:
+            continue
+        kind, grp, node, job = parts
+        if group is not None and grp != group:
+            continue
+        sub = runner_subpath(kind, grp, node)
+        if kind == "all":
+            st = {
+                str(k[len(sub)]): s
+                for k, s in states.items()
+                if k[: len(sub)] == sub and k[len(sub) + 1 :] == tuple(job)
+            }
+        else:
+            st = {"": states[sub + tuple(job)]} if sub + tuple(job) in states else {}
+        yield {"kind": kind, "group": grp, "node": node, "path": job, "value": v, "states": st}
+
+
+class _Shim:
+    """Stand-in for a mirror entry, so that `next_start` can judge a
+    stored value without a running handler."""
+
+    def __init__(self, cls, value):
+        self.value = value if value is not None else NotGiven
+        for k in cls.ATTRS:
+            setattr(self, k, value.get(k, getattr(cls, k)) if isinstance(value, dict) else getattr(cls, k))
+
+
+def explain_job(value, state, now=None):
+    """Why the job runs or not, as a dict (see ``distkv client run why``)."""
+    now = time.time() if now is None else now
+    entry = _Shim(RunnerEntry, value)
+    st = _Shim(StateEntry, state or {})
+    when, reason = next_start(entry, st, now)
+    res = {
+        "running_on": st.node,
+        "last_node": st.last_node,
+        "started": st.started or None,
+        "stopped": st.stopped or None,
+        "runs": st.runs,
+        "errors_in_a_row": st.backoff,
+        "last_error": st.error,
+        "result": None if st.result is NotGiven else st.result,
+        "runner_says": st.reason or None,
+    }
+    if st.node:
+        res["verdict"] = f"running on {st.node} since {_ago(now, st.started)}"
+    elif when is None:
+        res["verdict"] = f"not scheduled: {reason}"
+    elif when <= now:
+        res["verdict"] = f"due now ({reason}); a runner of the group starts it"
+    else:
+        res["verdict"] = f"starts in {when - now:.0f} s ({reason})"
+        res["next_start"] = when
+    return res
+
+
+def _ago(now, t):
+    if not t:
+        return "?"
+    return f"{now - t:.0f} s"

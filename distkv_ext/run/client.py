@@ -1,0 +1,310 @@
+"""``distkv client run``: runner entries and the runner daemon.
+
+Thin by design: parse options, call `distkv_ext.run`, format output.
+"""
+
+import datetime
+import time
+
+import asyncclick as click
+from moat.util import P
+
+from ..codekit.cli import hostfix
+
+hostfix.apply()
+
+# pylint: disable=wrong-import-position
+from ..codekit.cli.args import DROP, NO_DEFAULT, collect_variables, variable_options  # noqa: E402
+from ..codekit.cli.boundary import boundary, get_client  # noqa: E402
+from ..codekit.cli.common import EXIT_CODES, show_action  # noqa: E402
+from ..codekit.cli.output import emit, output_option, pick_format, stdout_of, table  # noqa: E402
+from ..codekit.errors import NotFound  # noqa: E402
+from ..codekit.store import as_path  # noqa: E402
+from ._daemon import run_daemon  # noqa: E402
+from ._ops import explain_job, get_job, job_states, list_jobs, remove_job, store_job  # noqa: E402
+
+
+def _prefixes(obj):
+    r = obj.cfg["runner"]
+    return r["prefix"], r["state"]
+
+
+def group_options(fn):
+    """``-g GROUP``, ``-n NODE`` / ``--all-nodes``: which runner group."""
+    fn = click.option("--all-nodes", is_flag=True, help="All-node runner / job (same as '-n -').")(fn)
+    fn = click.option("-n", "--node", help="Single-node runner / job of NODE ('-': all nodes).")(fn)
+    fn = click.option("-g", "--group", default="default", show_default=True, help="Runner group.")(fn)
+    return fn
+
+
+def _kind(node, all_nodes):
+    if all_nodes or node == "-":
+        if node not in (None, "-"):
+            raise click.UsageError("give either -n NODE or --all-nodes, not both")
+        return "all", None
+    if node:
+        return "single", node
+    return "any", None
+
+
+def parse_when(text, now=None):
+    """``now``, ``never``, seconds from now (``30``, ``+30``) or an ISO
+    time (``2026-12-01T06:00``, local time unless it says otherwise)."""
+    now = time.time() if now is None else now
+    t = text.strip().lower()
+    if t == "now":
+        return now
+    if t == "never":
+        return 0
+    try:
+        return now + float(t)
+    except ValueError:
+        pass
+    try:
+        return datetime.datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: use now, never, seconds from now, or an ISO time") from None
+
+
+@click.group(short_help="Run stored procedures on one, any or all nodes.", epilog=EXIT_CODES)
+async def cli():
+    """
+    Runner entries point at a stored procedure and say where and when it
+    runs; 'run all -g GROUP' on each machine is the daemon that runs them.
+
+    \b
+    Without -n: any-node jobs (one live node of the group runs each).
+    -n NODE:    single-node jobs (only NODE runs them).
+    --all-nodes (or -n -): all-node jobs (every member runs each).
+    """
+
+
+@cli.command("all", epilog=EXIT_CODES)
+@group_options
+@click.option("--name", help="This node's name in the group (default: the host name).")
+@click.option("--weight", type=float, default=None, help="This node's share of any-node jobs (default 1; 0: none).")
+@click.option("--timeout", type=float, default=None, help="Seconds of silence after which a node is gone (default 2).")
+@click.option("--heartbeat", type=float, default=None, help="Seconds between heartbeats (default 0.5).")
+@click.pass_obj
+@boundary
+async def all_(obj, group, node, all_nodes, name, weight, timeout, heartbeat):
+    """
+    Run the jobs of GROUP here until SIGTERM / Ctrl-C (the runner daemon).
+
+    Tells systemd when it is ready (READY=1 where NOTIFY_SOCKET is set)
+    and pings its watchdog. On SIGTERM it leaves the group, so the others
+    take over its any-node jobs at once, and stops its jobs cleanly.
+    """
+    kind, node = _kind(node, all_nodes)
+    cfg = {k: v for k, v in (("weight", weight), ("timeout", timeout), ("heartbeat", heartbeat)) if v is not None}
+    if kind != "single":
+        node = name
+    await run_daemon(get_client(obj), kind, group, node=node, cfg=cfg)
+
+
+@cli.command("set", epilog=EXIT_CODES)
+@click.argument("path")
+@group_options
+@click.option("-c", "--code", help="Path of the procedure to run.")
+@click.option("-t", "--time", "when", help="When to start: now, never, seconds from now, or an ISO time.")
+@click.option("-r", "--repeat", type=float, help="Seconds after a successful run to run again (0: don't).")
+@click.option("-d", "--delay", type=float, help="Seconds before retrying after an error (new jobs: 10).")
+@click.option("-b", "--backoff", type=float, help="Factor by which each further retry waits longer (new jobs: 2).")
+@click.option("--max-delay", type=float, help="Longest wait between retries (new jobs: 600).")
+@click.option("--max-tries", type=int, help="Give up after this many errors in a row (0: never).")
+@click.option("-k", "--ok-after", type=float, help="A run that lasts this long is healthy (resets the backoff).")
+@click.option("-i", "--info", help="One line describing the job.")
+@click.option("--pin/--no-pin", default=None, help="Run only the procedure's current version (its hash).")
+@variable_options
+@output_option("yaml", "json")
+@click.pass_obj
+@boundary
+async def set_(obj, path, group, node, all_nodes, code, when, repeat, delay, backoff, max_delay, max_tries, ok_after, info, pin, values, evals, paths, output):
+    """
+    Create or change the job PATH of a group.
+
+    The procedure must be stored, and the job's data (-v/-e/-p NAME VALUE)
+    with the procedure's defaults must supply its variables; else nothing
+    is written.  Options not given keep their stored values.
+    """
+    kind, node = _kind(node, all_nodes)
+    variables = collect_variables(values, evals, paths, markers=True)
+
+    def edit(old):
+        if old is None:
+            if code is None:
+                raise click.UsageError(f"{path} is new: give its procedure with -c CODE")
+            old = {"delay": 10, "backoff": 2, "max_delay": 600}
+        new = dict(old)
+        if code is not None:
+            new["code"] = P(code)
+        data = dict(new.get("data") or {})
+        for k, v in variables:
+            if v is DROP or v is NO_DEFAULT:
+                data.pop(k, None)
+            else:
+                data[k] = v
+        new["data"] = data
+        for k, v in (("repeat", repeat), ("delay", delay), ("backoff", backoff), ("max_delay", max_delay), ("max_tries", max_tries), ("ok_after", ok_after), ("info", info)):
+            if v is not None:
+                new[k] = v
+        if when is not None:
+            new["target"] = parse_when(when)
+        if pin is not None:
+            new["pin"] = True if pin else None
+        return new
+
+    prefix, _ = _prefixes(obj)
+    action, _ = await store_job(get_client(obj), kind, group, path, edit, node=node, prefix=prefix, proc_prefix=obj.cfg["codes"]["prefix"])
+    show_action(obj, as_path(path), action, output)
+
+
+def _plain(value):
+    v = dict(value)
+    if "code" in v:
+        v["code"] = str(v["code"]) if not isinstance(v["code"], (list, tuple)) else ".".join(map(str, v["code"]))
+    return v
+
+
+@cli.command(epilog=EXIT_CODES)
+@click.argument("path")
+@group_options
+@output_option("yaml", "json")
+@click.pass_obj
+@boundary
+async def get(obj, path, group, node, all_nodes, output):
+    """Show the runner entry PATH of a group."""
+    kind, node = _kind(node, all_nodes)
+    value, _ = await get_job(get_client(obj), kind, group, path, node=node, prefix=_prefixes(obj)[0])
+    emit(obj, _plain(value), output)
+
+
+def _state_word(states):
+    if not states:
+        return "never ran"
+    words = []
+    for n, s in sorted(states.items()):
+        if s.get("node"):
+            w = "running"
+        elif s.get("error"):
+            w = "failed"
+        elif s.get("runs"):
+            w = "done"
+        else:
+            w = "waiting"
+        words.append(f"{n}:{w}" if n else w)
+    return " ".join(words)
+
+
+def _next(states, now):
+    ts = [s.get("computed") for s in states.values() if s.get("computed")]
+    if not ts:
+        return ""
+    d = min(ts) - now
+    return "now" if d <= 0 else f"in {d:.0f} s"
+
+
+@cli.command("list", epilog=EXIT_CODES)
+@click.option("-g", "--group", default=None, help="Only this group.")
+@output_option("table", "yaml", "json")
+@click.pass_obj
+@boundary
+async def list_(obj, group, output):
+    """
+    List the jobs (of GROUP, or all) with where they run and their state.
+
+    A table on a terminal (path, kind, group, code, node, state, next
+    start); YAML in a pipe.
+    """
+    prefix, state_prefix = _prefixes(obj)
+    now = time.time()
+    rows = []
+    async for j in list_jobs(get_client(obj), group, prefix=prefix, state_prefix=state_prefix):
+        running = sorted(s.get("node") for s in j["states"].values() if s.get("node"))
+        rows.append(
+            {
+                "path": str(j["path"]),
+                "kind": j["kind"],
+                "group": j["group"],
+                "node": j["node"],
+                "code": _plain(j["value"])["code"],
+                "running_on": running,
+                "state": _state_word(j["states"]),
+                "next": _next(j["states"], now),
+                "error": next((s.get("error") for s in j["states"].values() if s.get("error")), None),
+            }
+        )
+    if group is not None and not rows:
+        raise NotFound("job", group, f"no jobs in group {group}")
+    fmt = pick_format(output, stdout_of(obj), table_ok=True)
+    if fmt == "table":
+        table(
+            obj,
+            ["PATH", "KIND", "GROUP", "CODE", "NODE", "STATE", "NEXT", "LAST ERROR"],
+            [[r["path"], r["kind"], r["group"], r["code"], " ".join(r["running_on"]) or (r["node"] or ""), r["state"], r["next"], r["error"] or ""] for r in rows],
+        )
+    else:
+        emit(obj, rows, fmt)
+
+
+@cli.command(epilog=EXIT_CODES)
+@click.argument("path")
+@group_options
+@output_option("yaml", "json")
+@click.pass_obj
+@boundary
+async def state(obj, path, group, node, all_nodes, output):
+    """Show the state of job PATH (all-node jobs: one per node)."""
+    kind, node = _kind(node, all_nodes)
+    client = get_client(obj)
+    prefix, state_prefix = _prefixes(obj)
+    await get_job(client, kind, group, path, node=node, prefix=prefix)  # NotFound
+    states = await job_states(client, kind, group, path, node=node, prefix=state_prefix)
+    emit(obj, states.get("", {}) if kind != "all" else states, output)
+
+
+@cli.command(epilog=EXIT_CODES)
+@click.argument("path")
+@group_options
+@output_option("text", "yaml", "json", default="text")
+@click.pass_obj
+@boundary
+async def why(obj, path, group, node, all_nodes, output):
+    """
+    Why job PATH is or is not running: its target, backoff, last error,
+    which node holds it, and when it starts next.
+    """
+    kind, node = _kind(node, all_nodes)
+    client = get_client(obj)
+    prefix, state_prefix = _prefixes(obj)
+    value, _ = await get_job(client, kind, group, path, node=node, prefix=prefix)
+    states = await job_states(client, kind, group, path, node=node, prefix=state_prefix)
+    if not states:
+        states = {"": {}}
+    res = {n or "": explain_job(value, s) for n, s in states.items()}
+    if output != "text":
+        emit(obj, res if kind == "all" else res[""], output)
+        return
+    out = stdout_of(obj)
+    v = _plain(value)
+    print(f"job {as_path(path)} ({kind}-node, group {group}) runs {v['code']}", file=out)
+    for n, r in sorted(res.items()):
+        who = f"on {n}: " if n else ""
+        print(f"  {who}{r['verdict']}", file=out)
+        if r["last_error"]:
+            print(f"  last error ({r['errors_in_a_row']} in a row): {r['last_error']}", file=out)
+        if r["runner_says"]:
+            print(f"  runner says: {r['runner_says']}", file=out)
+
+
+@cli.command(epilog=EXIT_CODES)
+@click.argument("path")
+@group_options
+@output_option("yaml", "json")
+@click.pass_obj
+@boundary
+async def delete(obj, path, group, node, all_nodes, output):
+    """Delete the job PATH; its runner stops it."""
+    kind, node = _kind(node, all_nodes)
+    await remove_job(get_client(obj), kind, group, path, node=node, prefix=_prefixes(obj)[0])
+    show_action(obj, as_path(path), "deleted", output)
