@@ -6,11 +6,12 @@ from moat.util import NotGiven, P, attrdict
 
 from distkv_ext.code.client import cli as code_cli
 from distkv_ext.module.client import cli as module_cli
+from distkv_ext.run.client import cli as run_cli
 from distkv_ext.codekit.cli import hostfix
 
 from .fixtures import run_distkv
 
-GROUPS = {"code": code_cli, "module": module_cli}
+GROUPS = {"code": code_cli, "module": module_cli, "run": run_cli}
 
 
 def walk(group, prefix):

@@ -275,3 +275,19 @@ async def test_single_node_runs_only_there(autojump_clock):
         await wait_for(lambda: len(LOG) == 1)
         await anyio.sleep(3)
         assert [x[1] for x in LOG] == ["n1"]
+
+
+async def test_pinned_job_refuses_changed_code(autojump_clock):
+    from distkv_ext.run._codehash import code_hash
+
+    async with cluster() as st, st.client() as c:
+        cr = await CodeRoot.as_handler(c)
+        await cr.add("pinned", code="return 1")
+        r = await AnyRunnerRoot.as_handler(c, subpath=("any", "g"), code=cr, node="n1", cfg=FAST)
+        pin = code_hash(cr.lookup("pinned").value)
+        job = await add_job(r, "pj", "pinned", pin=pin, repeat=1, delay=1)
+        await wait_for(lambda: job.state.result == 1)
+        await cr.add("pinned", code="return 2")
+        await wait_for(lambda: job.state.error is not None)
+        assert job.state.error.startswith("procedure pinned changed: its hash is ")
+        assert job.state.result == 1

@@ -1,0 +1,81 @@
+"""``distkv client run`` entry commands through the real ``distkv`` command."""
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.usefixtures("node")
+
+
+def out(res):
+    return res.stdout.decode()
+
+
+def err(res):
+    return res.stderr.decode()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def procs(node):
+    node.run("code", "set", "cr.add", "--var", "a", "-e", "b", "2", "-s", "-", input="return a + b")
+
+
+def test_set_get_update_delete(node):
+    r = node.run("run", "set", "jobs.one", "-c", "cr.add", "-g", "cg", "-e", "a", "40", "-t", "never", "-r", "60", "-i", "adds")
+    assert (r.returncode, out(r), err(r)) == (0, "created: jobs.one\n", "")
+    r = node.run("run", "get", "jobs.one", "-g", "cg", "-o", "json")
+    got = json.loads(out(r))
+    assert got == {
+        "code": "cr.add", "data": {"a": 40}, "target": 0, "repeat": 60, "delay": 10,
+        "backoff": 2, "max_delay": 600, "info": "adds",
+    }
+    r = node.run("run", "set", "jobs.one", "-g", "cg", "-d", "5")
+    assert out(r) == "updated: jobs.one\n"
+    r = node.run("run", "set", "jobs.one", "-g", "cg", "-d", "5")
+    assert out(r) == "unchanged: jobs.one\n"
+    r = node.run("run", "list", "-g", "cg", "-o", "json")
+    rows = json.loads(out(r))
+    assert [(x["path"], x["kind"], x["code"], x["state"]) for x in rows] == [("jobs.one", "any", "cr.add", "never ran")]
+    r = node.run("run", "why", "jobs.one", "-g", "cg")
+    assert out(r) == "job jobs.one (any-node, group cg) runs cr.add\n  not scheduled: no target\n"
+    r = node.run("run", "delete", "jobs.one", "-g", "cg")
+    assert out(r) == "deleted: jobs.one\n"
+    r = node.run("run", "get", "jobs.one", "-g", "cg")
+    assert (r.returncode, err(r)) == (3, "Error: no job stored at jobs.one\n")
+
+
+def test_refusals(node):
+    r = node.run("run", "set", "jobs.two", "-c", "cr.add", "-g", "cg")
+    assert (r.returncode, err(r)) == (4, "Error: procedure cr.add needs a: give them with -v/-e/-p\n")
+    r = node.run("run", "set", "jobs.two", "-c", "no.such", "-g", "cg", "-v", "a", "1")
+    assert (r.returncode, err(r)) == (3, "Error: no procedure stored at no.such\n")
+    r = node.run("run", "set", "jobs.two", "-g", "cg")
+    assert r.returncode == 2 and err(r).endswith("Error: jobs.two is new: give its procedure with -c CODE\n")
+    r = node.run("run", "set", "jobs.two", "-c", "cr.add", "-g", "cg", "-e", "a", "1", "-b", "0.5")
+    assert (r.returncode, err(r)) == (4, "Error: backoff must be at least 1, not 0.5\n")
+    r = node.run("run", "set", "jobs.two", "-c", "cr.add", "-g", "cg", "-e", "a", "1", "-t", "tomorrowish")
+    assert r.returncode == 2 and "use now, never, seconds from now, or an ISO time" in err(r)
+    r = node.run("run", "set", "jobs.two", "-c", "cr.add", "-g", "cg", "-e", "a", "1", "-n", "x", "--all-nodes")
+    assert r.returncode == 2 and "give either -n NODE or --all-nodes, not both" in err(r)
+    assert node.run("run", "get", "jobs.two", "-g", "cg").returncode == 3
+
+
+def test_kinds_are_separate(node):
+    node.run("run", "set", "k.a", "-c", "cr.add", "-g", "kg", "-e", "a", "1")
+    node.run("run", "set", "k.b", "-c", "cr.add", "-g", "kg", "--all-nodes", "-e", "a", "1")
+    node.run("run", "set", "k.c", "-c", "cr.add", "-g", "kg", "-n", "box", "-e", "a", "1")
+    r = node.run("run", "list", "-g", "kg", "-o", "json")
+    assert sorted((x["path"], x["kind"], x["node"]) for x in json.loads(out(r))) == [
+        ("k.a", "any", None), ("k.b", "all", None), ("k.c", "single", "box")
+    ]
+    assert node.run("run", "get", "k.c", "-g", "kg").returncode == 3  # not an any-node job
+    assert node.run("run", "get", "k.c", "-g", "kg", "-n", "box").returncode == 0
+
+
+def test_pin(node):
+    r = node.run("run", "set", "p.one", "-c", "cr.add", "-g", "pg", "-e", "a", "1", "--pin")
+    assert r.returncode == 0
+    pin = json.loads(out(node.run("run", "get", "p.one", "-g", "pg", "-o", "json")))["pin"]
+    assert len(pin) == 16
+    node.run("run", "set", "p.one", "-g", "pg", "--no-pin")
+    assert "pin" not in json.loads(out(node.run("run", "get", "p.one", "-g", "pg", "-o", "json")))
