@@ -16,6 +16,7 @@ import logging
 import time
 
 import anyio
+from distkv.exceptions import DistKVError
 
 from distkv.actor import BrokenState, CompleteState, DetachedState, PartialState
 
@@ -96,6 +97,8 @@ class Group:
         self._connected = False
         self._stopping = False
         self._was_ready = False
+        self._outbox = {}
+        self._outbox_evt = anyio.Event()
 
     # --- state ---
 
@@ -136,17 +139,31 @@ class Group:
     # --- running ---
 
     async def run(self, *, task_status=anyio.TASK_STATUS_IGNORED):
-        """Send and receive heartbeats until cancelled."""
-        async with self.client.msg_monitor(self.topic) as mon:
-            self._start = time.monotonic()
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._sender)
-                tg.start_soon(self._expirer)
-                task_status.started()
-                async for msg in mon:
-                    data = msg.get("data") if hasattr(msg, "get") else None
-                    if isinstance(data, dict):
-                        self._heard(data)
+        """Send and receive heartbeats until cancelled.
+
+        If the server drops our subscription (it does when we fall more than
+        100 messages behind) or the stream breaks, we subscribe again; the
+        gap looks like a short disconnection.
+        """
+        self._start = time.monotonic()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._sender)
+            tg.start_soon(self._expirer)
+            tg.start_soon(self._flusher)
+            started = False
+            while True:
+                try:
+                    async with self.client.msg_monitor(self.topic) as mon:
+                        if not started:
+                            task_status.started()
+                            started = True
+                        async for msg in mon:
+                            data = msg.get("data") if hasattr(msg, "get") else None
+                            if isinstance(data, dict):
+                                self._heard(data)
+                except (DistKVError, anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+                    logger.warning("%s: group channel broke (%r); subscribing again", self.name, exc)
+                    await anyio.sleep(0.1)
 
     async def leave(self):
         """Tell the group that we stop (the others take over at once)."""
@@ -157,10 +174,24 @@ class Group:
         except Exception as exc:  # pylint: disable=broad-except
             logger.debug("could not send leave: %r", exc)
 
-    async def send_claim(self, kind, job):
-        """Broadcast ``{kind: job}`` ("claim": I want to run it; "held": I
-        run it) to the group."""
-        await self.client.msg_send(self.topic, {"node": self.name, kind: job})
+    def send_claim(self, kind, job):
+        """Queue ``{kind: [job, ...]}`` ("claim": I want to run it; "held": I
+        run it) for the group; queued claims go out together, so that a
+        thousand jobs due at once cost a few messages, not a thousand."""
+        self._outbox.setdefault(kind, set()).add(job)
+        self._outbox_evt.set()
+
+    async def _flusher(self):
+        while True:
+            await self._outbox_evt.wait()
+            await anyio.sleep(0.005)  # gather what this scan wants to claim
+            self._outbox_evt = anyio.Event()
+            box, self._outbox = self._outbox, {}
+            for kind, jobs in box.items():
+                try:
+                    await self.client.msg_send(self.topic, {"node": self.name, kind: sorted(jobs)})
+                except Exception as exc:  # pylint: disable=broad-except
+                    logger.warning("%s: could not send %s: %r", self.name, kind, exc)
 
     async def _sender(self):
         seq = 0
@@ -188,7 +219,10 @@ class Group:
             return
         for kind in ("claim", "held"):
             if kind in data:
-                self.on_claim(kind, data[kind], node)
+                jobs = data[kind]
+                # DistKV's codec turns lists into tuples
+                for job in [jobs] if isinstance(jobs, str) else jobs if isinstance(jobs, (list, tuple)) else ():
+                    self.on_claim(kind, str(job), node)
                 if node in self.members:
                     self.members[node].seen = now
                 return

@@ -84,6 +84,7 @@ class Scheduler:
         self._tg = None
         self._assignment = {}
         self._recent = {}  # job -> (node, when) of others' recent claims
+        self._by_key = {}  # job name -> _Running
 
     # --- triggers ---
 
@@ -126,7 +127,7 @@ class Scheduler:
     def claim_message(self, kind, job, node):
         """A "claim" or "held" message of another node (see the module doc)."""
         me = self.root.node
-        run = next((r for r in self.jobs.values() if _key(r.entry) == job), None)
+        run = self._by_key.get(job)
         if run is None or run.stop_reason is not None:
             if kind == "claim":  # remember: we may want it ourselves soon
                 self._recent[job] = (node, time.monotonic())
@@ -136,18 +137,12 @@ class Scheduler:
                 run.beaten = True
         elif run.holding and not run.fenced:
             if kind == "claim":
-                self._tg.start_soon(self._send_held, job)
+                self.root.group.send_claim("held", job)
             elif score(job, node) > score(job, me):
                 # both run it (claims crossed unseen): the loser stops
                 logger.warning("%s: %s also runs %s: stopping it here", me, node, job)
                 run.fenced = True
                 run.stop(f"also running on {node}")
-
-    async def _send_held(self, job):
-        try:
-            await self.root.group.send_claim("held", job)
-        except Exception as exc:  # pylint: disable=broad-except
-            logger.debug("could not send held: %r", exc)
 
     def modules_changed(self, names):
         for run in list(self.jobs.values()):
@@ -274,7 +269,10 @@ class Scheduler:
 
     def _start(self, entry, reason):
         run = _Running(entry)
+        # from now on a competing claim counts, even before our task runs
+        run.claiming = self.root.KIND == "any"
         self.jobs[tuple(entry.subpath)] = run
+        self._by_key[_key(entry)] = run
         self._tg.start_soon(self._run_job, entry, run, reason)
 
     # --- one run ---
@@ -293,7 +291,7 @@ class Scheduler:
                 cut = time.monotonic() - 4 * root.rcfg["settle"]
                 self._recent = {k: v for k, v in self._recent.items() if v[1] > cut}
             try:
-                await root.group.send_claim("claim", _key(entry))
+                root.group.send_claim("claim", _key(entry))
                 await anyio.sleep(root.rcfg["settle"])
             finally:
                 run.claiming = False
@@ -341,6 +339,8 @@ class Scheduler:
                 with anyio.move_on_after(5):
                     await self._finish(entry, run, outcome)
                 self.jobs.pop(key, None)
+                if self._by_key.get(_key(entry)) is run:
+                    del self._by_key[_key(entry)]
                 run.done.set()
                 self.trigger()
 
