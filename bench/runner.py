@@ -27,7 +27,7 @@ BIN = os.path.dirname(sys.executable)
 
 RECORD = """
 import anyio, time
-await _client.set(P(":.bench.starts") + (name, str(time.time())), value=time.time())
+await _client.set(_P(":.bench.starts") + (name, str(time.time())), value=time.time())
 while True:
     await anyio.sleep(1)
 """

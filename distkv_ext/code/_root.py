@@ -150,9 +150,9 @@ class CodeRoot(ClientRoot):
         load_requires(requires, who)
 
     async def run_starting(self):
-        from distkv.errors import ErrorRoot
+        from ..codekit.errtree import error_root
 
-        self.err = await ErrorRoot.as_handler(self.client)
+        self.err = await error_root(self.client)
         await super().run_starting()
 
     async def report(self, path, exc):

@@ -12,7 +12,7 @@ import time
 import traceback
 
 import anyio
-from moat.util import Queue, combine_dict
+from moat.util import P, Path, Queue, combine_dict
 
 from ..codekit.errors import CodeError
 from ._codehash import code_hash
@@ -109,7 +109,8 @@ async def execute(runner, entry, ctx, *, on_ok_after=None):
 
     Globals of the code: ``_entry`` (the runner entry), ``_client``,
     ``_cfg`` (the client's configuration), ``_self`` (`JobContext`),
-    ``_log`` (a logger for this job) and, for async code, ``_info``.
+    ``_log`` (a logger for this job), ``_P`` and ``_Path`` (as in DistKV)
+    and, for async code, ``_info``.
     Variables come from the entry's ``data`` over the procedure's
     defaults.
     """
@@ -134,6 +135,8 @@ async def execute(runner, entry, ctx, *, on_ok_after=None):
         _cfg=runner.client._cfg,  # pylint: disable=protected-access
         _self=ctx,
         _log=logging.getLogger(f"distkv_code.job.{'.'.join(str(x) for x in entry.subpath)}"),
+        _P=P,  # as DistKV's runner: build paths in stored code
+        _Path=Path,
     )
     if code_entry.is_async:
         kw["_info"] = ctx.info

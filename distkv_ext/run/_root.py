@@ -111,11 +111,10 @@ class _RunnerRoot(ClientRoot):
         return ("distkv_code", "run", *(str(x) for x in self._subpath))
 
     async def run_starting(self):
-        from distkv.errors import ErrorRoot
-
         from ..code import CodeRoot
+        from ..codekit.errtree import error_root
 
-        self.err = await ErrorRoot.as_handler(self.client)
+        self.err = await error_root(self.client)
         if self.code is None:
             self.code = await CodeRoot.as_handler(self.client)
         if self.code.modules is not None:
