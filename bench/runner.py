@@ -79,8 +79,6 @@ async def _starts(c, name=None):
 
 
 async def _add_jobs(c, group, names, target):
-    from distkv_ext.code import DEFAULT_PREFIX  # noqa: F401  (layout shared with DistKV)
-
     async with anyio.create_task_group() as tg:
         for n in names:
             tg.start_soon(

@@ -2,7 +2,6 @@
 ``distkv server`` processes started by the launcher."""
 
 import json
-import os
 
 import pytest
 

@@ -1,10 +1,7 @@
 """Pure parts of the runner: assignment, schedule, chains, sd_notify."""
 
-import os
 import socket
 import time
-
-import pytest
 
 from distkv_ext.codekit.sdnotify import notify, watchdog_interval
 from distkv_ext.run import RunnerEntry, StateEntry

@@ -9,7 +9,7 @@ import inspect
 
 import anyio
 from distkv.default import CFG
-from moat.util import NotGiven
+
 
 from ..codekit.compiler import compile_procedure
 from ..codekit.errors import BadArguments, CodeError, ProcedureFailed

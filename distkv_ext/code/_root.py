@@ -4,12 +4,13 @@ import logging
 from functools import partial
 
 import anyio
-from distkv.obj import ClientEntry, ClientRoot
+from distkv.obj import ClientEntry
 from moat.util import NotGiven, Path
 
 from ..codekit.compiler import compile_procedure
 from ..codekit.errors import CodeError, EmptyCode, InputRefused, NotFound
-from ..codekit.store import as_path, delete_entry, server_errors
+from ..codekit.mirror import StoreRoot
+from ..codekit.store import as_path, server_errors
 from ._value import procedure_value
 
 logger = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ class CodeEntry(ClientEntry):
         return proc(*a, **kw)
 
 
-class CodeRoot(ClientRoot):
+class CodeRoot(StoreRoot):
     """The stored procedures (``.distkv code proc``), compiled and kept current.
 
     Get it with ``cr = await CodeRoot.as_handler(client)``; it returns once
@@ -120,11 +121,9 @@ class CodeRoot(ClientRoot):
         return CodeEntry
 
     @classmethod
-    async def as_handler(cls, client, cfg=None, key="prefix", subpath=(), name=None, **kw):
-        """Return the (shared, per client) handler, loaded."""
-        if name is None:
-            # distinct from DistKV's own CodeRoot, which may share the client
-            name = str(Path("_distkv_code", client.name, cls.CFG, key, *subpath))
+    async def as_handler(cls, client, *a, **kw):
+        """Return the (shared, per client) handler, loaded, with its
+        `ModuleRoot` (both are fetched at the same time)."""
         from ..module import ModuleRoot
 
         res = {}
@@ -133,13 +132,9 @@ class CodeRoot(ClientRoot):
             res["modules"] = await ModuleRoot.as_handler(client)
 
         async with server_errors():
-            # fetch procedures and modules at the same time
             async with anyio.create_task_group() as tg:
                 tg.start_soon(modules)
-                root = await super().as_handler(
-                    client, cfg=cfg, key=key, subpath=subpath, name=name, **kw
-                )
-                await root.wait_loaded()
+                root = await super().as_handler(client, *a, **kw)
         root.modules = res["modules"]
         return root
 
@@ -200,18 +195,11 @@ class CodeRoot(ClientRoot):
             info=info,
             default=default,
         )
-        async with server_errors():
-            res = await self.client.set(self._path + path, value=value, chain=chain, nchain=2)
-            await self.wait_chain(res.chain)
-        return res
+        return await self.write(path, value, chain=chain)
 
     async def remove(self, path):
         """Delete a stored procedure; `NotFound` if there is none."""
-        path = as_path(path, "procedure")
-        await delete_entry(self.client, self._path, path, "procedure")
-        with anyio.move_on_after(5):
-            while (e := self.follow(path, create=False)) is not None and e.value is not NotGiven:
-                await anyio.sleep(0.01)
+        await self.remove_entry(as_path(path, "procedure"), "procedure")
 
     def lookup(self, name):
         """The `CodeEntry` at ``name``; `NotFound` if nothing is stored there."""

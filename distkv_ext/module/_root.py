@@ -4,12 +4,12 @@ import logging
 import sys
 from contextlib import asynccontextmanager
 
-import anyio
-from distkv.obj import ClientEntry, ClientRoot
-from moat.util import NotGiven, Path
+from distkv.obj import ClientEntry
+from moat.util import Path
 
 from ..codekit.depgraph import closure, dependents
-from ..codekit.store import as_path, delete_entry, server_errors
+from ..codekit.mirror import StoreRoot
+from ..codekit.store import as_path
 from . import _importer
 from ._value import check_requires_acyclic, module_value
 
@@ -49,7 +49,7 @@ class ModuleEntry(ClientEntry):
             self.root.invalidate(self.name)
 
 
-class ModuleRoot(ClientRoot):
+class ModuleRoot(StoreRoot):
     """The stored modules (``.distkv code module``).
 
     ``m = await ModuleRoot.as_handler(client)`` returns once the tree is
@@ -77,18 +77,6 @@ class ModuleRoot(ClientRoot):
     @classmethod
     def child_type(cls, name):
         return ModuleEntry
-
-    @classmethod
-    async def as_handler(cls, client, cfg=None, key="prefix", subpath=(), name=None, **kw):
-        """Return the (shared, per client) handler, loaded."""
-        if name is None:
-            name = str(Path("_distkv_code", client.name, cls.CFG, key, *subpath))
-        async with server_errors():
-            root = await super().as_handler(
-                client, cfg=cfg, key=key, subpath=subpath, name=name, **kw
-            )
-            await root.wait_loaded()
-        return root
 
     @asynccontextmanager
     async def run(self):
@@ -209,18 +197,11 @@ class ModuleRoot(ClientRoot):
             return await self.remove(path)
         value = module_value(path, code, requires=requires, info=info)
         check_requires_acyclic(self.requires_graph(), dotted(path), value["requires"])
-        async with server_errors():
-            res = await self.client.set(self._path + path, value=value, nchain=2)
-            await self.wait_chain(res.chain)
-        return res
+        return await self.write(path, value)
 
     async def remove(self, path):
         """Delete a stored module; `NotFound` if there is none."""
-        path = as_path(path, "module")
-        await delete_entry(self.client, self._path, path, "module")
-        with anyio.move_on_after(5):
-            while (e := self.follow(path, create=False)) is not None and e.value is not NotGiven:
-                await anyio.sleep(0.01)
+        await self.remove_entry(as_path(path, "module"), "module")
 
     def needs(self, name):
         """Every module that loading ``name`` loads (requires, transitively)."""

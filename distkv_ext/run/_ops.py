@@ -3,7 +3,7 @@
 import time
 
 from distkv.default import CFG
-from moat.util import NotGiven, P, Path
+from moat.util import NotGiven, Path
 
 from ..codekit.errors import InputRefused, NotFound
 from ..codekit.store import as_path, delete_entry, get_entry, list_entries, write_entry

@@ -3,16 +3,13 @@
 import weakref
 
 import anyio
-from distkv.obj import ClientRoot
-from moat.util import Path
-
-from ..codekit.store import server_errors
+from ..codekit.mirror import StoreRoot
 from ._entry import StateEntry
 
 __all__ = ["StateRoot"]
 
 
-class StateRoot(ClientRoot):
+class StateRoot(StoreRoot):
     """State entries of one runner group (``.distkv state ...``).
 
     Written only by runners, so that operators (who write runner entries)
@@ -28,12 +25,7 @@ class StateRoot(ClientRoot):
 
     @classmethod
     async def as_handler(cls, client, cfg=None, key="state", subpath=(), name=None, **kw):
-        if name is None:
-            name = str(Path("_distkv_code", client.name, "state", *subpath))
-        async with server_errors():
-            root = await super().as_handler(client, cfg=cfg, key=key, subpath=subpath, name=name, **kw)
-            await root.wait_loaded()
-        return root
+        return await super().as_handler(client, cfg=cfg, key=key, subpath=subpath, name=name, **kw)
 
     def set_runner(self, runner):
         self._runner = weakref.ref(runner)

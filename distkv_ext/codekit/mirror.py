@@ -1,0 +1,47 @@
+"""`StoreRoot`: the shared base of our live mirrors (procedures, modules,
+runner states)."""
+
+import anyio
+from distkv.obj import ClientRoot
+from moat.util import NotGiven, Path
+
+from .store import delete_entry, server_errors
+
+__all__ = ["StoreRoot"]
+
+
+class StoreRoot(ClientRoot):
+    """A `distkv.obj.ClientRoot` that
+
+    * is shared per client under a name of ours (so it never collides
+      with DistKV's own handler of the same subtree),
+    * returns from `as_handler` only once the subtree is loaded,
+    * writes and deletes so that the change is in this mirror on return,
+    * maps connection failures to `ServerUnreachable`.
+    """
+
+    @classmethod
+    async def as_handler(cls, client, cfg=None, key="prefix", subpath=(), name=None, **kw):
+        """Return the (shared, per client) handler, loaded."""
+        if name is None:
+            name = str(Path("_distkv_code", client.name, cls.CFG, key, *subpath))
+        async with server_errors():
+            root = await super().as_handler(client, cfg=cfg, key=key, subpath=subpath, name=name, **kw)
+            await root.wait_loaded()
+        return root
+
+    async def write(self, path, value, chain=NotGiven):
+        """Store ``value`` at ``path`` (below this root); wait until this
+        mirror has it.  ``chain``: only if unchanged since (see DistKV)."""
+        async with server_errors():
+            res = await self.client.set(self._path + path, value=value, chain=chain, nchain=2)
+            await self.wait_chain(res.chain)
+        return res
+
+    async def remove_entry(self, path, what):
+        """Delete the entry at ``path``; `NotFound` if there is none.
+        Returns once this mirror has dropped it (or after 5 s)."""
+        await delete_entry(self.client, self._path, path, what)
+        with anyio.move_on_after(5):
+            while (e := self.follow(path, create=False)) is not None and e.value is not NotGiven:
+                await anyio.sleep(0.01)
