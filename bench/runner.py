@@ -97,7 +97,11 @@ async def failover(c, cl, kind, workdir):
             while not await _starts(c, job):
                 await anyio.sleep(0.2)
             while True:
-                st = await c.get(P(":.distkv.state.any") + (group, job))
+                # DistKV 0.65 keeps its states one level deeper than its docs
+                # say (.distkv state state any ...): ClientRoot.as_handler
+                # prepends the key to the subpath
+                base = P(":.distkv.state.any") if kind == "ours" else P(":.distkv.state.state.any")
+                st = await c.get(base + (group, job))
                 node = st.get("value", {}).get("node")
                 if node:
                     break
