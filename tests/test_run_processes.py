@@ -141,3 +141,20 @@ def test_sigterm_hands_over_and_notifies_systemd(node3, daemons, tmp_path):
         check_no_overlap([r for r in recs if r["job"] == "stjob"])
     finally:
         sock.close()
+
+
+def test_daemon_exits_5_when_its_server_dies(node3, daemons):
+    """Last in this module: it kills server s3."""
+    import signal
+    import subprocess
+
+    d = daemons(2, "-g", "lost", "--name", "l3", *GROUP_ARGS)
+    time.sleep(4)
+    assert d.alive()
+    pids = subprocess.run(["pgrep", "-f", f"{node3.configs[2]} server"], capture_output=True, check=False).stdout.split()
+    assert pids
+    for p in pids:
+        os.kill(int(p), signal.SIGKILL)
+    assert d.proc.wait(30) == 5
+    with open(d.log, encoding="utf-8", errors="replace") as f:
+        assert "Error: lost the connection to the DistKV server" in f.read()

@@ -12,6 +12,7 @@ import signal
 
 import anyio
 
+from ..codekit.errors import ServerUnreachable
 from ..codekit.sdnotify import notify, watchdog_interval
 from ._root import AllRunnerRoot, AnyRunnerRoot, SingleRunnerRoot
 
@@ -42,6 +43,14 @@ async def _watchdog(interval):
         await anyio.sleep(interval)
 
 
+async def _die_with_the_connection(root):
+    """The daemon cannot work without its server: leave (exit status 5),
+    so that systemd restarts it, rather than hang."""
+    await root.lost_event.wait()
+    notify("STATUS=lost the DistKV server")
+    raise ServerUnreachable(f"lost the connection to the DistKV server: {root.lost!r}")
+
+
 async def run_daemon(client, kind, group, *, node=None, cfg=None, task_status=anyio.TASK_STATUS_IGNORED):
     """Run the ``kind`` runner of ``group`` until SIGTERM/SIGINT.
 
@@ -60,6 +69,7 @@ async def run_daemon(client, kind, group, *, node=None, cfg=None, task_status=an
             interval = watchdog_interval()
             if interval:
                 tg.start_soon(_watchdog, interval)
+            tg.start_soon(_die_with_the_connection, root)
             notify("READY=1", f"STATUS=running: {what}")
             task_status.started(root)
             async for sig in signals:

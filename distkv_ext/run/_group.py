@@ -16,13 +16,22 @@ import logging
 import time
 
 import anyio
-from distkv.exceptions import DistKVError
+from distkv.exceptions import ServerClosedError, ServerConnectionError, ServerError
 
 from distkv.actor import BrokenState, CompleteState, DetachedState, PartialState
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["Group", "GroupMembers"]
+
+_GONE = (
+    anyio.EndOfStream,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    ServerClosedError,
+    ServerConnectionError,
+    OSError,
+)
 
 
 class GroupMembers:
@@ -63,6 +72,8 @@ class Group:
       load: callable returning this node's number of running jobs
       on_claim: called (sync) as ``on_claim(kind, job, node)`` for the
         claim protocol's messages of other nodes (kind "claim" or "held")
+      on_lost: called (sync) with the exception when the connection to the
+        server is gone; `run` then returns
     """
 
     def __init__(
@@ -77,6 +88,7 @@ class Group:
         on_change=None,
         load=None,
         on_claim=None,
+        on_lost=None,
     ):
         if timeout < 2 * ping:
             raise ValueError(f"timeout ({timeout}) must be at least twice ping ({ping})")
@@ -89,6 +101,7 @@ class Group:
         self.on_change = on_change or (lambda: None)
         self.load = load or (lambda: 0)
         self.on_claim = on_claim or (lambda kind, job, node: None)
+        self.on_lost = on_lost or (lambda exc: None)
         self.members = {}  # others: name -> _Member
         self.known = set()  # every node seen since we started
         self._echo = None  # monotonic time our own heartbeat last came back
@@ -161,9 +174,15 @@ class Group:
                             data = msg.get("data") if hasattr(msg, "get") else None
                             if isinstance(data, dict):
                                 self._heard(data)
-                except (DistKVError, anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+                except ServerError as exc:  # e.g. dropped for falling behind
                     logger.warning("%s: group channel broke (%r); subscribing again", self.name, exc)
                     await anyio.sleep(0.1)
+                except _GONE as exc:  # the connection to the server is gone
+                    logger.error("%s: lost the DistKV server: %r", self.name, exc)
+                    self._connected = False
+                    tg.cancel_scope.cancel()
+                    self.on_lost(exc)
+                    return
 
     async def leave(self):
         """Tell the group that we stop (the others take over at once)."""

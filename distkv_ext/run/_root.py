@@ -54,6 +54,8 @@ class _RunnerRoot(ClientRoot):
         self.scheduler = Scheduler(self)
         self.rcfg = combine_dict(group_cfg or {}, RUNNER_DEFAULTS)
         self.ready = False
+        self.lost = None  # the exception, once the server connection is gone
+        self.lost_event = anyio.Event()
 
     @classmethod
     def child_type(cls, name):
@@ -137,11 +139,16 @@ class _RunnerRoot(ClientRoot):
                 on_change=self.scheduler.group_changed,
                 load=lambda: len(self.scheduler.jobs),
                 on_claim=self.scheduler.claim_message,
+                on_lost=self._lost,
             )
             await self._tg.start(self.group.run)
         await self._tg.start(self.scheduler.run)
         self.ready = True
         await super().running()
+
+    def _lost(self, exc):
+        self.lost = exc
+        self.lost_event.set()
 
     # --- called by entries ---
 
