@@ -291,3 +291,50 @@ async def test_pinned_job_refuses_changed_code(autojump_clock):
         await wait_for(lambda: job.state.error is not None)
         assert job.state.error.startswith("procedure pinned changed: its hash is ")
         assert job.state.result == 1
+
+
+async def _output_of(c, job, run=None):
+    res = {}
+    async for r in c.get_tree(P(":.distkv.output.any.g") + P(job)):
+        if "value" in r:
+            res[int(r.path[-1])] = r.value
+    return res if run is None else res.get(run)
+
+
+@pytest.mark.parametrize("mode", ["sync", "thread", "async"])
+async def test_output_is_captured(autojump_clock, mode):
+    code = "import logging, sys\nprint('hello', x)\nprint('oops', file=sys.stderr)\n_log.warning('careful')\nreturn x"
+    async with cluster() as st, st.client() as c:
+        cr = await CodeRoot.as_handler(c)
+        await cr.add("talk", code=code, variables=["x"], is_async={"sync": None, "thread": False, "async": True}[mode])
+        r = await AnyRunnerRoot.as_handler(c, subpath=("any", "g"), code=cr, node="n1", cfg=FAST)
+        job = await add_job(r, "talker", "talk", data={"x": 7})
+        await wait_for(lambda: job.state.result == 7)
+        out = None
+
+        async def got():
+            nonlocal out
+            out = await _output_of(c, "talker", 1)
+            return out and out.get("stopped")
+
+        with anyio.fail_after(10):
+            while not await got():
+                await anyio.sleep(0.1)
+        assert [(s, t) for _, s, t in out["lines"]] == [
+            ("stdout", "hello 7"), ("stderr", "oops"), ("log", "WARNING distkv_code.job.talker: careful")
+        ]
+        assert out["node"] == "n1" and out["ok"] is True and out["dropped"] == 0
+
+
+async def test_output_is_bounded(autojump_clock):
+    async with cluster() as st, st.client() as c:
+        cr = await CodeRoot.as_handler(c)
+        await cr.add("chatty", code="for i in range(50):\n    print(i)")
+        r = await AnyRunnerRoot.as_handler(c, subpath=("any", "g"), code=cr, node="n1", cfg=dict(FAST, output_lines=10, output_runs=2))
+        job = await add_job(r, "ch", "chatty", repeat=1)
+        await wait_for(lambda: (job.state.runs or 0) >= 4)
+        await anyio.sleep(3)
+        outs = await _output_of(c, "ch")
+        assert len(outs) <= 3  # the last 2, and the one being written
+        last = outs[max(outs)]
+        assert [t for _, _, t in last["lines"]] == [str(i) for i in range(40, 50)] and last["dropped"] == 40

@@ -12,8 +12,9 @@ import signal
 
 import anyio
 
-from ..codekit.errors import ServerUnreachable
+from ..codekit.errors import BadArguments, ServerUnreachable
 from ..codekit.sdnotify import notify, watchdog_interval
+from ._group import NameClash
 from ._root import AllRunnerRoot, AnyRunnerRoot, SingleRunnerRoot
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,9 @@ async def _die_with_the_connection(root):
     """The daemon cannot work without its server: leave (exit status 5),
     so that systemd restarts it, rather than hang."""
     await root.lost_event.wait()
+    if isinstance(root.lost, NameClash):
+        notify(f"STATUS={root.lost}")
+        raise BadArguments(f"{root.lost}: give each runner its own --name")
     notify("STATUS=lost the DistKV server")
     raise ServerUnreachable(f"lost the connection to the DistKV server: {root.lost!r}")
 

@@ -13,6 +13,7 @@ over (`Group.connected`).
 """
 
 import logging
+import os
 import time
 
 import anyio
@@ -22,7 +23,7 @@ from distkv.actor import BrokenState, CompleteState, DetachedState, PartialState
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Group", "GroupMembers"]
+__all__ = ["Group", "GroupMembers", "NameClash"]
 
 _GONE = (
     anyio.EndOfStream,
@@ -32,6 +33,10 @@ _GONE = (
     ServerConnectionError,
     OSError,
 )
+
+
+class NameClash(RuntimeError):
+    """Two runners of one group use the same node name."""
 
 
 class GroupMembers:
@@ -112,6 +117,8 @@ class Group:
         self._was_ready = False
         self._outbox = {}
         self._outbox_evt = anyio.Event()
+        self.instance = os.urandom(6).hex()  # tells our echo from a namesake
+        self.since = time.time()
 
     # --- state ---
 
@@ -216,7 +223,14 @@ class Group:
         seq = 0
         while True:
             seq += 1
-            msg = {"node": self.name, "w": 0.0 if self._stopping else self.weight, "n": self.load(), "seq": seq}
+            msg = {
+                "node": self.name,
+                "i": self.instance,
+                "s": self.since,
+                "w": 0.0 if self._stopping else self.weight,
+                "n": self.load(),
+                "seq": seq,
+            }
             try:
                 await self.client.msg_send(self.topic, msg)
             except Exception as exc:  # pylint: disable=broad-except
@@ -229,6 +243,14 @@ class Group:
             return
         now = time.monotonic()
         if node == self.name:
+            if data.get("i", self.instance) != self.instance:
+                # another runner of this group uses our name: both would run
+                # the same jobs.  The younger one stops.
+                theirs = (data.get("s") or 0, str(data.get("i")))
+                if theirs < (self.since, self.instance):
+                    group = ".".join(str(x) for x in self.topic[2:])
+                    self.on_lost(NameClash(f"another runner of group {group} is called {self.name}"))
+                return
             self._echo = now
             self._update()
             return

@@ -13,6 +13,7 @@ import anyio
 from distkv.exceptions import DistKVError
 
 from ..codekit.errors import CodeError
+from . import _output
 from ._assign import score
 from ._job import ErrorRecorded, JobContext, execute
 
@@ -135,10 +136,14 @@ class RunLifecycle:
                 run.ctx = JobContext(root, entry)
                 if root.group is not None:
                     run.ctx.send_event(root.group.state_event())
+                buf, meta, keep = self._output_of(entry)
                 async with anyio.create_task_group() as tg:
                     if run.code_entry is not None:
                         tg.start_soon(self._watch_code, run)
-                    outcome = await execute(root, entry, run.ctx, on_ok_after=True)
+                    tg.start_soon(keep)
+                    with _output.capture(buf):
+                        outcome = await execute(root, entry, run.ctx, on_ok_after=True)
+                    meta.update(stopped=time.time(), ok=bool(outcome.ok), error=outcome.error)
                     tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
@@ -149,6 +154,28 @@ class RunLifecycle:
                     del self._by_key[job_key(entry)]
                 run.done.set()
                 self.trigger()
+
+    def _output_of(self, entry):
+        """(buffer, metadata, keeper coroutine function) for this run's output."""
+        root = self.root
+        cfg = root.rcfg
+        state = entry.state
+        run_no = int(state.runs or 1)
+        _output.install()
+        buf = _output.OutputBuffer(int(cfg["output_lines"]))
+        meta = {"node": root.node, "run": run_no, "started": state.started or time.time()}
+
+        def path_of(n):
+            return _output.output_path(cfg["output"], root.state_subpath, entry.subpath, n)
+
+        async def keep():
+            try:
+                await _output.keeper(root.client, path_of(run_no), buf, meta)
+            finally:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(3):
+                    await _output.prune(root.client, path_of, int(cfg["output_runs"]), run_no)
+
+        return buf, meta, keep
 
     async def _watch_code(self, run):
         await run.code_entry.reload_event.wait()

@@ -3,10 +3,10 @@
 import time
 
 from distkv.default import CFG
-from moat.util import NotGiven, Path
+from moat.util import NotGiven, P, Path
 
 from ..codekit.errors import InputRefused, NotFound
-from ..codekit.store import as_path, delete_entry, get_entry, list_entries, write_entry
+from ..codekit.store import as_path, delete_entry, get_entry, list_entries, server_errors, write_entry
 from ._codehash import code_hash
 from ._daemon import runner_subpath
 from ._entry import RunnerEntry, StateEntry, next_start
@@ -22,6 +22,9 @@ __all__ = [
     "list_jobs",
     "job_states",
     "explain_job",
+    "job_output",
+    "follow_output",
+    "OUTPUT_PREFIX",
 ]
 
 RUN_PREFIX = CFG.runner.prefix
@@ -222,3 +225,59 @@ def _ago(now, t):
     if not t:
         return "?"
     return f"{now - t:.0f} s"
+
+
+OUTPUT_PREFIX = P(":.distkv.output")
+
+
+def _job_output_root(kind, group, node=None):
+    sub = runner_subpath(kind, group, node)
+    return Path.build(sub)
+
+
+async def job_output(client, kind, group, path, *, node=None, prefix=OUTPUT_PREFIX):
+    """The stored output of a job's runs, oldest first: dicts with node,
+    run, started, stopped, ok, error, lines ([time, stream, text]), dropped."""
+    path = as_path(path, "job")
+    base = prefix + _job_output_root(kind, group, node)
+    res = []
+    if kind == "all":
+        async for p, v in list_entries(client, base):
+            if len(p) == len(path) + 2 and tuple(p[1:-1]) == tuple(path) and isinstance(v, dict):
+                res.append(v)
+    else:
+        async for p, v in list_entries(client, base + path, max_depth=1):
+            if len(p) == 1 and isinstance(v, dict):
+                res.append(v)
+    res.sort(key=lambda v: (v.get("started") or 0, v.get("node") or "", v.get("run") or 0))
+    return res
+
+
+async def follow_output(client, kind, group, path, *, node=None, prefix=OUTPUT_PREFIX):
+    """Yield ``(run output dict, new lines)`` as a job's output grows,
+    starting with what is stored; runs forever (cancel it)."""
+    path = as_path(path, "job")
+    base = prefix + _job_output_root(kind, group, node)
+    seen = {}
+    async with server_errors():
+        async with client.watch(base, fetch=True, long_path=True) as w:
+            async for msg in w:
+                p = msg.get("path")
+                v = msg.get("value")
+                if p is None or not isinstance(v, dict) or "lines" not in v:
+                    continue
+                p = tuple(p)
+                if p[: len(base)] == tuple(base):  # watch paths are absolute
+                    p = p[len(base) :]
+                job = tuple(p[1:-1]) if kind == "all" else tuple(p[:-1])
+                if job != tuple(path):
+                    continue
+                key = (v.get("node"), v.get("run"))
+                lines = list(v.get("lines") or ())
+                done = seen.get(key, 0)
+                # the buffer keeps the last N lines: find where we left off
+                skip = max(0, done - int(v.get("dropped") or 0))
+                new = lines[skip:]
+                seen[key] = int(v.get("dropped") or 0) + len(lines)
+                if new:
+                    yield v, new

@@ -10,7 +10,7 @@ import logging
 
 import anyio
 from distkv.obj import ClientRoot
-from moat.util import Path, combine_dict
+from moat.util import P, Path, combine_dict
 
 from ..codekit.store import server_errors
 from ._entry import RunnerEntry
@@ -33,6 +33,9 @@ RUNNER_DEFAULTS = {
     "rebalance_delay": 2.0,  # ... once the new assignment has held this long
     "weight": 1.0,  # this node's share of any-node jobs
     "stop_timeout": 10.0,  # on stop, wait this long for jobs to end
+    "output": P(":.distkv.output"),  # where the jobs' output goes
+    "output_lines": 200,  # lines kept per run
+    "output_runs": 5,  # runs kept per job (and node)
 }
 
 

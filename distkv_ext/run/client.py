@@ -21,12 +21,35 @@ from ..codekit.cli.output import emit, output_option, pick_format, stdout_of, ta
 from ..codekit.errors import NotFound  # noqa: E402
 from ..codekit.store import as_path  # noqa: E402
 from ._daemon import run_daemon  # noqa: E402
-from ._ops import explain_job, get_job, job_states, list_jobs, remove_job, store_job  # noqa: E402
+from ._ops import (  # noqa: E402
+    explain_job,
+    follow_output,
+    get_job,
+    job_output,
+    job_states,
+    list_jobs,
+    remove_job,
+    store_job,
+)
 
 
 def _prefixes(obj):
     r = obj.cfg["runner"]
     return r["prefix"], r["state"]
+
+
+def _output_prefix(obj):
+    from moat.util import P as _P
+
+    return obj.cfg["runner"].get("output", _P(":.distkv.output"))
+
+
+def _last_lines(outputs, n=5):
+    """The last ``n`` lines of the latest run(s): one list per node."""
+    latest = {}
+    for o in outputs:
+        latest[o.get("node")] = o
+    return {node: [t for _, _, t in (o.get("lines") or ())[-n:]] for node, o in latest.items()}
 
 
 def group_options(fn):
@@ -260,7 +283,13 @@ async def state(obj, path, group, node, all_nodes, output):
     prefix, state_prefix = _prefixes(obj)
     await get_job(client, kind, group, path, node=node, prefix=prefix)  # NotFound
     states = await job_states(client, kind, group, path, node=node, prefix=state_prefix)
-    emit(obj, states.get("", {}) if kind != "all" else states, output)
+    last = _last_lines(await job_output(client, kind, group, path, node=node, prefix=_output_prefix(obj)))
+    if kind != "all":
+        res = dict(states.get("", {}))
+        res["last_output"] = next(iter(last.values()), [])
+    else:
+        res = {n: dict(s, last_output=last.get(n, [])) for n, s in states.items()}
+    emit(obj, res, output)
 
 
 @cli.command(epilog=EXIT_CODES)
@@ -282,6 +311,9 @@ async def why(obj, path, group, node, all_nodes, output):
     if not states:
         states = {"": {}}
     res = {n or "": explain_job(value, s) for n, s in states.items()}
+    last = _last_lines(await job_output(client, kind, group, path, node=node, prefix=_output_prefix(obj)))
+    for n, r in res.items():
+        r["last_output"] = last.get(n or (r["running_on"] or r["last_node"]), [])
     if output != "text":
         emit(obj, res if kind == "all" else res[""], output)
         return
@@ -295,6 +327,10 @@ async def why(obj, path, group, node, all_nodes, output):
             print(f"  last error ({r['errors_in_a_row']} in a row): {r['last_error']}", file=out)
         if r["runner_says"]:
             print(f"  runner says: {r['runner_says']}", file=out)
+        if r["last_output"]:
+            print("  last output:", file=out)
+            for line in r["last_output"]:
+                print(f"    {line}", file=out)
 
 
 @cli.command(epilog=EXIT_CODES)
@@ -308,3 +344,49 @@ async def delete(obj, path, group, node, all_nodes, output):
     kind, node = _kind(node, all_nodes)
     await remove_job(get_client(obj), kind, group, path, node=node, prefix=_prefixes(obj)[0])
     show_action(obj, as_path(path), "deleted", output)
+
+
+@cli.command(epilog=EXIT_CODES)
+@click.argument("path")
+@group_options
+@click.option("--from", "from_", metavar="NODE", help="Only output of runs on NODE.")
+@click.option("--run", "run_no", type=int, help="Only run number N (see 'run state': runs).")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new output, from whichever node runs the job.")
+@output_option("text", "yaml", "json", default="text")
+@click.pass_obj
+@boundary
+async def logs(obj, path, group, node, all_nodes, from_, run_no, follow, output):
+    """
+    Show what job PATH printed and logged (stdout, stderr, log records).
+
+    The runners keep the last lines of the last runs of every job (see
+    runner.output_lines / output_runs).  Text output prefixes each line with
+    the node and run when more than one is shown.
+    """
+    kind, node = _kind(node, all_nodes)
+    client = get_client(obj)
+    prefix, _ = _prefixes(obj)
+    await get_job(client, kind, group, path, node=node, prefix=prefix)  # NotFound
+
+    def wanted(o):
+        return (from_ is None or o.get("node") == from_) and (run_no is None or o.get("run") == run_no)
+
+    out = stdout_of(obj)
+    outputs = [o for o in await job_output(client, kind, group, path, node=node, prefix=_output_prefix(obj)) if wanted(o)]
+    if output != "text" and not follow:
+        emit(obj, outputs, output)
+        return
+    many = len({(o.get("node"), o.get("run")) for o in outputs}) > 1 or kind == "all" or follow
+
+    def show(o, lines):
+        for _, stream, text in lines:
+            tag = f"[{o.get('node')} #{o.get('run')}] " if many else ""
+            print(f"{tag}{'! ' if stream == 'stderr' else ''}{text}", file=out, flush=True)
+
+    if not follow:
+        for o in outputs:
+            show(o, o.get("lines") or ())
+        return
+    async for o, lines in follow_output(client, kind, group, path, node=node, prefix=_output_prefix(obj)):
+        if wanted(o):
+            show(o, lines)

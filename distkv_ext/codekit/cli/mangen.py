@@ -33,6 +33,7 @@ EXAMPLES = {
         ("Every 60 s on every node of group sensors:", "distkv client run set poll -c sensors.poll -g sensors --all-nodes -t now -r 60"),
         ("The runner daemon of group boiler (one per machine):", "distkv client run all -g boiler"),
         ("Why is it not running?", "distkv client run why pump -g boiler"),
+        ("Follow what it prints, wherever it runs:", "distkv client run logs pump -g boiler -f"),
     ],
 }
 
@@ -48,6 +49,8 @@ FILES = {
         ("runner.rebalance, runner.rebalance_delay", "move running jobs to a node that joins (true, 2 s)"),
         ("runner.weight", "this node's share of any-node jobs (1)"),
         ("runner.stop_timeout", "seconds to wait for jobs on stop (10)"),
+        ("runner.output", "where the jobs' output goes (default :.distkv.output)"),
+        ("runner.output_lines, runner.output_runs", "lines kept per run (200), runs kept per job (5)"),
     ],
 }
 

@@ -1,0 +1,178 @@
+"""Capturing what a job prints and logs, and keeping it in DistKV.
+
+While a job runs, a context variable names its `OutputBuffer`.  Two hooks,
+installed once per process, route to it:
+
+* ``sys.stdout`` / ``sys.stderr`` become `RoutedStream` proxies: a write
+  made in a job's context (its task, the tasks it starts, its worker
+  thread: trio copies the context into threads) goes to the job's buffer,
+  anything else to the real stream;
+* a handler on the root logger copies every log record made in a job's
+  context (``_log`` and any library the job calls) into its buffer.  The
+  record still goes to the normal handlers (the journal) as well.
+
+A buffer keeps the last ``output_lines`` lines (and counts what it
+dropped); it is written to ``.distkv output KIND GROUP [NODE] JOB RUN``
+(``runner.output``) at most once a second while the job runs, and at the
+end.  The last ``output_runs`` runs of each job are kept.
+"""
+
+import contextvars
+import logging
+import sys
+import time
+
+import anyio
+import trio
+
+__all__ = ["OutputBuffer", "install", "capture", "output_path", "OUTPUT_PREFIX"]
+
+OUTPUT_PREFIX = (".distkv", "output")
+
+_current = contextvars.ContextVar("distkv_code_job_output", default=None)
+_installed = False
+
+
+class OutputBuffer:
+    """The captured output of one run: at most ``max_lines`` lines."""
+
+    def __init__(self, max_lines=200):
+        self.max_lines = max_lines
+        self.lines = []  # [time, stream, text]
+        self.dropped = 0
+        self._partial = {}
+        self.changed = anyio.Event()
+        self.dirty = False
+        self._token = trio.lowlevel.current_trio_token()
+
+    def write(self, stream, text):
+        text = self._partial.pop(stream, "") + text
+        *done, rest = text.split("\n")
+        if rest:
+            self._partial[stream] = rest
+        for line in done:
+            self.add(stream, line)
+
+    def add(self, stream, line):
+        self.lines.append([time.time(), stream, line])
+        if len(self.lines) > self.max_lines:
+            n = len(self.lines) - self.max_lines
+            del self.lines[:n]
+            self.dropped += n
+        self.dirty = True
+        try:
+            self.changed.set()
+        except RuntimeError:  # a worker thread: wake the keeper via the loop
+            self._token.run_sync_soon(self.changed.set)
+
+    def close(self):
+        for stream, rest in list(self._partial.items()):
+            self.add(stream, rest)
+        self._partial = {}
+
+
+class RoutedStream:
+    """A ``sys.stdout``/``sys.stderr`` stand-in routing job output."""
+
+    def __init__(self, orig, name):
+        self._orig = orig
+        self._name = name
+
+    def write(self, text):
+        buf = _current.get()
+        if buf is None:
+            return self._orig.write(text)
+        buf.write(self._name, text)
+        return len(text)
+
+    def flush(self):
+        if _current.get() is None:
+            self._orig.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._orig, name)
+
+
+class _LogHandler(logging.Handler):
+    def emit(self, record):
+        buf = _current.get()
+        if buf is None:
+            return
+        try:
+            buf.add("log", f"{record.levelname} {record.name}: {record.getMessage()}")
+        except Exception:  # pylint: disable=broad-except
+            self.handleError(record)
+
+
+def install():
+    """Install the stdout/stderr proxies and the log handler.
+
+    Cheap when they are in place; called at every job start, since other
+    code (a test harness, say) may replace ``sys.stdout`` meanwhile."""
+    global _installed
+    if not isinstance(sys.stdout, RoutedStream):
+        sys.stdout = RoutedStream(sys.stdout, "stdout")
+    if not isinstance(sys.stderr, RoutedStream):
+        sys.stderr = RoutedStream(sys.stderr, "stderr")
+    if not _installed:
+        logging.getLogger().addHandler(_LogHandler(level=logging.DEBUG))
+        _installed = True
+
+
+def capture(buf):
+    """Context manager: code in this context writes to ``buf``."""
+
+    class _Cap:
+        def __enter__(self):
+            self.token = _current.set(buf)
+            return buf
+
+        def __exit__(self, *exc):
+            _current.reset(self.token)
+            buf.close()
+
+    return _Cap()
+
+
+def output_path(prefix, state_subpath, job, run):
+    """Where run number ``run`` of ``job`` keeps its output."""
+    return prefix + tuple(state_subpath) + tuple(job) + (str(run),)
+
+
+async def keeper(client, path, buf, meta, interval=1.0):
+    """Write ``buf`` to ``path`` whenever it changed, at most every
+    ``interval`` seconds, until cancelled (then once more, shielded)."""
+    try:
+        while True:
+            await buf.changed.wait()
+            buf.changed = anyio.Event()
+            await anyio.sleep(interval)
+            await _store(client, path, buf, meta)
+    finally:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(3):
+            await _store(client, path, buf, meta)
+
+
+async def _store(client, path, buf, meta):
+    if not buf.dirty and meta.get("stored"):
+        return
+    buf.dirty = False
+    meta["stored"] = True
+    value = {k: v for k, v in meta.items() if k != "stored"}
+    value.update(lines=list(buf.lines), dropped=buf.dropped)
+    try:
+        await client.set(path, value=value)
+    except Exception as exc:  # pylint: disable=broad-except
+        logging.getLogger(__name__).debug("could not store output at %s: %r", path, exc)
+
+
+async def prune(client, path_of, keep, current):
+    """Delete the output of the run that falls out of the last ``keep``
+    (``path_of(run)`` is its path)."""
+    old = current - keep
+    if old < 1:
+        return
+    try:
+        await client.delete(path_of(old))
+    except Exception:  # pylint: disable=broad-except
+        pass
