@@ -5,7 +5,7 @@
 #   ./dev.sh test     run the whole test suite
 #   ./dev.sh bench    run the benchmarks (bench/)
 #   ./dev.sh node     run a local DistKV node until Ctrl-C
-#   ./dev.sh docs     regenerate the man pages in man/ from the commands
+#   ./dev.sh docs     regenerate man/ and completions/ from the commands
 #
 # Each creates (or reuses) the virtual environment .venv and installs the
 # project and its pinned dependencies from constraints.txt into it.
@@ -38,6 +38,7 @@ case "$cmd" in
     test)  setup; exec "$VENV/bin/python" -m pytest "$@" ;;
     bench) setup; exec "$VENV/bin/python" -m bench "$@" ;;
     node)  setup; exec "$VENV/bin/distkv-code-node" "$@" ;;
-    docs)  setup; exec "$VENV/bin/python" -m distkv_ext.codekit.cli.mangen man ;;
+    docs)  setup; "$VENV/bin/python" -m distkv_ext.codekit.cli.mangen man
+           exec "$VENV/bin/python" -m distkv_ext.codekit.cli.complete --scripts completions ;;
     *)     sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -13,6 +13,7 @@ hostfix.apply()
 
 # pylint: disable=wrong-import-position
 from ..codekit.cli.args import DROP, NO_DEFAULT, collect_variables, variable_options  # noqa: E402
+from ..codekit.cli.complete import complete_procedures  # noqa: E402
 from ..codekit.cli.boundary import boundary, get_client  # noqa: E402
 from ..codekit.cli.common import (  # noqa: E402
     EXIT_CODES,
@@ -52,7 +53,7 @@ async def cli():
 
 
 @cli.command("set", epilog=EXIT_CODES)
-@click.argument("path")
+@click.argument("path", shell_complete=complete_procedures)
 @click.option("-s", "--script", metavar="FILE", help="File with the code; '-': standard input.")
 @click.option("--async", "mode", flag_value="async", help="Async code (awaited).")
 @click.option("--sync", "mode", flag_value="sync", help="Sync code, run in the event loop.")
@@ -140,7 +141,7 @@ def _summary(path, value):
 
 
 @cli.command(epilog=EXIT_CODES)
-@click.argument("path")
+@click.argument("path", shell_complete=complete_procedures)
 @script_for_get
 @output_option("yaml", "json")
 @click.pass_obj
@@ -159,7 +160,7 @@ async def get(obj, path, script, output):
 
 
 @cli.command("list", epilog=EXIT_CODES)
-@click.argument("path", required=False, default="")
+@click.argument("path", required=False, default="", shell_complete=complete_procedures)
 @click.option("-d", "--depth", type=int, default=None, help="Levels below PATH to show.")
 @output_option("table", "yaml", "json")
 @click.pass_obj
@@ -197,7 +198,7 @@ async def list_(obj, path, depth, output):
 
 
 @cli.command(epilog=EXIT_CODES)
-@click.argument("path")
+@click.argument("path", shell_complete=complete_procedures)
 @output_option("yaml", "json")
 @click.pass_obj
 @boundary
@@ -208,7 +209,7 @@ async def delete(obj, path, output):
 
 
 @cli.command(epilog=EXIT_CODES)
-@click.argument("path")
+@click.argument("path", shell_complete=complete_procedures)
 @click.argument("file")
 @diff_options
 @click.pass_obj
@@ -226,7 +227,7 @@ async def diff(obj, path, file, context, quiet):
 
 
 @cli.command(epilog=EXIT_CODES)
-@click.argument("path")
+@click.argument("path", shell_complete=complete_procedures)
 @variable_options
 @output_option("yaml", "json")
 @click.pass_obj

@@ -11,6 +11,7 @@ from ..codekit.cli import hostfix
 hostfix.apply()
 
 # pylint: disable=wrong-import-position
+from ..codekit.cli.complete import complete_modules  # noqa: E402
 from ..codekit.cli.boundary import CliError, boundary, get_client  # noqa: E402
 from ..codekit.cli.common import (  # noqa: E402
     EXIT_CODES,
@@ -53,7 +54,7 @@ async def cli():
 
 
 @cli.command("set", epilog=EXIT_CODES)
-@click.argument("path")
+@click.argument("path", shell_complete=complete_modules)
 @click.option("-s", "--script", metavar="FILE", help="File with the code; '-': standard input.")
 @click.option("-r", "--requires", multiple=True, metavar="MODULE", help="A stored module it needs (loaded first).")
 @click.option("--no-requires", is_flag=True, help="Clear the list of required modules.")
@@ -97,7 +98,7 @@ async def set_(obj, path, script, requires, no_requires, info, output):
 
 
 @cli.command(epilog=EXIT_CODES)
-@click.argument("path")
+@click.argument("path", shell_complete=complete_modules)
 @script_for_get
 @output_option("yaml", "json")
 @click.pass_obj
@@ -109,7 +110,7 @@ async def get(obj, path, script, output):
 
 
 @cli.command("list", epilog=EXIT_CODES)
-@click.argument("path", required=False, default="")
+@click.argument("path", required=False, default="", shell_complete=complete_modules)
 @click.option("-d", "--depth", type=int, default=None, help="Levels below PATH to show.")
 @output_option("table", "yaml", "json")
 @click.pass_obj
@@ -146,7 +147,7 @@ async def list_(obj, path, depth, output):
 
 
 @cli.command(epilog=EXIT_CODES)
-@click.argument("path")
+@click.argument("path", shell_complete=complete_modules)
 @click.option("-f", "--force", is_flag=True, help="Delete even if other code needs it.")
 @output_option("yaml", "json")
 @click.pass_obj
@@ -163,7 +164,7 @@ async def delete(obj, path, force, output):
 
 
 @cli.command(epilog=EXIT_CODES)
-@click.argument("path")
+@click.argument("path", shell_complete=complete_modules)
 @click.argument("file")
 @diff_options
 @click.pass_obj
@@ -180,7 +181,7 @@ async def diff(obj, path, file, context, quiet):
 
 
 @cli.command(epilog=EXIT_CODES)
-@click.argument("path", required=False)
+@click.argument("path", required=False, shell_complete=complete_modules)
 @output_option("text", "yaml", "json", default="text")
 @click.pass_obj
 @boundary

@@ -15,6 +15,7 @@ hostfix.apply()
 
 # pylint: disable=wrong-import-position
 from ..codekit.cli.args import DROP, NO_DEFAULT, collect_variables, variable_options  # noqa: E402
+from ..codekit.cli.complete import complete_groups, complete_jobs, complete_procedures  # noqa: E402
 from ..codekit.cli.boundary import boundary, get_client  # noqa: E402
 from ..codekit.cli.common import EXIT_CODES, show_action  # noqa: E402
 from ..codekit.cli.output import emit, output_option, pick_format, stdout_of, table  # noqa: E402
@@ -56,7 +57,9 @@ def group_options(fn):
     """``-g GROUP``, ``-n NODE`` / ``--all-nodes``: which runner group."""
     fn = click.option("--all-nodes", is_flag=True, help="All-node runner / job (same as '-n -').")(fn)
     fn = click.option("-n", "--node", help="Single-node runner / job of NODE ('-': all nodes).")(fn)
-    fn = click.option("-g", "--group", default="default", show_default=True, help="Runner group.")(fn)
+    fn = click.option(
+        "-g", "--group", default="default", show_default=True, shell_complete=complete_groups, help="Runner group."
+    )(fn)
     return fn
 
 
@@ -126,9 +129,9 @@ async def all_(obj, group, node, all_nodes, name, weight, timeout, heartbeat):
 
 
 @cli.command("set", epilog=EXIT_CODES)
-@click.argument("path")
+@click.argument("path", shell_complete=complete_jobs)
 @group_options
-@click.option("-c", "--code", help="Path of the procedure to run.")
+@click.option("-c", "--code", shell_complete=complete_procedures, help="Path of the procedure to run.")
 @click.option("-t", "--time", "when", help="When to start: now, never, seconds from now, or an ISO time.")
 @click.option("-r", "--repeat", type=float, help="Seconds after a successful run to run again (0: don't).")
 @click.option("-d", "--delay", type=float, help="Seconds before retrying after an error (new jobs: 10).")
@@ -190,7 +193,7 @@ def _plain(value):
 
 
 @cli.command(epilog=EXIT_CODES)
-@click.argument("path")
+@click.argument("path", shell_complete=complete_jobs)
 @group_options
 @output_option("yaml", "json")
 @click.pass_obj
@@ -228,7 +231,7 @@ def _next(states, now):
 
 
 @cli.command("list", epilog=EXIT_CODES)
-@click.option("-g", "--group", default=None, help="Only this group.")
+@click.option("-g", "--group", default=None, shell_complete=complete_groups, help="Only this group.")
 @output_option("table", "yaml", "json")
 @click.pass_obj
 @boundary
@@ -271,7 +274,7 @@ async def list_(obj, group, output):
 
 
 @cli.command(epilog=EXIT_CODES)
-@click.argument("path")
+@click.argument("path", shell_complete=complete_jobs)
 @group_options
 @output_option("yaml", "json")
 @click.pass_obj
@@ -293,7 +296,7 @@ async def state(obj, path, group, node, all_nodes, output):
 
 
 @cli.command(epilog=EXIT_CODES)
-@click.argument("path")
+@click.argument("path", shell_complete=complete_jobs)
 @group_options
 @output_option("text", "yaml", "json", default="text")
 @click.pass_obj
@@ -334,7 +337,7 @@ async def why(obj, path, group, node, all_nodes, output):
 
 
 @cli.command(epilog=EXIT_CODES)
-@click.argument("path")
+@click.argument("path", shell_complete=complete_jobs)
 @group_options
 @output_option("yaml", "json")
 @click.pass_obj
@@ -347,7 +350,7 @@ async def delete(obj, path, group, node, all_nodes, output):
 
 
 @cli.command(epilog=EXIT_CODES)
-@click.argument("path")
+@click.argument("path", shell_complete=complete_jobs)
 @group_options
 @click.option("--from", "from_", metavar="NODE", help="Only output of runs on NODE.")
 @click.option("--run", "run_no", type=int, help="Only run number N (see 'run state': runs).")

@@ -1,0 +1,43 @@
+"""Shell completion: in-process with asyncclick's ShellComplete, and once
+through real bash against a real server."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from asyncclick.shell_completion import BashComplete
+
+from distkv_ext.codekit.cli import complete
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+async def values(args, incomplete):
+    comp = BashComplete(complete.root_command(), {}, "distkv", complete.COMPLETE_VAR)
+    return [c.value for c in await comp.get_completions(args, incomplete)]
+
+
+async def test_commands_options_and_cached_paths(monkeypatch):
+    monkeypatch.setattr(complete, "CACHE", {"code": ["heating.pump", "heating.valve", "x.y"], "group": ["boiler", "lab"], "module": ["util.pid"], "job": ["pump"]})
+    assert await values(["client"], "") == ["code", "module", "run"]
+    assert set(await values(["client", "code"], "")) >= {"set", "get", "list", "delete", "diff", "call"}
+    assert await values(["client", "code", "get"], "heat") == ["heating.pump", "heating.valve"]
+    assert await values(["client", "module", "delete"], "u") == ["util.pid"]
+    assert await values(["client", "run", "all", "-g"], "") == ["boiler", "lab"]
+    assert await values(["client", "run", "set", "pump", "-c"], "x") == ["x.y"]
+    assert "--all-nodes" in await values(["client", "run", "all"], "--a")
+    assert await values(["-c", "f.yaml", "client", "code", "set", "p", "--"], "--asy") == ["--async"]
+
+
+def test_through_real_bash(node):
+    node.run("code", "set", "comp.one", "-s", "-", input="return 1")
+    node.run("code", "set", "comp.two", "-s", "-", input="return 2")
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    script = (
+        f"source {TOP}/completions/distkv.bash; "
+        f"COMP_WORDS=(distkv -c {node.configs[0]} client code call comp.); COMP_CWORD=6; "
+        '_distkv_completion; echo "${COMPREPLY[@]}"'
+    )
+    res = subprocess.run(["bash", "-c", script], capture_output=True, env=env, timeout=60, check=False)
+    assert res.stdout.decode().split() == ["comp.one", "comp.two"], res.stderr.decode()
