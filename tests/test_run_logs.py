@@ -37,6 +37,8 @@ def test_logs_follow_why_state(node, tmp_path):
         assert run["node"] == "w1" and run["run"] == 1 and run["lines"][0][1:] == ["stdout", "tick 0"]
         r = node.run("run", "why", "ticker", "-g", "lg")
         assert "running on w1" in r.stdout.decode() and "  last output:\n" in r.stdout.decode() and "\n    tick " in r.stdout.decode()
+        r = node.run("run", "list", "-g", "lg", "-o", "json")
+        assert json.loads(r.stdout)[0]["last_output"].startswith("tick")
         r = node.run("run", "state", "ticker", "-g", "lg", "-o", "json")
         assert json.loads(r.stdout)["last_output"][-1].startswith("tick")
         # follow: new lines arrive while we watch

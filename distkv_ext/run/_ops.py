@@ -154,15 +154,23 @@ async def job_states(client, kind, group, path, *, node=None, prefix=STATE_PREFI
     return res
 
 
-async def list_jobs(client, group=None, *, prefix=RUN_PREFIX, state_prefix=STATE_PREFIX):
+async def list_jobs(client, group=None, *, prefix=RUN_PREFIX, state_prefix=STATE_PREFIX, output_prefix=None):
     """Every runner entry (of ``group``, if given) with its state(s).
 
     Yields dicts: kind, group, node (single-node jobs), path, value,
-    states ({node or "": state value}).
+    states ({node or "": state value}), last_output (the last line of
+    the latest run, if ``output_prefix`` is given).
     """
     states = {}
     async for p, v in list_entries(client, state_prefix):
         states[tuple(p)] = v
+    last = {}  # run subpath (without the run number) -> (started, line)
+    if output_prefix is not None:
+        async for p, v in list_entries(client, output_prefix):
+            if isinstance(v, dict) and v.get("lines"):
+                key, t = tuple(p[:-1]), v.get("started") or 0
+                if key not in last or last[key][0] <= t:
+                    last[key] = (t, v["lines"][-1][2])
     async for p, v in list_entries(client, prefix):
         parts = split_job_path(p)
         if parts is None or not isinstance(v, dict) or "code" not in v:
@@ -179,7 +187,12 @@ async def list_jobs(client, group=None, *, prefix=RUN_PREFIX, state_prefix=STATE
             }
         else:
             st = {"": states[sub + tuple(job)]} if sub + tuple(job) in states else {}
-        yield {"kind": kind, "group": grp, "node": node, "path": job, "value": v, "states": st}
+        if kind == "all":
+            lines = [last[k] for k in last if k[: len(sub)] == sub and k[len(sub) + 1 :] == tuple(job)]
+        else:
+            lines = [last[sub + tuple(job)]] if sub + tuple(job) in last else []
+        out = max(lines)[1] if lines else None
+        yield {"kind": kind, "group": grp, "node": node, "path": job, "value": v, "states": st, "last_output": out}
 
 
 class _Shim:

@@ -3,7 +3,6 @@
 Thin by design: parse options, call `distkv_ext.run`, format output.
 """
 
-import datetime
 import time
 
 import asyncclick as click
@@ -18,6 +17,15 @@ from ..codekit.cli.args import DROP, NO_DEFAULT, collect_variables, variable_opt
 from ..codekit.cli.complete import complete_groups, complete_jobs, complete_procedures  # noqa: E402
 from ..codekit.cli.boundary import boundary, get_client  # noqa: E402
 from ..codekit.cli.common import EXIT_CODES, show_action  # noqa: E402
+from ..codekit.cli.runopts import (  # noqa: E402
+    group_options,
+    kind_of,
+    next_start_text,
+    parse_when,
+    plain_job,
+    short,
+    state_word,
+)
 from ..codekit.cli.output import emit, output_option, pick_format, stdout_of, table  # noqa: E402
 from ..codekit.errors import NotFound  # noqa: E402
 from ..codekit.store import as_path  # noqa: E402
@@ -53,45 +61,6 @@ def _last_lines(outputs, n=5):
     return {node: [t for _, _, t in (o.get("lines") or ())[-n:]] for node, o in latest.items()}
 
 
-def group_options(fn):
-    """``-g GROUP``, ``-n NODE`` / ``--all-nodes``: which runner group."""
-    fn = click.option("--all-nodes", is_flag=True, help="All-node runner / job (same as '-n -').")(fn)
-    fn = click.option("-n", "--node", help="Single-node runner / job of NODE ('-': all nodes).")(fn)
-    fn = click.option(
-        "-g", "--group", default="default", show_default=True, shell_complete=complete_groups, help="Runner group."
-    )(fn)
-    return fn
-
-
-def _kind(node, all_nodes):
-    if all_nodes or node == "-":
-        if node not in (None, "-"):
-            raise click.UsageError("give either -n NODE or --all-nodes, not both")
-        return "all", None
-    if node:
-        return "single", node
-    return "any", None
-
-
-def parse_when(text, now=None):
-    """``now``, ``never``, seconds from now (``30``, ``+30``) or an ISO
-    time (``2026-12-01T06:00``, local time unless it says otherwise)."""
-    now = time.time() if now is None else now
-    t = text.strip().lower()
-    if t == "now":
-        return now
-    if t == "never":
-        return 0
-    try:
-        return now + float(t)
-    except ValueError:
-        pass
-    try:
-        return datetime.datetime.fromisoformat(text.strip()).timestamp()
-    except ValueError:
-        raise click.BadParameter(f"{text!r}: use now, never, seconds from now, or an ISO time") from None
-
-
 @click.group(short_help="Run stored procedures on one, any or all nodes.", epilog=EXIT_CODES)
 async def cli():
     """
@@ -121,7 +90,7 @@ async def all_(obj, group, node, all_nodes, name, weight, timeout, heartbeat):
     and pings its watchdog. On SIGTERM it leaves the group, so the others
     take over its any-node jobs at once, and stops its jobs cleanly.
     """
-    kind, node = _kind(node, all_nodes)
+    kind, node = kind_of(node, all_nodes)
     cfg = {k: v for k, v in (("weight", weight), ("timeout", timeout), ("heartbeat", heartbeat)) if v is not None}
     if kind != "single":
         node = name
@@ -153,7 +122,7 @@ async def set_(obj, path, group, node, all_nodes, code, when, repeat, delay, bac
     with the procedure's defaults must supply its variables; else nothing
     is written.  Options not given keep their stored values.
     """
-    kind, node = _kind(node, all_nodes)
+    kind, node = kind_of(node, all_nodes)
     variables = collect_variables(values, evals, paths, markers=True)
 
     def edit(old):
@@ -185,13 +154,6 @@ async def set_(obj, path, group, node, all_nodes, code, when, repeat, delay, bac
     show_action(obj, as_path(path), action, output)
 
 
-def _plain(value):
-    v = dict(value)
-    if "code" in v:
-        v["code"] = str(v["code"]) if not isinstance(v["code"], (list, tuple)) else ".".join(map(str, v["code"]))
-    return v
-
-
 @cli.command(epilog=EXIT_CODES)
 @click.argument("path", shell_complete=complete_jobs)
 @group_options
@@ -200,34 +162,9 @@ def _plain(value):
 @boundary
 async def get(obj, path, group, node, all_nodes, output):
     """Show the runner entry PATH of a group."""
-    kind, node = _kind(node, all_nodes)
+    kind, node = kind_of(node, all_nodes)
     value, _ = await get_job(get_client(obj), kind, group, path, node=node, prefix=_prefixes(obj)[0])
-    emit(obj, _plain(value), output)
-
-
-def _state_word(states):
-    if not states:
-        return "never ran"
-    words = []
-    for n, s in sorted(states.items()):
-        if s.get("node"):
-            w = "running"
-        elif s.get("error"):
-            w = "failed"
-        elif s.get("runs"):
-            w = "done"
-        else:
-            w = "waiting"
-        words.append(f"{n}:{w}" if n else w)
-    return " ".join(words)
-
-
-def _next(states, now):
-    ts = [s.get("computed") for s in states.values() if s.get("computed")]
-    if not ts:
-        return ""
-    d = min(ts) - now
-    return "now" if d <= 0 else f"in {d:.0f} s"
+    emit(obj, plain_job(value), output)
 
 
 @cli.command("list", epilog=EXIT_CODES)
@@ -240,12 +177,12 @@ async def list_(obj, group, output):
     List the jobs (of GROUP, or all) with where they run and their state.
 
     A table on a terminal (path, kind, group, code, node, state, next
-    start); YAML in a pipe.
+    start, last error or else the last line of output); YAML in a pipe.
     """
     prefix, state_prefix = _prefixes(obj)
     now = time.time()
     rows = []
-    async for j in list_jobs(get_client(obj), group, prefix=prefix, state_prefix=state_prefix):
+    async for j in list_jobs(get_client(obj), group, prefix=prefix, state_prefix=state_prefix, output_prefix=_output_prefix(obj)):
         running = sorted(s.get("node") for s in j["states"].values() if s.get("node"))
         rows.append(
             {
@@ -253,11 +190,12 @@ async def list_(obj, group, output):
                 "kind": j["kind"],
                 "group": j["group"],
                 "node": j["node"],
-                "code": _plain(j["value"])["code"],
+                "code": plain_job(j["value"])["code"],
                 "running_on": running,
-                "state": _state_word(j["states"]),
-                "next": _next(j["states"], now),
+                "state": state_word(j["states"]),
+                "next": next_start_text(j["states"], now),
                 "error": next((s.get("error") for s in j["states"].values() if s.get("error")), None),
+                "last_output": j["last_output"],
             }
         )
     if group is not None and not rows:
@@ -266,8 +204,12 @@ async def list_(obj, group, output):
     if fmt == "table":
         table(
             obj,
-            ["PATH", "KIND", "GROUP", "CODE", "NODE", "STATE", "NEXT", "LAST ERROR"],
-            [[r["path"], r["kind"], r["group"], r["code"], " ".join(r["running_on"]) or (r["node"] or ""), r["state"], r["next"], r["error"] or ""] for r in rows],
+            ["PATH", "KIND", "GROUP", "CODE", "NODE", "STATE", "NEXT", "LAST ERROR / OUTPUT"],
+            [
+                [r["path"], r["kind"], r["group"], r["code"], " ".join(r["running_on"]) or (r["node"] or ""),
+                 r["state"], r["next"], short(r["error"] or r["last_output"] or "")]
+                for r in rows
+            ],
         )
     else:
         emit(obj, rows, fmt)
@@ -281,7 +223,7 @@ async def list_(obj, group, output):
 @boundary
 async def state(obj, path, group, node, all_nodes, output):
     """Show the state of job PATH (all-node jobs: one per node)."""
-    kind, node = _kind(node, all_nodes)
+    kind, node = kind_of(node, all_nodes)
     client = get_client(obj)
     prefix, state_prefix = _prefixes(obj)
     await get_job(client, kind, group, path, node=node, prefix=prefix)  # NotFound
@@ -306,7 +248,7 @@ async def why(obj, path, group, node, all_nodes, output):
     Why job PATH is or is not running: its target, backoff, last error,
     which node holds it, and when it starts next.
     """
-    kind, node = _kind(node, all_nodes)
+    kind, node = kind_of(node, all_nodes)
     client = get_client(obj)
     prefix, state_prefix = _prefixes(obj)
     value, _ = await get_job(client, kind, group, path, node=node, prefix=prefix)
@@ -321,7 +263,7 @@ async def why(obj, path, group, node, all_nodes, output):
         emit(obj, res if kind == "all" else res[""], output)
         return
     out = stdout_of(obj)
-    v = _plain(value)
+    v = plain_job(value)
     print(f"job {as_path(path)} ({kind}-node, group {group}) runs {v['code']}", file=out)
     for n, r in sorted(res.items()):
         who = f"on {n}: " if n else ""
@@ -344,7 +286,7 @@ async def why(obj, path, group, node, all_nodes, output):
 @boundary
 async def delete(obj, path, group, node, all_nodes, output):
     """Delete the job PATH; its runner stops it."""
-    kind, node = _kind(node, all_nodes)
+    kind, node = kind_of(node, all_nodes)
     await remove_job(get_client(obj), kind, group, path, node=node, prefix=_prefixes(obj)[0])
     show_action(obj, as_path(path), "deleted", output)
 
@@ -366,7 +308,7 @@ async def logs(obj, path, group, node, all_nodes, from_, run_no, follow, output)
     runner.output_lines / output_runs).  Text output prefixes each line with
     the node and run when more than one is shown.
     """
-    kind, node = _kind(node, all_nodes)
+    kind, node = kind_of(node, all_nodes)
     client = get_client(obj)
     prefix, _ = _prefixes(obj)
     await get_job(client, kind, group, path, node=node, prefix=prefix)  # NotFound
