@@ -79,3 +79,21 @@ def test_pin(node):
     assert len(pin) == 16
     node.run("run", "set", "p.one", "-g", "pg", "--no-pin")
     assert "pin" not in json.loads(out(node.run("run", "get", "p.one", "-g", "pg", "-o", "json")))
+
+
+def test_interrupt_is_exit_130(node):
+    import signal
+    import subprocess
+    import time
+
+    from .fixtures import DISTKV
+
+    node.run("run", "set", "int.job", "-c", "cr.add", "-g", "ig", "-e", "a", "1")
+    p = subprocess.Popen(
+        [DISTKV, "-c", node.configs[0], "client", "run", "logs", "int.job", "-g", "ig", "-f"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    time.sleep(3)
+    p.send_signal(signal.SIGINT)
+    _, err_ = p.communicate(timeout=30)
+    assert (p.returncode, err_.decode()) == (130, "Error: interrupted\n")
