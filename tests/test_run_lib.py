@@ -303,7 +303,7 @@ async def _output_of(c, job, run=None):
 
 @pytest.mark.parametrize("mode", ["sync", "thread", "async"])
 async def test_output_is_captured(autojump_clock, mode):
-    code = "import logging, sys\nprint('hello', x)\nprint('oops', file=sys.stderr)\n_log.warning('careful')\nreturn x"
+    code = "import logging, sys\nprint('hello', x)\nprint('oops', file=sys.stderr)\n_log.warning('careful')\n_log.info('fyi')\n_log.debug('noise')\nreturn x"
     async with cluster() as st, st.client() as c:
         cr = await CodeRoot.as_handler(c)
         await cr.add("talk", code=code, variables=["x"], is_async={"sync": None, "thread": False, "async": True}[mode])
@@ -321,7 +321,8 @@ async def test_output_is_captured(autojump_clock, mode):
             while not await got():
                 await anyio.sleep(0.1)
         assert [(s, t) for _, s, t in out["lines"]] == [
-            ("stdout", "hello 7"), ("stderr", "oops"), ("log", "WARNING distkv_code.job.talker: careful")
+            ("stdout", "hello 7"), ("stderr", "oops"), ("log", "WARNING distkv_code.job.talker: careful"),
+            ("log", "INFO distkv_code.job.talker: fyi"),
         ]
         assert out["node"] == "n1" and out["ok"] is True and out["dropped"] == 0
 

@@ -116,6 +116,10 @@ def install():
         sys.stderr = RoutedStream(sys.stderr, "stderr")
     if not _installed:
         logging.getLogger().addHandler(_LogHandler(level=logging.DEBUG))
+        # a job's own _log.info() is output too, whatever the root level
+        job_log = logging.getLogger("distkv_code.job")
+        if job_log.level == logging.NOTSET:
+            job_log.setLevel(logging.INFO)
         _installed = True
 
 
