@@ -339,3 +339,19 @@ async def test_output_is_bounded(autojump_clock):
         assert len(outs) <= 3  # the last 2, and the one being written
         last = outs[max(outs)]
         assert [t for _, _, t in last["lines"]] == [str(i) for i in range(40, 50)] and last["dropped"] == 40
+
+
+async def test_entry_with_wrong_types_is_reported_and_others_run(autojump_clock):
+    async with cluster() as st, st.client() as c:
+        cr = await CodeRoot.as_handler(c)
+        await cr.add("forty.two", code="return 42")
+        r = await AnyRunnerRoot.as_handler(c, subpath=("any", "g"), code=cr, node="n1", cfg=FAST)
+        await c.set(P(":.distkv.run.any.g.broken"), value={"code": P("forty.two"), "target": "soon", "delay": "abc"})
+        await c.set(P(":.distkv.run.any.g.notadict"), value="code target")
+        good = await add_job(r, "good", "forty.two")
+        await wait_for(lambda: good.state.result == 42)
+        errs = []
+        with anyio.fail_after(10):
+            while not errs:
+                errs = [e.value async for e in c.get_tree(P(":.distkv.error")) if "unusable runner entry" in str(e.get("value"))]
+                await anyio.sleep(0.1)

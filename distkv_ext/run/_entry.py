@@ -71,7 +71,12 @@ class RunnerEntry(AttrClientEntry):
 
     async def set_value(self, value):
         # no equality check: a local save() has set the value already
-        await super().set_value(value)
+        if value is not NotGiven and not isinstance(value, dict):
+            # not a runner entry (written behind our back): no fields, no job
+            await super().set_value(NotGiven)
+            self.value = value
+        else:
+            await super().set_value(value)
         self.root.entry_changed(self)
 
     async def update(self, value, **kw):  # pylint: disable=arguments-differ

@@ -51,6 +51,7 @@ class Scheduler(RunLifecycle):
         self._assignment = {}
         self._recent = {}  # job -> (node, when) of others' recent claims
         self._by_key = {}  # job name -> Running
+        self._bad = {}  # subpath -> the unusable entry value we reported
 
     # --- triggers ---
 
@@ -116,11 +117,25 @@ class Scheduler(RunLifecycle):
                 entries = list(self.root.all_children)
                 self._assign(entries)
                 for entry in entries:
-                    t = await self._consider(entry, now)
+                    try:
+                        t = await self._consider(entry, now)
+                    except (TypeError, ValueError, AttributeError) as exc:
+                        # a runner entry written behind our back with bad
+                        # field types: report it, keep running the others
+                        await self._bad_entry(entry, exc)
+                        continue
                     if t is not None and now < t < t_next:
                         t_next = t
                 with anyio.move_on_after(max(0.005, t_next - time.time())):
                     await self._trigger.wait()
+
+    async def _bad_entry(self, entry, exc):
+        key = tuple(entry.subpath)
+        if self._bad.get(key) == entry.value:
+            return  # reported already
+        self._bad[key] = entry.value
+        logger.error("%s: runner entry %s is unusable: %r", self.root.node, entry, exc)
+        await self.root.record_job_error(entry, message=f"unusable runner entry: {exc}", exc=exc)
 
     def _assign(self, entries):
         """Compute who runs which any-node job (see `_assign.assign`)."""
