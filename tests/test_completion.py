@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 from asyncclick.shell_completion import BashComplete
 
 from distkv_ext.codekit.cli import complete

@@ -348,6 +348,7 @@ async def test_entry_with_wrong_types_is_reported_and_others_run(autojump_clock)
         r = await AnyRunnerRoot.as_handler(c, subpath=("any", "g"), code=cr, node="n1", cfg=FAST)
         await c.set(P(":.distkv.run.any.g.broken"), value={"code": P("forty.two"), "target": "soon", "delay": "abc"})
         await c.set(P(":.distkv.run.any.g.notadict"), value="code target")
+        await c.set(P(":.distkv.run.any.g.badcode"), value={"code": 42, "target": 1})
         good = await add_job(r, "good", "forty.two")
         await wait_for(lambda: good.state.result == 42)
         errs = []

@@ -126,6 +126,8 @@ async def execute(runner, entry, ctx, *, on_ok_after=None):
             )
     except CodeError as exc:
         return Outcome(False, error=str(exc), exc=exc, started=started)
+    except (TypeError, ValueError) as exc:  # a 'code' that is no path
+        return Outcome(False, error=f"bad code path {entry.code!r}: {exc}", exc=exc, started=started)
 
     data = entry.data if isinstance(entry.data, dict) else {}
     kw = combine_dict(dict(data), dict(code_entry.value.get("default") or {}), deep=True)

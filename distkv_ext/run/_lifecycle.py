@@ -131,7 +131,7 @@ class RunLifecycle:
                     return
                 try:
                     run.code_entry = root.code.lookup(entry.code_path)
-                except CodeError:
+                except (CodeError, TypeError, ValueError):  # execute() reports it
                     run.code_entry = None
                 run.ctx = JobContext(root, entry)
                 if root.group is not None:
