@@ -278,7 +278,7 @@ async def test_single_node_runs_only_there(autojump_clock):
 
 
 async def test_pinned_job_refuses_changed_code(autojump_clock):
-    from distkv_ext.run._codehash import code_hash
+    from distkv_ext.codekit.history import content_hash as code_hash
 
     async with cluster() as st, st.client() as c:
         cr = await CodeRoot.as_handler(c)

@@ -18,6 +18,7 @@ from ._ops import (
     get_procedure,
     list_procedures,
     remove_procedure,
+    revert_procedure,
     store_procedure,
     DEFAULT_PREFIX,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "store_procedure",
     "remove_procedure",
     "call_procedure",
+    "revert_procedure",
     "DEFAULT_PREFIX",
     "MODES",
     "mode_of",

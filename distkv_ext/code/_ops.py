@@ -11,6 +11,7 @@ import anyio
 from distkv.default import CFG
 
 
+from ..codekit import history
 from ..codekit.compiler import compile_procedure
 from ..codekit.errors import BadArguments, CodeError, ProcedureFailed
 from ..codekit.store import as_path, delete_entry, get_entry, list_entries, write_entry
@@ -23,6 +24,7 @@ __all__ = [
     "store_procedure",
     "remove_procedure",
     "call_procedure",
+    "revert_procedure",
 ]
 
 #: Where DistKV keeps procedures unless configured otherwise (``codes.prefix``).
@@ -82,6 +84,7 @@ async def store_procedure(client, path, edit, *, prefix=DEFAULT_PREFIX, dry_run=
     if old_value is not None and _same(old_value, value):
         return "unchanged", old_value
     if not dry_run:
+        await history.record(client, "proc", path, old_value)
         await write_entry(client, prefix, path, value, chain=chain)
     return ("created" if old_value is None else "updated"), value
 
@@ -108,8 +111,21 @@ def _same(old, new):
 
 
 async def remove_procedure(client, path, *, prefix=DEFAULT_PREFIX):
-    """Delete a stored procedure; return its value.  `NotFound` if none."""
-    return await delete_entry(client, prefix, as_path(path, "procedure"), "procedure")
+    """Delete a stored procedure (its last version goes to the history);
+    return its value.  `NotFound` if none."""
+    path = as_path(path, "procedure")
+    value, _ = await get_entry(client, prefix, path, "procedure")
+    await history.record(client, "proc", path, value)
+    return await delete_entry(client, prefix, path, "procedure")
+
+
+async def revert_procedure(client, path, to=None, *, prefix=DEFAULT_PREFIX):
+    """Store version ``to`` (default: the latest saved) of a procedure's
+    history again; the version it replaces is saved in turn.  Returns
+    (action, value); `NotFound` if there is no such version."""
+    path = as_path(path, "procedure")
+    rec = await history.pick(client, "proc", path, to)
+    return await store_procedure(client, path, lambda old: _as_kwargs(rec["value"]), prefix=prefix)
 
 
 async def call_procedure(client, path, args=(), kw=None, *, prefix=DEFAULT_PREFIX):

@@ -19,6 +19,7 @@ from ._ops import (
     list_modules,
     module_graph,
     remove_module,
+    revert_module,
     store_module,
 )
 from ._root import ModuleEntry, ModuleRoot
@@ -35,6 +36,7 @@ __all__ = [
     "list_modules",
     "store_module",
     "remove_module",
+    "revert_module",
     "module_graph",
     "check_modules",
     "DEFAULT_PREFIX",

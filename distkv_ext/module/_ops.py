@@ -2,6 +2,7 @@
 
 from distkv.default import CFG
 
+from ..codekit import history
 from ..codekit.compiler import compile_module_code
 from ..codekit.depgraph import find_cycle, needed_by, static_imports
 from ..codekit.errors import CodeError, InputRefused
@@ -18,6 +19,7 @@ __all__ = [
     "module_graph",
     "check_modules",
     "InUse",
+    "revert_module",
 ]
 
 #: Where DistKV keeps modules unless configured otherwise (``modules.prefix``).
@@ -98,6 +100,7 @@ async def store_module(client, path, edit, *, prefix=DEFAULT_PREFIX, dry_run=Fal
     }:
         return "unchanged", old_value
     if not dry_run:
+        await history.record(client, "module", path, old_value)
         await write_entry(client, prefix, path, value, chain=chain)
     return ("created" if old_value is None else "updated"), value
 
@@ -110,14 +113,26 @@ async def remove_module(client, path, *, force=False, prefix=DEFAULT_PREFIX, pro
     """
     path = as_path(path, "module")
     name = dotted(path)
-    await get_entry(client, prefix, path, "module")
+    value, _ = await get_entry(client, prefix, path, "module")
     if not force:
         mods, procs = await snapshot(client, prefix=prefix, proc_prefix=proc_prefix)
         users = [f"module {m}" for m, v in sorted(mods.items()) if m != name and name in needs_of(v, mods)]
         users += [f"procedure {p}" for p, v in sorted(procs.items()) if name in needs_of(v, mods)]
         if users:
             raise InUse(f"{name} is needed by {', '.join(users)}; use --force to delete it anyway")
+    await history.record(client, "module", path, value)
     return await delete_entry(client, prefix, path, "module")
+
+
+async def revert_module(client, path, to=None, *, prefix=DEFAULT_PREFIX):
+    """Store version ``to`` (default: the latest saved) of a module's history
+    again (checked like any change); returns (action, value)."""
+    path = as_path(path, "module")
+    rec = await history.pick(client, "module", path, to)
+    v = rec["value"]
+    return await store_module(
+        client, path, lambda old: {"code": _code(v), "requires": _reqs(v), "info": v.get("info")}, prefix=prefix
+    )
 
 
 async def module_graph(client, *, prefix=DEFAULT_PREFIX, proc_prefix=PROC_PREFIX):

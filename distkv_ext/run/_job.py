@@ -15,7 +15,7 @@ import anyio
 from moat.util import P, Path, Queue, combine_dict
 
 from ..codekit.errors import CodeError
-from ._codehash import code_hash
+from ..codekit.history import content_hash as code_hash
 
 logger = logging.getLogger(__name__)
 

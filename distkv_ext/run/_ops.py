@@ -7,7 +7,7 @@ from moat.util import NotGiven, P, Path
 
 from ..codekit.errors import InputRefused, NotFound
 from ..codekit.store import as_path, delete_entry, get_entry, list_entries, server_errors, write_entry
-from ._codehash import code_hash
+from ..codekit.history import content_hash as code_hash
 from ._daemon import runner_subpath
 from ._entry import RunnerEntry, StateEntry, next_start
 

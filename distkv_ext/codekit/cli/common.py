@@ -8,6 +8,7 @@ from .output import emit, highlight, pick_format, stdout_of
 
 __all__ = [
     "EXIT_CODES",
+    "show_history",
     "show_action",
     "show_entry",
     "show_diff",
@@ -77,3 +78,31 @@ def script_for_get(fn):
     return click.option(
         "-s", "--script", metavar="FILE", help="Write the code to FILE ('-': stdout), nothing else."
     )(fn)
+
+
+def show_history(obj, records, current, output):
+    """The saved versions (oldest first) and the current one."""
+    import datetime
+
+    from ..history import content_hash
+
+    def when(t):
+        return datetime.datetime.fromtimestamp(t).isoformat(timespec="seconds") if t else ""
+
+    def lines(v):
+        code = v.get("code") if isinstance(v, dict) else None
+        return len(code.splitlines()) if isinstance(code, str) else None
+
+    rows = [
+        {"n": r["n"], "replaced": when(r.get("replaced")), "by": r.get("by"), "hash": r.get("hash"), "lines": lines(r["value"])}
+        for r in records
+    ]
+    if current is not None:
+        rows.append({"n": "current", "replaced": "", "by": "", "hash": content_hash(current), "lines": lines(current)})
+    fmt = pick_format(output, stdout_of(obj), table_ok=True)
+    if fmt == "table":
+        from .output import table
+
+        table(obj, ["VERSION", "REPLACED", "BY", "HASH", "LINES"], [[r["n"], r["replaced"], r["by"], r["hash"], r["lines"]] for r in rows])
+    else:
+        emit(obj, rows, fmt)

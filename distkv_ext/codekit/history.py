@@ -1,0 +1,89 @@
+"""Version history of stored procedures and modules.
+
+Every change made through distkv-code (``code set``, ``module set``,
+``delete``, ``revert``, and the library's ``add``/``remove``) first saves
+the version it replaces at ``.distkv code history KIND PATH N`` (KIND is
+``proc`` or ``module``; N counts up), with when, by whom (the DistKV client
+name) and a content hash.  Only the last ``keep`` versions are kept (10 by
+default).  Changes written by other tools (DistKV's own CLI, direct
+writes) are not recorded.
+"""
+
+import hashlib
+import json
+import time
+
+from moat.util import P
+
+from .store import as_path, list_entries, server_errors
+
+__all__ = ["HISTORY_PREFIX", "content_hash", "record", "versions", "pick", "DEFAULT_KEEP"]
+
+HISTORY_PREFIX = P(":.distkv.code.history")
+DEFAULT_KEEP = 10
+
+
+def _plain(x):
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    return x if isinstance(x, (str, int, float, bool)) or x is None else str(x)
+
+
+def content_hash(value):
+    """A short hash of a stored procedure or module: its code and every
+    setting but the one-line ``info``.  Runner entries pin it (``--pin``)."""
+    if not isinstance(value, dict):
+        return None
+    key = {k: v for k, v in value.items() if k != "info"}
+    return hashlib.sha256(json.dumps(_plain(key), sort_keys=True).encode()).hexdigest()[:16]
+
+
+async def versions(client, kind, path, *, prefix=HISTORY_PREFIX):
+    """The saved versions of ``path``, oldest first: dicts with n, value,
+    replaced (time), by, hash."""
+    path = as_path(path)
+    res = []
+    async for p, v in list_entries(client, prefix + (kind,) + path, max_depth=1):
+        if len(p) == 1 and isinstance(v, dict) and "value" in v:
+            try:
+                res.append(dict(v, n=int(p[0])))
+            except ValueError:
+                continue
+    res.sort(key=lambda v: v["n"])
+    return res
+
+
+async def record(client, kind, path, old_value, *, keep=DEFAULT_KEEP, prefix=HISTORY_PREFIX):
+    """Save ``old_value`` (the version about to be replaced) of ``path``;
+    drop versions beyond the last ``keep``.  Returns the new version number."""
+    if old_value is None:
+        return None
+    path = as_path(path)
+    old = await versions(client, kind, path, prefix=prefix)
+    n = (old[-1]["n"] + 1) if old else 1
+    rec = {
+        "value": old_value,
+        "replaced": time.time(),
+        "by": getattr(client, "client_name", None),
+        "hash": content_hash(old_value),
+    }
+    async with server_errors():
+        await client.set(prefix + (kind,) + path + (str(n),), value=rec)
+        for v in old[: max(0, len(old) + 1 - keep)]:
+            await client.delete(prefix + (kind,) + path + (str(v["n"]),))
+    return n
+
+
+async def pick(client, kind, path, n=None, *, prefix=HISTORY_PREFIX):
+    """Saved version ``n`` (default: the latest) of ``path``; `NotFound`."""
+    from .errors import NotFound
+
+    vs = await versions(client, kind, path, prefix=prefix)
+    if n is not None:
+        vs = [v for v in vs if v["n"] == n]
+    if not vs:
+        what = "saved version" if n is None else f"version {n}"
+        raise NotFound(what, path, f"no {what} of {as_path(path)} in the history")
+    return vs[-1]
