@@ -113,6 +113,7 @@ class CodeRoot(StoreRoot):
     """
 
     CFG = "codes"
+    HISTORY_KIND = "proc"
     err = None
     modules = None
 
@@ -195,21 +196,11 @@ class CodeRoot(StoreRoot):
             info=info,
             default=default,
         )
-        await self._save_history(path)
         return await self.write(path, value, chain=chain)
-
-    async def _save_history(self, path):
-        from ..codekit import history
-
-        e = self.follow(path, create=False)
-        if e is not None and isinstance(e.value, dict):
-            await history.record(self.client, "proc", path, e.value)
 
     async def remove(self, path):
         """Delete a stored procedure; `NotFound` if there is none."""
-        path = as_path(path, "procedure")
-        await self._save_history(path)
-        await self.remove_entry(path, "procedure")
+        await self.remove_entry(as_path(path, "procedure"), "procedure")
 
     def lookup(self, name):
         """The `CodeEntry` at ``name``; `NotFound` if nothing is stored there."""

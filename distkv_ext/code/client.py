@@ -21,8 +21,8 @@ from ..codekit.cli.common import (  # noqa: E402
     script_for_get,
     show_action,
     show_diff,
+    add_history_commands,
     show_entry,
-    show_history,
 )
 from ..codekit.cli.output import emit, output_option, pick_format, stdout_of, table  # noqa: E402
 from ..codekit.errors import CompileError, NotFound  # noqa: E402
@@ -247,43 +247,4 @@ async def call(obj, path, values, evals, paths, output):
     emit(obj, res, output)
 
 
-@cli.command(epilog=EXIT_CODES)
-@click.argument("path", shell_complete=complete_procedures)
-@output_option("table", "yaml", "json")
-@click.pass_obj
-@boundary
-async def history(obj, path, output):
-    """
-    List the saved versions of the procedure PATH, oldest first.
-
-    Every change made with distkv-code (set, delete, revert) saves the
-    version it replaces; the last 10 are kept.  'revert' brings one back.
-    """
-    from ..codekit import history as hist
-
-    client = get_client(obj)
-    records = await hist.versions(client, "proc", as_path(path))
-    try:
-        current, _ = await get_procedure(client, path, prefix=_prefix(obj))
-    except NotFound:
-        current = None
-    if not records and current is None:
-        raise NotFound("procedure", as_path(path))
-    show_history(obj, records, current, output)
-
-
-@cli.command(epilog=EXIT_CODES)
-@click.argument("path", shell_complete=complete_procedures)
-@click.option("--to", "to", type=int, help="Version to bring back (default: the latest saved).")
-@output_option("yaml", "json")
-@click.pass_obj
-@boundary
-async def revert(obj, path, to, output):
-    """
-    Store a saved version of the procedure PATH again.
-
-    The version it replaces is saved in turn, so a revert can be reverted.
-    The old version is checked like any change (it must compile).
-    """
-    action, _ = await revert_procedure(get_client(obj), path, to, prefix=_prefix(obj))
-    show_action(obj, as_path(path), "reverted" if action != "unchanged" else action, output)
+add_history_commands(cli, "proc", "procedure", get_procedure, revert_procedure, _prefix, complete_procedures)

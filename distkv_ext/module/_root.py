@@ -66,6 +66,7 @@ class ModuleRoot(StoreRoot):
     """
 
     CFG = "modules"
+    HISTORY_KIND = "module"
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
@@ -197,21 +198,11 @@ class ModuleRoot(StoreRoot):
             return await self.remove(path)
         value = module_value(path, code, requires=requires, info=info)
         check_requires_acyclic(self.requires_graph(), dotted(path), value["requires"])
-        await self._save_history(path)
         return await self.write(path, value)
-
-    async def _save_history(self, path):
-        from ..codekit import history
-
-        e = self.follow(path, create=False)
-        if e is not None and isinstance(e.value, dict):
-            await history.record(self.client, "module", path, e.value)
 
     async def remove(self, path):
         """Delete a stored module; `NotFound` if there is none."""
-        path = as_path(path, "module")
-        await self._save_history(path)
-        await self.remove_entry(path, "module")
+        await self.remove_entry(as_path(path, "module"), "module")
 
     def needs(self, name):
         """Every module that loading ``name`` loads (requires, transitively)."""

@@ -215,6 +215,16 @@ async def list_(obj, group, output):
         emit(obj, rows, fmt)
 
 
+async def _job_view(obj, kind, group, path, node):
+    """(entry value, states, last output lines) of a job; `NotFound` if none."""
+    client = get_client(obj)
+    prefix, state_prefix = _prefixes(obj)
+    value, _ = await get_job(client, kind, group, path, node=node, prefix=prefix)
+    states = await job_states(client, kind, group, path, node=node, prefix=state_prefix)
+    last = _last_lines(await job_output(client, kind, group, path, node=node, prefix=_output_prefix(obj)))
+    return value, states, last
+
+
 @cli.command(epilog=EXIT_CODES)
 @click.argument("path", shell_complete=complete_jobs)
 @group_options
@@ -224,11 +234,7 @@ async def list_(obj, group, output):
 async def state(obj, path, group, node, all_nodes, output):
     """Show the state of job PATH (all-node jobs: one per node)."""
     kind, node = kind_of(node, all_nodes)
-    client = get_client(obj)
-    prefix, state_prefix = _prefixes(obj)
-    await get_job(client, kind, group, path, node=node, prefix=prefix)  # NotFound
-    states = await job_states(client, kind, group, path, node=node, prefix=state_prefix)
-    last = _last_lines(await job_output(client, kind, group, path, node=node, prefix=_output_prefix(obj)))
+    _, states, last = await _job_view(obj, kind, group, path, node)
     if kind != "all":
         res = dict(states.get("", {}))
         res["last_output"] = next(iter(last.values()), [])
@@ -249,14 +255,8 @@ async def why(obj, path, group, node, all_nodes, output):
     which node holds it, and when it starts next.
     """
     kind, node = kind_of(node, all_nodes)
-    client = get_client(obj)
-    prefix, state_prefix = _prefixes(obj)
-    value, _ = await get_job(client, kind, group, path, node=node, prefix=prefix)
-    states = await job_states(client, kind, group, path, node=node, prefix=state_prefix)
-    if not states:
-        states = {"": {}}
-    res = {n or "": explain_job(value, s) for n, s in states.items()}
-    last = _last_lines(await job_output(client, kind, group, path, node=node, prefix=_output_prefix(obj)))
+    value, states, last = await _job_view(obj, kind, group, path, node)
+    res = {n or "": explain_job(value, s) for n, s in (states or {"": {}}).items()}
     for n, r in res.items():
         r["last_output"] = last.get(n or (r["running_on"] or r["last_node"]), [])
     if output != "text":

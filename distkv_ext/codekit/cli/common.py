@@ -8,6 +8,7 @@ from .output import emit, highlight, pick_format, stdout_of
 
 __all__ = [
     "EXIT_CODES",
+    "add_history_commands",
     "show_history",
     "show_action",
     "show_entry",
@@ -106,3 +107,62 @@ def show_history(obj, records, current, output):
         table(obj, ["VERSION", "REPLACED", "BY", "HASH", "LINES"], [[r["n"], r["replaced"], r["by"], r["hash"], r["lines"]] for r in rows])
     else:
         emit(obj, rows, fmt)
+
+
+def add_history_commands(cli, kind, what, get_current, revert, prefix_of, complete):
+    """Add ``history PATH`` and ``revert PATH [--to N]`` to ``cli``.
+
+    ``kind``: "proc" or "module" (see `distkv_ext.codekit.history`);
+    ``get_current(client, path, prefix=)`` and ``revert(client, path, to,
+    prefix=)`` are the library's; ``prefix_of(obj)`` the stored prefix.
+    """
+    from ..errors import NotFound
+    from ..history import versions
+    from ..store import as_path
+    from .boundary import boundary, get_client
+    from .output import output_option
+
+    @cli.command(
+        epilog=EXIT_CODES,
+        help=f"""
+    List the saved versions of the {what} PATH, oldest first.
+
+    Every change made with distkv-code (set, delete, revert) saves the
+    version it replaces; the last 10 are kept.  'revert' brings one back.
+    """,
+    )
+    @click.argument("path", shell_complete=complete)
+    @output_option("table", "yaml", "json")
+    @click.pass_obj
+    @boundary
+    async def history(obj, path, output):
+        client = get_client(obj)
+        records = await versions(client, kind, as_path(path))
+        try:
+            current, _ = await get_current(client, path, prefix=prefix_of(obj))
+        except NotFound:
+            current = None
+        if not records and current is None:
+            raise NotFound(what, as_path(path))
+        show_history(obj, records, current, output)
+
+    @cli.command(
+        "revert",
+        epilog=EXIT_CODES,
+        help=f"""
+    Store a saved version of the {what} PATH again.
+
+    The version it replaces is saved in turn, so a revert can be reverted.
+    The old version is checked like any change (it must compile).
+    """,
+    )
+    @click.argument("path", shell_complete=complete)
+    @click.option("--to", "to", type=int, help="Version to bring back (default: the latest saved).")
+    @output_option("yaml", "json")
+    @click.pass_obj
+    @boundary
+    async def revert_(obj, path, to, output):
+        action, _ = await revert(get_client(obj), path, to, prefix=prefix_of(obj))
+        show_action(obj, as_path(path), "reverted" if action != "unchanged" else action, output)
+
+    return history, revert_
