@@ -14,6 +14,7 @@ from distkv.default import CFG
 from ..codekit import history
 from ..codekit.compiler import compile_procedure
 from ..codekit.errors import BadArguments, CodeError, ProcedureFailed
+from ..codekit.values import same_value
 from ..codekit.store import as_path, delete_entry, get_entry, list_entries, write_entry
 from ._value import procedure_value
 
@@ -81,33 +82,12 @@ async def store_procedure(client, path, edit, *, prefix=DEFAULT_PREFIX, dry_run=
     if unknown:
         raise TypeError(f"unknown procedure fields: {sorted(unknown)}")
     value = procedure_value(path, **new)
-    if old_value is not None and _same(old_value, value):
+    if old_value is not None and same_value(old_value, value):
         return "unchanged", old_value
     if not dry_run:
         await history.record(client, "proc", path, old_value)
         await write_entry(client, prefix, path, value, chain=chain)
     return ("created" if old_value is None else "updated"), value
-
-
-def _plain(x):
-    """DistKV's codec returns lists as tuples: compare them alike."""
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
-    return x
-
-
-def _same(old, new):
-    keys = set(old) | set(new)
-    empty = (None, [], {})
-    for k in keys:
-        a, b = _plain(old.get(k, None)), _plain(new.get(k, None))
-        if a in empty and b in empty and k != "is_async":
-            continue
-        if a != b:
-            return False
-    return True
 
 
 async def remove_procedure(client, path, *, prefix=DEFAULT_PREFIX):

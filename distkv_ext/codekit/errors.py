@@ -18,6 +18,7 @@ __all__ = [
     "EmptyCode",
     "BadArguments",
     "MissingModule",
+    "Conflict",
 ]
 
 
@@ -108,3 +109,12 @@ class MissingModule(CodeError, ModuleNotFoundError):
     The message names the chain that needed it."""
 
     exit_status = ExitStatus.NOT_FOUND
+
+
+class Conflict(CodeError):
+    """Someone else changed the entry since it was read; nothing of ours
+    was written over it (exit status 1)."""
+
+    def __init__(self, path, message=None):
+        self.path = path
+        super().__init__(message or f"{path} was changed by someone else meanwhile; not overwritten")

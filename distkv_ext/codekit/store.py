@@ -17,13 +17,14 @@ from distkv.exceptions import (
 )
 from moat.util import NotGiven, P, Path
 
-from .errors import InputRefused, NotFound, ServerUnreachable
+from .errors import Conflict, InputRefused, NotFound, ServerUnreachable
 
 __all__ = [
     "as_path",
     "server_errors",
     "get_entry",
     "list_entries",
+    "list_entries_with_chain",
     "write_entry",
     "delete_entry",
     "quiet_connect_errors",
@@ -95,9 +96,23 @@ async def list_entries(client, prefix, path=(), max_depth=None):
     ``subpath`` is relative to ``prefix``.  ``max_depth`` counts levels
     below ``path`` (None: all).
     """
+    async for p, v, _ in _walk(client, prefix, path, max_depth, 0):
+        yield p, v
+
+
+async def list_entries_with_chain(client, prefix, path=(), max_depth=None):
+    """Like `list_entries`, yielding ``(subpath, value, chain)``: the chain
+    makes a later write conditional on the entry being unchanged."""
+    async for r in _walk(client, prefix, path, max_depth, 2):
+        yield r
+
+
+async def _walk(client, prefix, path, max_depth, nchain):
     kw = {}
     if max_depth is not None:
         kw["max_depth"] = max_depth
+    if nchain:
+        kw["nchain"] = nchain
     path = Path.build(path)
     try:
         async with server_errors():
@@ -105,7 +120,7 @@ async def list_entries(client, prefix, path=(), max_depth=None):
                 val = r.get("value", NotGiven)
                 if val is NotGiven or val is None:
                     continue
-                yield path + r.path, val
+                yield path + r.path, val, r.get("chain", None)
     except ServerError as exc:
         # the server answers a walk of a path that never existed with KeyError
         if not str(exc).startswith("KeyError"):
@@ -114,14 +129,32 @@ async def list_entries(client, prefix, path=(), max_depth=None):
 
 async def write_entry(client, prefix, path, value, chain=NotGiven):
     """Store ``value``; with ``chain``, only if the entry is unchanged
-    since it was read (``chain=None``: only if there is none)."""
-    async with server_errors():
+    since it was read (``chain=None``: only if there is none), else
+    `Conflict`."""
+    async with server_errors(), _conflicts(path):
         return await client.set(prefix + path, value=value, chain=chain, nchain=2)
 
 
-async def delete_entry(client, prefix, path, what="entry"):
-    """Delete the entry; `NotFound` if there is none.  Returns the old value."""
-    value, chain = await get_entry(client, prefix, path, what)
-    async with server_errors():
+async def delete_entry(client, prefix, path, what="entry", chain=NotGiven):
+    """Delete the entry; `NotFound` if there is none.  Returns the old value.
+
+    With ``chain`` (from an earlier read), only if it is unchanged since,
+    else `Conflict`."""
+    if chain is NotGiven:
+        value, chain = await get_entry(client, prefix, path, what)
+    else:
+        value = None
+    async with server_errors(), _conflicts(path):
         await client.delete(prefix + path, chain=chain, nchain=2)
     return value
+
+
+@asynccontextmanager
+async def _conflicts(path):
+    """A conditional write that lost against someone else's becomes `Conflict`."""
+    try:
+        yield
+    except ServerError as exc:
+        if str(exc).startswith("ClientChainError"):  # the server sends repr(exc)
+            raise Conflict(path) from exc
+        raise

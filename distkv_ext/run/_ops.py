@@ -25,6 +25,9 @@ __all__ = [
     "job_output",
     "follow_output",
     "OUTPUT_PREFIX",
+    "all_states",
+    "states_of",
+    "split_job_path",
 ]
 
 RUN_PREFIX = CFG.runner.prefix
@@ -154,6 +157,23 @@ async def job_states(client, kind, group, path, *, node=None, prefix=STATE_PREFI
     return res
 
 
+async def all_states(client, *, prefix=STATE_PREFIX):
+    """Every stored job state: {state subpath (a tuple): value}, for `states_of`."""
+    return {tuple(p): v async for p, v in list_entries(client, prefix)}
+
+
+def states_of(states, kind, group, node, path):
+    """{node or "": state} of one job, picked from `all_states`' result
+    (all-node jobs have one state per node)."""
+    sub = runner_subpath(kind, group, node)
+    job = tuple(path)
+    if kind == "all":
+        return {
+            str(k[len(sub)]): s for k, s in states.items() if k[: len(sub)] == sub and k[len(sub) + 1 :] == job
+        }
+    return {"": states[sub + job]} if sub + job in states else {}
+
+
 async def list_jobs(client, group=None, *, prefix=RUN_PREFIX, state_prefix=STATE_PREFIX, output_prefix=None):
     """Every runner entry (of ``group``, if given) with its state(s).
 
@@ -161,9 +181,7 @@ async def list_jobs(client, group=None, *, prefix=RUN_PREFIX, state_prefix=STATE
     states ({node or "": state value}), last_output (the last line of
     the latest run, if ``output_prefix`` is given).
     """
-    states = {}
-    async for p, v in list_entries(client, state_prefix):
-        states[tuple(p)] = v
+    states = await all_states(client, prefix=state_prefix)
     last = {}  # run subpath (without the run number) -> (started, line)
     if output_prefix is not None:
         async for p, v in list_entries(client, output_prefix):
@@ -179,14 +197,7 @@ async def list_jobs(client, group=None, *, prefix=RUN_PREFIX, state_prefix=STATE
         if group is not None and grp != group:
             continue
         sub = runner_subpath(kind, grp, node)
-        if kind == "all":
-            st = {
-                str(k[len(sub)]): s
-                for k, s in states.items()
-                if k[: len(sub)] == sub and k[len(sub) + 1 :] == tuple(job)
-            }
-        else:
-            st = {"": states[sub + tuple(job)]} if sub + tuple(job) in states else {}
+        st = states_of(states, kind, grp, node, job)
         if kind == "all":
             lines = [last[k] for k in last if k[: len(sub)] == sub and k[len(sub) + 1 :] == tuple(job)]
         else:

@@ -1,0 +1,32 @@
+"""Deploying a directory of procedures, modules and jobs to DistKV.
+
+Public API::
+
+    tree = read_tree("deploy/")                 # read and check every file
+    plan = await plan_deploy(client, tree, prune=False, pin=False)
+    for ch in plan.pending: print(ch.action, ch.label, ch.diff)
+    result = await apply_deploy(client, plan)   # DeployRefused / DeployConflict
+
+``distkv client code deploy DIR`` is these three steps.  The layout of the
+directory is described in `read_tree` and the README.
+"""
+
+from ._apply import STEPS, DeployConflict, DeployRefused, Result, apply_deploy
+from ._layout import JOB_DEFAULTS, Item, Tree, read_tree
+from ._plan import Change, Plan, Prefixes, plan_deploy
+
+__all__ = [
+    "read_tree",
+    "plan_deploy",
+    "apply_deploy",
+    "Tree",
+    "Item",
+    "Plan",
+    "Change",
+    "Prefixes",
+    "Result",
+    "DeployRefused",
+    "DeployConflict",
+    "STEPS",
+    "JOB_DEFAULTS",
+]
