@@ -111,6 +111,8 @@ class Group:
         self.known = set()  # every node seen since we started
         self._echo = None  # monotonic time our own heartbeat last came back
         self._start = None
+        self._mon_scope = None  # the cancel scope of the current group subscription
+        self._subscribed = None  # monotonic time of the last (re)subscription
         self._live = frozenset([name])
         self._connected = False
         self._stopping = False
@@ -173,14 +175,18 @@ class Group:
             started = False
             while True:
                 try:
-                    async with self.client.msg_monitor(self.topic) as mon:
-                        if not started:
-                            task_status.started()
-                            started = True
-                        async for msg in mon:
-                            data = msg.get("data") if hasattr(msg, "get") else None
-                            if isinstance(data, dict):
-                                self._heard(data)
+                    with anyio.CancelScope() as self._mon_scope:
+                        async with self.client.msg_monitor(self.topic) as mon:
+                            self._subscribed = time.monotonic()
+                            if not started:
+                                task_status.started()
+                                started = True
+                            async for msg in mon:
+                                data = msg.get("data") if hasattr(msg, "get") else None
+                                if isinstance(data, dict):
+                                    self._heard(data)
+                    if self._mon_scope.cancel_called:
+                        logger.warning("%s: own heartbeats stopped coming back; subscribing again", self.name)
                 except ServerError as exc:  # e.g. dropped for falling behind
                     logger.warning("%s: group channel broke (%r); subscribing again", self.name, exc)
                     await anyio.sleep(0.1)
@@ -280,6 +286,19 @@ class Group:
         while True:
             await anyio.sleep(self.ping / 2)
             self._update()
+            self._check_subscription()
+
+    def _check_subscription(self):
+        """Subscribe again when our own heartbeats have not come back for
+        twice the timeout: after the MQTT broker restarts, DistKV 0.65's
+        server reconnects to it with a clean session, so the subscription
+        behind our monitor is gone while the connection looks fine; a new
+        ``msg_monitor`` subscribes afresh."""
+        now = time.monotonic()
+        heard = max(self._echo or self._start, self._subscribed or 0)
+        if self._mon_scope is not None and now - heard > 2 * self.timeout:
+            self._subscribed = now
+            self._mon_scope.cancel()
 
     def _update(self):
         now = time.monotonic()

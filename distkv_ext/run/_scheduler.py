@@ -178,9 +178,13 @@ class Scheduler(RunLifecycle):
         if entry.value is NotGiven:
             return None
         resp, why = self.responsible(entry)
-        if not resp:
-            return None
         state = entry.state
+        if not resp:
+            if state.node == root.node and why.startswith("assigned to"):
+                # an earlier life of this runner held it, and it belongs to
+                # another node now: let go, or nobody would ever start it
+                await self._release(state, f"released after {root.node} restarted")
+            return None
         t, reason = next_start(entry, state, now)
         if state.node is not None:
             if state.node == root.node:  # left by an earlier life of this runner
@@ -213,6 +217,16 @@ class Scheduler(RunLifecycle):
             run.stop(f"moved to {own}", restart=True)
             return None
         return due
+
+    async def _release(self, state, reason):
+        state.node = None
+        state.stopped = time.time()
+        state.resume = True
+        state.reason = reason
+        try:
+            await state.save()
+        except (DistKVError, anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
+            logger.debug("could not release %s: %r", state, exc)
 
     async def _note(self, state, t, reason):
         """Record when the job is due next and why (only when it changed,
