@@ -12,26 +12,14 @@ Goal: ours >= 50x faster.
 """
 
 import os
-import subprocess
 import sys
 import tempfile
-import time
 
 import anyio
 
 from distkv_ext.codekit.node import local_cluster
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-WRAPPER = os.path.join(HERE, "distkv_cli.py")
-
-
-def _run(args):
-    t0 = time.perf_counter()
-    res = subprocess.run([sys.executable, WRAPPER, *args], capture_output=True, check=False)
-    dt = time.perf_counter() - t0
-    if res.returncode != 0:
-        raise RuntimeError(f"{args[:6]}: exit {res.returncode}: {res.stderr.decode()[-500:]}")
-    return dt
+from .cli_startup import _time as _run  # one timed run of the distkv command
 
 
 def _write_tree(root, n, version):

@@ -33,17 +33,19 @@ def decode_source(data, filename):
     return text
 
 
-def read_source(filename):
+def read_source(filename, name=None):
     """Read source text from ``filename`` (``-``: standard input).
 
-    Raises `BadFile` when the file cannot be read or is not UTF-8 text.
+    Raises `BadFile` when the file cannot be read or is not UTF-8 text;
+    its message calls the file ``name`` (default: ``filename``).
     """
     if filename == "-":
         data = sys.stdin.buffer.read(MAX_SOURCE + 1)
-        return decode_source(data, "<stdin>")
+        return decode_source(data, name or "<stdin>")
+    name = name or filename
     try:
         with open(filename, "rb") as f:
             data = f.read(MAX_SOURCE + 1)
     except OSError as exc:
-        raise BadFile(f"{filename}: {exc.strerror or exc}") from None
-    return decode_source(data, filename)
+        raise BadFile(f"{name}: {exc.strerror or exc}") from None
+    return decode_source(data, name)

@@ -25,7 +25,7 @@ from moat.util import Path, yload
 from ..code._value import procedure_value
 from ..codekit.errors import CodeError, CompileError
 from ..codekit.errors import BadFile
-from ..codekit.source import MAX_SOURCE, decode_source
+from ..codekit.source import read_source
 from ..module._value import module_value
 from ..run._ops import JOB_FIELDS, job_value
 from ._header import MODULE_KEYS, PROC_KEYS, procedure_fields, read_header
@@ -116,7 +116,7 @@ def _read_code_dir(tree, base, sub, kind):
             path = _name_of(parts, kind, rel)
             if path in items:
                 raise CodeError(f"{rel}: {kind} {path} also comes from {items[path].source}")
-            text = _read(full, rel)
+            text = read_source(full, rel)
             if kind == "module":
                 meta = read_header(text, rel, MODULE_KEYS)
                 value = module_value(path, text, requires=meta.get("requires") or (), info=meta.get("info"))
@@ -132,16 +132,6 @@ def _read_code_dir(tree, base, sub, kind):
             tree.problems.append(msg if msg.startswith(rel) else f"{rel}: {msg}")
             continue
         items[path] = Item(kind, path, rel, value)
-
-
-def _read(full, rel):
-    """The file's text; `BadFile` (naming it as ``rel``) if unreadable."""
-    try:
-        with open(full, "rb") as f:
-            data = f.read(MAX_SOURCE + 1)
-    except OSError as exc:
-        raise BadFile(f"{rel}: {exc.strerror or exc}") from None
-    return decode_source(data, rel)
 
 
 def _name_of(parts, kind, rel):
@@ -167,7 +157,7 @@ def _name_of(parts, kind, rel):
 def _read_jobs(tree, filename):
     rel = os.path.relpath(filename, tree.root)
     try:
-        text = _read(filename, rel)
+        text = read_source(filename, rel)
         doc = yload(text) if text.strip() else {}
     except CodeError as exc:
         tree.problems.append(str(exc))
