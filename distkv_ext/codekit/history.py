@@ -16,19 +16,12 @@ import time
 from moat.util import P
 
 from .store import as_path, list_entries, server_errors
+from .values import plain
 
 __all__ = ["HISTORY_PREFIX", "content_hash", "record", "versions", "pick", "DEFAULT_KEEP"]
 
 HISTORY_PREFIX = P(":.distkv.code.history")
 DEFAULT_KEEP = 10
-
-
-def _plain(x):
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    return x if isinstance(x, (str, int, float, bool)) or x is None else str(x)
 
 
 def content_hash(value):
@@ -37,7 +30,8 @@ def content_hash(value):
     if not isinstance(value, dict):
         return None
     key = {k: v for k, v in value.items() if k != "info"}
-    return hashlib.sha256(json.dumps(_plain(key), sort_keys=True).encode()).hexdigest()[:16]
+    text = json.dumps(plain(key), sort_keys=True, default=str)  # a Path hashes as its text
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 async def versions(client, kind, path, *, prefix=HISTORY_PREFIX):

@@ -9,20 +9,12 @@ deploy makes their runners restart (or stop).
 from moat.util import Path
 
 from ..codekit.depgraph import find_cycle
-from ..module._ops import needs_of
+from ..module._ops import needs_of, requires_of
+from ..module._value import dotted
 from ..run._ops import states_of
 from ._plan import job_label
 
 __all__ = ["check_final", "restarts"]
-
-
-def _dotted(path):
-    return ".".join(map(str, path))
-
-
-def _requires(value):
-    r = value.get("requires", ()) if isinstance(value, dict) else ()
-    return [r] if isinstance(r, str) else list(r or ())
 
 
 def _gone(kind, path, removed):
@@ -40,19 +32,19 @@ def check_final(plan, tree, stored, final_mods, final_procs, removed):
         ("procedure", tree.procs, stored["procedure"]),
     ):
         for path, item in items.items():
-            for r in _requires(item.value):
+            for r in requires_of(item.value):
                 if r not in final_mods:
                     problems.append(f"{item.source}: {kind} {path} requires module {r}, {_gone('module', Path.build(r.split('.')), removed)}")
         for path, (value, _) in stored_items.items():
             if path in items or (kind, path) in removed:
                 continue
-            for r in _requires(value):
+            for r in requires_of(value):
                 if r not in final_mods and ("module", Path.build(r.split("."))) in removed:
                     problems.append(f"--prune would remove module {r}, which stored {kind} {path} requires")
-    graph = {m: _requires(v) for m, v in final_mods.items()}
+    graph = {m: requires_of(v) for m, v in final_mods.items()}
     seen = set()
     for path, item in sorted(tree.modules.items(), key=lambda kv: str(kv[0])):
-        cyc = find_cycle(graph, start=_dotted(path))
+        cyc = find_cycle(graph, start=dotted(path))
         if cyc and frozenset(cyc) not in seen:
             seen.add(frozenset(cyc))
             problems.append(f"{item.source}: requires form a cycle: {' -> '.join(cyc)}")
@@ -89,14 +81,15 @@ def _reach(value, final_mods):
     return seen
 
 
-def restarts(plan, stored, final_mods, final_procs):
-    """Running jobs the deploy restarts or stops: dicts with job, nodes, why."""
-    changed_mods = {_dotted(c.path) for c in plan.pending if c.kind == "module"}
+def restarts(plan, stored_jobs, states, final_mods, final_procs):
+    """Running jobs the deploy restarts or stops: dicts with job, nodes, why.
+    ``stored_jobs`` as `plan_deploy` reads them, ``states`` from `all_states`."""
+    changed_mods = {dotted(c.path) for c in plan.pending if c.kind == "module"}
     procs = {c.path: c.action for c in plan.pending if c.kind == "procedure"}
     jobs = {(c.where, tuple(c.path)): c.action for c in plan.pending if c.kind == "job"}
     res = []
-    for key, (value, _, path) in sorted(stored["job"].items(), key=lambda kv: str(kv[0])):
-        nodes = [s.get("node") for s in states_of(stored["states"], *key[:3], path).values() if s.get("node")]
+    for key, (value, _, path) in sorted(stored_jobs.items(), key=lambda kv: str(kv[0])):
+        nodes = [s.get("node") for s in states_of(states, *key[:3], path).values() if s.get("node")]
         if not nodes:
             continue
         code = Path.build(value.get("code") or ())

@@ -22,12 +22,18 @@ from moat.util import yload
 from ..code._value import MODES
 from ..codekit.errors import InputRefused
 
-__all__ = ["read_header", "PROC_KEYS", "MODULE_KEYS"]
+__all__ = ["read_header", "procedure_fields", "first_line", "PROC_KEYS", "MODULE_KEYS"]
 
 PROC_KEYS = ("mode", "vars", "default", "requires", "info")
 MODULE_KEYS = ("requires", "info")
 
 _START = "# distkv:"
+
+
+def first_line(exc):
+    """The first line of a (YAML parser's) exception, for a one-line problem."""
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def read_header(text, filename, keys):
@@ -53,8 +59,7 @@ def read_header(text, filename, keys):
     try:
         meta = yload(textwrap.dedent("\n".join(body))) if body else None
     except Exception as exc:  # ruyaml's errors have no common base worth naming
-        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputRefused(f"{filename}:{i + 1}: the header is not YAML: {problem}") from None
+        raise InputRefused(f"{filename}:{i + 1}: the header is not YAML: {first_line(exc)}") from None
     if meta is None:
         return {}
     if not isinstance(meta, dict):

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from moat.util import Path, yload
 
 from ..code._value import procedure_value
-from ..codekit.errors import CodeError, CompileError
-from ..codekit.errors import BadFile
+from ..codekit.errors import BadFile, CodeError, CompileError, InputRefused
 from ..codekit.source import read_source
+from ..codekit.store import as_path
 from ..module._value import module_value
 from ..run._ops import JOB_FIELDS, job_value
-from ._header import MODULE_KEYS, PROC_KEYS, procedure_fields, read_header
+from ._header import MODULE_KEYS, PROC_KEYS, first_line, procedure_fields, read_header
 
 __all__ = ["Item", "Tree", "read_tree", "JOB_DEFAULTS"]
 
@@ -135,8 +135,6 @@ def _read_code_dir(tree, base, sub, kind):
 
 
 def _name_of(parts, kind, rel):
-    from ..codekit.errors import InputRefused
-
     if kind == "module":
         if parts[-1] == "__init__":
             parts = parts[:-1]
@@ -163,7 +161,7 @@ def _read_jobs(tree, filename):
         tree.problems.append(str(exc))
         return
     except Exception as exc:  # ruyaml's errors have no useful common base
-        tree.problems.append(f"{rel}: not YAML: {str(exc).splitlines()[0] if str(exc) else exc!r}")
+        tree.problems.append(f"{rel}: not YAML: {first_line(exc)}")
         return
     if doc is None:
         doc = {}
@@ -196,9 +194,6 @@ _PLACE_KEYS = ("path", "group", "node", "all_nodes")
 
 
 def _job_item(fields, rel, label):
-    from ..codekit.errors import InputRefused
-    from ..codekit.store import as_path
-
     unknown = set(fields) - set(JOB_FIELDS) - set(_PLACE_KEYS)
     if unknown:
         raise InputRefused(f"unknown setting {', '.join(sorted(map(str, unknown)))}")
@@ -227,8 +222,6 @@ def _job_item(fields, rel, label):
 def _target(t):
     """``now`` (start when deployed: a stored start time is kept), ``never``,
     an ISO time or seconds since the epoch -> (timestamp, is_now)."""
-    from ..codekit.errors import InputRefused
-
     if isinstance(t, str) and t.strip().lower() == "now":
         return 0, True
     if t is None or (isinstance(t, str) and t.strip().lower() == "never"):

@@ -20,6 +20,7 @@ from ..codekit.history import content_hash
 from ..codekit.store import list_entries_with_chain
 from ..codekit.textdiff import unified_diff
 from ..codekit.values import same_value
+from ..module._value import dotted
 from ..run._ops import all_states, split_job_path
 
 __all__ = ["Change", "Plan", "Prefixes", "plan_deploy", "job_label"]
@@ -86,7 +87,7 @@ class Plan:
 async def _stored(client, prefixes):
     """{kind: {key: (value, chain)}} of the store; job keys are
     (kind, group, node, job path as a tuple)."""
-    res = {"module": {}, "procedure": {}, "job": {}, "states": {}}
+    res = {"module": {}, "procedure": {}, "job": {}}
 
     async def walk(kind, prefix):
         async for p, v, chain in list_entries_with_chain(client, prefix):
@@ -99,14 +100,10 @@ async def _stored(client, prefixes):
             else:
                 res[kind][Path.build(p)] = (v, chain)
 
-    async def states():
-        res["states"] = await all_states(client, prefix=prefixes.states)
-
     async with anyio.create_task_group() as tg:
         tg.start_soon(walk, "module", prefixes.modules)
         tg.start_soon(walk, "procedure", prefixes.procs)
         tg.start_soon(walk, "job", prefixes.jobs)
-        tg.start_soon(states)
     return res
 
 
@@ -116,10 +113,9 @@ def _render(kind, value):
         return ""
     from moat.util import yformat
 
-    settings = {k: v for k, v in value.items() if k != "code" and v not in (None, [], (), {})}
     if kind == "job":
-        settings = {k: str(v) if isinstance(v, Path) else v for k, v in value.items()}
-        return yformat(settings, compact=False)
+        return yformat({k: str(v) if isinstance(v, Path) else v for k, v in value.items()}, compact=False)
+    settings = {k: v for k, v in value.items() if k != "code" and v not in (None, [], (), {})}
     if kind == "procedure" and "is_async" not in settings:
         settings["is_async"] = value.get("is_async")
     text = yformat(settings, compact=False) if settings else ""
@@ -179,8 +175,8 @@ async def plan_deploy(client, tree, *, prune=False, pin=False, prefixes=None, no
     _compare(plan, "procedure", tree.procs, stored["procedure"], prune, tree.manages)
 
     removed = {(c.kind, c.path) for c in plan.changes if c.action == "remove"}
-    final_mods = {".".join(map(str, p)): v for p, (v, _) in stored["module"].items() if ("module", p) not in removed}
-    final_mods.update({".".join(map(str, p)): i.value for p, i in tree.modules.items()})
+    final_mods = {dotted(p): v for p, (v, _) in stored["module"].items() if ("module", p) not in removed}
+    final_mods.update({dotted(p): i.value for p, i in tree.modules.items()})
     final_procs = {p: v for p, (v, _) in stored["procedure"].items() if ("procedure", p) not in removed}
     final_procs.update({p: i.value for p, i in tree.procs.items()})
 
@@ -193,6 +189,8 @@ async def plan_deploy(client, tree, *, prune=False, pin=False, prefixes=None, no
     for ch in plan.changes:
         if ch.action == "change":
             ch.diff = unified_diff(_render(ch.kind, ch.old), _render(ch.kind, ch.new), f"stored: {ch.label}", ch.source)
-    plan.restarts = restarts(plan, stored, final_mods, final_procs)
+    if plan.pending:  # only then can a running job be affected
+        states = await all_states(client, prefix=prefixes.states)
+        plan.restarts = restarts(plan, stored["job"], states, final_mods, final_procs)
     return plan
 

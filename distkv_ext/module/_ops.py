@@ -20,6 +20,8 @@ __all__ = [
     "check_modules",
     "InUse",
     "revert_module",
+    "requires_of",
+    "needs_of",
 ]
 
 #: Where DistKV keeps modules unless configured otherwise (``modules.prefix``).
@@ -51,7 +53,8 @@ async def snapshot(client, *, prefix=DEFAULT_PREFIX, proc_prefix=PROC_PREFIX):
     return mods, procs
 
 
-def _reqs(value):
+def requires_of(value):
+    """The ``requires`` of a stored module or procedure, as a list."""
     r = value.get("requires", ()) if isinstance(value, dict) else ()
     return list(r) if isinstance(r, (list, tuple)) else []
 
@@ -65,7 +68,7 @@ def needs_of(value, stored):
     stored modules it imports."""
     code = _code(value)
     imports = static_imports(code) & set(stored) if isinstance(code, str) else set()
-    return sorted(set(_reqs(value)) | imports)
+    return sorted(set(requires_of(value)) | imports)
 
 
 async def store_module(client, path, edit, *, prefix=DEFAULT_PREFIX, dry_run=False):
@@ -88,10 +91,10 @@ async def store_module(client, path, edit, *, prefix=DEFAULT_PREFIX, dry_run=Fal
         old_value, chain = None, None
     old = None
     if old_value is not None:
-        old = {"code": _code(old_value), "requires": _reqs(old_value), "info": old_value.get("info")}
+        old = {"code": _code(old_value), "requires": requires_of(old_value), "info": old_value.get("info")}
     new = edit(None if old is None else dict(old))
     value = module_value(path, new["code"], requires=new.get("requires", ()), info=new.get("info"))
-    graph = {k: _reqs(v) for k, v in mods.items()}
+    graph = {k: requires_of(v) for k, v in mods.items()}
     check_requires_acyclic(graph, name, value["requires"])
     if old is not None and old == {
         "code": value["code"],
@@ -131,7 +134,7 @@ async def revert_module(client, path, to=None, *, prefix=DEFAULT_PREFIX):
     rec = await history.pick(client, "module", path, to)
     v = rec["value"]
     return await store_module(
-        client, path, lambda old: {"code": _code(v), "requires": _reqs(v), "info": v.get("info")}, prefix=prefix
+        client, path, lambda old: {"code": _code(v), "requires": requires_of(v), "info": v.get("info")}, prefix=prefix
     )
 
 
@@ -141,9 +144,9 @@ async def module_graph(client, *, prefix=DEFAULT_PREFIX, proc_prefix=PROC_PREFIX
     mods, procs = await snapshot(client, prefix=prefix, proc_prefix=proc_prefix)
     nodes = {}
     for m, v in mods.items():
-        nodes[m] = {"kind": "module", "requires": _reqs(v), "needs": needs_of(v, mods)}
+        nodes[m] = {"kind": "module", "requires": requires_of(v), "needs": needs_of(v, mods)}
     for p, v in procs.items():
-        nodes[f"proc:{p}"] = {"kind": "procedure", "requires": _reqs(v), "needs": needs_of(v, mods)}
+        nodes[f"proc:{p}"] = {"kind": "procedure", "requires": requires_of(v), "needs": needs_of(v, mods)}
     edges = {k: n["needs"] for k, n in nodes.items()}
     for k, n in nodes.items():
         n["needed_by"] = needed_by(edges, k)
@@ -168,10 +171,10 @@ async def check_modules(client, *, prefix=DEFAULT_PREFIX, proc_prefix=PROC_PREFI
             problems.append((m, f"does not compile: {exc}"))
     for kind, items in (("module", mods), ("procedure", procs)):
         for n, v in sorted(items.items()):
-            for r in _reqs(v):
+            for r in requires_of(v):
                 if r not in mods:
                     problems.append((n, f"{kind} {n} requires {r}, which is not stored"))
-    graph = {k: _reqs(v) for k, v in mods.items()}
+    graph = {k: requires_of(v) for k, v in mods.items()}
     seen = set()
     for m in sorted(graph):
         cyc = find_cycle(graph, start=m)
