@@ -149,12 +149,14 @@ def test_daemon_exits_5_when_its_server_dies(node3, daemons):
     import subprocess
 
     d = daemons(2, "-g", "lost", "--name", "l3", *GROUP_ARGS)
+    single = daemons(2, "-g", "lost", "-n", "l3n")  # no group channel: watches its connection itself
     time.sleep(4)
-    assert d.alive()
+    assert d.alive() and single.alive()
     pids = subprocess.run(["pgrep", "-f", f"{node3.configs[2]} server"], capture_output=True, check=False).stdout.split()
     assert pids
     for p in pids:
         os.kill(int(p), signal.SIGKILL)
     assert d.proc.wait(30) == 5
+    assert single.proc.wait(30) == 5
     with open(d.log, encoding="utf-8", errors="replace") as f:
         assert "Error: lost the connection to the DistKV server" in f.read()

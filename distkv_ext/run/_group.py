@@ -23,7 +23,7 @@ from distkv.actor import BrokenState, CompleteState, DetachedState, PartialState
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Group", "GroupMembers", "NameClash"]
+__all__ = ["Group", "GroupMembers", "NameClash", "watch_connection"]
 
 _GONE = (
     anyio.EndOfStream,
@@ -33,6 +33,26 @@ _GONE = (
     ServerConnectionError,
     OSError,
 )
+
+
+async def watch_connection(client, topic, on_lost, *, task_status=anyio.TASK_STATUS_IGNORED):
+    """Call ``on_lost(exc)`` when the connection to the server is gone.
+
+    For runners without a group (single-node runners): a group's heartbeat
+    stream tells its runner that the server died; this watches a quiet
+    channel of its own the same way, so that a single-node runner does not
+    keep its jobs running cut off from the store forever.
+    """
+    try:
+        async with client.msg_monitor(topic) as mon:
+            task_status.started()
+            async for _ in mon:
+                pass
+        exc = ServerClosedError("the server ended the connection")
+    except _GONE as e:
+        exc = e
+    logger.error("lost the DistKV server: %r", exc)
+    on_lost(exc)
 
 
 class NameClash(RuntimeError):

@@ -14,7 +14,7 @@ from moat.util import P, Path, combine_dict
 
 from ..codekit.store import server_errors
 from ._entry import RunnerEntry
-from ._group import Group
+from ._group import Group, watch_connection
 from ._scheduler import Scheduler
 from ._state import StateRoot
 
@@ -145,6 +145,8 @@ class _RunnerRoot(ClientRoot):
                 on_lost=self._lost,
             )
             await self._tg.start(self.group.run)
+        else:
+            await self._tg.start(watch_connection, self.client, self.group_topic(), self._lost)
         await self._tg.start(self.scheduler.run)
         self.ready = True
         await super().running()

@@ -262,11 +262,13 @@ class Runs:
     def running(self, job):
         return [r for r in self.runs.get(job, ()) if r["end"] is None]
 
-    def overlaps(self):
-        """(job, run a, run b) for every two runs of one job that overlap."""
+    def overlaps(self, all_node=()):
+        """(job, run a, run b) for every two runs of one job that overlap.
+        Jobs in ``all_node`` run on every node: only runs on one node count."""
         res = []
         for job, rs in self.runs.items():
-            for a, b in zip(rs, rs[1:]):
+            groups = [[r for r in rs if r["node"] == n] for n in {r["node"] for r in rs}] if job in all_node else [rs]
+            for a, b in (pair for g in groups for pair in zip(g, g[1:])):
                 if a["end"] is None or a["end"] > b["start"]:
                     res.append((job, a, b))
         return res
