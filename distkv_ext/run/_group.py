@@ -129,7 +129,7 @@ class Group:
         self.on_lost = on_lost or (lambda exc: None)
         self.members = {}  # others: name -> _Member
         self.known = set()  # every node seen since we started
-        self._echo = None  # monotonic time our own heartbeat last came back
+        self._echo = None  # when we sent the newest of our heartbeats that came back (monotonic)
         self._start = None
         self._mon_scope = None  # the cancel scope of the current group subscription
         self._subscribed = None  # monotonic time of the last (re)subscription
@@ -153,8 +153,12 @@ class Group:
 
     @property
     def connected(self):
-        """Our own heartbeats come back (we can reach the group)."""
-        return self._connected
+        """Our own heartbeats come back (we can reach the group): one sent
+        less than 0.75 timeout ago has come back.  Judged by when it was
+        *sent*, so that after this process stalls (sync code blocking the
+        event loop) it counts as cut off until a heartbeat sent after the
+        stall returns, behind every message that queued up meanwhile."""
+        return self._echo is not None and time.monotonic() - self._echo < self.timeout * 0.75
 
     def live(self):
         """{name: weight} of the live members, this node included."""
@@ -213,6 +217,7 @@ class Group:
                 except _GONE as exc:  # the connection to the server is gone
                     logger.error("%s: lost the DistKV server: %r", self.name, exc)
                     self._connected = False
+                    self._echo = None
                     tg.cancel_scope.cancel()
                     self.on_lost(exc)
                     return
@@ -256,6 +261,7 @@ class Group:
                 "w": 0.0 if self._stopping else self.weight,
                 "n": self.load(),
                 "seq": seq,
+                "t": time.monotonic(),  # this process's clock: only we compare it
             }
             try:
                 await self.client.msg_send(self.topic, msg)
@@ -277,7 +283,11 @@ class Group:
                     group = ".".join(str(x) for x in self.topic[2:])
                     self.on_lost(NameClash(f"another runner of group {group} is called {self.name}"))
                 return
-            self._echo = now
+            try:
+                sent = float(data.get("t", now))
+            except (TypeError, ValueError):
+                sent = now
+            self._echo = max(self._echo or sent, min(sent, now))
             self._update()
             return
         if data.get("leave"):
@@ -324,7 +334,7 @@ class Group:
         now = time.monotonic()
         live = {n for n, m in self.members.items() if now - m.seen < self.timeout}
         live.add(self.name)
-        connected = self._echo is not None and now - self._echo < self.timeout * 0.75
+        connected = self.connected
         live = frozenset(live)
         ready = self.ready
         if live != self._live or connected != self._connected or ready != self._was_ready:

@@ -65,6 +65,7 @@ class JobContext:
         self.info = Queue(QLEN)
         self.dropped = 0
         self.healthy = False
+        self.returned = None  # the Outcome, once the code has ended
 
     def send_event(self, evt):
         """Queue an event for the job; drop it if the queue is full."""
@@ -154,12 +155,21 @@ async def execute(runner, entry, ctx, *, on_ok_after=None):
             res = code_entry(**kw)
             if inspect.isawaitable(res):
                 res = await res
+            # the code has ended: a stop that comes now (sync code that
+            # blocked the event loop gets fenced as soon as it returns)
+            # must not turn this run into an interrupted one
+            ctx.returned = result_outcome(res, started)
             tg.cancel_scope.cancel()
     except ErrorRecorded as exc:
         return Outcome(False, error=str(exc), exc=exc, started=started)
     except Exception as exc:  # pylint: disable=broad-except
         logger.info("Job %s failed: %s", entry, "".join(traceback.format_exception(exc)))
         return Outcome(False, error=one_line(exc), exc=exc, started=started)
+    return ctx.returned
+
+
+def result_outcome(res, started):
+    """The `Outcome` of code that returned ``res``."""
     if not _serializable(res):
         return Outcome(
             False,

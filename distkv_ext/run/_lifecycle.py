@@ -146,6 +146,8 @@ class RunLifecycle:
                     meta.update(stopped=time.time(), ok=bool(outcome.ok), error=outcome.error)
                     tg.cancel_scope.cancel()
         finally:
+            if outcome is None and run.ctx is not None:
+                outcome = run.ctx.returned  # the code ended before the stop took effect
             with anyio.CancelScope(shield=True):
                 with anyio.move_on_after(5):
                     await self._finish(entry, run, outcome)

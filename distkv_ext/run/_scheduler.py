@@ -204,7 +204,7 @@ class Scheduler(RunLifecycle):
             return None
         group = root.group
         if not group.connected:
-            run.stop("cut off from the group")  # the others take it over
+            run.stop("cut off from the group", restart=True)  # resumed by whoever holds it next
             return None
         own = self._assignment.get(job_key(entry), root.node)
         if own == root.node or not root.rcfg["rebalance"]:
