@@ -18,7 +18,7 @@ def decode_source(data, filename):
     anything that is not UTF-8.  A UTF-8 byte-order mark is dropped.
     """
     if len(data) > MAX_SOURCE:
-        raise BadFile(f"{filename}: {len(data)} bytes is too large (limit {MAX_SOURCE})")
+        raise BadFile(f"{filename}: too large (more than {MAX_SOURCE} bytes)")
     if b"\0" in data:
         raise BadFile(f"{filename}: binary file (contains NUL bytes), not Python source")
     try:
