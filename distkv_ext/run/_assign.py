@@ -17,12 +17,14 @@ capacity and only the excess moves, to the new node; when a node dies, only
 its jobs move.
 """
 
+import functools
 import hashlib
 import math
 
 __all__ = ["owner", "score", "assign"]
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _unit(job, node):
     d = hashlib.blake2b(f"{job}\0{node}".encode(), digest_size=8).digest()
     # (0, 1): never 0 (log) nor 1 (division by zero below)
@@ -47,6 +49,14 @@ def owner(job, nodes):
     return best if best_score > float("-inf") else None
 
 
+@functools.lru_cache(maxsize=1 << 14)
+def _preference(job, nodes):
+    """The nodes of ``nodes`` ((name, weight) pairs) by score for ``job``,
+    best first (cached: the scheduler asks for every job on every change)."""
+    weights = dict(nodes)
+    return tuple(sorted(weights, key=lambda n: score(job, n, weights[n]), reverse=True))
+
+
 def assign(jobs, nodes, current=None):
     """Assign every job in ``jobs`` to a node of ``nodes`` ({name: weight}).
 
@@ -67,10 +77,11 @@ def assign(jobs, nodes, current=None):
         if n in active and used[n] < cap[n]:
             res[j] = n
             used[n] += 1
+    nodes = tuple(sorted(active.items()))
     for j in jobs:
         if j in res:
             continue
-        for n in sorted(active, key=lambda n: score(j, n, active[n]), reverse=True):
+        for n in _preference(j, nodes):
             if used[n] < cap[n]:
                 res[j] = n
                 used[n] += 1

@@ -6,6 +6,7 @@ when; it holds no code, only a pointer to a procedure.  Its state entry
 so an operator editing a job never races a runner on one entry.
 """
 
+import functools
 import time
 
 from distkv.obj import AttrClientEntry
@@ -14,7 +15,22 @@ from moat.util import NotGiven, Path
 __all__ = ["RunnerEntry", "StateEntry", "next_start", "retry_delay", "chain_covers"]
 
 
-class RunnerEntry(AttrClientEntry):
+class _JobEntry(AttrClientEntry):
+    """A runner or state entry: knows its job's path and name."""
+
+    @functools.cached_property
+    def job_path(self):
+        """This job's path below its group, as a tuple (an entry keeps its
+        place in the tree for life, so this is computed once)."""
+        return tuple(self.subpath)
+
+    @functools.cached_property
+    def job_name(self):
+        """This job's name within its group (for assignment and claims)."""
+        return ".".join(str(x) for x in self.job_path)
+
+
+class RunnerEntry(_JobEntry):
     """What to run, with which data, and when.
 
     Attributes (stored; DistKV 0.65's names and defaults, plus ours):
@@ -48,7 +64,7 @@ class RunnerEntry(AttrClientEntry):
     @property
     def state(self):
         """The `StateEntry` of this job (created locally if missing)."""
-        return self.root.state_for(self.subpath)
+        return self.root.state_for(self.job_path)
 
     @property
     def code_path(self):
@@ -67,7 +83,7 @@ class RunnerEntry(AttrClientEntry):
         await self.save()
 
     def __repr__(self):
-        return f"<{type(self).__name__} {Path.build(self.subpath)} -> {self.code}>"
+        return f"<{type(self).__name__} {Path.build(self.job_path)} -> {self.code}>"
 
     async def set_value(self, value):
         # no equality check: a local save() has set the value already
@@ -85,7 +101,7 @@ class RunnerEntry(AttrClientEntry):
         return res
 
 
-class StateEntry(AttrClientEntry):
+class StateEntry(_JobEntry):
     """What happened to a job: written by the runners only.
 
     Attributes:

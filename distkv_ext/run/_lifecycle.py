@@ -54,14 +54,17 @@ class Running:
 
 def job_key(entry):
     """A job's name within its group (for assignment and claims)."""
-    return ".".join(str(x) for x in entry.subpath)
+    try:
+        return entry.job_name
+    except AttributeError:  # a stand-in, not a `RunnerEntry`
+        return ".".join(str(x) for x in entry.subpath)
 
 
 class RunLifecycle:
     """Mixin of `Scheduler`: the claim protocol and the runs themselves.
 
     Expects ``self.root``, ``self.jobs``, ``self._by_key``, ``self._recent``,
-    ``self.trigger()``.
+    ``self._stale``, ``self.trigger(path)``.
     """
 
     def claim_message(self, kind, job, node):
@@ -123,7 +126,7 @@ class RunLifecycle:
 
     async def _run_job(self, entry, run, reason):
         root = self.root
-        key = tuple(entry.subpath)
+        key = entry.job_path
         outcome = None
         try:
             with run.scope:
@@ -155,7 +158,8 @@ class RunLifecycle:
                 if self._by_key.get(job_key(entry)) is run:
                     del self._by_key[job_key(entry)]
                 run.done.set()
-                self.trigger()
+                self._stale = True  # the jobs held here changed
+                self.trigger(key)
 
     def _output_of(self, entry):
         """(buffer, metadata, keeper coroutine function) for this run's output."""

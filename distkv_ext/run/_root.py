@@ -158,7 +158,7 @@ class _RunnerRoot(ClientRoot):
     # --- called by entries ---
 
     def state_for(self, subpath):
-        return self.state.follow(Path.build(subpath), create=None)
+        return self.state.follow(subpath, create=None)
 
     def entry_changed(self, entry):
         self.scheduler.entry_changed(entry)

@@ -1,9 +1,12 @@
 """Deciding which jobs run here, starting, claiming, fencing and stopping them.
 
 One `Scheduler` per runner root.  Its loop wakes on any change (entries,
-states, group membership, code) or when the next job is due, and starts
-every due job this node is responsible for, all at once (no gap between
-starts).
+states, group membership, code) or when a job is due, and starts every due
+job this node is responsible for, all at once (no gap between starts).
+A change names the jobs it concerns and only those are looked at again
+(plus those whose owner the change moved): with a thousand jobs, a state
+written by another runner costs one job's worth of work, not a thousand.
+Every job is looked at anyway every ``FULL_PASS`` seconds.
 
 Any-node jobs: the owner is computed from the live members (`_assign`).
 Before it starts a job, the owner *claims* it on the group's message
@@ -22,7 +25,10 @@ stops its any-node jobs before the others, which wait ``timeout``, take
 them over.
 """
 
+import heapq
+import itertools
 import logging
+import math
 import time
 
 import anyio
@@ -38,6 +44,10 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["Scheduler"]
 
+#: seconds: every job is looked at at least this often, whatever the
+#: triggers said (they name the jobs that changed; this is the safety net)
+FULL_PASS = 10.0
+
 
 class Scheduler(RunLifecycle):
     """Starts and stops the jobs of one runner root (see the module doc)."""
@@ -52,10 +62,28 @@ class Scheduler(RunLifecycle):
         self._recent = {}  # job -> (node, when) of others' recent claims
         self._by_key = {}  # job name -> Running
         self._bad = {}  # subpath -> the unusable entry value we reported
+        # which jobs the next pass looks at (see `_pass`)
+        self._full = True  # all of them
+        self._next_full = 0.0
+        self._dirty = set()  # job paths that changed
+        self._due = []  # heap of (time, n, job path): look again then
+        self._due_at = {}  # job path -> its time in _due
+        self._seq = itertools.count()
+        # the input of the assignment, kept up to date by the triggers
+        self._stale = True  # compute the assignment again
+        self._names = {}  # job path -> name, of every runner entry
+        self._paths = {}  # job name -> path
+        self._held = set()  # job paths whose state may name a node
 
     # --- triggers ---
 
-    def trigger(self):
+    def trigger(self, path=None):
+        """Wake the loop to look at the job at ``path`` (a tuple) or, with
+        None, at every job."""
+        if path is None:
+            self._full = True
+        else:
+            self._dirty.add(path)
         self._trigger.set()
 
     def group_changed(self):
@@ -66,10 +94,20 @@ class Scheduler(RunLifecycle):
                 run.ctx.send_event(evt)
                 if members is not None:
                     run.ctx.send_event(members)
+        self._stale = True
         self.trigger()
 
     def entry_changed(self, entry):
-        run = self.jobs.get(tuple(entry.subpath))
+        path = entry.job_path
+        if entry.value is NotGiven:
+            if self._names.pop(path, None) is not None:
+                self._paths.pop(entry.job_name, None)
+                self._stale = True
+        elif path not in self._names:
+            self._names[path] = entry.job_name
+            self._paths[entry.job_name] = path
+            self._stale = True
+        run = self.jobs.get(path)
         if run is not None:
             old = run.started_value
             if entry.value is NotGiven:
@@ -80,16 +118,21 @@ class Scheduler(RunLifecycle):
                 run.stop("entry changed", restart=True)
             elif not entry.target:
                 run.stop("target cleared")
-        self.trigger()
+        self.trigger(path)
 
     def state_changed(self, state, old_node):
-        run = self.jobs.get(tuple(state.subpath))
+        path = state.job_path
+        if state.node is not None:
+            self._held.add(path)
+        if state.node != old_node:
+            self._stale = True
+        run = self.jobs.get(path)
         me = self.root.node
         if run is not None and run.claimed and state.node not in (None, me):
             logger.warning("%s: %s was taken over by %s: stopping it here", me, run.entry, state.node)
             run.fenced = True
             run.stop(f"taken over by {state.node}")
-        self.trigger()
+        self.trigger(path)
 
     def modules_changed(self, names):
         for run in list(self.jobs.values()):
@@ -113,10 +156,7 @@ class Scheduler(RunLifecycle):
             while True:
                 self._trigger = anyio.Event()
                 now = time.time()
-                t_next = now + 30
-                entries = list(self.root.all_children)
-                self._assign(entries)
-                for entry in entries:
+                for entry in self._pass(now):
                     try:
                         t = await self._consider(entry, now)
                     except (TypeError, ValueError, AttributeError) as exc:
@@ -124,33 +164,77 @@ class Scheduler(RunLifecycle):
                         # field types: report it, keep running the others
                         await self._bad_entry(entry, exc)
                         continue
-                    if t is not None and now < t < t_next:
-                        t_next = t
+                    if t is not None and t > now:
+                        self._look_at(entry.job_path, t)
+                t_next = min(self._next_full, self._due[0][0] if self._due else math.inf)
                 with anyio.move_on_after(max(0.005, t_next - time.time())):
                     await self._trigger.wait()
 
+    def _pass(self, now):
+        """The runner entries to look at now: those that changed, are due
+        or changed owner; every one on a full pass."""
+        root = self.root
+        if self._full or now >= self._next_full:
+            self._full = False
+            self._next_full = now + FULL_PASS
+            self._dirty.clear()
+            self._due.clear()
+            self._due_at.clear()
+            entries = list(root.all_children)
+            self._names = {e.job_path: e.job_name for e in entries}
+            self._paths = {n: p for p, n in self._names.items()}
+            self._held = {p for p in self._names if getattr(self._state_at(p), "node", None) is not None}
+            self._reassign()
+            return entries
+        paths, self._dirty = self._dirty, set()
+        while self._due and self._due[0][0] <= now:
+            t, _, path = heapq.heappop(self._due)
+            if self._due_at.get(path) == t:
+                del self._due_at[path]
+                paths.add(path)
+        if self._stale:
+            paths |= self._reassign()
+        entries = (root.follow(p, create=False) for p in paths)
+        return [e for e in entries if e is not None and e.value is not NotGiven]
+
+    def _look_at(self, path, t):
+        """Look at the job at ``path`` again at time ``t``."""
+        if self._due_at.get(path) != t:
+            self._due_at[path] = t
+            heapq.heappush(self._due, (t, next(self._seq), path))
+
+    def _state_at(self, path):
+        state = self.root.state
+        return None if state is None else state.follow(path, create=False)
+
     async def _bad_entry(self, entry, exc):
-        key = tuple(entry.subpath)
+        key = entry.job_path
         if self._bad.get(key) == entry.value:
             return  # reported already
         self._bad[key] = entry.value
         logger.error("%s: runner entry %s is unusable: %r", self.root.node, entry, exc)
         await self.root.record_job_error(entry, message=f"unusable runner entry: {exc}", exc=exc)
 
-    def _assign(self, entries):
-        """Compute who runs which any-node job (see `_assign.assign`)."""
+    def _reassign(self):
+        """Compute who runs which any-node job (see `_assign.assign`);
+        return the paths of the jobs whose owner that changed."""
+        self._stale = False
         root = self.root
         if root.KIND != "any" or root.group is None:
-            return
-        live = root.group.live()
+            return set()
+        group = root.group
         current = {}
-        for e in entries:
-            node = e.state.node
-            if tuple(e.subpath) in self.jobs:
-                node = root.node
-            if node is not None and root.group.is_live(node):
-                current[job_key(e)] = node
-        self._assignment = assign([job_key(e) for e in entries], live, current)
+        for path in list(self._held):
+            node = getattr(self._state_at(path), "node", None)
+            if node is None:
+                self._held.discard(path)
+            elif path in self._names and group.is_live(node):
+                current[self._names[path]] = node
+        for path in self.jobs:
+            if path in self._names:
+                current[self._names[path]] = root.node
+        old, self._assignment = self._assignment, assign(self._paths, group.live(), current)
+        return {self._paths[n] for n, node in self._assignment.items() if old.get(n) != node}
 
     def responsible(self, entry):
         """(True, "") if this node should run ``entry``, else (False, why)."""
@@ -170,8 +254,7 @@ class Scheduler(RunLifecycle):
         return True, ""
 
     async def _consider(self, entry, now):
-        key = tuple(entry.subpath)
-        run = self.jobs.get(key)
+        run = self.jobs.get(entry.job_path)
         root = self.root
         if run is not None:
             return self._check_running(entry, run, now)
@@ -246,8 +329,9 @@ class Scheduler(RunLifecycle):
         run = Running(entry)
         # from now on a competing claim counts, even before our task runs
         run.claiming = self.root.KIND == "any"
-        self.jobs[tuple(entry.subpath)] = run
+        self.jobs[entry.job_path] = run
         self._by_key[job_key(entry)] = run
+        self._stale = True
         self._tg.start_soon(self._run_job, entry, run, reason)
 
     # --- one run ---
