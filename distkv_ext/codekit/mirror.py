@@ -2,17 +2,18 @@
 runner states)."""
 
 import anyio
-from distkv.obj import ClientRoot
 from moat.util import NotGiven, Path
 
+from .resync import ResyncRoot
 from .store import delete_entry, server_errors
 
 __all__ = ["StoreRoot"]
 
 
-class StoreRoot(ClientRoot):
+class StoreRoot(ResyncRoot):
     """A `distkv.obj.ClientRoot` that
 
+    * loads its subtree again when the server drops its watch (`ResyncRoot`),
     * is shared per client under a name of ours (so it never collides
       with DistKV's own handler of the same subtree),
     * returns from `as_handler` only once the subtree is loaded,

@@ -9,9 +9,9 @@ jobs lives in `_scheduler.py`; this file holds the handler classes.
 import logging
 
 import anyio
-from distkv.obj import ClientRoot
 from moat.util import P, Path, combine_dict
 
+from ..codekit.resync import ResyncRoot
 from ..codekit.store import server_errors
 from ._entry import RunnerEntry
 from ._group import Group, watch_connection
@@ -39,7 +39,7 @@ RUNNER_DEFAULTS = {
 }
 
 
-class _RunnerRoot(ClientRoot):
+class _RunnerRoot(ResyncRoot):
     """Common base: a mirror of runner entries plus a `Scheduler`."""
 
     CFG = "runner"

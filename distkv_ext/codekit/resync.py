@@ -1,0 +1,141 @@
+"""`ResyncRoot`: a live mirror whose watch survives the server dropping it.
+
+DistKV 0.65's server queues at most 100 changes per watch.  When a client
+falls behind by more (a burst of writes, a busy machine), the server ends
+the watch with an error, and `distkv.obj.ClientRoot` simply fails: a runner
+would exit and leave its jobs to others until it is restarted.
+
+`ResyncRoot` watches again instead, fetching the whole subtree: entries
+that changed meanwhile are updated, entries deleted meanwhile (absent from
+the fresh copy) are dropped, and waiters (`wait_chain`) keep working.
+``running()`` is still called once, after the first complete load.
+Losing the connection is not resynced: the mirror stops being updated
+(as DistKV's does) or the connection error propagates.
+"""
+
+import heapq
+import logging
+import time
+from contextlib import asynccontextmanager
+
+import anyio
+from asyncscope import scope
+from distkv.exceptions import ServerClosedError, ServerConnectionError, ServerError
+from distkv.obj import ClientRoot
+from moat.util import NotGiven, PathLongener
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ResyncRoot"]
+
+
+class ResyncRoot(ClientRoot):
+    """A `distkv.obj.ClientRoot` that re-watches (and re-fetches) its
+    subtree when the server aborts the watch (see the module doc)."""
+
+    #: give up (raise the server's error) after this many aborted watches
+    #: within ``RESYNC_WINDOW`` seconds: something else is wrong then
+    RESYNC_LIMIT = 10
+    RESYNC_WINDOW = 60.0
+
+    #: how many times the watch was aborted and set up again
+    resyncs = 0
+    _running_called = False
+
+    @asynccontextmanager
+    async def run(self):
+        """Fetch, and keep updating, the subtree while the context is open."""
+        if self._require_client:
+            scope.requires(self.client.scope)
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            await tg.start(self._watch_loop)
+            try:
+                yield self
+            finally:
+                with anyio.fail_after(2, shield=True):
+                    tg.cancel_scope.cancel()
+
+    async def _watch_loop(self, *, task_status):
+        await self.run_starting()
+        aborts = []
+        while True:
+            try:
+                await self._watch(task_status)
+                # the stream ended without an error: the client closed it
+                # (connection gone); whoever owns the client notices that
+                return
+            except (ServerClosedError, ServerConnectionError):
+                raise
+            except ServerError as exc:
+                now = time.monotonic()
+                aborts = [t for t in aborts if now - t < self.RESYNC_WINDOW] + [now]
+                if len(aborts) > self.RESYNC_LIMIT:
+                    raise
+                self.resyncs += 1
+                logger.warning(
+                    "%s: the server dropped the watch of %s (%s): loading it again", self.client.name, self._path, exc
+                )
+                await anyio.sleep(0.1 * len(aborts))
+
+    async def _watch(self, task_status):
+        """One watch (fetching the subtree first), until it fails."""
+        pl = PathLongener(())
+        seen = set()  # while loading: what the fresh copy has
+        async with self.client.watch(self._path, long_path=False, nchain=3, fetch=True) as w:
+            async for r in w:
+                if "path" not in r:
+                    if seen is not None and r.get("state", "") == "uptodate":
+                        await self._drop_unseen(seen)
+                        seen = None
+                        if not self._running_called:
+                            self._running_called = True
+                            await self.running()
+                            task_status.started()
+                    continue
+                pl(r)
+                if seen is not None:
+                    seen.add(tuple(r.path))
+                await self._apply(r.path, r.get("value", NotGiven), r.get("chain", None))
+
+    async def _apply(self, path, value, chain):
+        entry = self.follow(path, create=None, empty_ok=True)
+        if entry is not None:
+            if chain is not None and entry.chain == chain:
+                await entry.seen_value()
+            entry.chain = None if value is NotGiven else chain
+            await entry.set_value(value)
+            if value is NotGiven and not entry:
+                await self._prune(entry)
+        if self._need_wait:
+            self._saw(chain)
+
+    @staticmethod
+    async def _prune(entry):
+        """Drop an entry without value or children (and such parents)."""
+        names = list(entry.subpath)
+        while names:
+            await entry.set_value(NotGiven)  # class-specific side effects
+            entry = entry.parent
+            del entry[names.pop()]
+            if entry:
+                break
+
+    async def _drop_unseen(self, seen):
+        """After a (re-)fetch: entries the fresh copy did not have are gone
+        (a no-op on the first load: the tree was empty)."""
+        for entry in list(self.all_children):
+            path = tuple(entry.subpath)
+            if path not in seen:
+                await self._apply(path, NotGiven, None)
+
+    def _saw(self, chain):
+        """Wake `wait_chain` callers waiting for a tick this chain covers."""
+        while chain is not None:
+            node, tick = chain.node, chain.tick
+            if self._seen.get(node, 0) < tick:
+                self._seen[node] = tick
+            waiting = self._waiters.get(node)
+            while waiting and waiting[0][0] <= tick:
+                heapq.heappop(waiting)[1].set()
+            chain = chain.get("prev", None)

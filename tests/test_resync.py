@@ -1,0 +1,101 @@
+"""`ResyncRoot`: a mirror survives the server dropping its watch.
+
+DistKV's server ends a watch whose client falls more than 100 changes
+behind.  Here the mirror's consumer is held up on purpose while 300
+changes (and a deletion) are written: the server drops the watch, and the
+mirror must load the subtree again and end up equal to the store.
+"""
+
+import anyio
+import pytest
+from distkv.exceptions import ServerError
+from distkv.obj import ClientEntry
+from moat.util import P
+
+from distkv_ext.codekit.resync import ResyncRoot
+
+from .fixtures import cluster
+
+PREFIX = P(":.test.resync")
+
+
+class GateEntry(ClientEntry):
+    """Takes in a value only while its root's gate is open."""
+
+    async def set_value(self, value):
+        await self.root.gate.wait()
+        await super().set_value(value)
+
+
+class GatedRoot(ResyncRoot):
+    @classmethod
+    def child_type(cls, name):
+        return GateEntry
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.gate = anyio.Event()
+        self.gate.set()
+        self.runs = 0
+
+    async def running(self):
+        self.runs += 1
+        await super().running()
+
+
+def mirrored(root):
+    return {e._name: e.value for e in root.all_children}
+
+
+async def stored(c):
+    return {r.path[-1]: r.value async for r in c.get_tree(PREFIX) if "value" in r}
+
+
+async def test_dropped_watch_is_loaded_again(autojump_clock):
+    async with cluster() as st, st.client() as c:
+        for i in range(5):
+            await c.set(PREFIX + (f"k{i}",), value=i)
+        await c.set(PREFIX | "gone", value="soon")
+        async with c.mirror(PREFIX, root_type=GatedRoot, need_wait=True) as root:
+            await root.wait_loaded()
+            assert mirrored(root) == await stored(c)
+
+            root.gate = anyio.Event()  # the consumer stalls on the next change
+            for n in range(300):
+                await c.set(PREFIX + (f"k{n % 7}",), value=1000 + n)
+            await c.delete(PREFIX | "gone")
+            last = await c.set(PREFIX | "last", value="end", nchain=2)
+            root.gate.set()
+
+            with anyio.fail_after(30):
+                await root.wait_chain(last.chain)
+                while mirrored(root) != await stored(c):
+                    await anyio.sleep(0.1)
+            assert root.resyncs >= 1
+            assert "gone" not in mirrored(root)
+            assert root.runs == 1  # running() once, not per watch
+
+            # and the new watch is live
+            await c.set(PREFIX | "after", value=1)
+            with anyio.fail_after(10):
+                while mirrored(root).get("after") != 1:
+                    await anyio.sleep(0.05)
+
+
+async def test_gives_up_when_dropped_too_often(autojump_clock):
+    """Past ``RESYNC_LIMIT`` drops, the server's error propagates (a runner
+    then exits and is restarted, instead of reloading forever)."""
+
+    class Impatient(GatedRoot):
+        RESYNC_LIMIT = 0
+
+    async with cluster() as st, st.client() as c:
+        await c.set(PREFIX | "k", value=0)
+        with pytest.raises(ServerError):
+            async with c.mirror(PREFIX, root_type=Impatient, need_wait=True) as root:
+                await root.wait_loaded()
+                root.gate = anyio.Event()
+                for n in range(300):
+                    await c.set(PREFIX | "k", value=n)
+                root.gate.set()
+                await anyio.sleep(30)
