@@ -2,8 +2,9 @@
 
 This is the ``distkv`` command of DistKV 0.65.0, unchanged, run inside an
 asyncscope main scope (which DistKV's entry point forgets to open, so a
-``distkv server`` that joins a cluster crashes) and with ``-C key=value``
-honoured.  The launcher (`distkv_ext.codekit.node`) starts its servers
+``distkv server`` that joins a cluster crashes), with ``-C key=value``
+honoured and with moat-mqtt repaired so that a server survives a restart
+of its MQTT broker (`mqttfix`).  The launcher (`distkv_ext.codekit.node`) starts its servers
 with it; it takes the same arguments as ``distkv``.
 """
 
@@ -44,9 +45,11 @@ def main(argv=None):
         sys.argv[1:] = list(argv)
     sys.argv[0] = "distkv"
     _repair_main()
+    from . import mqttfix
     from .cli import hostfix
 
     hostfix.apply()
+    mqttfix.apply()
     from distkv.command import cmd
 
     cmd()
