@@ -245,10 +245,7 @@ class Group:
             self._outbox_evt = anyio.Event()
             box, self._outbox = self._outbox, {}
             for kind, jobs in box.items():
-                try:
-                    await self.client.msg_send(self.topic, {"node": self.name, kind: sorted(jobs)})
-                except Exception as exc:  # pylint: disable=broad-except
-                    logger.warning("%s: could not send %s: %r", self.name, kind, exc)
+                await self._send({"node": self.name, kind: sorted(jobs)}, kind)
 
     async def _sender(self):
         seq = 0
@@ -263,11 +260,20 @@ class Group:
                 "seq": seq,
                 "t": time.monotonic(),  # this process's clock: only we compare it
             }
-            try:
-                await self.client.msg_send(self.topic, msg)
-            except Exception as exc:  # pylint: disable=broad-except
-                logger.warning("heartbeat not sent: %r", exc)
+            await self._send(msg, "heartbeat")
             await anyio.sleep(self.ping)
+
+    async def _send(self, msg, what):
+        """Send ``msg`` to the group.  Waits for the server's answer at
+        most ``timeout`` seconds: a server that cannot pass it on (its
+        broker is gone) must not stop our heartbeats for good."""
+        try:
+            with anyio.fail_after(self.timeout):
+                await self.client.msg_send(self.topic, msg)
+        except TimeoutError:
+            logger.warning("%s: %s not confirmed by the server within %s s", self.name, what, self.timeout)
+        except Exception as exc:  # pylint: disable=broad-except
+            logger.warning("%s: %s not sent: %r", self.name, what, exc)
 
     def _heard(self, data):
         node = data.get("node")
