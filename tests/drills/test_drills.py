@@ -190,35 +190,37 @@ def test_partition_of_the_servers(fleet, drill_report):
     assert overlaps == []
 
 
-def test_broker_restart_fences_and_never_doubles(fleet, drill_report):
-    """DistKV 0.65's servers stay connected but deaf after the broker
-    restarts (moat-mqtt reconnects with a clean session and DistKV does
-    not subscribe again).  The runners then cannot hear each other: each
-    fences itself and stops its any-node jobs, so nothing runs twice; the
-    jobs resume only when the DistKV servers are restarted (README)."""
+def test_broker_restart_jobs_resume(fleet, drill_report):
+    """The broker is killed (its supervisor restarts it 1 s later).  While
+    the servers cannot reach it the runners cannot hear each other: each
+    fences itself and stops its any-node jobs, so nothing runs twice.  The
+    servers notice the silent broker within 1.5 keep-alive periods,
+    reconnect and subscribe again (`mqttfix`), and the jobs resume."""
     f = fleet(3)
     jobs = [f"b{i}" for i in range(6)]
     add_jobs(f, "brk", jobs)
     for i in range(3):
         f.runner(f"r{i + 1}", i, "-g", "brk", *GROUP)
     wait_until(lambda: once_each(f, jobs), timeout=60, what="all jobs running")
+    t = time.time()
     f.broker.kill9()
-    time.sleep(15)  # the supervisor restarts the broker after 1 s
-    runs = f.runs()
-    overlaps = runs.overlaps()
-    still = [j for j in jobs if runs.running(j)]
-    drill_report("MQTT broker restart (servers deaf: jobs fenced)", total_runs(runs), len(jobs), len(jobs) - len(still), len(overlaps), None)
+    runs = wait_until(
+        lambda: (lambda R: R if all(R.started_after(j, t) for j in jobs) else None)(f.runs()),
+        timeout=90,
+        what="every job to run again after the broker restart",
+    )
+    worst = max(min(x["start"] for x in runs.started_after(j, t)) - t for j in jobs)
+    time.sleep(5)  # settle: nothing doubled once the group hears itself again
+    runs, overlaps = check_end(f, jobs, "after the broker restart")
+    drill_report("MQTT broker killed, back after 1 s", total_runs(runs), len(jobs), 0, len(overlaps), worst)
     assert overlaps == []
-    assert all(len(runs.running(j)) <= 1 for j in jobs)
 
 
-# The issue asks for 1000 jobs: with 1000 jobs repeating every 30-40 s, DistKV
-# 0.65 aborts the runners' state watches (its server queues at most 100
-# changes per watch) and the runners restart every few seconds (README,
-# "Fault drills").  Until the runners resync an aborted watch themselves,
-# the short variant soaks 300 jobs; DRILLS=long runs the 1000 (and fails).
-SOAK_JOBS = 1000 if LONG else 300
-SOAK_SECONDS = 600 if LONG else 40
+# 1000 jobs repeating every 30 s on 3 runners (and one server: on a 2-core
+# machine, three leave the runners too little CPU).  CI soaks 40 s;
+# DRILLS=long soaks 10 minutes.  SOAK_JOBS / SOAK_SECONDS override both.
+SOAK_JOBS = int(os.environ.get("SOAK_JOBS", 1000))
+SOAK_SECONDS = int(os.environ.get("SOAK_SECONDS", 600 if LONG else 40))
 SOAK_REPEAT = 30
 
 #: a short run, recorded like RECORDER's
@@ -236,7 +238,7 @@ def test_soak_memory_flat_no_starvation(fleet, drill_report):
 
     from distkv_ext.run._ops import RUN_PREFIX, job_value
 
-    f = fleet(1)  # one server: on a 2-core machine, three leave the runners too little CPU
+    f = fleet(1)
 
     async def setup(c):
         await store_procedure(c, "drill.tick", lambda old: dict(code=TICK, is_async=True, variables=["name", "runlog"], default={}))
@@ -265,8 +267,9 @@ def test_soak_memory_flat_no_starvation(fleet, drill_report):
     starved = [j for j, w in window.items() if len(w) < SOAK_SECONDS // (SOAK_REPEAT + 5)]
     overlaps = runs.overlaps()
     growth = max((b - a) / a for a, b in zip(rss0, rss1))
+    resyncs = sum(open(r.log, encoding="utf-8", errors="replace").read().count("dropped the watch") for r in rs)
     drill_report(
-        f"soak {SOAK_JOBS} jobs, 3 runners, {SOAK_SECONDS} s (RSS {min(rss0) // 1024}-{max(rss0) // 1024} MB, +{growth:.0%})",
+        f"soak {SOAK_JOBS} jobs, 3 runners, {SOAK_SECONDS} s (RSS {min(rss0) // 1024}-{max(rss0) // 1024} MB, +{growth:.0%}; watches reloaded {resyncs})",
         total_runs(runs), SOAK_JOBS, len(starved), len(overlaps), None,
     )
     assert [r.exits for r in rs] == [[], [], []]
