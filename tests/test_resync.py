@@ -22,8 +22,11 @@ PREFIX = P(":.test.resync")
 class GateEntry(ClientEntry):
     """Takes in a value only while its root's gate is open."""
 
+    sets = 0
+
     async def set_value(self, value):
         await self.root.gate.wait()
+        self.sets += 1
         await super().set_value(value)
 
 
@@ -56,6 +59,7 @@ async def test_dropped_watch_is_loaded_again(autojump_clock):
         for i in range(5):
             await c.set(PREFIX + (f"k{i}",), value=i)
         await c.set(PREFIX | "gone", value="soon")
+        await c.set(PREFIX | "still", value="unchanged")
         async with c.mirror(PREFIX, root_type=GatedRoot, need_wait=True) as root:
             await root.wait_loaded()
             assert mirrored(root) == await stored(c)
@@ -74,6 +78,9 @@ async def test_dropped_watch_is_loaded_again(autojump_clock):
             assert root.resyncs >= 1
             assert "gone" not in mirrored(root)
             assert root.runs == 1  # running() once, not per watch
+            # an entry that did not change is not set again (a procedure
+            # would be recompiled and its running jobs restarted)
+            assert root.follow(P("still")).sets == 1
 
             # and the new watch is live
             await c.set(PREFIX | "after", value=1)

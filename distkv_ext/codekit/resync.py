@@ -82,6 +82,7 @@ class ResyncRoot(ClientRoot):
         """One watch (fetching the subtree first), until it fails."""
         pl = PathLongener(())
         seen = set()  # while loading: what the fresh copy has
+        refetch = self._running_called  # not the first load: most is known
         async with self.client.watch(self._path, long_path=False, nchain=3, fetch=True) as w:
             async for r in w:
                 if "path" not in r:
@@ -94,9 +95,16 @@ class ResyncRoot(ClientRoot):
                             task_status.started()
                     continue
                 pl(r)
+                value, chain = r.get("value", NotGiven), r.get("chain", None)
                 if seen is not None:
                     seen.add(tuple(r.path))
-                await self._apply(r.path, r.get("value", NotGiven), r.get("chain", None))
+                    if refetch and self._unchanged(r.path, value, chain):
+                        continue  # (re-applying it would recompile, restart jobs)
+                await self._apply(r.path, value, chain)
+
+    def _unchanged(self, path, value, chain):
+        entry = self.follow(path, create=False, empty_ok=True)
+        return entry is not None and chain is not None and entry.chain == chain and entry.value == value
 
     async def _apply(self, path, value, chain):
         entry = self.follow(path, create=None, empty_ok=True)
