@@ -9,13 +9,16 @@ while its clients see nothing wrong:
    timer (``ProtocolHandler._timeout_loop``) loops forever without ever
    reporting a time-out, and it runs inside the reader's task group, so
    the reader, which saw the end of the stream, waits for it for ever and
-   never reports the disconnect.  Repaired: the timer pings the broker
-   when nothing came for a keep-alive period and, if nothing comes back
-   within half of one more, ends the reader (which then reports the
-   disconnect as moat-mqtt intends; its reconnect re-subscribes).
+   never reports the disconnect.  Repaired: the end of the stream ends
+   the reader's task group at once; and (for a broker that vanished
+   without closing the connection) the timer pings the broker when
+   nothing came for a keep-alive period and, if nothing comes back within
+   half of one more, ends the reader too.  The reader then reports the
+   disconnect as moat-mqtt intends, and its reconnect re-subscribes.
 2. The reconnect gives up at the first refused connection (it retries
    only on ``SyntaxError``), so a broker that needs a second to come back
-   is never reached again.  Repaired: it retries until the broker answers,
+   is never reached again; a connection reset during the handshake even
+   crashes the client.  Repaired: it retries until the broker answers,
    waiting up to ``reconnect_max_interval`` (10 s) between attempts.
 3. A publish made while disconnected waits for the "connected" event, but
    every connection attempt replaces that event with a new one, so the
@@ -28,12 +31,13 @@ while its clients see nothing wrong:
    publishes finish: their messages are lost, as QoS 0 messages sent into
    a dead connection are).
 
-Nothing installed is edited: `apply` patches four methods at run time,
+Nothing installed is edited: `apply` patches six names at run time,
 once.  The patches are specific to the pinned moat-mqtt (constraints.txt).
 """
 
 import importlib.metadata
 import logging
+import weakref
 
 import anyio
 from moat.mqtt.client import ConnectException
@@ -65,10 +69,51 @@ async def _timeout_loop(self):
             continue
         client_id = self.session.client_id if self.session else "?"
         logger.warning("%s: the MQTT broker has been silent for %.0f s: reconnecting", client_id, keepalive * 1.5)
-        reader = self._reader_task
-        if reader is not None:
-            reader.cancel_scope.cancel()
+        _end_reader(self)
         return
+
+
+def _end_reader(handler):
+    """End a dead connection: its reader (which then reports the
+    disconnect) and its sender (which may hang writing to it)."""
+    handler._distkv_code_ended = True
+    reader = handler._reader_task
+    if reader is not None:
+        reader.cancel_scope.cancel()
+    sender = handler._sender_task
+    if sender is not None:
+        sender.cancel()
+
+
+def _registering_attach(orig):
+    async def attach(self, session, stream):
+        await orig(self, session, stream)
+        stream._distkv_code_handler = weakref.ref(self)
+
+    return attach
+
+
+def _eof_ends_reader(base):
+    class FixedHeader(base):
+        """Reads a packet header; at the end of the stream it also ends
+        the reading handler's task group (see the module doc, 1)."""
+
+        @classmethod
+        async def from_stream(cls, reader):
+            res = await super().from_stream(reader)
+            if res is None:
+                ref = getattr(reader, "_distkv_code_handler", None)
+                handler = ref() if ref is not None else None
+                if handler is not None:
+                    _end_reader(handler)
+            return res
+
+    FixedHeader.__name__ = FixedHeader.__qualname__ = base.__name__
+    return FixedHeader
+
+
+#: what a connection attempt that met a dead or dying broker raises
+_CONNECT_ERRORS = (ConnectException, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream)
 
 
 def _patient_reconnect(orig):
@@ -77,8 +122,16 @@ def _patient_reconnect(orig):
         while True:
             try:
                 return await orig(self, cleansession)
-            except ConnectException as exc:
+            except _CONNECT_ERRORS as exc:
                 logger.warning("MQTT broker unreachable (%r): trying again in %.1f s", exc, delay)
+                if not isinstance(exc, ConnectException) and self._handler is not None:
+                    # failed during the handshake: moat-mqtt leaves that
+                    # connection's handler (and its sender task) behind
+                    with anyio.move_on_after(2, shield=True):
+                        try:
+                            await self._handler.stop()
+                        except Exception:  # pylint: disable=broad-except
+                            pass
                 await anyio.sleep(delay)
                 delay = min(2 * delay, float(self.config.get("reconnect_max_interval", 10)))
 
@@ -104,18 +157,40 @@ def _waking_connect(orig):
 FOR_VERSION = "0.39.8"
 
 
+def _drain(queue):
+    # taking an item from a full queue lets a waiting sender in (and wakes
+    # it): this empties it, waiting senders included
+    while True:
+        try:
+            queue.get_nowait()
+        except anyio.WouldBlock:
+            return
+
+
 def _draining_stop(orig):
     async def stop(self):
-        try:
-            await orig(self)
-        finally:
-            # taking an item from a full queue lets a waiting sender in
-            # (and wakes it): empty it, waiting senders included
-            while True:
-                try:
-                    self._send_q.get_nowait()
-                except anyio.WouldBlock:
-                    break
+        if not getattr(self, "_distkv_code_ended", False):
+            try:
+                await orig(self)
+            finally:
+                _drain(self._send_q)
+            return
+        # we ended this connection (its sender is cancelled): moat-mqtt's
+        # stop queues a "close" for the sender and waits; keep the queue
+        # empty meanwhile, or that wait never ends
+        async with anyio.create_task_group() as tg:
+
+            async def drain():
+                while True:
+                    _drain(self._send_q)
+                    await anyio.sleep(0.05)
+
+            tg.start_soon(drain)
+            try:
+                await orig(self)
+            finally:
+                tg.cancel_scope.cancel()
+        _drain(self._send_q)
 
     return stop
 
@@ -133,9 +208,12 @@ def apply():
         return
     from moat.mqtt.client import MQTTClient
     from moat.mqtt.mqtt.protocol.client_handler import ClientProtocolHandler
+    from moat.mqtt.mqtt.protocol import handler
     from moat.mqtt.mqtt.protocol.handler import ProtocolHandler
 
     ProtocolHandler._timeout_loop = _timeout_loop
+    ProtocolHandler.attach = _registering_attach(ProtocolHandler.attach)
+    handler.MQTTFixedHeader = _eof_ends_reader(handler.MQTTFixedHeader)
     ClientProtocolHandler.stop = _draining_stop(ClientProtocolHandler.stop)
     MQTTClient.reconnect = _patient_reconnect(MQTTClient.reconnect)
     MQTTClient._connect_coro = _waking_connect(MQTTClient._connect_coro)
