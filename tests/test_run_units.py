@@ -88,3 +88,54 @@ def test_sd_notify(tmp_path):
     assert watchdog_interval(env={"WATCHDOG_USEC": "3000000"}) == 1.5
     assert watchdog_interval(env={"WATCHDOG_USEC": "3000000", "WATCHDOG_PID": "1"}) is None
     assert watchdog_interval(env={}) is None
+
+
+def test_own_errors_leave_out_a_stop_that_came_with_them():
+    """A job whose code fails just as it is stopped raises a group of its
+    error and the cancellation: the error is the run's outcome (it was
+    not caught as one and crashed the runner)."""
+    import trio
+
+    from distkv_ext.run._job import own_errors
+
+    err, stop = ImportError("requires form a cycle"), trio.Cancelled._create()
+    assert own_errors(err) == [err]
+    assert own_errors(stop) == []
+    assert own_errors(trio.MultiError([stop, err])) == [err]
+    assert own_errors(BaseExceptionGroup("g", [stop, BaseExceptionGroup("h", [KeyboardInterrupt(), err])])) == [err]
+    assert own_errors(trio.MultiError([stop, KeyboardInterrupt()])) == []
+
+
+async def test_conflict_verdict_applies_after_the_echo_window(autojump_clock):
+    """After our own write, an update that does not include it counts as
+    the late echo of an older write (held back) only for ECHO_WINDOW; if
+    nothing follows, it is the servers' verdict on a conflict (a healed
+    partition) and applies: a runner kept its own stale view for good."""
+    import anyio
+    from moat.util import Path, attrdict
+
+    changes = []
+    async with anyio.create_task_group() as tg:
+
+        class Root:
+            _path = Path("state")
+            client = None
+
+            @property
+            def root(self):
+                return self
+
+            def spawn(self, fn):
+                tg.start_soon(fn)
+
+            def state_changed(self, state, old_node):
+                changes.append(state.node)
+
+        root = Root()
+        st = StateEntry(root, "j")
+        st._written, st._written_at = attrdict(node="s2", tick=6), time.monotonic()
+        st.chain = attrdict(node="s1", tick=13, prev=attrdict(node="s2", tick=2))
+        await st.set_value({"node": "r1"})
+        assert st.node is None and changes == []  # held back: maybe a late echo
+        await anyio.sleep(StateEntry.ECHO_WINDOW + 1)
+        assert st.node == "r1" and changes == ["r1"]

@@ -9,6 +9,7 @@ so an operator editing a job never races a runner on one entry.
 import functools
 import time
 
+import anyio
 from distkv.obj import AttrClientEntry
 from moat.util import NotGiven, Path
 
@@ -137,11 +138,19 @@ class StateEntry(_JobEntry):
     resume = False
 
     _written = None  # chain of our last write, until the mirror has seen it
+    _written_at = 0.0
+    _deferred = None  # (value, chain) held back as a possible late echo
+
+    #: seconds after our own write during which an update that does not
+    #: include it counts as a late echo of an older one (ignored); later,
+    #: it is the servers' verdict on a conflict (a partition healed) and wins
+    ECHO_WINDOW = 2.0
 
     async def save(self, wait=False):
         value = self.get_value()
         res = await super().save(wait=wait)
         self._written = self.chain
+        self._written_at = time.monotonic()
         # an echo that arrived while we waited may have changed the
         # attributes: what we wrote is the latest
         await AttrClientEntry.set_value(self, value)
@@ -150,14 +159,29 @@ class StateEntry(_JobEntry):
     async def set_value(self, value):
         incoming = self.chain
         if self._written is not None and value is not NotGiven:
-            if not chain_covers(incoming, self._written):
-                # the late echo of an older write: our newer one is on its way
+            recent = time.monotonic() - self._written_at < self.ECHO_WINDOW
+            if recent and not chain_covers(incoming, self._written):
+                # the late echo of an older write: our newer one is on its
+                # way.  Unless it was the servers' verdict on a conflict:
+                # then nothing follows, and it applies once the window ends
                 self.chain = self._written
+                if self._deferred is None:
+                    self.root.spawn(self._apply_deferred)
+                self._deferred = (value, incoming)
                 return
             self._written = None
+        self._deferred = None
         old_node = self.node
         await super().set_value(value)
         self.root.state_changed(self, old_node)
+
+    async def _apply_deferred(self):
+        await anyio.sleep(max(0.0, self._written_at + self.ECHO_WINDOW - time.monotonic()))
+        pending, self._deferred = self._deferred, None
+        if pending is not None:  # nothing newer came meanwhile
+            self._written = None
+            value, self.chain = pending
+            await self.set_value(value)
 
 
 def chain_covers(new, old):

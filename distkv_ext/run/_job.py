@@ -162,10 +162,25 @@ async def execute(runner, entry, ctx, *, on_ok_after=None):
             tg.cancel_scope.cancel()
     except ErrorRecorded as exc:
         return Outcome(False, error=str(exc), exc=exc, started=started)
-    except Exception as exc:  # pylint: disable=broad-except
+    except BaseException as exc:  # pylint: disable=broad-except
+        # the code's error, possibly grouped with a stop that arrived at the
+        # same moment (a group with a cancellation in it is no Exception)
+        errors = own_errors(exc)
+        if not errors:
+            raise  # a stop or an interrupt: not the code's failure
         logger.info("Job %s failed: %s", entry, "".join(traceback.format_exception(exc)))
-        return Outcome(False, error=one_line(exc), exc=exc, started=started)
+        err = errors[0]
+        return Outcome(False, error=str(err) if isinstance(err, ErrorRecorded) else one_line(err), exc=err, started=started)
     return ctx.returned
+
+
+def own_errors(exc):
+    """The errors of the code itself in ``exc``: ``[exc]`` for an ordinary
+    exception; the ordinary exceptions in a group (nested ones too),
+    cancellations and interrupts left out; ``[]`` when there are none."""
+    if hasattr(exc, "exceptions"):  # an exception group (anyio's, trio's or Python's)
+        return [e for sub in exc.exceptions for e in own_errors(sub)]
+    return [exc] if isinstance(exc, Exception) else []
 
 
 def result_outcome(res, started):
