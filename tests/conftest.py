@@ -5,6 +5,5 @@ pytest_plugins = ["tests.fixtures"]
 
 def pytest_collection_modifyitems(session, config, items):  # pylint: disable=unused-argument
     """Run the fault drills last: they take minutes, load the machine and
-    kill processes; the quick tests report first and never run in a
-    drill's aftermath (seen: a CLI test timing out after the drills)."""
+    kill processes; the quick tests report first."""
     items.sort(key=lambda item: "drills" in item.path.parts)

@@ -92,6 +92,10 @@ def test_interrupt_is_exit_130(node):
     p = subprocess.Popen(
         [DISTKV, "-c", node.configs[0], "client", "run", "logs", "int.job", "-g", "ig", "-f"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        # as at a terminal: a shell without job control starts background
+        # commands (a CI runner, ``cmd &``) with SIGINT ignored, and that
+        # is inherited; the command would never see this Ctrl-C
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     time.sleep(3)
     p.send_signal(signal.SIGINT)

@@ -151,6 +151,7 @@ class StateEntry(_JobEntry):
         res = await super().save(wait=wait)
         self._written = self.chain
         self._written_at = time.monotonic()
+        self._deferred = None  # our newer write supersedes what was held back
         # an echo that arrived while we waited may have changed the
         # attributes: what we wrote is the latest
         await AttrClientEntry.set_value(self, value)
