@@ -19,7 +19,7 @@ from ._job import ErrorRecorded, JobContext, execute
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RunLifecycle", "Running", "job_key"]
+__all__ = ["RunLifecycle", "Running"]
 
 
 class Running:
@@ -50,14 +50,6 @@ class Running:
         self.restart = self.restart or restart
         self.delete_state = self.delete_state or delete_state
         self.scope.cancel()
-
-
-def job_key(entry):
-    """A job's name within its group (for assignment and claims)."""
-    try:
-        return entry.job_name
-    except AttributeError:  # a stand-in, not a `RunnerEntry`
-        return ".".join(str(x) for x in entry.subpath)
 
 
 class RunLifecycle:
@@ -92,7 +84,7 @@ class RunLifecycle:
         state = entry.state
         if root.KIND == "any":
             run.claiming = True
-            job = job_key(entry)
+            job = entry.job_name
             other = self._recent.pop(job, None)
             if other is not None and time.monotonic() - other[1] < 4 * root.rcfg["settle"]:
                 if score(job, other[0]) > score(job, root.node):
@@ -101,7 +93,7 @@ class RunLifecycle:
                 cut = time.monotonic() - 4 * root.rcfg["settle"]
                 self._recent = {k: v for k, v in self._recent.items() if v[1] > cut}
             try:
-                root.group.send_claim("claim", job_key(entry))
+                root.group.send_claim("claim", entry.job_name)
                 await anyio.sleep(root.rcfg["settle"])
             finally:
                 run.claiming = False
@@ -155,8 +147,8 @@ class RunLifecycle:
                 with anyio.move_on_after(5):
                     await self._finish(entry, run, outcome)
                 self.jobs.pop(key, None)
-                if self._by_key.get(job_key(entry)) is run:
-                    del self._by_key[job_key(entry)]
+                if self._by_key.get(entry.job_name) is run:
+                    del self._by_key[entry.job_name]
                 run.done.set()
                 self._stale = True  # the jobs held here changed
                 self.trigger(key)

@@ -157,8 +157,10 @@ class _RunnerRoot(ResyncRoot):
 
     # --- called by entries ---
 
-    def state_for(self, subpath):
-        return self.state.follow(subpath, create=None)
+    def state_for(self, subpath, create=None):
+        """The state entry of the job at ``subpath`` (a tuple); by default
+        created locally if missing, with ``create=False`` None then."""
+        return self.state.follow(subpath, create=create)
 
     def entry_changed(self, entry):
         self.scheduler.entry_changed(entry)

@@ -38,7 +38,7 @@ from moat.util import NotGiven
 from ..codekit.depgraph import closure, static_imports
 from ._assign import assign
 from ._entry import next_start
-from ._lifecycle import RunLifecycle, Running, job_key
+from ._lifecycle import RunLifecycle, Running
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +183,8 @@ class Scheduler(RunLifecycle):
             entries = list(root.all_children)
             self._names = {e.job_path: e.job_name for e in entries}
             self._paths = {n: p for p, n in self._names.items()}
-            self._held = {p for p in self._names if getattr(self._state_at(p), "node", None) is not None}
+            states = (root.state_for(p, create=False) for p in self._names)
+            self._held = {st.job_path for st in states if st is not None and st.node is not None}
             self._reassign()
             return entries
         paths, self._dirty = self._dirty, set()
@@ -203,10 +204,6 @@ class Scheduler(RunLifecycle):
             self._due_at[path] = t
             heapq.heappush(self._due, (t, next(self._seq), path))
 
-    def _state_at(self, path):
-        state = self.root.state
-        return None if state is None else state.follow(path, create=False)
-
     async def _bad_entry(self, entry, exc):
         key = entry.job_path
         if self._bad.get(key) == entry.value:
@@ -225,7 +222,7 @@ class Scheduler(RunLifecycle):
         group = root.group
         current = {}
         for path in list(self._held):
-            node = getattr(self._state_at(path), "node", None)
+            node = getattr(self.root.state_for(path, create=False), "node", None)
             if node is None:
                 self._held.discard(path)
             elif path in self._names and group.is_live(node):
@@ -248,7 +245,7 @@ class Scheduler(RunLifecycle):
             return False, "waiting to hear the group"
         if not group.connected:
             return False, "cut off from the group"
-        own = self._assignment.get(job_key(entry))
+        own = self._assignment.get(entry.job_name)
         if own != root.node:
             return False, f"assigned to {own}"
         return True, ""
@@ -289,7 +286,7 @@ class Scheduler(RunLifecycle):
         if not group.connected:
             run.stop("cut off from the group", restart=True)  # resumed by whoever holds it next
             return None
-        own = self._assignment.get(job_key(entry), root.node)
+        own = self._assignment.get(entry.job_name, root.node)
         if own == root.node or not root.rcfg["rebalance"]:
             run.moved_since = None
             return None
@@ -330,7 +327,7 @@ class Scheduler(RunLifecycle):
         # from now on a competing claim counts, even before our task runs
         run.claiming = self.root.KIND == "any"
         self.jobs[entry.job_path] = run
-        self._by_key[job_key(entry)] = run
+        self._by_key[entry.job_name] = run
         self._stale = True
         self._tg.start_soon(self._run_job, entry, run, reason)
 
