@@ -121,8 +121,11 @@ def _patient_reconnect(orig):
         delay = 0.5
         while True:
             try:
-                return await orig(self, cleansession)
-            except _CONNECT_ERRORS as exc:
+                # a broker that is still starting may never answer the
+                # handshake: give each attempt a bound
+                with anyio.fail_after(10):
+                    return await orig(self, cleansession)
+            except (TimeoutError, *_CONNECT_ERRORS) as exc:
                 logger.warning("MQTT broker unreachable (%r): trying again in %.1f s", exc, delay)
                 if not isinstance(exc, ConnectException) and self._handler is not None:
                     # failed during the handshake: moat-mqtt leaves that
