@@ -38,7 +38,7 @@ case "$cmd" in
     test)  setup; exec "$VENV/bin/python" -m pytest "$@" ;;
     bench) setup; exec "$VENV/bin/python" -m bench "$@" ;;
     node)  setup; exec "$VENV/bin/distkv-code-node" "$@" ;;
-    docs)  setup; "$VENV/bin/python" -m distkv_ext.codekit.cli.mangen man
-           exec "$VENV/bin/python" -m distkv_ext.codekit.cli.complete --scripts completions ;;
+    docs)  setup; "$VENV/bin/python" -m distkv_ext.devtools.mangen man
+           exec "$VENV/bin/python" -m distkv_ext.devtools.complete --scripts completions ;;
     *)     sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -13,7 +13,7 @@ import time
 
 import anyio
 
-from distkv_ext.codekit.node import local_cluster
+from distkv_ext.devtools.node import local_cluster
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WRAPPER = os.path.join(HERE, "distkv_cli.py")

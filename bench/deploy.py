@@ -17,9 +17,9 @@ import tempfile
 
 import anyio
 
-from distkv_ext.codekit.node import local_cluster
+from distkv_ext.devtools.node import local_cluster
 
-from .cli_startup import _time as _run  # one timed run of the distkv command
+from bench.cli_startup import _time as _run  # one timed run of the distkv command
 
 
 def _write_tree(root, n, version):

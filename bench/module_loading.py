@@ -113,7 +113,7 @@ def _run_trial(kind, cfg):
 
 
 async def _main(runs):
-    from distkv_ext.codekit.node import local_cluster
+    from distkv_ext.devtools.node import local_cluster
 
     with tempfile.TemporaryDirectory() as d:
         async with local_cluster(1, workdir=d) as cl:

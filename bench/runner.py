@@ -20,7 +20,7 @@ import time
 import anyio
 from moat.util import P, yload
 
-from distkv_ext.codekit.node import local_cluster
+from distkv_ext.devtools.node import local_cluster
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.path.dirname(sys.executable)

@@ -7,7 +7,7 @@ import time
 
 import anyio
 
-from .fixtures import DISTKV
+from tests.fixtures import DISTKV
 
 
 class Daemon:

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from distkv_ext.codekit.ports import free_ports
+from distkv_ext.devtools.ports import free_ports
 
-from .fixtures import run_distkv
+from tests.fixtures import run_distkv
 
 pytestmark = pytest.mark.usefixtures("node")
 

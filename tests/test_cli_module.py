@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from .fixtures import run_distkv
+from tests.fixtures import run_distkv
 
 pytestmark = pytest.mark.usefixtures("node")
 

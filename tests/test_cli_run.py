@@ -86,7 +86,7 @@ def test_interrupt_is_exit_130(node):
     import subprocess
     import time
 
-    from .fixtures import DISTKV
+    from tests.fixtures import DISTKV
 
     node.run("run", "set", "int.job", "-c", "cr.add", "-g", "ig", "-e", "a", "1")
     p = subprocess.Popen(

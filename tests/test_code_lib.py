@@ -16,7 +16,7 @@ from distkv_ext.code import (
     list_procedures,
 )
 
-from .fixtures import cluster
+from tests.fixtures import cluster
 
 PREFIX = P(":.distkv.code.proc")
 

@@ -4,8 +4,8 @@ import traceback
 
 import pytest
 
-from distkv_ext.codekit.compiler import compile_module_code, compile_procedure
-from distkv_ext.codekit.errors import CompileError, InputRefused
+from distkv_ext.codekit.core.compiler import compile_module_code, compile_procedure
+from distkv_ext.codekit.core.errors import CompileError, InputRefused
 
 
 def test_body_is_a_function():

@@ -7,7 +7,8 @@ import sys
 
 from asyncclick.shell_completion import BashComplete
 
-from distkv_ext.codekit.cli import complete
+from distkv_ext.codekit.cli import complete as callbacks
+from distkv_ext.devtools import complete
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -18,7 +19,7 @@ async def values(args, incomplete):
 
 
 async def test_commands_options_and_cached_paths(monkeypatch):
-    monkeypatch.setattr(complete, "CACHE", {"code": ["heating.pump", "heating.valve", "x.y"], "group": ["boiler", "lab"], "module": ["util.pid"], "job": ["pump"]})
+    monkeypatch.setattr(callbacks, "CACHE", {"code": ["heating.pump", "heating.valve", "x.y"], "group": ["boiler", "lab"], "module": ["util.pid"], "job": ["pump"]})
     assert await values(["client"], "") == ["code", "module", "run"]
     assert set(await values(["client", "code"], "")) >= {"set", "get", "list", "delete", "diff", "call"}
     assert await values(["client", "code", "get"], "heat") == ["heating.pump", "heating.valve"]

@@ -7,15 +7,15 @@ import pytest
 from moat.util import P
 
 from distkv_ext.code import CodeRoot, get_procedure, store_procedure
-from distkv_ext.codekit import history
-from distkv_ext.codekit.errors import NotFound
-from distkv_ext.codekit.store import list_entries
+from distkv_ext.codekit.store import history
+from distkv_ext.codekit.core.errors import NotFound
+from distkv_ext.codekit.store.entries import list_entries
 from distkv_ext.deploy import DeployConflict, DeployRefused, apply_deploy, plan_deploy, read_tree
 from distkv_ext.module import get_module
 from distkv_ext.run import AnyRunnerRoot
 from distkv_ext.run._ops import get_job
 
-from .fixtures import cluster
+from tests.fixtures import cluster
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLE = os.path.join(os.path.dirname(HERE), "examples", "deploy")

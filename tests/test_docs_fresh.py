@@ -2,7 +2,7 @@
 
 import os
 
-from distkv_ext.codekit.cli.mangen import pages
+from distkv_ext.devtools.mangen import pages
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,7 +22,7 @@ def test_man_pages_have_the_sections():
 
 
 def test_completion_scripts_are_fresh():
-    from distkv_ext.codekit.cli.complete import scripts
+    from distkv_ext.devtools.complete import scripts
 
     for fn, text in scripts().items():
         path = os.path.join(TOP, "completions", fn)

@@ -7,9 +7,10 @@ from moat.util import NotGiven, P, attrdict
 from distkv_ext.code.client import cli as code_cli
 from distkv_ext.module.client import cli as module_cli
 from distkv_ext.run.client import cli as run_cli
-from distkv_ext.codekit.cli import hostfix
+from distkv_ext.codekit import upstream
+from distkv_ext.codekit.upstream import moat_util as hostfix
 
-from .fixtures import run_distkv
+from tests.fixtures import run_distkv
 
 GROUPS = {"code": code_cli, "module": module_cli, "run": run_cli}
 
@@ -60,7 +61,7 @@ def test_apply_overrides_keeps_the_rest():
 def test_loader_without_settings_does_not_crash():
     from moat.util.main import Loader
 
-    hostfix.apply()
+    upstream.apply_client()
     grp = Loader(name="x")
     ctx = click.Context(grp, obj=attrdict())
     assert grp.get_sub_ext(ctx) == (None, None, None, None)

@@ -5,10 +5,10 @@ import json
 import pytest
 
 from distkv_ext.code import CodeRoot, NotFound, get_procedure, revert_procedure, store_procedure
-from distkv_ext.codekit import history
+from distkv_ext.codekit.store import history
 from distkv_ext.module import ModuleRoot, get_module, revert_module
 
-from .fixtures import cluster
+from tests.fixtures import cluster
 
 
 def code_is(text):

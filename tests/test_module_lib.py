@@ -9,11 +9,11 @@ import pytest
 from moat.util import P
 
 from distkv_ext.code import CodeRoot
-from distkv_ext.codekit.errors import MissingModule
+from distkv_ext.codekit.core.errors import MissingModule
 from distkv_ext.module import InputRefused, ModuleRoot, get_module, store_module
 from distkv_ext.module import _importer
 
-from .fixtures import cluster
+from tests.fixtures import cluster
 
 PREFIX = P(":.distkv.code.module")
 

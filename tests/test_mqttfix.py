@@ -2,7 +2,7 @@
 
 A real broker process is killed and started again on the same port; the
 backend (DistKV's own `distkv.backend.mqtt`, with the repairs applied the
-way `distkv_main` applies them to servers) must notice, reconnect, keep
+way `distkv_ext.codekit.upstream.apply_server` applies them to servers) must notice, reconnect, keep
 its subscription, and finish a publish made while the broker was away.
 Real time: the repairs act on moat-mqtt's keep-alive (about 15 s here).
 """
@@ -14,8 +14,8 @@ import anyio
 import pytest
 from distkv.backend.mqtt import connect
 
-from distkv_ext.codekit import mqttfix
-from distkv_ext.codekit.ports import free_ports
+from distkv_ext.codekit.upstream import moat_mqtt as mqttfix
+from distkv_ext.devtools.ports import free_ports
 
 
 
@@ -92,7 +92,7 @@ def test_repairs_are_for_the_pinned_release():
 
     with open("constraints.txt", encoding="utf-8") as f:
         pinned = [line.split("==")[1].strip() for line in f if line.lower().startswith("moat-mqtt==")]
-    assert pinned == [mqttfix.FOR_VERSION] == [importlib.metadata.version("moat-mqtt")]
+    assert pinned == [mqttfix.TARGET] == [importlib.metadata.version("moat-mqtt")]
 
 
 async def test_backend_survives_a_stalled_link(broker_port):

@@ -12,9 +12,9 @@ from distkv.exceptions import ServerError
 from distkv.obj import ClientEntry
 from moat.util import P
 
-from distkv_ext.codekit.resync import ResyncRoot
+from distkv_ext.codekit.store.resync import ResyncRoot
 
-from .fixtures import cluster
+from tests.fixtures import cluster
 
 PREFIX = P(":.test.resync")
 

@@ -14,7 +14,7 @@ from moat.util import P
 from distkv_ext.code import CodeRoot
 from distkv_ext.run import AllRunnerRoot, AnyRunnerRoot, SingleRunnerRoot
 
-from .fixtures import cluster
+from tests.fixtures import cluster
 
 FAST = {"heartbeat": 0.2, "timeout": 1.0, "settle": 0.2, "rebalance_delay": 0.5}
 LOG = []  # (job, node, start, stop)
@@ -278,7 +278,7 @@ async def test_single_node_runs_only_there(autojump_clock):
 
 
 async def test_pinned_job_refuses_changed_code(autojump_clock):
-    from distkv_ext.codekit.history import content_hash as code_hash
+    from distkv_ext.codekit.core.digest import content_hash as code_hash
 
     async with cluster() as st, st.client() as c:
         cr = await CodeRoot.as_handler(c)

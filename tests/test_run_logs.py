@@ -6,8 +6,8 @@ import subprocess
 import threading
 import time
 
-from .fixtures import DISTKV
-from .procs import Daemon, wait_until
+from tests.fixtures import DISTKV
+from tests.procs import Daemon, wait_until
 
 TICKER = """
 import anyio, sys

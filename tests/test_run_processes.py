@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from .fixtures import start_node, stop_node
-from .procs import RECORDER, Daemon, check_no_overlap, runs, wait_until
+from tests.fixtures import start_node, stop_node
+from tests.procs import RECORDER, Daemon, check_no_overlap, runs, wait_until
 
 GROUP_ARGS = ["--timeout", "2", "--heartbeat", "0.5"]
 

@@ -3,7 +3,7 @@
 import socket
 import time
 
-from distkv_ext.codekit.sdnotify import notify, watchdog_interval
+from distkv_ext.run._sdnotify import notify, watchdog_interval
 from distkv_ext.run import RunnerEntry, StateEntry
 from distkv_ext.run._assign import assign, owner
 from distkv_ext.run._entry import chain_covers, next_start, retry_delay

@@ -2,8 +2,8 @@
 
 import pytest
 
-from distkv_ext.codekit.errors import BadFile
-from distkv_ext.codekit.source import MAX_SOURCE, decode_source, read_source
+from distkv_ext.codekit.core.errors import BadFile
+from distkv_ext.codekit.core.source import MAX_SOURCE, decode_source, read_source
 
 
 def test_utf8_and_bom():

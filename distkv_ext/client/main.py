@@ -2,16 +2,16 @@
 
 DistKV's loader resolves the extension ``distkv_ext.client.main.cli``
 before its built-in ``client`` command, so importing this module applies
-`distkv_ext.codekit.cli.hostfix` before ``distkv client`` connects; every
+`distkv_ext.codekit.upstream.apply_client` before ``distkv client`` connects; every
 ``distkv client ...`` command (DistKV's own ``data``, ``code``, ``job``
 included) then works.  The price: ``distkv --help`` lists ``client``
 twice (the top-level loader does not de-duplicate, and nothing of ours
 runs before it lists).
 """
 
-from ..codekit.cli import hostfix
+from distkv_ext.codekit.upstream import apply_client
 
-hostfix.apply()
+apply_client()
 
 from distkv.command.client import cli  # noqa: E402  pylint: disable=wrong-import-position
 

@@ -10,8 +10,8 @@ Plus helpers for reading the store without a live handler, used by
 ``distkv client code``.
 """
 
-from ..codekit.compiler import Procedure, compile_procedure
-from ..codekit.errors import CodeError, CompileError, EmptyCode, InputRefused, NotFound
+from distkv_ext.codekit.core.compiler import Procedure, compile_procedure
+from distkv_ext.codekit.core.errors import CodeError, CompileError, EmptyCode, InputRefused, NotFound
 from ._root import CodeEntry, CodeRoot
 from ._ops import (
     call_procedure,

@@ -11,11 +11,12 @@ import anyio
 from distkv.default import CFG
 
 
-from ..codekit import history
-from ..codekit.compiler import compile_procedure
-from ..codekit.errors import BadArguments, CodeError, ProcedureFailed
-from ..codekit.values import same_value
-from ..codekit.store import as_path, delete_entry, get_entry, list_entries, write_entry
+from distkv_ext.codekit.store import history
+from distkv_ext.codekit.core.compiler import compile_procedure
+from distkv_ext.codekit.core.errors import BadArguments, CodeError, ProcedureFailed
+from distkv_ext.codekit.core.values import same_value
+from distkv_ext.codekit.core.paths import as_path
+from distkv_ext.codekit.store.entries import delete_entry, get_entry, list_entries, write_entry
 from ._value import procedure_value
 
 __all__ = [
@@ -130,8 +131,8 @@ async def call_procedure(client, path, args=(), kw=None, *, prefix=DEFAULT_PREFI
         proc.bind(args, kw)
     except TypeError as exc:
         raise BadArguments(str(exc)) from None
-    from ..module import ModuleRoot
-    from ..module._importer import load_requires
+    from distkv_ext.module import ModuleRoot
+    from distkv_ext.module._importer import load_requires
 
     # stored modules become importable while this handler runs
     await ModuleRoot.as_handler(client)

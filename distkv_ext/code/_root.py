@@ -7,10 +7,11 @@ import anyio
 from distkv.obj import ClientEntry
 from moat.util import NotGiven, Path
 
-from ..codekit.compiler import compile_procedure
-from ..codekit.errors import CodeError, EmptyCode, InputRefused, NotFound
-from ..codekit.mirror import StoreRoot
-from ..codekit.store import as_path, server_errors
+from distkv_ext.codekit.core.compiler import compile_procedure
+from distkv_ext.codekit.core.errors import CodeError, EmptyCode, InputRefused, NotFound
+from distkv_ext.codekit.store.mirror import StoreRoot
+from distkv_ext.codekit.core.paths import as_path
+from distkv_ext.codekit.store.conn import server_errors
 from ._value import procedure_value
 
 logger = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ class CodeRoot(StoreRoot):
     async def as_handler(cls, client, *a, **kw):
         """Return the (shared, per client) handler, loaded, with its
         `ModuleRoot` (both are fetched at the same time)."""
-        from ..module import ModuleRoot
+        from distkv_ext.module import ModuleRoot
 
         res = {}
 
@@ -141,12 +142,12 @@ class CodeRoot(StoreRoot):
 
     def load_requires(self, requires, who):
         """Import stored modules ``requires``, in order (see `ModuleRoot`)."""
-        from ..module._importer import load_requires
+        from distkv_ext.module._importer import load_requires
 
         load_requires(requires, who)
 
     async def run_starting(self):
-        from ..codekit.errtree import error_root
+        from distkv_ext.codekit.store.errtree import error_root
 
         self.err = await error_root(self.client)
         await super().run_starting()

@@ -1,11 +1,11 @@
 """The stored form of a procedure (DistKV 0.65's layout), and checking it."""
 
-from moat.util import Path
 
-from ..codekit.compiler import compile_procedure
-from ..codekit.errors import InputRefused
+from distkv_ext.codekit.core.compiler import compile_procedure
+from distkv_ext.codekit.core.errors import InputRefused
+from distkv_ext.codekit.core.paths import normalize_requires
 
-__all__ = ["procedure_value", "normalize_requires", "MODES", "mode_of"]
+__all__ = ["procedure_value", "MODES", "mode_of"]
 
 #: CLI names of the three ways code runs, and the stored ``is_async``.
 MODES = {"sync": None, "thread": False, "async": True}
@@ -17,23 +17,6 @@ def mode_of(is_async):
         if v is is_async:
             return k
     return repr(is_async)
-
-
-def normalize_requires(requires):
-    """Return ``requires`` as a list of dotted module names."""
-    if isinstance(requires, (str, Path)):
-        requires = [requires]
-    res = []
-    for r in requires or ():
-        if isinstance(r, Path):
-            r = ".".join(str(x) for x in r)
-        elif isinstance(r, (tuple, list)):
-            r = ".".join(str(x) for x in r)
-        if not isinstance(r, str) or not all(p.isidentifier() for p in r.split(".")):
-            raise InputRefused(f"{r!r} is not a module name (like util.pid)")
-        if r not in res:
-            res.append(r)
-    return res
 
 
 def procedure_value(

@@ -7,15 +7,15 @@ Errors are mapped to exit statuses by `distkv_ext.codekit.cli.boundary`.
 import asyncclick as click
 from moat.util import NotGiven
 
-from ..codekit.cli import hostfix
+from distkv_ext.codekit.upstream import apply_client
 
-hostfix.apply()
+apply_client()
 
 # pylint: disable=wrong-import-position
-from ..codekit.cli.args import DROP, NO_DEFAULT, collect_variables, variable_options  # noqa: E402
-from ..codekit.cli.complete import complete_procedures  # noqa: E402
-from ..codekit.cli.boundary import Finished, boundary, get_client  # noqa: E402
-from ..codekit.cli.common import (  # noqa: E402
+from distkv_ext.codekit.cli.args import DROP, NO_DEFAULT, collect_variables, variable_options  # noqa: E402
+from distkv_ext.codekit.cli.complete import complete_procedures  # noqa: E402
+from distkv_ext.codekit.cli.boundary import boundary, get_client  # noqa: E402
+from distkv_ext.codekit.cli.common import (  # noqa: E402
     EXIT_CODES,
     diff_options,
     script_for_get,
@@ -24,10 +24,11 @@ from ..codekit.cli.common import (  # noqa: E402
     add_history_commands,
     show_entry,
 )
-from ..codekit.cli.output import emit, output_option, pick_format, stdout_of, table  # noqa: E402
-from ..codekit.errors import CompileError, NotFound  # noqa: E402
-from ..codekit.source import read_source  # noqa: E402
-from ..codekit.store import as_path  # noqa: E402
+from distkv_ext.codekit.cli.output import emit, output_option, pick_format, stdout_of, table  # noqa: E402
+from distkv_ext.codekit.core.errors import CompileError, NotFound  # noqa: E402
+from distkv_ext.codekit.core.source import read_source  # noqa: E402
+from distkv_ext.codekit.core.paths import as_path  # noqa: E402
+from ._cli_deploy import deploy  # noqa: E402
 from . import (  # noqa: E402
     MODES,
     call_procedure,
@@ -247,53 +248,5 @@ async def call(obj, path, values, evals, paths, output):
     emit(obj, res, output)
 
 
-@cli.command(epilog=EXIT_CODES)
-@click.argument("directory", metavar="DIR", type=click.Path(file_okay=False))
-@click.option("--dry-run", is_flag=True, help="Show the plan, write nothing; exit status 1 if there are changes.")
-@click.option("--prune", is_flag=True, help="Remove what is stored but not in DIR (of the kinds DIR has).")
-@click.option("--pin", is_flag=True, help="Pin every job to the content hash of the procedure deployed.")
-@click.option("--no-diff", is_flag=True, help="List changed entries without their diffs.")
-@output_option("yaml", "json")
-@click.pass_obj
-@boundary
-async def deploy(obj, directory, dry_run, prune, pin, no_diff, output):
-    """
-    Make the store match DIR: procedures, modules and jobs.
-
-    DIR/procs/a/b.py is procedure a.b, DIR/modules/util/pid.py module
-    util.pid, DIR/jobs.yaml the runner entries (see the README).  Prints
-    the plan: added (+), changed (~, with a diff), removed (-, only with
-    --prune) and the running jobs that the change restarts.
-
-    Every file is checked first (compile, cycles, missing modules, jobs
-    whose procedure is missing); if anything is wrong, nothing is written.
-    Then modules, procedures and jobs are written, each only if nobody
-    changed it since the plan was made (else: exit status 1, not
-    overwritten).  --dry-run exits 1 when there are changes, 0 when none.
-    """
-    from ..codekit.cli.deployout import Progress, show_plan, show_problems
-    from ..deploy import DeployRefused, Prefixes, apply_deploy, plan_deploy, read_tree
-
-    tree = read_tree(directory)
-    client = get_client(obj)
-    plan = await plan_deploy(client, tree, prune=prune, pin=pin, prefixes=Prefixes.from_config(obj.cfg))
-    if plan.problems:
-        if output:
-            show_plan(obj, plan, dry_run=dry_run, output=output)
-        else:
-            show_problems(plan.problems)
-        raise DeployRefused(directory, plan.problems)
-    if dry_run or not plan.pending:
-        show_plan(obj, plan, dry_run=dry_run, output=output, diffs=not no_diff)
-        if dry_run and plan.pending:
-            raise Finished(1)
-        return
-    progress = Progress(len(plan.pending))
-    try:
-        result = await apply_deploy(client, plan, progress=progress)
-    finally:
-        progress.close()
-    show_plan(obj, plan, dry_run=False, output=output, diffs=not no_diff, result=result)
-
-
 add_history_commands(cli, "proc", "procedure", get_procedure, revert_procedure, _prefix, complete_procedures)
+cli.add_command(deploy)

@@ -13,7 +13,8 @@ directory is described in `read_tree` and the README.
 
 from ._apply import STEPS, DeployConflict, DeployRefused, Result, apply_deploy
 from ._layout import JOB_DEFAULTS, Item, Tree, read_tree
-from ._plan import Change, Plan, Prefixes, plan_deploy
+from ._change import Change, Plan, Prefixes
+from ._plan import plan_deploy
 
 __all__ = [
     "read_tree",

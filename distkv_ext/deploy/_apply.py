@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import anyio
 from moat.util import Path
 
-from ..codekit import history
-from ..codekit.errors import Conflict, InputRefused
-from ..codekit.store import delete_entry, write_entry
-from ..run._daemon import runner_subpath
+from distkv_ext.codekit.store import history
+from distkv_ext.codekit.core.errors import Conflict, InputRefused
+from distkv_ext.codekit.store.entries import delete_entry, write_entry
+from distkv_ext.run import runner_subpath
 
 __all__ = ["apply_deploy", "DeployRefused", "DeployConflict", "Result", "STEPS"]
 

@@ -8,11 +8,11 @@ deploy makes their runners restart (or stop).
 
 from moat.util import Path
 
-from ..codekit.depgraph import find_cycle
-from ..module._ops import needs_of, requires_of
-from ..module._value import dotted
-from ..run._ops import states_of
-from ._plan import job_label
+from distkv_ext.codekit.core.depgraph import find_cycle
+from distkv_ext.module import needs_of, requires_of
+from distkv_ext.codekit.core.paths import dotted
+from distkv_ext.run import states_of
+from ._change import job_label
 
 __all__ = ["check_final", "restarts"]
 

@@ -19,8 +19,8 @@ import textwrap
 
 from moat.util import yload
 
-from ..code._value import MODES
-from ..codekit.errors import InputRefused
+from distkv_ext.code import MODES
+from distkv_ext.codekit.core.errors import InputRefused
 
 __all__ = ["read_header", "procedure_fields", "first_line", "PROC_KEYS", "MODULE_KEYS"]
 

@@ -22,18 +22,19 @@ from dataclasses import dataclass, field
 
 from moat.util import Path, yload
 
-from ..code._value import procedure_value
-from ..codekit.errors import BadFile, CodeError, CompileError, InputRefused
-from ..codekit.source import read_source
-from ..codekit.store import as_path
-from ..module._value import module_value
-from ..run._ops import JOB_FIELDS, job_value
+from distkv_ext.code import procedure_value
+from distkv_ext.codekit.core.errors import BadFile, CodeError, CompileError, InputRefused
+from distkv_ext.codekit.core.source import read_source
+from distkv_ext.codekit.core.paths import as_path
+from distkv_ext.module import module_value
+from distkv_ext.run import JOB_FIELDS, NEW_JOB_DEFAULTS, job_value
 from ._header import MODULE_KEYS, PROC_KEYS, first_line, procedure_fields, read_header
 
 __all__ = ["Item", "Tree", "read_tree", "JOB_DEFAULTS"]
 
 #: What a new job gets unless it says otherwise (as ``run set`` does).
-JOB_DEFAULTS = {"delay": 10, "backoff": 2, "max_delay": 600}
+#: The defaults of a new job (see `distkv_ext.run.NEW_JOB_DEFAULTS`).
+JOB_DEFAULTS = NEW_JOB_DEFAULTS
 
 _IGNORED_SUFFIXES = (".md", ".txt", ".rst", ".pyc")
 

@@ -9,79 +9,21 @@ jobs that the change restarts.  It writes nothing.
 """
 
 import time
-from dataclasses import dataclass, field
-from typing import Optional
 
 import anyio
-from distkv.default import CFG
 from moat.util import Path
 
-from ..codekit.history import content_hash
-from ..codekit.store import list_entries_with_chain
-from ..codekit.textdiff import unified_diff
-from ..codekit.values import same_value
-from ..module._value import dotted
-from ..run._ops import all_states, split_job_path
+from distkv_ext.codekit.core.digest import content_hash
+from distkv_ext.codekit.store.entries import list_entries_with_chain
+from distkv_ext.codekit.core.textdiff import unified_diff
+from distkv_ext.codekit.core.values import same_value
+from distkv_ext.codekit.core.paths import dotted
+from distkv_ext.run import all_states, split_job_path
 
-__all__ = ["Change", "Plan", "Prefixes", "plan_deploy", "job_label"]
+from ._change import Change, Plan, Prefixes
+from ._check import check_final, restarts
 
-
-@dataclass(frozen=True)
-class Prefixes:
-    """Where things are stored (DistKV's configuration: ``codes.prefix``,
-    ``modules.prefix``, ``runner.prefix``, ``runner.state``)."""
-
-    procs: Path = CFG.codes.prefix
-    modules: Path = CFG.modules.prefix
-    jobs: Path = CFG.runner.prefix
-    states: Path = CFG.runner.state
-
-    @classmethod
-    def from_config(cls, cfg):
-        return cls(cfg["codes"]["prefix"], cfg["modules"]["prefix"], cfg["runner"]["prefix"], cfg["runner"]["state"])
-
-
-def job_label(path, where):
-    kind, group, node = where
-    place = f"at {node} {group}" if kind == "single" else f"{kind} {group}"
-    return f"{path} ({place})"
-
-
-@dataclass
-class Change:
-    """One entry of the plan: ``action`` is add, change, remove or unchanged."""
-
-    kind: str  # "module", "procedure", "job"
-    path: Path
-    action: str
-    source: Optional[str] = None  # the file (None: not in the directory)
-    old: Optional[dict] = None  # the stored value
-    new: Optional[dict] = None  # the value to store
-    chain: object = None  # the stored entry's chain (None: no entry)
-    where: tuple = ()  # jobs: (kind, group, node)
-    diff: str = ""
-
-    @property
-    def label(self):
-        return f"job {job_label(self.path, self.where)}" if self.kind == "job" else f"{self.kind} {self.path}"
-
-
-@dataclass
-class Plan:
-    """What a deploy would do.  ``problems`` non-empty: it must not run."""
-
-    root: str
-    changes: list = field(default_factory=list)
-    restarts: list = field(default_factory=list)  # dicts: job, nodes, why
-    problems: list = field(default_factory=list)
-    prefixes: Prefixes = field(default_factory=Prefixes)
-
-    @property
-    def pending(self):
-        return [c for c in self.changes if c.action != "unchanged"]
-
-    def count(self, action):
-        return sum(1 for c in self.changes if c.action == action)
+__all__ = ["plan_deploy"]
 
 
 async def _stored(client, prefixes):
@@ -182,8 +124,6 @@ async def plan_deploy(client, tree, *, prune=False, pin=False, prefixes=None, no
 
     want_jobs = _resolve_jobs(tree, stored, final_procs, pin, now)
     _compare(plan, "job", want_jobs, stored["job"], prune, tree.manages)
-
-    from ._check import check_final, restarts
 
     plan.problems += check_final(plan, tree, stored, final_mods, final_procs, removed)
     for ch in plan.changes:

@@ -10,7 +10,7 @@ See `ModuleRoot` for loading order, reload and what happens to objects
 of an old version.
 """
 
-from ..codekit.errors import CompileError, InputRefused, NotFound
+from distkv_ext.codekit.core.errors import CompileError, InputRefused, NotFound
 from ._importer import StoredModuleFinder, load_requires
 from ._ops import (
     DEFAULT_PREFIX,
@@ -18,7 +18,9 @@ from ._ops import (
     get_module,
     list_modules,
     module_graph,
+    needs_of,
     remove_module,
+    requires_of,
     revert_module,
     store_module,
 )
@@ -38,6 +40,8 @@ __all__ = [
     "remove_module",
     "revert_module",
     "module_graph",
+    "needs_of",
+    "requires_of",
     "check_modules",
     "DEFAULT_PREFIX",
     "CompileError",

@@ -23,9 +23,9 @@ import importlib.util
 import sys
 import threading
 
-from ..codekit.compiler import compile_module_code, source_name
-from ..codekit.depgraph import static_imports
-from ..codekit.errors import CompileError, MissingModule
+from distkv_ext.codekit.core.compiler import compile_module_code, source_name
+from distkv_ext.codekit.core.depgraph import static_imports
+from distkv_ext.codekit.core.errors import CompileError, MissingModule
 
 __all__ = ["register", "unregister", "load_requires", "is_ours", "StoredModuleFinder"]
 

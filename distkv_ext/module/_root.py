@@ -7,19 +7,15 @@ from contextlib import asynccontextmanager
 from distkv.obj import ClientEntry
 from moat.util import Path
 
-from ..codekit.depgraph import closure, dependents
-from ..codekit.mirror import StoreRoot
-from ..codekit.store import as_path
+from distkv_ext.codekit.core.depgraph import closure, dependents
+from distkv_ext.codekit.store.mirror import StoreRoot
+from distkv_ext.codekit.core.paths import as_path, dotted
 from . import _importer
 from ._value import check_requires_acyclic, module_value
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["ModuleRoot", "ModuleEntry"]
-
-
-def dotted(path):
-    return ".".join(str(x) for x in path)
 
 
 class ModuleEntry(ClientEntry):

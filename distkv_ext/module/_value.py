@@ -1,15 +1,11 @@
 """The stored form of a module (DistKV 0.65's layout: ``{code, requires}``)."""
 
-from ..code._value import normalize_requires
-from ..codekit.compiler import compile_module_code
-from ..codekit.depgraph import find_cycle
-from ..codekit.errors import InputRefused
+from distkv_ext.codekit.core.compiler import compile_module_code
+from distkv_ext.codekit.core.depgraph import find_cycle
+from distkv_ext.codekit.core.errors import InputRefused
+from distkv_ext.codekit.core.paths import dotted, normalize_requires
 
-__all__ = ["module_value", "check_requires_acyclic", "dotted"]
-
-
-def dotted(path):
-    return ".".join(str(x) for x in path)
+__all__ = ["module_value", "check_requires_acyclic"]
 
 
 def module_value(path, code, *, requires=(), info=None):

@@ -6,14 +6,14 @@ Thin by design: parse options, call `distkv_ext.module`, format output.
 import asyncclick as click
 from moat.util import P
 
-from ..codekit.cli import hostfix
+from distkv_ext.codekit.upstream import apply_client
 
-hostfix.apply()
+apply_client()
 
 # pylint: disable=wrong-import-position
-from ..codekit.cli.complete import complete_modules  # noqa: E402
-from ..codekit.cli.boundary import CliError, boundary, get_client  # noqa: E402
-from ..codekit.cli.common import (  # noqa: E402
+from distkv_ext.codekit.cli.complete import complete_modules  # noqa: E402
+from distkv_ext.codekit.cli.boundary import CliError, boundary, get_client  # noqa: E402
+from distkv_ext.codekit.cli.common import (  # noqa: E402
     EXIT_CODES,
     diff_options,
     script_for_get,
@@ -22,12 +22,12 @@ from ..codekit.cli.common import (  # noqa: E402
     add_history_commands,
     show_entry,
 )
-from ..codekit.cli.output import emit, output_option, pick_format, stdout_of, table  # noqa: E402
-from ..codekit.depgraph import closure, render_tree  # noqa: E402
-from ..codekit.errors import CompileError, NotFound  # noqa: E402
-from ..codekit.source import read_source  # noqa: E402
-from ..codekit.status import ExitStatus  # noqa: E402
-from ..codekit.store import as_path  # noqa: E402
+from distkv_ext.codekit.cli.output import emit, output_option, pick_format, stdout_of, table  # noqa: E402
+from distkv_ext.codekit.core.depgraph import closure, render_tree  # noqa: E402
+from distkv_ext.codekit.core.errors import CompileError, NotFound  # noqa: E402
+from distkv_ext.codekit.core.source import read_source  # noqa: E402
+from distkv_ext.codekit.core.status import ExitStatus  # noqa: E402
+from distkv_ext.codekit.core.paths import as_path  # noqa: E402
 from . import (  # noqa: E402
     check_modules,
     get_module,

@@ -15,13 +15,40 @@ balancing), `SingleRunnerRoot`, `AllRunnerRoot`, and `RunnerEntry` /
 """
 
 from ._assign import owner
+from ._daemon import run_daemon
 from ._entry import RunnerEntry, StateEntry, next_start, retry_delay
 from ._group import Group, GroupMembers
 from ._job import ErrorRecorded, JobContext
+from ._layout import (
+    JOB_FIELDS,
+    KINDS,
+    NEW_JOB_DEFAULTS,
+    OUTPUT_PREFIX,
+    RUN_PREFIX,
+    STATE_PREFIX,
+    job_name,
+    job_value,
+    output_path,
+    runner_subpath,
+    split_job_path,
+)
+from ._ops import (
+    all_states,
+    explain_job,
+    follow_output,
+    get_job,
+    job_output,
+    job_states,
+    list_jobs,
+    remove_job,
+    states_of,
+    store_job,
+)
 from ._root import RUNNER_DEFAULTS, AllRunnerRoot, AnyRunnerRoot, SingleRunnerRoot
 from ._state import StateRoot
 
 __all__ = [
+    # handlers (DistKV's names)
     "AnyRunnerRoot",
     "SingleRunnerRoot",
     "AllRunnerRoot",
@@ -36,4 +63,28 @@ __all__ = [
     "next_start",
     "retry_delay",
     "owner",
+    "run_daemon",
+    # where jobs live, what they hold
+    "RUN_PREFIX",
+    "STATE_PREFIX",
+    "OUTPUT_PREFIX",
+    "KINDS",
+    "JOB_FIELDS",
+    "NEW_JOB_DEFAULTS",
+    "job_value",
+    "job_name",
+    "runner_subpath",
+    "split_job_path",
+    "output_path",
+    # job operations (what ``distkv client run`` calls)
+    "store_job",
+    "get_job",
+    "remove_job",
+    "list_jobs",
+    "job_states",
+    "all_states",
+    "states_of",
+    "explain_job",
+    "job_output",
+    "follow_output",
 ]

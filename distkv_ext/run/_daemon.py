@@ -12,30 +12,17 @@ import signal
 
 import anyio
 
-from ..codekit.errors import BadArguments, ServerUnreachable
-from ..codekit.sdnotify import notify, watchdog_interval
+from distkv_ext.codekit.core.errors import BadArguments, ServerUnreachable
+from ._sdnotify import notify, watchdog_interval
 from ._group import NameClash
+from ._layout import runner_subpath
 from ._root import AllRunnerRoot, AnyRunnerRoot, SingleRunnerRoot
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["run_daemon", "runner_subpath", "KINDS"]
+__all__ = ["run_daemon", "KINDS"]
 
 KINDS = {"any": AnyRunnerRoot, "all": AllRunnerRoot, "single": SingleRunnerRoot}
-
-
-def runner_subpath(kind, group, node=None):
-    """DistKV's subpath of a runner group: ``("any", GROUP)``,
-    ``("all", GROUP)`` or ``("at", NODE, GROUP)``."""
-    if kind == "any":
-        return ("any", group)
-    if kind == "all":
-        return ("all", group)
-    if kind == "single":
-        if not node:
-            raise ValueError("a single-node runner needs a node name")
-        return ("at", node, group)
-    raise ValueError(f"unknown runner kind {kind!r}")
 
 
 async def _watchdog(interval):
@@ -61,7 +48,7 @@ async def run_daemon(client, kind, group, *, node=None, cfg=None, task_status=an
     ``node``: for "single", the node whose jobs run here; else this
     node's name in the group (default: the client's name).
     """
-    from ..code import CodeRoot
+    from distkv_ext.code import CodeRoot
 
     subpath = runner_subpath(kind, group, node)
     cr = await CodeRoot.as_handler(client)

@@ -14,8 +14,8 @@ import traceback
 import anyio
 from moat.util import P, Path, Queue, combine_dict
 
-from ..codekit.errors import CodeError
-from ..codekit.history import content_hash as code_hash
+from distkv_ext.codekit.core.errors import CodeError
+from distkv_ext.codekit.core.digest import content_hash as code_hash
 
 logger = logging.getLogger(__name__)
 

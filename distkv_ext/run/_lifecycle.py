@@ -12,8 +12,9 @@ import time
 import anyio
 from distkv.exceptions import DistKVError
 
-from ..codekit.errors import CodeError
+from distkv_ext.codekit.core.errors import CodeError
 from . import _output
+from ._layout import output_path
 from ._assign import score
 from ._job import ErrorRecorded, JobContext, execute
 
@@ -164,7 +165,7 @@ class RunLifecycle:
         meta = {"node": root.node, "run": run_no, "started": state.started or time.time()}
 
         def path_of(n):
-            return _output.output_path(cfg["output"], root.state_subpath, entry.subpath, n)
+            return output_path(cfg["output"], root.state_subpath, entry.subpath, n)
 
         async def keep():
             try:

@@ -2,20 +2,27 @@
 
 import time
 
-from distkv.default import CFG
-from moat.util import NotGiven, P, Path
+from moat.util import NotGiven, Path
 
-from ..codekit.errors import InputRefused, NotFound
-from ..codekit.store import as_path, delete_entry, get_entry, list_entries, server_errors, write_entry
-from ..codekit.history import content_hash as code_hash
-from ._daemon import runner_subpath
+from distkv_ext.codekit.core.digest import content_hash as code_hash
+from distkv_ext.codekit.core.errors import InputRefused, NotFound
+from distkv_ext.codekit.core.paths import as_path
+from distkv_ext.codekit.store.conn import server_errors
+from distkv_ext.codekit.store.entries import delete_entry, get_entry, list_entries, write_entry
+
 from ._entry import RunnerEntry, StateEntry, next_start
+from ._layout import (
+    JOB_FIELDS,
+    OUTPUT_PREFIX,
+    PROC_PREFIX,
+    RUN_PREFIX,
+    STATE_PREFIX,
+    job_value,
+    runner_subpath,
+    split_job_path,
+)
 
 __all__ = [
-    "RUN_PREFIX",
-    "STATE_PREFIX",
-    "JOB_FIELDS",
-    "job_value",
     "store_job",
     "get_job",
     "remove_job",
@@ -24,58 +31,9 @@ __all__ = [
     "explain_job",
     "job_output",
     "follow_output",
-    "OUTPUT_PREFIX",
     "all_states",
     "states_of",
-    "split_job_path",
 ]
-
-RUN_PREFIX = CFG.runner.prefix
-STATE_PREFIX = CFG.runner.state
-PROC_PREFIX = CFG.codes.prefix
-
-#: Fields of a runner entry that ``store_job``'s ``edit`` may set.
-JOB_FIELDS = ("code", "data", "target", "repeat", "delay", "backoff", "ok_after", "max_delay", "max_tries", "info", "pin")
-
-
-def _num(name, v, minimum=0):
-    if v is None:
-        return None
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        raise InputRefused(f"{name} must be a number, not {v!r}") from None
-    if v < minimum:
-        raise InputRefused(f"{name} must be at least {minimum}, not {v:g}")
-    return int(v) if v == int(v) else v
-
-
-def job_value(fields):
-    """Check runner entry fields; return the dict to store (DistKV's layout)."""
-    unknown = set(fields) - set(JOB_FIELDS)
-    if unknown:
-        raise InputRefused(f"unknown job fields: {', '.join(sorted(unknown))}")
-    code = fields.get("code")
-    if code is None:
-        raise InputRefused("a job needs the path of its procedure (-c CODE)")
-    code = as_path(code, "procedure")
-    data = fields.get("data") or {}
-    if not isinstance(data, dict):
-        raise InputRefused("data must be a mapping of variable names to values")
-    value = {"code": code, "data": dict(data)}
-    for k in ("target", "repeat", "delay", "ok_after", "max_delay", "max_tries"):
-        v = _num(k, fields.get(k))
-        if v is not None:
-            value[k] = v
-    if fields.get("backoff") is not None:
-        value["backoff"] = _num("backoff", fields["backoff"], minimum=1)
-    if fields.get("info") is not None:
-        if not isinstance(fields["info"], str) or "\n" in fields["info"]:
-            raise InputRefused("info must be one line of text")
-        value["info"] = fields["info"]
-    if fields.get("pin"):
-        value["pin"] = str(fields["pin"])
-    return value
 
 
 def _fields(value):
@@ -127,16 +85,6 @@ async def remove_job(client, kind, group, path, *, node=None, prefix=RUN_PREFIX)
     """Delete a runner entry (its runner stops the job); return the value."""
     sub = Path.build(runner_subpath(kind, group, node))
     return await delete_entry(client, prefix + sub, as_path(path, "job"), "job")
-
-
-def split_job_path(path):
-    """``.distkv run`` subpath -> (kind, group, node, job path) or None."""
-    path = tuple(path)
-    if len(path) >= 3 and path[0] in ("any", "all"):
-        return path[0], path[1], None, Path.build(path[2:])
-    if len(path) >= 4 and path[0] == "at":
-        return "single", path[2], path[1], Path.build(path[3:])
-    return None
 
 
 async def job_states(client, kind, group, path, *, node=None, prefix=STATE_PREFIX):
@@ -251,7 +199,7 @@ def _ago(now, t):
     return f"{now - t:.0f} s"
 
 
-OUTPUT_PREFIX = P(":.distkv.output")
+
 
 
 def _job_output_root(kind, group, node=None):

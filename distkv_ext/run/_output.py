@@ -25,9 +25,7 @@ import time
 import anyio
 import trio
 
-__all__ = ["OutputBuffer", "install", "capture", "output_path", "OUTPUT_PREFIX"]
-
-OUTPUT_PREFIX = (".distkv", "output")
+__all__ = ["OutputBuffer", "install", "capture", "keeper", "prune"]
 
 _current = contextvars.ContextVar("distkv_code_job_output", default=None)
 _installed = False
@@ -136,11 +134,6 @@ def capture(buf):
             buf.close()
 
     return _Cap()
-
-
-def output_path(prefix, state_subpath, job, run):
-    """Where run number ``run`` of ``job`` keeps its output."""
-    return prefix + tuple(state_subpath) + tuple(job) + (str(run),)
 
 
 async def keeper(client, path, buf, meta, interval=1.0):

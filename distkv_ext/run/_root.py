@@ -9,11 +9,12 @@ jobs lives in `_scheduler.py`; this file holds the handler classes.
 import logging
 
 import anyio
-from moat.util import P, Path, combine_dict
+from moat.util import Path, combine_dict
 
-from ..codekit.resync import ResyncRoot
-from ..codekit.store import server_errors
+from distkv_ext.codekit.store.resync import ResyncRoot
+from distkv_ext.codekit.store.conn import server_errors
 from ._entry import RunnerEntry
+from ._layout import OUTPUT_PREFIX
 from ._group import Group, watch_connection
 from ._scheduler import Scheduler
 from ._state import StateRoot
@@ -33,7 +34,7 @@ RUNNER_DEFAULTS = {
     "rebalance_delay": 2.0,  # ... once the new assignment has held this long
     "weight": 1.0,  # this node's share of any-node jobs
     "stop_timeout": 10.0,  # on stop, wait this long for jobs to end
-    "output": P(":.distkv.output"),  # where the jobs' output goes
+    "output": OUTPUT_PREFIX,  # where the jobs' output goes
     "output_lines": 200,  # lines kept per run
     "output_runs": 5,  # runs kept per job (and node)
 }
@@ -116,8 +117,8 @@ class _RunnerRoot(ResyncRoot):
         return ("distkv_code", "run", *(str(x) for x in self._subpath))
 
     async def run_starting(self):
-        from ..code import CodeRoot
-        from ..codekit.errtree import error_root
+        from distkv_ext.code import CodeRoot
+        from distkv_ext.codekit.store.errtree import error_root
 
         self.err = await error_root(self.client)
         if self.code is None:

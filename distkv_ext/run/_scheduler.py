@@ -35,7 +35,7 @@ import anyio
 from distkv.exceptions import DistKVError
 from moat.util import NotGiven
 
-from ..codekit.depgraph import closure, static_imports
+from distkv_ext.codekit.core.depgraph import closure, static_imports
 from ._assign import assign
 from ._entry import next_start
 from ._lifecycle import RunLifecycle, Running

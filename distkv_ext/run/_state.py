@@ -3,7 +3,7 @@
 import weakref
 
 import anyio
-from ..codekit.mirror import StoreRoot
+from distkv_ext.codekit.store.mirror import StoreRoot
 from ._entry import StateEntry
 
 __all__ = ["StateRoot"]

@@ -8,16 +8,16 @@ import time
 import asyncclick as click
 from moat.util import P
 
-from ..codekit.cli import hostfix
+from distkv_ext.codekit.upstream import apply_client
 
-hostfix.apply()
+apply_client()
 
 # pylint: disable=wrong-import-position
-from ..codekit.cli.args import DROP, NO_DEFAULT, collect_variables, variable_options  # noqa: E402
-from ..codekit.cli.complete import complete_groups, complete_jobs, complete_procedures  # noqa: E402
-from ..codekit.cli.boundary import boundary, get_client  # noqa: E402
-from ..codekit.cli.common import EXIT_CODES, show_action  # noqa: E402
-from ..codekit.cli.runopts import (  # noqa: E402
+from distkv_ext.codekit.cli.args import DROP, NO_DEFAULT, collect_variables, variable_options  # noqa: E402
+from distkv_ext.codekit.cli.complete import complete_groups, complete_jobs, complete_procedures  # noqa: E402
+from distkv_ext.codekit.cli.boundary import boundary, get_client  # noqa: E402
+from distkv_ext.codekit.cli.common import EXIT_CODES, show_action  # noqa: E402
+from ._cli_opts import (  # noqa: E402
     group_options,
     kind_of,
     next_start_text,
@@ -26,11 +26,13 @@ from ..codekit.cli.runopts import (  # noqa: E402
     short,
     state_word,
 )
-from ..codekit.cli.output import emit, output_option, pick_format, stdout_of, table  # noqa: E402
-from ..codekit.errors import NotFound  # noqa: E402
-from ..codekit.store import as_path  # noqa: E402
-from ._daemon import run_daemon  # noqa: E402
-from ._ops import (  # noqa: E402
+from distkv_ext.codekit.cli.output import emit, output_option, pick_format, stdout_of, table  # noqa: E402
+from distkv_ext.codekit.core.errors import NotFound  # noqa: E402
+from distkv_ext.codekit.core.paths import as_path  # noqa: E402
+from . import (  # noqa: E402
+    NEW_JOB_DEFAULTS,
+    OUTPUT_PREFIX,
+    run_daemon,
     explain_job,
     follow_output,
     get_job,
@@ -48,9 +50,7 @@ def _prefixes(obj):
 
 
 def _output_prefix(obj):
-    from moat.util import P as _P
-
-    return obj.cfg["runner"].get("output", _P(":.distkv.output"))
+    return obj.cfg["runner"].get("output", OUTPUT_PREFIX)
 
 
 def _last_lines(outputs, n=5):
@@ -129,7 +129,7 @@ async def set_(obj, path, group, node, all_nodes, code, when, repeat, delay, bac
         if old is None:
             if code is None:
                 raise click.UsageError(f"{path} is new: give its procedure with -c CODE")
-            old = {"delay": 10, "backoff": 2, "max_delay": 600}
+            old = dict(NEW_JOB_DEFAULTS)
         new = dict(old)
         if code is not None:
             new["code"] = P(code)

@@ -21,13 +21,13 @@ import sys
 import threading
 import time
 
-from distkv_ext.codekit.node import server_config
-from distkv_ext.codekit.ports import free_ports
+from distkv_ext.devtools.node import server_config
+from distkv_ext.devtools.ports import free_ports
 from moat.util import yformat
 
-from ..fixtures import DISTKV
-from ..procs import query, wait_until
-from .proxy import Proxy
+from tests.fixtures import DISTKV
+from tests.procs import query, wait_until
+from tests.drills.proxy import Proxy
 
 __all__ = ["Fleet", "RECORDER", "Runs"]
 
@@ -158,7 +158,7 @@ class Fleet:
                 f.write(yformat(ccfg))
             self.client_configs.append(cpath)
         for i, nm in enumerate(names):
-            join = [sys.executable, "-m", "distkv_ext.codekit.distkv_main", "-c", self.configs[i], "server", nm]
+            join = [sys.executable, "-m", "distkv_ext.codekit.upstream.main", "-c", self.configs[i], "server", nm]
             srv = Supervised(nm, join[:-1] + ["-I", "-", nm] if i == 0 else join, os.path.join(self.dir, f"{nm}.log"))
             srv.args = join  # a restart joins the others, never re-initialises
             self.servers.append(srv)

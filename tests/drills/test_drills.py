@@ -14,9 +14,9 @@ import pytest
 from distkv_ext.code import store_procedure
 from distkv_ext.run._ops import store_job
 
-from ..fixtures import run_distkv
-from ..procs import wait_until
-from .harness import RECORDER, Fleet
+from tests.fixtures import run_distkv
+from tests.procs import wait_until
+from tests.drills.harness import RECORDER, Fleet
 
 LONG = os.environ.get("DRILLS", "short") == "long"
 GROUP = ["--timeout", "2", "--heartbeat", "0.5"]

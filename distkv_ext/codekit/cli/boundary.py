@@ -13,9 +13,9 @@ import traceback
 import asyncclick as click
 from distkv.exceptions import ServerError, ClientError
 
-from ..errors import CodeError, ServerUnreachable
-from ..status import ExitStatus
-from ..store import _CONN_ERRORS
+from distkv_ext.codekit.core.errors import CodeError, ServerUnreachable
+from distkv_ext.codekit.core.status import ExitStatus
+from distkv_ext.codekit.store.conn import CONN_ERRORS
 
 __all__ = ["CliError", "boundary", "get_client", "debugging"]
 
@@ -77,7 +77,7 @@ def _translate(exc):
         return CliError(str(exc), exc.exit_status)
     if isinstance(exc, KeyboardInterrupt):
         return CliError("interrupted", ExitStatus.INTERRUPTED)
-    if isinstance(exc, _CONN_ERRORS):
+    if isinstance(exc, CONN_ERRORS):
         return CliError(
             f"cannot talk to the DistKV server: {_describe(exc)}", ExitStatus.SERVER
         )

@@ -2,7 +2,7 @@
 
 import asyncclick as click
 
-from ..textdiff import unified_diff
+from distkv_ext.codekit.core.textdiff import unified_diff
 from .boundary import Finished
 from .output import emit, highlight, pick_format, stdout_of
 
@@ -85,7 +85,7 @@ def show_history(obj, records, current, output):
     """The saved versions (oldest first) and the current one."""
     import datetime
 
-    from ..history import content_hash
+    from distkv_ext.codekit.core.digest import content_hash
 
     def when(t):
         return datetime.datetime.fromtimestamp(t).isoformat(timespec="seconds") if t else ""
@@ -116,9 +116,9 @@ def add_history_commands(cli, kind, what, get_current, revert, prefix_of, comple
     ``get_current(client, path, prefix=)`` and ``revert(client, path, to,
     prefix=)`` are the library's; ``prefix_of(obj)`` the stored prefix.
     """
-    from ..errors import NotFound
-    from ..history import versions
-    from ..store import as_path
+    from distkv_ext.codekit.core.errors import NotFound
+    from distkv_ext.codekit.store.history import versions
+    from distkv_ext.codekit.core.paths import as_path
     from .boundary import boundary, get_client
     from .output import output_option
 

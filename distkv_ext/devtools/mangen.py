@@ -1,6 +1,6 @@
 """Man pages for ``distkv client code|module|run``, generated from the click tree.
 
-``python -m distkv_ext.codekit.cli.mangen [DIR]`` (or ``./dev.sh docs``)
+``python -m distkv_ext.devtools.mangen [DIR]`` (or ``./dev.sh docs``)
 writes ``DIR/distkv-client-{code,module,run}.1`` (default: ``man/``); a
 test fails when the files in the repository differ from what this makes.
 """
@@ -10,7 +10,7 @@ import sys
 
 import asyncclick as click
 
-from ..status import ExitStatus
+from distkv_ext.codekit.core.status import ExitStatus
 
 __all__ = ["pages", "render", "main"]
 
@@ -147,9 +147,9 @@ def render(name, group):
 
 def pages():
     """{file name: roff text} for every man page."""
-    from ...code.client import cli as code
-    from ...module.client import cli as module
-    from ...run.client import cli as run
+    from distkv_ext.code.client import cli as code
+    from distkv_ext.module.client import cli as module
+    from distkv_ext.run.client import cli as run
 
     return {f"distkv-client-{n}.1": render(n, g) for n, g in (("code", code), ("module", module), ("run", run))}
 

@@ -1,12 +1,16 @@
-"""Output of ``distkv client code deploy``: the plan, progress, problems."""
+"""``distkv client code deploy``: the command, and its output (the plan,
+progress, problems)."""
 
 import sys
 
 import asyncclick as click
 
-from .output import emit, highlight, stdout_of, use_color
+from distkv_ext.codekit.cli.boundary import Finished, boundary, get_client
+from distkv_ext.codekit.cli.common import EXIT_CODES
+from distkv_ext.codekit.cli.output import emit, highlight, output_option, stdout_of, use_color
+from distkv_ext.deploy import DeployRefused, Prefixes, apply_deploy, plan_deploy, read_tree
 
-__all__ = ["show_plan", "show_problems", "Progress", "plan_data"]
+__all__ = ["deploy", "show_plan", "show_problems", "Progress", "plan_data"]
 
 _MARK = {"add": ("+", "green"), "change": ("~", "yellow"), "remove": ("-", "red")}
 _ORDER = {"module": 0, "procedure": 1, "job": 2}
@@ -101,3 +105,49 @@ class Progress:
         if self.shown:
             self.stream.write("\r\033[K")
             self.stream.flush()
+
+
+@click.command(epilog=EXIT_CODES)
+@click.argument("directory", metavar="DIR", type=click.Path(file_okay=False))
+@click.option("--dry-run", is_flag=True, help="Show the plan, write nothing; exit status 1 if there are changes.")
+@click.option("--prune", is_flag=True, help="Remove what is stored but not in DIR (of the kinds DIR has).")
+@click.option("--pin", is_flag=True, help="Pin every job to the content hash of the procedure deployed.")
+@click.option("--no-diff", is_flag=True, help="List changed entries without their diffs.")
+@output_option("yaml", "json")
+@click.pass_obj
+@boundary
+async def deploy(obj, directory, dry_run, prune, pin, no_diff, output):
+    """
+    Make the store match DIR: procedures, modules and jobs.
+
+    DIR/procs/a/b.py is procedure a.b, DIR/modules/util/pid.py module
+    util.pid, DIR/jobs.yaml the runner entries (see the README).  Prints
+    the plan: added (+), changed (~, with a diff), removed (-, only with
+    --prune) and the running jobs that the change restarts.
+
+    Every file is checked first (compile, cycles, missing modules, jobs
+    whose procedure is missing); if anything is wrong, nothing is written.
+    Then modules, procedures and jobs are written, each only if nobody
+    changed it since the plan was made (else: exit status 1, not
+    overwritten).  --dry-run exits 1 when there are changes, 0 when none.
+    """
+    tree = read_tree(directory)
+    client = get_client(obj)
+    plan = await plan_deploy(client, tree, prune=prune, pin=pin, prefixes=Prefixes.from_config(obj.cfg))
+    if plan.problems:
+        if output:
+            show_plan(obj, plan, dry_run=dry_run, output=output)
+        else:
+            show_problems(plan.problems)
+        raise DeployRefused(directory, plan.problems)
+    if dry_run or not plan.pending:
+        show_plan(obj, plan, dry_run=dry_run, output=output, diffs=not no_diff)
+        if dry_run and plan.pending:
+            raise Finished(1)
+        return
+    progress = Progress(len(plan.pending))
+    try:
+        result = await apply_deploy(client, plan, progress=progress)
+    finally:
+        progress.close()
+    show_plan(obj, plan, dry_run=False, output=output, diffs=not no_diff, result=result)

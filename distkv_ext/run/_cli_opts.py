@@ -5,7 +5,7 @@ import time
 
 import asyncclick as click
 
-from .complete import complete_groups
+from distkv_ext.codekit.cli.complete import complete_groups
 
 __all__ = ["group_options", "kind_of", "parse_when", "plain_job", "short", "state_word", "next_start_text"]
 

@@ -1,6 +1,5 @@
 """Repairs of moat-mqtt 0.39.8's client, so that a DistKV server survives
-a restart of its MQTT broker (applied by `distkv_main`, which runs the
-servers).
+a restart of its MQTT broker (applied by `distkv_ext.codekit.upstream.apply_server`).
 
 Without them a server whose broker restarts is deaf and mute for good,
 while its clients see nothing wrong:
@@ -42,7 +41,11 @@ import weakref
 import anyio
 from moat.mqtt.client import ConnectException
 
-__all__ = ["apply"]
+__all__ = ["apply", "PACKAGE", "TARGET"]
+
+PACKAGE = "moat-mqtt"
+#: The release this repair was written for (see `distkv_ext.codekit.upstream`).
+TARGET = "0.39.8"
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +160,6 @@ def _waking_connect(orig):
 
 
 #: the moat-mqtt release these repairs are written for
-FOR_VERSION = "0.39.8"
 
 
 def _drain(queue):
@@ -200,14 +202,14 @@ def _draining_stop(orig):
 
 def apply():
     """Apply the repairs (idempotent).  Not applied (a warning says so) to
-    another moat-mqtt release than `FOR_VERSION`: they replace its code."""
+    another moat-mqtt release than `TARGET`: they replace its code."""
     global _applied  # pylint: disable=global-statement
     if _applied:
         return
     _applied = True
     have = importlib.metadata.version("moat-mqtt")
-    if have != FOR_VERSION:
-        logger.warning("moat-mqtt %s is not %s: its broker-restart repairs are not applied", have, FOR_VERSION)
+    if have != TARGET:
+        logger.warning("moat-mqtt %s is not %s: its broker-restart repairs are not applied", have, TARGET)
         return
     from moat.mqtt.client import MQTTClient
     from moat.mqtt.mqtt.protocol.client_handler import ClientProtocolHandler

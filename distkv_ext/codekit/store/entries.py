@@ -5,78 +5,22 @@ connection to `ServerUnreachable`, so callers see one exception type for
 "the server is not there".
 """
 
-import logging
 from contextlib import asynccontextmanager
 
-import anyio
-from distkv.exceptions import (
-    ClientConnectionError,
-    ServerClosedError,
-    ServerConnectionError,
-    ServerError,
-)
-from moat.util import NotGiven, P, Path
+from distkv.exceptions import ServerError
+from moat.util import NotGiven, Path
 
-from .errors import Conflict, InputRefused, NotFound, ServerUnreachable
+from distkv_ext.codekit.core.errors import Conflict, NotFound
+
+from .conn import server_errors
 
 __all__ = [
-    "as_path",
-    "server_errors",
     "get_entry",
     "list_entries",
     "list_entries_with_chain",
     "write_entry",
     "delete_entry",
-    "quiet_connect_errors",
 ]
-
-_CONN_ERRORS = (
-    OSError,
-    ServerClosedError,
-    ServerConnectionError,
-    ClientConnectionError,
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-    anyio.EndOfStream,
-)
-
-
-def quiet_connect_errors():
-    """asyncscope logs a failed connection with a full traceback before
-    the caller gets (and reports) the same exception; silence that copy."""
-    logging.getLogger("scope.distkv.client").setLevel(logging.CRITICAL)
-
-
-def as_path(name, what="entry"):
-    """Return ``name`` (``"a.b"``, ``("a", "b")`` or a `Path`) as a `Path`.
-
-    Strings use DistKV's path syntax (dots separate elements).  An empty
-    path is refused with `InputRefused`.
-    """
-    if isinstance(name, Path):
-        path = name
-    elif isinstance(name, str):
-        try:
-            path = P(name)
-        except Exception as exc:
-            raise InputRefused(f"{name!r} is not a valid path: {exc}") from None
-    elif isinstance(name, (tuple, list)):
-        path = Path.build(name)
-    else:
-        raise InputRefused(f"{name!r} is not a path")
-    if not len(path):
-        raise InputRefused(f"a {what} needs a non-empty path")
-    return path
-
-
-@asynccontextmanager
-async def server_errors():
-    """Map connection failures to `ServerUnreachable` (exit status 5)."""
-    try:
-        yield
-    except _CONN_ERRORS as exc:
-        raise ServerUnreachable(f"cannot talk to the DistKV server: {exc or type(exc).__name__}") from exc
-
 
 async def get_entry(client, prefix, path, what="entry"):
     """Return ``(value, chain)`` of the entry at ``prefix + path``.

@@ -9,29 +9,21 @@ default).  Changes written by other tools (DistKV's own CLI, direct
 writes) are not recorded.
 """
 
-import hashlib
-import json
 import time
 
 from moat.util import P
 
-from .store import as_path, list_entries, server_errors
-from .values import plain
+from distkv_ext.codekit.core.errors import NotFound
+from distkv_ext.codekit.core.paths import as_path
+from distkv_ext.codekit.core.digest import content_hash
+
+from .conn import server_errors
+from .entries import list_entries
 
 __all__ = ["HISTORY_PREFIX", "content_hash", "record", "versions", "pick", "DEFAULT_KEEP"]
 
 HISTORY_PREFIX = P(":.distkv.code.history")
 DEFAULT_KEEP = 10
-
-
-def content_hash(value):
-    """A short hash of a stored procedure or module: its code and every
-    setting but the one-line ``info``.  Runner entries pin it (``--pin``)."""
-    if not isinstance(value, dict):
-        return None
-    key = {k: v for k, v in value.items() if k != "info"}
-    text = json.dumps(plain(key), sort_keys=True, default=str)  # a Path hashes as its text
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 async def versions(client, kind, path, *, prefix=HISTORY_PREFIX):
@@ -72,7 +64,6 @@ async def record(client, kind, path, old_value, *, keep=DEFAULT_KEEP, prefix=HIS
 
 async def pick(client, kind, path, n=None, *, prefix=HISTORY_PREFIX):
     """Saved version ``n`` (default: the latest) of ``path``; `NotFound`."""
-    from .errors import NotFound
 
     vs = await versions(client, kind, path, prefix=prefix)
     if n is not None:

@@ -3,7 +3,7 @@
 `local_cluster` starts moat-mqtt's broker in this process on a free
 loopback port, writes a configuration for each server (with the ``root:``
 key that DistKV 0.65's server needs) and starts ``n`` real ``distkv
-server`` processes (DistKV's own command, via `distkv_main`, which opens
+server`` processes (DistKV's own command, via `distkv_ext.codekit.upstream.main`, which opens
 the scope that a joining server needs).  The first server initialises the
 store; the others join it.  Everything listens on 127.0.0.1 only.
 
@@ -25,7 +25,7 @@ import anyio
 from moat.util import yformat
 
 from .ports import free_ports
-from .store import quiet_connect_errors
+from distkv_ext.codekit.upstream.asyncscope import quiet_connect_errors
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class LocalCluster:
         s = self.servers[i]
         if s.running:
             raise RuntimeError(f"{s.name} is running")
-        args = [sys.executable, "-m", "distkv_ext.codekit.distkv_main", "-c", s.config]
+        args = [sys.executable, "-m", "distkv_ext.codekit.upstream.main", "-c", s.config]
         args += ["server"]
         if init:
             args += ["-I", "-"]

@@ -5,7 +5,9 @@ import anyio
 from moat.util import NotGiven, Path
 
 from .resync import ResyncRoot
-from .store import delete_entry, server_errors
+from .conn import server_errors
+from .entries import delete_entry
+from .history import record
 
 __all__ = ["StoreRoot"]
 
@@ -59,6 +61,4 @@ class StoreRoot(ResyncRoot):
             return
         e = self.follow(path, create=False)
         if e is not None and isinstance(e.value, dict):
-            from .history import record
-
             await record(self.client, self.HISTORY_KIND, path, e.value)

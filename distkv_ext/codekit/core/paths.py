@@ -1,0 +1,53 @@
+"""DistKV paths as this project spells them: ``a.b`` on the command line,
+`moat.util.Path` in the store, ``a.b`` again for module names."""
+
+from moat.util import P, Path
+
+from .errors import InputRefused
+
+__all__ = ["as_path", "dotted", "normalize_requires"]
+
+
+def as_path(name, what="entry"):
+    """Return ``name`` (``"a.b"``, ``("a", "b")`` or a `Path`) as a `Path`.
+
+    Strings use DistKV's path syntax (dots separate elements).  An empty
+    path, or anything else, is refused with `InputRefused`.
+    """
+    if isinstance(name, Path):
+        path = name
+    elif isinstance(name, str):
+        try:
+            path = P(name)
+        except Exception as exc:
+            raise InputRefused(f"{name!r} is not a valid path: {exc}") from None
+    elif isinstance(name, (tuple, list)):
+        path = Path.build(name)
+    else:
+        raise InputRefused(f"{name!r} is not a path")
+    if not len(path):
+        raise InputRefused(f"a {what} needs a non-empty path")
+    return path
+
+
+def dotted(path):
+    """The elements of ``path`` joined by dots: a module's name
+    (``("util", "pid")`` -> ``"util.pid"``)."""
+    return ".".join(str(x) for x in path)
+
+
+def normalize_requires(requires):
+    """Return ``requires`` as a list of dotted module names."""
+    if isinstance(requires, (str, Path)):
+        requires = [requires]
+    res = []
+    for r in requires or ():
+        if isinstance(r, Path):
+            r = ".".join(str(x) for x in r)
+        elif isinstance(r, (tuple, list)):
+            r = ".".join(str(x) for x in r)
+        if not isinstance(r, str) or not all(p.isidentifier() for p in r.split(".")):
+            raise InputRefused(f"{r!r} is not a module name (like util.pid)")
+        if r not in res:
+            res.append(r)
+    return res

@@ -1,0 +1,53 @@
+"""Repairs of the packages DistKV 0.65 runs on, applied at run time.
+
+One module per upstream package; each names the ``PACKAGE`` and the
+release (``TARGET``) it was written for, since a repair replaces that
+release's code.  Nothing installed is edited.  This is the one place
+that applies them:
+
+* `apply_client` (every ``distkv client`` command of this project, and
+  DistKV's own through ``distkv_ext/client/main.py``): `distkv`,
+  `moat_util` (loader), `asyncscope`;
+* `apply_server` (the servers this project starts, see `main`): those
+  and `moat_mqtt`, plus moat-util's main-scope repair.
+
+`check_versions` lists repairs whose package is not at its target; a
+test fails then, so a dependency update is noticed, not silently
+half-repaired.
+"""
+
+import importlib.metadata
+
+from . import asyncscope, distkv, moat_mqtt, moat_util
+
+__all__ = ["apply_client", "apply_server", "check_versions", "REPAIRS"]
+
+#: Every repair module, in the order they are applied.
+REPAIRS = (asyncscope, moat_util, distkv, moat_mqtt)
+
+
+def apply_client():
+    """Apply what ``distkv client ...`` commands need (idempotent)."""
+    asyncscope.apply()
+    moat_util.apply()
+    distkv.apply()
+
+
+def apply_server():
+    """Apply what this project's ``distkv server`` processes need
+    (idempotent): the client repairs, moat-util's main scope and
+    ``-C`` handling, and moat-mqtt's broker-restart repairs."""
+    apply_client()
+    moat_util.repair_main_scope()
+    moat_mqtt.apply()
+
+
+def check_versions():
+    """``[(package, target, installed), ...]`` for every repair whose
+    package is installed at another release than it was written for."""
+    res = []
+    for mod in REPAIRS:
+        have = importlib.metadata.version(mod.PACKAGE)
+        if have != mod.TARGET:
+            res.append((mod.PACKAGE, mod.TARGET, have))
+    return res

@@ -1,0 +1,68 @@
+"""Repairs of DistKV 0.65.0's command line (``distkv.command.client``).
+
+1. ``distkv client`` cannot connect: ``distkv.command.client`` calls
+   ``client_scope``, which needs an asyncscope main scope that nobody
+   opens (``AttributeError: 'NoneType' object has no attribute
+   'service'``).  Repaired by connecting with ``open_client`` (which
+   opens the scope) as a resource of the ``client`` command's click
+   context, so the connection closes when the command ends.  The ``-C``
+   overrides (see `moat_util`) are applied to the configuration before
+   connecting; ``-h``/``-p`` still win for the connection.
+2. A failed connection that is not an ``OSError`` (time-out during the
+   greeting) crashed with a traceback; it is now an ``OSError`` that the
+   commands report as "cannot reach the server" (exit status 5).
+
+This module touches click because what it repairs is DistKV's click
+command; it is applied by `distkv_ext.codekit.upstream.apply_client`.
+"""
+
+from .moat_util import apply_overrides
+
+__all__ = ["apply", "PACKAGE", "TARGET"]
+
+PACKAGE = "distkv"
+#: The release this repair was written for (see `distkv_ext.codekit.upstream`).
+TARGET = "0.65.0"
+
+_applied = False
+
+
+def _conn_error(exc):
+    host_port = " ".join(str(a) for a in getattr(exc, "args", ()))
+    return ConnectionError(f"cannot connect to the DistKV server {host_port}".rstrip())
+
+
+async def _client_scope(_name=None, **cfg):
+    """Replacement for ``distkv.client.client_scope`` inside ``distkv client``."""
+    import asyncclick as click  # DistKV's CLI is what this repairs
+    from distkv.client import open_client
+    from distkv.exceptions import DistKVError
+    from moat.util import attrdict
+
+    ctx = click.get_current_context()
+    conf = ctx.find_root().params.get("conf") or ()
+    if conf:
+        cfg = apply_overrides(attrdict(cfg), conf)
+        ctx.obj.cfg = apply_overrides(ctx.obj.cfg, conf)
+        for k in ("host", "port"):
+            if ctx.params.get(k) is not None:
+                cfg["connect"][k] = ctx.params[k]
+    conn = cfg.get("connect") or {}
+    ctx.obj.code_server = f"{conn.get('host', 'localhost')}:{conn.get('port', '')}"
+    try:
+        return await ctx.with_async_resource(open_client(**cfg))
+    except OSError:
+        raise
+    except (DistKVError, TimeoutError) as exc:
+        raise _conn_error(exc) from exc
+
+
+def apply():
+    """Replace ``distkv.command.client.client_scope`` (once)."""
+    global _applied
+    if _applied:
+        return
+    import distkv.command.client as dcc
+
+    dcc.client_scope = _client_scope
+    _applied = True

@@ -1,0 +1,129 @@
+"""Where jobs live in the store, and what a runner entry holds.
+
+The one place that knows DistKV 0.65's layout of runners:
+
+* runner entries: ``RUN_PREFIX`` + `runner_subpath` + JOB
+  (``.distkv run any GROUP JOB``, ``... all GROUP JOB``,
+  ``... at NODE GROUP JOB``);
+* their state: ``STATE_PREFIX`` + the same subpath (+ NODE for all-node
+  jobs, one state per member) + JOB;
+* their output: ``OUTPUT_PREFIX`` + the state's subpath + JOB + RUN;
+* the fields of a runner entry (`JOB_FIELDS`), checked by `job_value`,
+  with the defaults of a new job (`NEW_JOB_DEFAULTS`).
+"""
+
+from distkv.default import CFG
+from moat.util import P, Path
+
+from distkv_ext.codekit.core.errors import InputRefused
+from distkv_ext.codekit.core.paths import as_path
+
+__all__ = [
+    "RUN_PREFIX",
+    "STATE_PREFIX",
+    "PROC_PREFIX",
+    "OUTPUT_PREFIX",
+    "KINDS",
+    "JOB_FIELDS",
+    "NEW_JOB_DEFAULTS",
+    "job_value",
+    "runner_subpath",
+    "split_job_path",
+    "output_path",
+    "job_name",
+]
+
+#: Where runner entries, their states and procedures are kept unless
+#: configured otherwise (DistKV's ``runner.prefix``, ``runner.state``,
+#: ``codes.prefix``).
+RUN_PREFIX = CFG.runner.prefix
+STATE_PREFIX = CFG.runner.state
+PROC_PREFIX = CFG.codes.prefix
+#: Where the jobs' output goes unless configured (``runner.output``).
+OUTPUT_PREFIX = P(":.distkv.output")
+
+#: The three kinds of runner: one node of a group, every member, one named node.
+KINDS = ("any", "all", "single")
+
+#: Fields of a runner entry that ``store_job``'s ``edit`` may set.
+JOB_FIELDS = ("code", "data", "target", "repeat", "delay", "backoff", "ok_after", "max_delay", "max_tries", "info", "pin")
+
+
+def _num(name, v, minimum=0):
+    if v is None:
+        return None
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        raise InputRefused(f"{name} must be a number, not {v!r}") from None
+    if v < minimum:
+        raise InputRefused(f"{name} must be at least {minimum}, not {v:g}")
+    return int(v) if v == int(v) else v
+
+
+def job_value(fields):
+    """Check runner entry fields; return the dict to store (DistKV's layout)."""
+    unknown = set(fields) - set(JOB_FIELDS)
+    if unknown:
+        raise InputRefused(f"unknown job fields: {', '.join(sorted(unknown))}")
+    code = fields.get("code")
+    if code is None:
+        raise InputRefused("a job needs the path of its procedure (-c CODE)")
+    code = as_path(code, "procedure")
+    data = fields.get("data") or {}
+    if not isinstance(data, dict):
+        raise InputRefused("data must be a mapping of variable names to values")
+    value = {"code": code, "data": dict(data)}
+    for k in ("target", "repeat", "delay", "ok_after", "max_delay", "max_tries"):
+        v = _num(k, fields.get(k))
+        if v is not None:
+            value[k] = v
+    if fields.get("backoff") is not None:
+        value["backoff"] = _num("backoff", fields["backoff"], minimum=1)
+    if fields.get("info") is not None:
+        if not isinstance(fields["info"], str) or "\n" in fields["info"]:
+            raise InputRefused("info must be one line of text")
+        value["info"] = fields["info"]
+    if fields.get("pin"):
+        value["pin"] = str(fields["pin"])
+    return value
+
+
+#: Settings of a job created by ``run set`` or a deploy, where not given:
+#: retry after 10 s, doubling up to 10 minutes.
+NEW_JOB_DEFAULTS = {"delay": 10, "backoff": 2, "max_delay": 600}
+
+
+def job_name(path):
+    """A job's name within its group (its path below the group, dotted):
+    the key of assignments and claims."""
+    return ".".join(str(x) for x in path)
+
+
+def runner_subpath(kind, group, node=None):
+    """DistKV's subpath of a runner group: ``("any", GROUP)``,
+    ``("all", GROUP)`` or ``("at", NODE, GROUP)``."""
+    if kind == "any":
+        return ("any", group)
+    if kind == "all":
+        return ("all", group)
+    if kind == "single":
+        if not node:
+            raise ValueError("a single-node runner needs a node name")
+        return ("at", node, group)
+    raise ValueError(f"unknown runner kind {kind!r}")
+
+
+def split_job_path(path):
+    """``.distkv run`` subpath -> (kind, group, node, job path) or None."""
+    path = tuple(path)
+    if len(path) >= 3 and path[0] in ("any", "all"):
+        return path[0], path[1], None, Path.build(path[2:])
+    if len(path) >= 4 and path[0] == "at":
+        return "single", path[2], path[1], Path.build(path[3:])
+    return None
+
+
+def output_path(prefix, state_subpath, job, run):
+    """Where run number ``run`` of ``job`` keeps its output."""
+    return prefix + tuple(state_subpath) + tuple(job) + (str(run),)
