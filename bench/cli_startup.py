@@ -51,9 +51,7 @@ async def _main(runs):
         async with local_cluster(1, workdir=os.path.join(d, "node")) as cl:
             cfg = cl.client_config
             base = ["-c", cfg, "client", "code"]
-            r1 = await anyio.to_thread.run_sync(
-                _bench, "code --help", base + ["--help"], base + ["--help"], runs
-            )
+            r1 = await anyio.to_thread.run_sync(_bench, "code --help", base + ["--help"], base + ["--help"], runs)
             r2 = await anyio.to_thread.run_sync(
                 _bench,
                 "code set",
@@ -67,8 +65,9 @@ async def _main(runs):
 def main(runs=15):
     print(f"CLI start-up, {runs} runs each (python {sys.version.split()[0]})")
     r1, r2 = anyio.run(_main, runs, backend="trio")
-    print(f"goal: ratio <= 1.05   -> --help {'met' if r1 <= 1.05 else 'MISSED'},"
-          f" set {'met' if r2 <= 1.05 else 'MISSED'}")
+    print(
+        f"goal: ratio <= 1.05   -> --help {'met' if r1 <= 1.05 else 'MISSED'}, set {'met' if r2 <= 1.05 else 'MISSED'}"
+    )
 
 
 if __name__ == "__main__":

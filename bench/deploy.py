@@ -17,9 +17,8 @@ import tempfile
 
 import anyio
 
-from distkv_ext.devtools.node import local_cluster
-
 from bench.cli_startup import _time as _run  # one timed run of the distkv command
+from distkv_ext.devtools.node import local_cluster
 
 
 def _write_tree(root, n, version):

@@ -18,9 +18,7 @@ async def main(cfg_path, group, name):
     async with open_client(**cfg) as c:
         cr = await CodeRoot.as_handler(c)
         # the fastest settings asyncactor accepts (cycle >= 3 * gap); FACTS: 170 s failover
-        await AnyRunnerRoot.as_handler(
-            c, subpath=("any", group), code=cr, cfg={"actor": {"cycle": 5, "gap": 1}}
-        )
+        await AnyRunnerRoot.as_handler(c, subpath=("any", group), code=cr, cfg={"actor": {"cycle": 5, "gap": 1}})
         print("ready", flush=True)
         await anyio.sleep_forever()
 

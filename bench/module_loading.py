@@ -35,7 +35,13 @@ def module_text(chain, i):
     body = [f'"""Benchmark module {chain}/{i}."""', "import sys", "import math", ""]
     body += [f"LIMIT_{k} = {k * 3 + i}" for k in range(8)]
     body += ["", "", "class Controller:", '    """A small controller."""', ""]
-    body += ["    def __init__(self, kp=1.0, ki=0.1, kd=0.01):", "        self.kp, self.ki, self.kd = kp, ki, kd", "        self.acc = 0.0", "        self.last = None", ""]
+    body += [
+        "    def __init__(self, kp=1.0, ki=0.1, kd=0.01):",
+        "        self.kp, self.ki, self.kd = kp, ki, kd",
+        "        self.acc = 0.0",
+        "        self.last = None",
+        "",
+    ]
     for m in range(6):
         body += [
             f"    def step{m}(self, err, dt=1.0):",

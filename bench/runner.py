@@ -53,7 +53,7 @@ class Runners:
                 args = [os.path.join(BIN, "distkv"), "-c", cfg, "client", "run", "all", "-g", group, "--name", name]
             else:
                 args = [sys.executable, os.path.join(HERE, "distkv_runner.py"), cfg, group, name]
-            log = open(os.path.join(workdir, f"{group}-{name}.log"), "wb")  # pylint: disable=consider-using-with
+            log = open(os.path.join(workdir, f"{group}-{name}.log"), "wb")
             self.procs[name] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def kill(self, name):
@@ -73,7 +73,7 @@ async def _starts(c, name=None):
         async for r in c.get_tree(P(":.bench.starts")):
             if "value" in r:
                 res.setdefault(str(r.path[0]), []).append(r.value)
-    except Exception:  # pylint: disable=broad-except
+    except Exception:
         pass
     return res if name is None else res.get(name, [])
 
@@ -82,7 +82,10 @@ async def _add_jobs(c, group, names, target):
     async with anyio.create_task_group() as tg:
         for n in names:
             tg.start_soon(
-                lambda n=n: c.set(P(":.distkv.run.any") + (group, n), value={"code": P("bench.record"), "data": {"name": n}, "target": target, "delay": 1})
+                lambda n=n: c.set(
+                    P(":.distkv.run.any") + (group, n),
+                    value={"code": P("bench.record"), "data": {"name": n}, "target": target, "delay": 1},
+                )
             )
 
 
@@ -163,15 +166,21 @@ async def _main(which):
                 await cr.add("bench.record", code=RECORD, variables=["name"], is_async=True)
                 if "memory" in which:
                     ours, theirs = await memory(c, cl, "ours", d), await memory(c, cl, "distkv", d)
-                    print(f"memory, 1000 idle jobs   ours {ours:6.1f} MB   built-in {theirs:6.1f} MB   ratio {ours / theirs:5.2f}")
+                    print(
+                        f"memory, 1000 idle jobs   ours {ours:6.1f} MB   built-in {theirs:6.1f} MB   ratio {ours / theirs:5.2f}"
+                    )
                 if "rate" in which:
                     ours = await start_rate(c, cl, "ours", 300, d)
                     theirs = await start_rate(c, cl, "distkv", 30, d)
-                    print(f"start rate, 3 runners    ours {ours:6.1f} jobs/s (300 jobs)   built-in {theirs:5.2f} jobs/s (30 jobs)   ratio {ours / theirs:6.1f}  (goal >= 100 jobs/s: {'met' if ours >= 100 else 'MISSED'})")
+                    print(
+                        f"start rate, 3 runners    ours {ours:6.1f} jobs/s (300 jobs)   built-in {theirs:5.2f} jobs/s (30 jobs)   ratio {ours / theirs:6.1f}  (goal >= 100 jobs/s: {'met' if ours >= 100 else 'MISSED'})"
+                    )
                 if "failover" in which:
                     ours = await failover(c, cl, "ours", d)
                     theirs = await failover(c, cl, "distkv", d)
-                    print(f"failover after kill -9   ours {ours:6.2f} s   built-in {theirs:6.1f} s   ratio {ours / theirs:6.3f}  (goal <= 5 s: {'met' if ours <= 5 else 'MISSED'})")
+                    print(
+                        f"failover after kill -9   ours {ours:6.2f} s   built-in {theirs:6.1f} s   ratio {ours / theirs:6.3f}  (goal <= 5 s: {'met' if ours <= 5 else 'MISSED'})"
+                    )
 
 
 def main(which=("memory", "rate", "failover")):

@@ -38,9 +38,7 @@ class Node:
 
     def run(self, *args, server=0, input=None, env=None, config=None, timeout=60):
         """Run ``distkv -c CFG client ARGS`` and return the CompletedProcess."""
-        return run_distkv(
-            "-c", config or self.configs[server], "client", *args, input=input, env=env, timeout=timeout
-        )
+        return run_distkv("-c", config or self.configs[server], "client", *args, input=input, env=env, timeout=timeout)
 
 
 def run_distkv(*args, input=None, env=None, timeout=60):
@@ -61,7 +59,7 @@ def run_distkv(*args, input=None, env=None, timeout=60):
 def start_node(workdir, n=1, timeout=90):
     """Start ``distkv-code-node`` with ``n`` servers; return (process, Node)."""
     ready = os.path.join(workdir, "ready")
-    log = open(os.path.join(workdir, "node.out"), "wb")  # pylint: disable=consider-using-with
+    log = open(os.path.join(workdir, "node.out"), "wb")
     proc = subprocess.Popen(
         [os.path.join(BIN, "distkv-code-node"), "-n", str(n), "--dir", workdir, "--ready-file", ready],
         stdout=log,

@@ -1,5 +1,6 @@
 """Helpers for tests with real runner daemons (``distkv client run all``)."""
 
+import itertools
 import os
 import signal
 import subprocess
@@ -19,7 +20,7 @@ class Daemon:
         if env:
             e.update(env)
         self.log = log
-        out = open(log, "ab") if log else subprocess.DEVNULL  # pylint: disable=consider-using-with
+        out = open(log, "ab") if log else subprocess.DEVNULL
         self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=e)
         if log:
             out.close()
@@ -92,7 +93,7 @@ def check_no_overlap(records, ended=None):
         by_job.setdefault(r["job"], []).append((r["start"], stop, r["node"]))
     for job, rs in by_job.items():
         rs.sort()
-        for (s1, e1, n1), (s2, e2, n2) in zip(rs, rs[1:]):
+        for (s1, e1, n1), (s2, _e2, n2) in itertools.pairwise(rs):
             assert e1 <= s2, f"{job}: run on {n1} ({s1:.3f}..{e1:.3f}) overlaps run on {n2} from {s2:.3f}"
 
 

@@ -6,7 +6,6 @@ import json
 import pytest
 
 from distkv_ext.devtools.ports import free_ports
-
 from tests.fixtures import run_distkv
 
 pytestmark = pytest.mark.usefixtures("node")
@@ -71,7 +70,17 @@ def test_written_via_one_server_called_via_the_other(node, src):
 
 def test_stdin_and_variables(node):
     r = node.run(
-        "code", "set", "vars.add", "-s", "-", "--var", "a", "-e", "b", "2", "--thread",
+        "code",
+        "set",
+        "vars.add",
+        "-s",
+        "-",
+        "--var",
+        "a",
+        "-e",
+        "b",
+        "2",
+        "--thread",
         input="return a + b + c\n",
     )
     assert r.returncode == 0, err(r)
@@ -85,7 +94,9 @@ def test_stdin_and_variables(node):
 
 
 def test_async_procedure(node):
-    r = node.run("code", "set", "as.ync", "--async", "-s", "-", input="import anyio\nawait anyio.sleep(0)\nreturn [1, 2]")
+    r = node.run(
+        "code", "set", "as.ync", "--async", "-s", "-", input="import anyio\nawait anyio.sleep(0)\nreturn [1, 2]"
+    )
     assert r.returncode == 0, err(r)
     r = node.run("code", "call", "as.ync", "-o", "json")
     assert json.loads(out(r)) == [1, 2]

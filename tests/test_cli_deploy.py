@@ -35,7 +35,11 @@ ADDED = """\
 
 def test_dry_run_deploy_and_no_op(node, example):
     r = node.run("code", "deploy", example, "--dry-run")
-    assert res(r) == (1, ADDED + "Plan: 6 to add, 0 to change, 0 to remove, 0 unchanged. Dry run: nothing written.\n", "")
+    assert res(r) == (
+        1,
+        ADDED + "Plan: 6 to add, 0 to change, 0 to remove, 0 unchanged. Dry run: nothing written.\n",
+        "",
+    )
     r = node.run("code", "deploy", example)
     assert res(r) == (0, ADDED + "Deployed: 6 added, 0 changed, 0 removed, 0 unchanged.\n", "")
     r = node.run("code", "deploy", example, "--dry-run")
@@ -70,7 +74,9 @@ def test_dry_run_deploy_and_no_op(node, example):
         f"Error: {example}: 1 problem; nothing written\n",
     )
     with open(os.path.join(example, "jobs.yaml"), "w", encoding="utf-8") as f:
-        f.write("jobs:\n  - {path: heating.pump.1, code: heating.pump, group: boiler, data: {pump: 1}, target: now, pin: true}\n")
+        f.write(
+            "jobs:\n  - {path: heating.pump.1, code: heating.pump, group: boiler, data: {pump: 1}, target: now, pin: true}\n"
+        )
     r = node.run("code", "deploy", example, "--prune")
     assert res(r) == (
         0,

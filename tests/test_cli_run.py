@@ -21,13 +21,21 @@ def procs(node):
 
 
 def test_set_get_update_delete(node):
-    r = node.run("run", "set", "jobs.one", "-c", "cr.add", "-g", "cg", "-e", "a", "40", "-t", "never", "-r", "60", "-i", "adds")
+    r = node.run(
+        "run", "set", "jobs.one", "-c", "cr.add", "-g", "cg", "-e", "a", "40", "-t", "never", "-r", "60", "-i", "adds"
+    )
     assert (r.returncode, out(r), err(r)) == (0, "created: jobs.one\n", "")
     r = node.run("run", "get", "jobs.one", "-g", "cg", "-o", "json")
     got = json.loads(out(r))
     assert got == {
-        "code": "cr.add", "data": {"a": 40}, "target": 0, "repeat": 60, "delay": 10,
-        "backoff": 2, "max_delay": 600, "info": "adds",
+        "code": "cr.add",
+        "data": {"a": 40},
+        "target": 0,
+        "repeat": 60,
+        "delay": 10,
+        "backoff": 2,
+        "max_delay": 600,
+        "info": "adds",
     }
     r = node.run("run", "set", "jobs.one", "-g", "cg", "-d", "5")
     assert out(r) == "updated: jobs.one\n"
@@ -66,7 +74,9 @@ def test_kinds_are_separate(node):
     node.run("run", "set", "k.c", "-c", "cr.add", "-g", "kg", "-n", "box", "-e", "a", "1")
     r = node.run("run", "list", "-g", "kg", "-o", "json")
     assert sorted((x["path"], x["kind"], x["node"]) for x in json.loads(out(r))) == [
-        ("k.a", "any", None), ("k.b", "all", None), ("k.c", "single", "box")
+        ("k.a", "any", None),
+        ("k.b", "all", None),
+        ("k.c", "single", "box"),
     ]
     assert node.run("run", "get", "k.c", "-g", "kg").returncode == 3  # not an any-node job
     assert node.run("run", "get", "k.c", "-g", "kg", "-n", "box").returncode == 0
@@ -91,11 +101,12 @@ def test_interrupt_is_exit_130(node):
     node.run("run", "set", "int.job", "-c", "cr.add", "-g", "ig", "-e", "a", "1")
     p = subprocess.Popen(
         [DISTKV, "-c", node.configs[0], "client", "run", "logs", "int.job", "-g", "ig", "-f"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         # as at a terminal: a shell without job control starts background
         # commands (a CI runner, ``cmd &``) with SIGINT ignored, and that
         # is inherited; the command would never see this Ctrl-C
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509 - the test has no threads
     )
     time.sleep(3)
     p.send_signal(signal.SIGINT)

@@ -15,7 +15,6 @@ from distkv_ext.code import (
     get_procedure,
     list_procedures,
 )
-
 from tests.fixtures import cluster
 
 PREFIX = P(":.distkv.code.proc")
@@ -41,9 +40,7 @@ async def test_modes_sync_thread_async(autojump_clock):
         cr = await CodeRoot.as_handler(c)
         main = threading.current_thread()
         await cr.add("m.sync", code="import threading\nreturn threading.current_thread()")
-        await cr.add(
-            "m.thread", code="import threading\nreturn threading.current_thread()", is_async=False
-        )
+        await cr.add("m.thread", code="import threading\nreturn threading.current_thread()", is_async=False)
         await cr.add("m.async", code="import anyio\nawait anyio.sleep(0)\nreturn 'a'", is_async=True)
         assert cr("m.sync") is main
         assert await cr("m.thread") is not main
@@ -53,9 +50,7 @@ async def test_modes_sync_thread_async(autojump_clock):
 async def test_variables_defaults_and_globals(autojump_clock):
     async with cluster() as st, st.client() as c:
         cr = await CodeRoot.as_handler(c)
-        await cr.add(
-            "v.add", code="return a + b + extra", variables=["a", "b"], default={"b": 10}
-        )
+        await cr.add("v.add", code="return a + b + extra", variables=["a", "b"], default={"b": 10})
         assert cr("v.add", 1, extra=100) == 111
         assert cr("v.add", a=1, b=2, extra=0) == 3
         with pytest.raises(TypeError, match="needs a value for variable 'a'"):
@@ -105,8 +100,12 @@ async def test_change_in_store_is_recompiled(autojump_clock):
         cr0 = await CodeRoot.as_handler(c0)
         cr1 = await CodeRoot.as_handler(c1)
         await cr0.add("ch.ange", code="return 1")
-        await wait_for(lambda: cr1.follow(P("ch.ange"), create=False) is not None
-                       and cr1.follow(P("ch.ange"), create=False).procedure is not None)
+        await wait_for(
+            lambda: (
+                cr1.follow(P("ch.ange"), create=False) is not None
+                and cr1.follow(P("ch.ange"), create=False).procedure is not None
+            )
+        )
         assert cr1("ch.ange") == 1
         await cr0.add("ch.ange", code="return 2")
         await wait_for(lambda: cr1("ch.ange") == 2)

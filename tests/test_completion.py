@@ -19,7 +19,16 @@ async def values(args, incomplete):
 
 
 async def test_commands_options_and_cached_paths(monkeypatch):
-    monkeypatch.setattr(callbacks, "CACHE", {"code": ["heating.pump", "heating.valve", "x.y"], "group": ["boiler", "lab"], "module": ["util.pid"], "job": ["pump"]})
+    monkeypatch.setattr(
+        callbacks,
+        "CACHE",
+        {
+            "code": ["heating.pump", "heating.valve", "x.y"],
+            "group": ["boiler", "lab"],
+            "module": ["util.pid"],
+            "job": ["pump"],
+        },
+    )
     assert await values(["client"], "") == ["code", "module", "run"]
     assert set(await values(["client", "code"], "")) >= {"set", "get", "list", "delete", "diff", "call"}
     assert await values(["client", "code", "get"], "heat") == ["heating.pump", "heating.valve"]

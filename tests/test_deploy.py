@@ -7,14 +7,13 @@ import pytest
 from moat.util import P
 
 from distkv_ext.code import CodeRoot, get_procedure, store_procedure
-from distkv_ext.codekit.store import history
 from distkv_ext.codekit.core.errors import NotFound
+from distkv_ext.codekit.store import history
 from distkv_ext.codekit.store.entries import list_entries
 from distkv_ext.deploy import DeployConflict, DeployRefused, apply_deploy, plan_deploy, read_tree
 from distkv_ext.module import get_module
 from distkv_ext.run import AnyRunnerRoot
 from distkv_ext.run._ops import get_job
-
 from tests.fixtures import cluster
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -83,7 +82,7 @@ async def test_change_and_prune_keep_history(example, autojump_clock):
         plan = await plan_deploy(c, read_tree(example))
         assert plan.problems == ["procs/heating/pump.py:2: the '# distkv:' header must come first"]
         write(example, "procs/heating/pump.py", "# distkv:\n#   vars: [pump]\nreturn pump\n")
-        plan, res = await deploy(c, example)
+        plan, _ = await deploy(c, example)
         assert actions(plan) == [
             ("change", "job heating.pump.1 (any boiler)"),  # pinned: the new hash
             ("change", "procedure heating.pump"),
@@ -93,7 +92,7 @@ async def test_change_and_prune_keep_history(example, autojump_clock):
         assert "-async for r in _client.get_tree" in diff and "+return 2" in diff and "-is_async: true" in diff
         # without --prune nothing is removed
         await get_module(c, "util.pid")
-        plan, res = await deploy(c, example, prune=True)
+        plan, _res = await deploy(c, example, prune=True)
         assert actions(plan) == [("remove", "module util.pid"), ("remove", "procedure other.proc")]
         with pytest.raises(NotFound):
             await get_module(c, "util.pid")
@@ -114,7 +113,9 @@ async def test_invalid_files_write_nothing(example, autojump_clock):
         with open(os.path.join(example, "procs/bin.py"), "wb") as f:
             f.write(b"return 1\0\n")
         with open(os.path.join(example, "jobs.yaml"), "a", encoding="utf-8") as f:
-            f.write("  - code: no.such.proc\n  - code: heating.pump\n    repeat: soon\n  - code: heating.pump\n    path: p2\n")
+            f.write(
+                "  - code: no.such.proc\n  - code: heating.pump\n    repeat: soon\n  - code: heating.pump\n    path: p2\n"
+            )
         plan = await plan_deploy(c, read_tree(example))
         assert sorted(plan.problems) == [
             "jobs.yaml: job 3: runs procedure no.such.proc, which is neither in the directory nor stored",

@@ -7,7 +7,6 @@ import pytest
 from distkv_ext.code import CodeRoot, NotFound, get_procedure, revert_procedure, store_procedure
 from distkv_ext.codekit.store import history
 from distkv_ext.module import ModuleRoot, get_module, revert_module
-
 from tests.fixtures import cluster
 
 
@@ -29,7 +28,7 @@ async def test_history_is_bounded_and_revert_is_a_change(autojump_clock):
         assert vs[-1]["value"]["code"] == "return 12"  # the revert saved what it replaced
         await revert_procedure(c, "h.p", to=5)
         assert (await get_procedure(c, "h.p"))[0]["code"] == "return 4"
-        with pytest.raises(NotFound, match="no version 1 of h.p in the history"):
+        with pytest.raises(NotFound, match=r"no version 1 of h\.p in the history"):
             await revert_procedure(c, "h.p", to=1)
 
 

@@ -18,9 +18,8 @@ from distkv_ext.codekit.upstream import moat_mqtt as mqttfix
 from distkv_ext.devtools.ports import free_ports
 
 
-
 def _broker(port):
-    proc = subprocess.Popen(  # pylint: disable=consider-using-with
+    proc = subprocess.Popen(
         [sys.executable, "-m", "tests.drills.broker", str(port)], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
     )
     assert proc.stdout.readline().strip() == b"broker ready"

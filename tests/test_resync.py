@@ -13,7 +13,6 @@ from distkv.obj import ClientEntry
 from moat.util import P
 
 from distkv_ext.codekit.store.resync import ResyncRoot
-
 from tests.fixtures import cluster
 
 PREFIX = P(":.test.resync")

@@ -4,6 +4,7 @@ Jobs record their runs in `LOG` (node, job, start, stop) so that tests can
 check that no two runs of one any-node job overlap.
 """
 
+import itertools
 import time
 from contextlib import AsyncExitStack
 
@@ -13,7 +14,6 @@ from moat.util import P
 
 from distkv_ext.code import CodeRoot
 from distkv_ext.run import AllRunnerRoot, AnyRunnerRoot, SingleRunnerRoot
-
 from tests.fixtures import cluster
 
 FAST = {"heartbeat": 0.2, "timeout": 1.0, "settle": 0.2, "rebalance_delay": 0.5}
@@ -51,7 +51,7 @@ def no_overlap(log):
         by_job.setdefault(job, []).append((start, stop if stop is not None else float("inf"), node))
     for job, runs in by_job.items():
         runs.sort()
-        for (s1, e1, n1), (s2, e2, n2) in zip(runs, runs[1:]):
+        for (s1, e1, n1), (s2, _e2, n2) in itertools.pairwise(runs):
             assert e1 <= s2, f"{job}: run on {n1} ({s1}..{e1}) overlaps run on {n2} from {s2}"
 
 
@@ -139,7 +139,9 @@ async def test_code_change_restarts_running_job(autojump_clock):
         r = await AnyRunnerRoot.as_handler(c, subpath=("any", "g"), code=cr, node="n1", cfg=FAST)
         job = await add_job(r, "svc", "svc", data={"name": "v1"})
         await wait_for(lambda: len(LOG) == 1)
-        await cr.add("svc", code=FOREVER.replace("name, _entry", "name + '-new', _entry"), variables=["name"], is_async=True)
+        await cr.add(
+            "svc", code=FOREVER.replace("name, _entry", "name + '-new', _entry"), variables=["name"], is_async=True
+        )
         await wait_for(lambda: len(LOG) == 2)
         assert LOG[1][0] == "v1-new" and LOG[0][3] is not None
         no_overlap(LOG)
@@ -154,7 +156,13 @@ async def test_module_change_restarts_job(autojump_clock):
     async with cluster() as st, st.client() as c:
         cr = await CodeRoot.as_handler(c)
         await cr.modules.add("tmod.ver", code="V = 1")
-        await cr.add("modjob", code="import tmod.ver\n" + FOREVER.replace("rec = [name,", "rec = [tmod.ver.V,"), variables=["name"], is_async=True, requires=["tmod.ver"])
+        await cr.add(
+            "modjob",
+            code="import tmod.ver\n" + FOREVER.replace("rec = [name,", "rec = [tmod.ver.V,"),
+            variables=["name"],
+            is_async=True,
+            requires=["tmod.ver"],
+        )
         r = await AnyRunnerRoot.as_handler(c, subpath=("any", "g"), code=cr, node="n1", cfg=FAST)
         await add_job(r, "mj", "modjob", data={"name": "x"})
         await wait_for(lambda: len(LOG) == 1)
@@ -173,7 +181,13 @@ async def test_deleted_entry_stops_job_and_runner_survives(autojump_clock):
         await wait_for(lambda: len(LOG) == 1)
         await job.delete()
         await wait_for(lambda: LOG[0][3] is not None)
-        await wait_for(lambda: r.state.follow(P("svc"), create=False) is None or r.state.follow(P("svc"), create=False).value is None or not r.state.follow(P("svc"), create=False).node)
+        await wait_for(
+            lambda: (
+                r.state.follow(P("svc"), create=False) is None
+                or r.state.follow(P("svc"), create=False).value is None
+                or not r.state.follow(P("svc"), create=False).node
+            )
+        )
         other = await add_job(r, "other", "forty.two")
         await wait_for(lambda: other.state.result == 42)
 
@@ -207,14 +221,14 @@ async def test_load_balancing_and_rebalance_on_join(autojump_clock):
         cr = await CodeRoot.as_handler(c0)
         await cr.add("svc", code=FOREVER, variables=["name"], is_async=True)
         crs = []
-        r1, r2 = await _runners(st, stack, crs, names=("n1", "n2"))
+        r1, _r2 = await _runners(st, stack, crs, names=("n1", "n2"))
         await anyio.sleep(2)
         for i in range(30):
             await add_job(r1, f"j{i}", "svc", data={"name": f"j{i}"})
         await wait_for(lambda: len(LOG) == 30 and all(x[3] is None for x in LOG))
         nodes = {x[1] for x in LOG}
         assert nodes == {"n1", "n2"}
-        (r3,) = await _runners(st, stack, crs, names=("n3",))
+        (_r3,) = await _runners(st, stack, crs, names=("n3",))
         await wait_for(lambda: any(x[1] == "n3" and x[3] is None for x in LOG))
         await anyio.sleep(5)
         running = [x for x in LOG if x[3] is None]
@@ -321,7 +335,9 @@ async def test_output_is_captured(autojump_clock, mode):
             while not await got():
                 await anyio.sleep(0.1)
         assert [(s, t) for _, s, t in out["lines"]] == [
-            ("stdout", "hello 7"), ("stderr", "oops"), ("log", "WARNING distkv_code.job.talker: careful"),
+            ("stdout", "hello 7"),
+            ("stderr", "oops"),
+            ("log", "WARNING distkv_code.job.talker: careful"),
             ("log", "INFO distkv_code.job.talker: fyi"),
         ]
         assert out["node"] == "n1" and out["ok"] is True and out["dropped"] == 0
@@ -331,7 +347,9 @@ async def test_output_is_bounded(autojump_clock):
     async with cluster() as st, st.client() as c:
         cr = await CodeRoot.as_handler(c)
         await cr.add("chatty", code="for i in range(50):\n    print(i)")
-        r = await AnyRunnerRoot.as_handler(c, subpath=("any", "g"), code=cr, node="n1", cfg=dict(FAST, output_lines=10, output_runs=2))
+        r = await AnyRunnerRoot.as_handler(
+            c, subpath=("any", "g"), code=cr, node="n1", cfg=dict(FAST, output_lines=10, output_runs=2)
+        )
         job = await add_job(r, "ch", "chatty", repeat=1)
         await wait_for(lambda: (job.state.runs or 0) >= 4)
         await anyio.sleep(3)
@@ -354,5 +372,9 @@ async def test_entry_with_wrong_types_is_reported_and_others_run(autojump_clock)
         errs = []
         with anyio.fail_after(10):
             while not errs:
-                errs = [e.value async for e in c.get_tree(P(":.distkv.error")) if "unusable runner entry" in str(e.get("value"))]
+                errs = [
+                    e.value
+                    async for e in c.get_tree(P(":.distkv.error"))
+                    if "unusable runner entry" in str(e.get("value"))
+                ]
                 await anyio.sleep(0.1)

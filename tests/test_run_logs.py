@@ -36,7 +36,11 @@ def test_logs_follow_why_state(node, tmp_path):
         (run,) = json.loads(r.stdout)
         assert run["node"] == "w1" and run["run"] == 1 and run["lines"][0][1:] == ["stdout", "tick 0"]
         r = node.run("run", "why", "ticker", "-g", "lg")
-        assert "running on w1" in r.stdout.decode() and "  last output:\n" in r.stdout.decode() and "\n    tick " in r.stdout.decode()
+        assert (
+            "running on w1" in r.stdout.decode()
+            and "  last output:\n" in r.stdout.decode()
+            and "\n    tick " in r.stdout.decode()
+        )
         r = node.run("run", "list", "-g", "lg", "-o", "json")
         assert json.loads(r.stdout)[0]["last_output"].startswith("tick")
         r = node.run("run", "state", "ticker", "-g", "lg", "-o", "json")
@@ -44,7 +48,8 @@ def test_logs_follow_why_state(node, tmp_path):
         # follow: new lines arrive while we watch
         f = subprocess.Popen(
             [DISTKV, "-c", node.configs[1], "client", "run", "logs", "ticker", "-g", "lg", "-f"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         lines = queue.Queue()
         threading.Thread(target=lambda: [lines.put(x.decode()) for x in f.stdout], daemon=True).start()

@@ -54,16 +54,21 @@ def test_kill9_any_node_job_resumes_elsewhere_without_overlap(node3, daemons):
         r = node3.run("run", "set", j, "-c", "rec.loop", "-g", "fo", "-t", "now", "-v", "name", j)
         assert r.returncode == 0, r.stderr
     cfg = node3.configs[0]
-    recs = wait_until(lambda: (lambda rs: rs if all(len(running(rs, j)) == 1 for j in jobs) else None)(runs(cfg)), what="all jobs running")
+    recs = wait_until(
+        lambda: (lambda rs: rs if all(len(running(rs, j)) == 1 for j in jobs) else None)(runs(cfg)),
+        what="all jobs running",
+    )
     victim = running(recs, "fo0")[0]["node"]
     assert len({r["node"] for r in recs}) >= 2, "jobs are spread over the nodes"
     lost = [j for j in jobs if running(recs, j)[0]["node"] == victim]
     ds[victim].kill()
     killed_at = time.time()
+
     def resumed():
         rs = runs(cfg)
         ok = all(any(r["node"] != victim and r["start"] > killed_at for r in running(rs, j)) for j in lost)
         return rs if ok else None
+
     recs = wait_until(resumed, timeout=60, what="the killed node's jobs to resume elsewhere")
     for j in jobs:  # nothing lost, nothing doubled
         live = [r for r in running(recs, j) if r["node"] != victim]
@@ -79,9 +84,16 @@ def test_kill9_any_node_job_resumes_elsewhere_without_overlap(node3, daemons):
 def test_all_node_job_runs_on_all_three(node3, daemons):
     for i in range(3):
         daemons(i, "-g", "al", "--all-nodes", "--name", f"a{i + 1}", *GROUP_ARGS)
-    r = node3.run("run", "set", "everywhere", "-c", "rec.loop", "-g", "al", "--all-nodes", "-t", "now", "-v", "name", "everywhere")
+    r = node3.run(
+        "run", "set", "everywhere", "-c", "rec.loop", "-g", "al", "--all-nodes", "-t", "now", "-v", "name", "everywhere"
+    )
     assert r.returncode == 0, r.stderr
-    recs = wait_until(lambda: (lambda rs: rs if len({r["node"] for r in running(rs, "everywhere")}) == 3 else None)(runs(node3.configs[1])), what="the job on all nodes")
+    recs = wait_until(
+        lambda: (lambda rs: rs if len({r["node"] for r in running(rs, "everywhere")}) == 3 else None)(
+            runs(node3.configs[1])
+        ),
+        what="the job on all nodes",
+    )
     assert sorted(r["node"] for r in running(recs, "everywhere")) == ["a1", "a2", "a3"]
     r = node3.run("run", "state", "everywhere", "-g", "al", "--all-nodes", "-o", "json")
     import json
@@ -93,7 +105,9 @@ def test_single_node_job_runs_only_on_its_node(node3, daemons):
     daemons(0, "-g", "hw", "-n", "s1node")
     daemons(1, "-g", "hw", "-n", "s2node")
     for n in ("s2node", "nobody"):
-        r = node3.run("run", "set", f"dev.{n}", "-c", "rec.loop", "-g", "hw", "-n", n, "-t", "now", "-v", "name", f"single-{n}")
+        r = node3.run(
+            "run", "set", f"dev.{n}", "-c", "rec.loop", "-g", "hw", "-n", n, "-t", "now", "-v", "name", f"single-{n}"
+        )
         assert r.returncode == 0, r.stderr
     wait_until(lambda: running(runs(node3.configs[0]), "single-s2node"), what="the single-node job")
     time.sleep(3)
@@ -111,7 +125,10 @@ def test_code_change_restarts_running_jobs(node3, daemons):
     node3.run("run", "set", "ccjob", "-c", "rec.cc", "-g", "cc", "-t", "now", "-v", "name", "ccjob")
     wait_until(lambda: running(runs(node3.configs[0]), "ccjob"), what="the job")
     node3.run("code", "set", "rec.cc", "-s", "-", input=RECORDER.replace("VERSION", "2"))
-    recs = wait_until(lambda: (lambda rs: rs if [r for r in running(rs, "ccjob") if r["v"] == 2] else None)(runs(node3.configs[0])), what="the restart with the new code")
+    recs = wait_until(
+        lambda: (lambda rs: rs if [r for r in running(rs, "ccjob") if r["v"] == 2] else None)(runs(node3.configs[0])),
+        what="the restart with the new code",
+    )
     assert all("stop" in r for r in recs if r["job"] == "ccjob" and r["v"] == 1)
     check_no_overlap([r for r in recs if r["job"] == "ccjob"])
 
@@ -122,7 +139,9 @@ def test_sigterm_hands_over_and_notifies_systemd(node3, daemons, tmp_path):
     sock.bind(sock_path)
     sock.settimeout(60)
     try:
-        d1 = daemons(0, "-g", "st", "--name", "t1", *GROUP_ARGS, env={"NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "2000000"})
+        d1 = daemons(
+            0, "-g", "st", "--name", "t1", *GROUP_ARGS, env={"NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "2000000"}
+        )
         msgs = []
         while not any(m.startswith("READY=1") for m in msgs):
             msgs.append(sock.recv(4096).decode())
@@ -136,7 +155,13 @@ def test_sigterm_hands_over_and_notifies_systemd(node3, daemons, tmp_path):
         assert d1.term() == 0
         while not any(m.startswith("STOPPING=1") for m in msgs):
             msgs.append(sock.recv(4096).decode())
-        recs = wait_until(lambda: (lambda rs: rs if [r for r in running(rs, "stjob") if r["node"] == "t2"] else None)(runs(node3.configs[0])), timeout=30, what="t2 to take over")
+        recs = wait_until(
+            lambda: (lambda rs: rs if [r for r in running(rs, "stjob") if r["node"] == "t2"] else None)(
+                runs(node3.configs[0])
+            ),
+            timeout=30,
+            what="t2 to take over",
+        )
         assert [r for r in recs if r["job"] == "stjob" and r["node"] == "t1" and "stop" in r]
         check_no_overlap([r for r in recs if r["job"] == "stjob"])
     finally:
@@ -152,7 +177,9 @@ def test_daemon_exits_5_when_its_server_dies(node3, daemons):
     single = daemons(2, "-g", "lost", "-n", "l3n")  # no group channel: watches its connection itself
     time.sleep(4)
     assert d.alive() and single.alive()
-    pids = subprocess.run(["pgrep", "-f", f"{node3.configs[2]} server"], capture_output=True, check=False).stdout.split()
+    pids = subprocess.run(
+        ["pgrep", "-f", f"{node3.configs[2]} server"], capture_output=True, check=False
+    ).stdout.split()
     assert pids
     for p in pids:
         os.kill(int(p), signal.SIGKILL)

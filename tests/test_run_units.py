@@ -3,11 +3,11 @@
 import socket
 import time
 
-from distkv_ext.run._sdnotify import notify, watchdog_interval
 from distkv_ext.run import RunnerEntry, StateEntry
 from distkv_ext.run._assign import assign, owner
 from distkv_ext.run._entry import chain_covers, next_start, retry_delay
 from distkv_ext.run._ops import _Shim, explain_job
+from distkv_ext.run._sdnotify import notify, watchdog_interval
 
 
 def test_assign_spreads_by_count_and_weight():

@@ -9,10 +9,11 @@ twice (the top-level loader does not de-duplicate, and nothing of ours
 runs before it lists).
 """
 
+from distkv.command.client import cli
+
 from distkv_ext.codekit.upstream import apply_client
 
+# repair DistKV's `distkv client` before its group callback connects
 apply_client()
-
-from distkv.command.client import cli  # noqa: E402  pylint: disable=wrong-import-position
 
 __all__ = ["cli"]

@@ -12,16 +12,17 @@ Plus helpers for reading the store without a live handler, used by
 
 from distkv_ext.codekit.core.compiler import Procedure, compile_procedure
 from distkv_ext.codekit.core.errors import CodeError, CompileError, EmptyCode, InputRefused, NotFound
-from ._root import CodeEntry, CodeRoot
+
 from ._ops import (
+    DEFAULT_PREFIX,
     call_procedure,
     get_procedure,
     list_procedures,
     remove_procedure,
     revert_procedure,
     store_procedure,
-    DEFAULT_PREFIX,
 )
+from ._root import CodeEntry, CodeRoot
 from ._value import MODES, mode_of, procedure_value
 
 __all__ = [

@@ -10,13 +10,13 @@ import inspect
 import anyio
 from distkv.default import CFG
 
-
-from distkv_ext.codekit.store import history
 from distkv_ext.codekit.core.compiler import compile_procedure
 from distkv_ext.codekit.core.errors import BadArguments, CodeError, ProcedureFailed
-from distkv_ext.codekit.core.values import same_value
 from distkv_ext.codekit.core.paths import as_path
+from distkv_ext.codekit.core.values import same_value
+from distkv_ext.codekit.store import history
 from distkv_ext.codekit.store.entries import delete_entry, get_entry, list_entries, write_entry
+
 from ._value import procedure_value
 
 __all__ = [

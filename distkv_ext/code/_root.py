@@ -9,9 +9,10 @@ from moat.util import NotGiven, Path
 
 from distkv_ext.codekit.core.compiler import compile_procedure
 from distkv_ext.codekit.core.errors import CodeError, EmptyCode, InputRefused, NotFound
-from distkv_ext.codekit.store.mirror import StoreRoot
 from distkv_ext.codekit.core.paths import as_path
 from distkv_ext.codekit.store.conn import server_errors
+from distkv_ext.codekit.store.mirror import StoreRoot
+
 from ._value import procedure_value
 
 logger = logging.getLogger(__name__)
@@ -160,9 +161,7 @@ class CodeRoot(StoreRoot):
             if exc is None:
                 await self.err.record_working("compile", self._path + path)
             else:
-                await self.err.record_error(
-                    "compile", self._path + path, exc=exc, message="compiler error"
-                )
+                await self.err.record_error("compile", self._path + path, exc=exc, message="compiler error")
         except Exception as e:  # reporting must never break the handler
             logger.warning("Could not record the compile state of %s: %r", path, e)
 

@@ -1,6 +1,5 @@
 """The stored form of a procedure (DistKV 0.65's layout), and checking it."""
 
-
 from distkv_ext.codekit.core.compiler import compile_procedure
 from distkv_ext.codekit.core.errors import InputRefused
 from distkv_ext.codekit.core.paths import normalize_requires
@@ -19,9 +18,7 @@ def mode_of(is_async):
     return repr(is_async)
 
 
-def procedure_value(
-    path, code, *, is_async=None, variables=(), requires=(), info=None, default=None
-):
+def procedure_value(path, code, *, is_async=None, variables=(), requires=(), info=None, default=None):
     """Check and compile a procedure; return the dict to store.
 
     Raises `CompileError` or `InputRefused`; nothing is written by this.
@@ -30,9 +27,7 @@ def procedure_value(
         raise InputRefused("info must be one line of text")
     if info is not None and "\n" in info:
         raise InputRefused("info must be one line of text")
-    proc = compile_procedure(
-        code, path, variables=variables, is_async=is_async, defaults=default or {}
-    )
+    proc = compile_procedure(code, path, variables=variables, is_async=is_async, defaults=default or {})
     value = dict(
         code=code,
         is_async=is_async,

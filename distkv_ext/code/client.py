@@ -7,38 +7,39 @@ Errors are mapped to exit statuses by `distkv_ext.codekit.cli.boundary`.
 import asyncclick as click
 from moat.util import NotGiven
 
-from distkv_ext.codekit.upstream import apply_client
-
-apply_client()
-
-# pylint: disable=wrong-import-position
-from distkv_ext.codekit.cli.args import DROP, NO_DEFAULT, collect_variables, variable_options  # noqa: E402
-from distkv_ext.codekit.cli.complete import complete_procedures  # noqa: E402
-from distkv_ext.codekit.cli.boundary import boundary, get_client  # noqa: E402
-from distkv_ext.codekit.cli.common import (  # noqa: E402
+from distkv_ext.codekit.cli.args import DROP, NO_DEFAULT, collect_variables, variable_options
+from distkv_ext.codekit.cli.boundary import boundary, get_client
+from distkv_ext.codekit.cli.common import (
     EXIT_CODES,
+    add_history_commands,
     diff_options,
     script_for_get,
     show_action,
     show_diff,
-    add_history_commands,
     show_entry,
 )
-from distkv_ext.codekit.cli.output import emit, output_option, pick_format, stdout_of, table  # noqa: E402
-from distkv_ext.codekit.core.errors import CompileError, NotFound  # noqa: E402
-from distkv_ext.codekit.core.source import read_source  # noqa: E402
-from distkv_ext.codekit.core.paths import as_path  # noqa: E402
-from ._cli_deploy import deploy  # noqa: E402
-from . import (  # noqa: E402
+from distkv_ext.codekit.cli.complete import complete_procedures
+from distkv_ext.codekit.cli.output import emit, output_option, pick_format, stdout_of, table
+from distkv_ext.codekit.core.errors import CompileError, NotFound
+from distkv_ext.codekit.core.paths import as_path
+from distkv_ext.codekit.core.source import read_source
+from distkv_ext.codekit.upstream import apply_client
+
+from . import (
     MODES,
     call_procedure,
     get_procedure,
-    revert_procedure,
     list_procedures,
     mode_of,
     remove_procedure,
+    revert_procedure,
     store_procedure,
 )
+from ._cli_deploy import deploy
+
+# repair DistKV's `distkv client` before its group callback connects
+apply_client()
+
 
 def _prefix(obj):
     return obj.cfg["codes"]["prefix"]
@@ -63,12 +64,8 @@ async def cli():
 @click.option("--thread", "mode", flag_value="thread", help="Sync code, run in a worker thread.")
 @click.option("-i", "--info", help="One line describing the procedure.")
 @variable_options
-@click.option(
-    "--var", "required", multiple=True, metavar="NAME", help="A required variable (no default)."
-)
-@click.option(
-    "-r", "--requires", multiple=True, metavar="MODULE", help="A stored module it needs."
-)
+@click.option("--var", "required", multiple=True, metavar="NAME", help="A required variable (no default).")
+@click.option("-r", "--requires", multiple=True, metavar="MODULE", help="A stored module it needs.")
 @click.option("--no-requires", is_flag=True, help="Clear the list of required modules.")
 @output_option("yaml", "json")
 @click.pass_obj
@@ -179,10 +176,7 @@ async def list_(obj, path, depth, output):
 
     base = P(path) if path else ()
     rows = [
-        _summary(p, v)
-        async for p, v in list_procedures(
-            get_client(obj), base, max_depth=depth, prefix=_prefix(obj)
-        )
+        _summary(p, v) async for p, v in list_procedures(get_client(obj), base, max_depth=depth, prefix=_prefix(obj))
     ]
     if path and not rows:
         raise NotFound("procedure", path)

@@ -12,8 +12,8 @@ directory is described in `read_tree` and the README.
 """
 
 from ._apply import STEPS, DeployConflict, DeployRefused, Result, apply_deploy
-from ._layout import JOB_DEFAULTS, Item, Tree, read_tree
 from ._change import Change, Plan, Prefixes
+from ._layout import JOB_DEFAULTS, Item, Tree, read_tree
 from ._plan import plan_deploy
 
 __all__ = [

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import anyio
 from moat.util import Path
 
-from distkv_ext.codekit.store import history
 from distkv_ext.codekit.core.errors import Conflict, InputRefused
+from distkv_ext.codekit.store import history
 from distkv_ext.codekit.store.entries import delete_entry, write_entry
 from distkv_ext.run import runner_subpath
 

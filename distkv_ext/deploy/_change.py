@@ -1,7 +1,6 @@
 """The deploy plan as data: where things are stored, one change, the plan."""
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from distkv.default import CFG
 from moat.util import Path
@@ -37,9 +36,9 @@ class Change:
     kind: str  # "module", "procedure", "job"
     path: Path
     action: str
-    source: Optional[str] = None  # the file (None: not in the directory)
-    old: Optional[dict] = None  # the stored value
-    new: Optional[dict] = None  # the value to store
+    source: str | None = None  # the file (None: not in the directory)
+    old: dict | None = None  # the stored value
+    new: dict | None = None  # the value to store
     chain: object = None  # the stored entry's chain (None: no entry)
     where: tuple = ()  # jobs: (kind, group, node)
     diff: str = ""

@@ -9,9 +9,10 @@ deploy makes their runners restart (or stop).
 from moat.util import Path
 
 from distkv_ext.codekit.core.depgraph import find_cycle
-from distkv_ext.module import needs_of, requires_of
 from distkv_ext.codekit.core.paths import dotted
+from distkv_ext.module import needs_of, requires_of
 from distkv_ext.run import states_of
+
 from ._change import job_label
 
 __all__ = ["check_final", "restarts"]
@@ -34,7 +35,9 @@ def check_final(plan, tree, stored, final_mods, final_procs, removed):
         for path, item in items.items():
             for r in requires_of(item.value):
                 if r not in final_mods:
-                    problems.append(f"{item.source}: {kind} {path} requires module {r}, {_gone('module', Path.build(r.split('.')), removed)}")
+                    problems.append(
+                        f"{item.source}: {kind} {path} requires module {r}, {_gone('module', Path.build(r.split('.')), removed)}"
+                    )
         for path, (value, _) in stored_items.items():
             if path in items or (kind, path) in removed:
                 continue

@@ -67,8 +67,7 @@ def read_header(text, filename, keys):
     unknown = [str(k) for k in meta if k not in keys]
     if unknown:
         raise InputRefused(
-            f"{filename}:{i + 1}: unknown header setting {', '.join(sorted(unknown))} "
-            f"(known: {', '.join(keys)})"
+            f"{filename}:{i + 1}: unknown header setting {', '.join(sorted(unknown))} (known: {', '.join(keys)})"
         )
     return dict(meta)
 

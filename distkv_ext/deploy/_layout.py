@@ -24,10 +24,11 @@ from moat.util import Path, yload
 
 from distkv_ext.code import procedure_value
 from distkv_ext.codekit.core.errors import BadFile, CodeError, CompileError, InputRefused
-from distkv_ext.codekit.core.source import read_source
 from distkv_ext.codekit.core.paths import as_path
+from distkv_ext.codekit.core.source import read_source
 from distkv_ext.module import module_value
 from distkv_ext.run import JOB_FIELDS, NEW_JOB_DEFAULTS, job_value
+
 from ._header import MODULE_KEYS, PROC_KEYS, first_line, procedure_fields, read_header
 
 __all__ = ["Item", "Tree", "read_tree", "JOB_DEFAULTS"]

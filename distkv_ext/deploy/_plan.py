@@ -14,10 +14,10 @@ import anyio
 from moat.util import Path
 
 from distkv_ext.codekit.core.digest import content_hash
-from distkv_ext.codekit.store.entries import list_entries_with_chain
+from distkv_ext.codekit.core.paths import dotted
 from distkv_ext.codekit.core.textdiff import unified_diff
 from distkv_ext.codekit.core.values import same_value
-from distkv_ext.codekit.core.paths import dotted
+from distkv_ext.codekit.store.entries import list_entries_with_chain
 from distkv_ext.run import all_states, split_job_path
 
 from ._change import Change, Plan, Prefixes
@@ -133,4 +133,3 @@ async def plan_deploy(client, tree, *, prune=False, pin=False, prefixes=None, no
         states = await all_states(client, prefix=prefixes.states)
         plan.restarts = restarts(plan, stored["job"], states, final_mods, final_procs)
     return plan
-

@@ -26,6 +26,7 @@ PROG = "distkv"
 COMPLETE_VAR = "_DISTKV_CODE_COMPLETE"
 HELPER = "distkv-code-complete"
 
+
 def _config_file(words):
     for i, w in enumerate(words):
         if w in ("-c", "--cfg") and i + 1 < len(words):
@@ -60,7 +61,7 @@ async def prefetch(words, timeout=1.0):
                 jobs = [split_job_path(p) for p in await names(c, cfg.runner.prefix)]
                 callbacks.CACHE["job"] = sorted({str(j[3]) for j in jobs if j})
                 callbacks.CACHE["group"] = sorted({str(j[1]) for j in jobs if j})
-    except Exception:  # pylint: disable=broad-except  # no server: no paths
+    except Exception:  # no server: no paths
         pass
 
 
@@ -103,7 +104,12 @@ def scripts():
     for fn, cls, old, new in (
         ("distkv.bash", BashComplete, "=bash_complete $1)", f"=bash_complete {HELPER})"),
         ("_distkv", ZshComplete, f"=zsh_complete {PROG})", f"=zsh_complete {HELPER})"),
-        ("distkv.fish", FishComplete, f"COMP_CWORD=(commandline -t) {PROG});", f"COMP_CWORD=(commandline -t) {HELPER});"),
+        (
+            "distkv.fish",
+            FishComplete,
+            f"COMP_CWORD=(commandline -t) {PROG});",
+            f"COMP_CWORD=(commandline -t) {HELPER});",
+        ),
     ):
         text = cls(root, {}, PROG, COMPLETE_VAR).source()
         assert old in text, (fn, old)

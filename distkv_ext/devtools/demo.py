@@ -42,9 +42,7 @@ async def _step(cfg, args, expect=0, note=None, stdin=None):
     if note:
         print(f"# {note}")
     print(f"$ {shown}", flush=True)
-    res = await anyio.run_process(
-        [distkv, "-c", cfg, "client", *args], input=stdin, check=False
-    )
+    res = await anyio.run_process([distkv, "-c", cfg, "client", *args], input=stdin, check=False)
     sys.stdout.write(res.stdout.decode())
     sys.stdout.write(res.stderr.decode())
     print(f"(exit status {res.returncode})", flush=True)

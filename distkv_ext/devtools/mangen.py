@@ -19,7 +19,10 @@ VERSION = "0.1.0"
 EXAMPLES = {
     "code": [
         ("Store a procedure from a file; async code:", "distkv client code set heating.pump -s pump.py --async"),
-        ("Declare a required variable and one with a default:", "distkv client code set calc.add -s add.py --var a -e b 2"),
+        (
+            "Declare a required variable and one with a default:",
+            "distkv client code set calc.add -s add.py --var a -e b 2",
+        ),
         ("Call it here, print the result as JSON:", "distkv client code call calc.add -e a 40 -o json"),
         ("Is the stored code what is in git? (exit 1 if not)", "distkv client code diff heating.pump pump.py"),
     ],
@@ -29,8 +32,14 @@ EXAMPLES = {
         ("Check everything before a deploy (exit 4 on problems):", "distkv client module check"),
     ],
     "run": [
-        ("Run heating.pump on any node of group boiler, now:", "distkv client run set pump -c heating.pump -g boiler -t now"),
-        ("Every 60 s on every node of group sensors:", "distkv client run set poll -c sensors.poll -g sensors --all-nodes -t now -r 60"),
+        (
+            "Run heating.pump on any node of group boiler, now:",
+            "distkv client run set pump -c heating.pump -g boiler -t now",
+        ),
+        (
+            "Every 60 s on every node of group sensors:",
+            "distkv client run set poll -c sensors.poll -g sensors --all-nodes -t now -r 60",
+        ),
         ("The runner daemon of group boiler (one per machine):", "distkv client run all -g boiler"),
         ("Why is it not running?", "distkv client run why pump -g boiler"),
         ("Follow what it prints, wherever it runs:", "distkv client run logs pump -g boiler -f"),
@@ -70,9 +79,7 @@ def _esc(text):
     for line in text.replace("\\", "\\e").splitlines():
         if line.strip() == "\b":
             continue
-        if line.startswith((".", "'")):
-            line = "\\&" + line
-        out.append(line)
+        out.append("\\&" + line if line.startswith((".", "'")) else line)
     return "\n".join(out)
 
 
@@ -88,7 +95,11 @@ def _para(text):
             continue
         if not line.strip():
             if block:
-                res.append((".nf\n" + _esc("\n".join(block)) + "\n.fi") if literal else _esc(" ".join(b.strip() for b in block)))
+                res.append(
+                    (".nf\n" + _esc("\n".join(block)) + "\n.fi")
+                    if literal
+                    else _esc(" ".join(b.strip() for b in block))
+                )
             block, literal = [], False
             continue
         block.append(line)
@@ -107,7 +118,9 @@ def _opt(p):
 
 
 def _usage(name, cmd):
-    args = " ".join(f"\\fI{a.name.upper()}\\fR" + ("" if a.required else "?") for a in cmd.params if isinstance(a, click.Argument))
+    args = " ".join(
+        f"\\fI{a.name.upper()}\\fR" + ("" if a.required else "?") for a in cmd.params if isinstance(a, click.Argument)
+    )
     return f"\\fBdistkv client {name} {cmd.name}\\fR {args} [\\fIOPTIONS\\fR]".replace("  ", " ")
 
 
@@ -137,7 +150,10 @@ def render(name, group):
     lines += [".SH EXAMPLES"]
     for text, cmd in EXAMPLES.get(name, ()):
         lines += [".PP", _esc(text), ".PP", ".RS", f"\\fB{_esc(cmd).replace('-', chr(92) + '-')}\\fR", ".RE"]
-    lines += [".SH FILES", "The DistKV configuration (\\fB\\-c\\fR \\fIFILE\\fR, else /etc/distkv.cfg and the other places DistKV reads); keys used:"]
+    lines += [
+        ".SH FILES",
+        "The DistKV configuration (\\fB\\-c\\fR \\fIFILE\\fR, else /etc/distkv.cfg and the other places DistKV reads); keys used:",
+    ]
     for key, text in FILES.get(name, ()):
         lines += [".TP", f"\\fB{_esc(key)}\\fR", _esc(text)]
     others = [f"\\fBdistkv\\-client\\-{o}\\fR(1)" for o in ("code", "module", "run") if o != name]

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 import anyio
 from moat.util import yformat
 
-from .ports import free_ports
 from distkv_ext.codekit.upstream.asyncscope import quiet_connect_errors
+
+from .ports import free_ports
 
 logger = logging.getLogger(__name__)
 
@@ -108,11 +109,9 @@ class LocalCluster:
         # a joining server finds the others through the broker and the
         # hostmap (naming nodes to fetch from crashes DistKV 0.65)
         args += [s.name]
-        logf = open(s.log, "ab")  # pylint: disable=consider-using-with
+        logf = open(s.log, "ab")
         try:
-            s.process = await anyio.open_process(
-                args, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT
-            )
+            s.process = await anyio.open_process(args, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT)
         finally:
             logf.close()
         s.starts += 1
@@ -128,9 +127,7 @@ class LocalCluster:
         with anyio.fail_after(timeout):
             while True:
                 if s.process is not None and s.process.returncode is not None:
-                    raise RuntimeError(
-                        f"server {s.name} exited ({s.process.returncode}); see {s.log}"
-                    )
+                    raise RuntimeError(f"server {s.name} exited ({s.process.returncode}); see {s.log}")
                 try:
                     stream = await anyio.connect_tcp("127.0.0.1", s.port)
                 except OSError:
@@ -139,12 +136,10 @@ class LocalCluster:
                 await stream.aclose()
                 try:
                     with anyio.fail_after(5):
-                        async with open_client(
-                            connect={"host": "127.0.0.1", "port": s.port, "init_timeout": 3}
-                        ) as c:
+                        async with open_client(connect={"host": "127.0.0.1", "port": s.port, "init_timeout": 3}) as c:
                             await c.get(P("distkv_code.ping"))
                     return
-                except Exception as exc:  # pylint: disable=broad-except
+                except Exception as exc:
                     logger.debug("%s not ready: %r", s.name, exc)
                     await anyio.sleep(0.2)
 
@@ -201,9 +196,9 @@ async def local_cluster(n=1, *, workdir=None, ping=None, extra_config=None, keep
         "auth": {"allow-anonymous": True, "password-file": None},
     }
     names = [f"s{i + 1}" for i in range(n)]
-    hostmap = {nm: ("127.0.0.1", p) for nm, p in zip(names, ports)}
+    hostmap = {nm: ("127.0.0.1", p) for nm, p in zip(names, ports, strict=True)}
     cl = LocalCluster(workdir=workdir, broker_uri=uri)
-    for nm, p in zip(names, ports):
+    for nm, p in zip(names, ports, strict=True):
         cfg_path = os.path.join(workdir, f"{nm}.yaml")
         with open(cfg_path, "w", encoding="utf-8") as f:
             f.write(yformat(server_config(nm, p, uri, hostmap, ping=ping, extra=extra_config)))

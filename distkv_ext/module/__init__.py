@@ -11,6 +11,7 @@ of an old version.
 """
 
 from distkv_ext.codekit.core.errors import CompileError, InputRefused, NotFound
+
 from ._importer import StoredModuleFinder, load_requires
 from ._ops import (
     DEFAULT_PREFIX,

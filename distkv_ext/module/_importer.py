@@ -47,7 +47,7 @@ def _chain(stack, last):
 
 def _require(name, stack):
     if name in stack:
-        raise ImportError(f"requires form a cycle: {_chain(stack[stack.index(name):], name)}")
+        raise ImportError(f"requires form a cycle: {_chain(stack[stack.index(name) :], name)}")
     try:
         importlib.import_module(name)
     except ModuleNotFoundError as exc:
@@ -55,8 +55,7 @@ def _require(name, stack):
         if missing == name or name.startswith(missing + "."):
             who = stack[-1] if stack else "?"
             raise MissingModule(
-                f"{who} requires module {name}, which is not stored"
-                f" (needed by {_chain(stack, name)})",
+                f"{who} requires module {name}, which is not stored (needed by {_chain(stack, name)})",
                 name=name,
             ) from None
         raise
@@ -86,7 +85,7 @@ class _Loader(importlib.abc.Loader):
         text, requires = self.root.module_source(name)
         stack = _stack()
         if name in stack:
-            raise ImportError(f"requires form a cycle: {_chain(stack[stack.index(name):], name)}")
+            raise ImportError(f"requires form a cycle: {_chain(stack[stack.index(name) :], name)}")
         stack.append(name)
         try:
             for r in requires:
@@ -97,7 +96,7 @@ class _Loader(importlib.abc.Loader):
                 raise ImportError(f"stored module {name} does not compile: {exc}", name=name) from exc
             self.root.loaded(name, set(requires) | static_imports(text))
             try:
-                exec(code, module.__dict__)  # noqa: S102
+                exec(code, module.__dict__)
             except BaseException:
                 self.root.unloaded(name)
                 raise

@@ -2,12 +2,13 @@
 
 from distkv.default import CFG
 
-from distkv_ext.codekit.store import history
 from distkv_ext.codekit.core.compiler import compile_module_code
 from distkv_ext.codekit.core.depgraph import find_cycle, needed_by, static_imports
 from distkv_ext.codekit.core.errors import CodeError, InputRefused
 from distkv_ext.codekit.core.paths import as_path
+from distkv_ext.codekit.store import history
 from distkv_ext.codekit.store.entries import delete_entry, get_entry, list_entries, write_entry
+
 from ._value import check_requires_acyclic, dotted, module_value
 
 __all__ = [

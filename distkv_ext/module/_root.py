@@ -8,8 +8,9 @@ from distkv.obj import ClientEntry
 from moat.util import Path
 
 from distkv_ext.codekit.core.depgraph import closure, dependents
-from distkv_ext.codekit.store.mirror import StoreRoot
 from distkv_ext.codekit.core.paths import as_path, dotted
+from distkv_ext.codekit.store.mirror import StoreRoot
+
 from . import _importer
 from ._value import check_requires_acyclic, module_value
 
@@ -90,7 +91,7 @@ class ModuleRoot(StoreRoot):
     def _node(self, name):
         try:
             path = Path.build(name.split("."))
-        except Exception:  # pylint: disable=broad-except
+        except Exception:
             return None
         return self.follow(path, create=False) if len(path) else None
 
@@ -140,7 +141,7 @@ class ModuleRoot(StoreRoot):
             for cb in list(self._listeners):
                 try:
                     cb(victims)
-                except Exception:  # pylint: disable=broad-except
+                except Exception:
                     logger.exception("module change listener %r failed", cb)
 
     def add_listener(self, callback):
@@ -178,9 +179,7 @@ class ModuleRoot(StoreRoot):
 
     def requires_graph(self):
         """{module name: requires} of every stored module."""
-        return {
-            e.name: list(e.requires) for e in self.all_children if e.code is not None
-        }
+        return {e.name: list(e.requires) for e in self.all_children if e.code is not None}
 
     async def add(self, path, code=None, requires=(), *, info=None):
         """Check and store a module; return when this handler has it.

@@ -6,37 +6,37 @@ Thin by design: parse options, call `distkv_ext.module`, format output.
 import asyncclick as click
 from moat.util import P
 
-from distkv_ext.codekit.upstream import apply_client
-
-apply_client()
-
-# pylint: disable=wrong-import-position
-from distkv_ext.codekit.cli.complete import complete_modules  # noqa: E402
-from distkv_ext.codekit.cli.boundary import CliError, boundary, get_client  # noqa: E402
-from distkv_ext.codekit.cli.common import (  # noqa: E402
+from distkv_ext.codekit.cli.boundary import CliError, boundary, get_client
+from distkv_ext.codekit.cli.common import (
     EXIT_CODES,
+    add_history_commands,
     diff_options,
     script_for_get,
     show_action,
     show_diff,
-    add_history_commands,
     show_entry,
 )
-from distkv_ext.codekit.cli.output import emit, output_option, pick_format, stdout_of, table  # noqa: E402
-from distkv_ext.codekit.core.depgraph import closure, render_tree  # noqa: E402
-from distkv_ext.codekit.core.errors import CompileError, NotFound  # noqa: E402
-from distkv_ext.codekit.core.source import read_source  # noqa: E402
-from distkv_ext.codekit.core.status import ExitStatus  # noqa: E402
-from distkv_ext.codekit.core.paths import as_path  # noqa: E402
-from . import (  # noqa: E402
+from distkv_ext.codekit.cli.complete import complete_modules
+from distkv_ext.codekit.cli.output import emit, output_option, pick_format, stdout_of, table
+from distkv_ext.codekit.core.depgraph import closure, render_tree
+from distkv_ext.codekit.core.errors import CompileError, NotFound
+from distkv_ext.codekit.core.paths import as_path
+from distkv_ext.codekit.core.source import read_source
+from distkv_ext.codekit.core.status import ExitStatus
+from distkv_ext.codekit.upstream import apply_client
+
+from . import (
     check_modules,
     get_module,
-    revert_module,
     list_modules,
     module_graph,
     remove_module,
+    revert_module,
     store_module,
 )
+
+# repair DistKV's `distkv client` before its group callback connects
+apply_client()
 
 
 def _prefixes(obj):
@@ -244,4 +244,6 @@ async def check(obj, output):
         raise CliError(f"{len(problems)} problem(s) found", ExitStatus.REFUSED)
 
 
-add_history_commands(cli, "module", "module", get_module, revert_module, lambda obj: _prefixes(obj)["prefix"], complete_modules)
+add_history_commands(
+    cli, "module", "module", get_module, revert_module, lambda obj: _prefixes(obj)["prefix"], complete_modules
+)

@@ -13,10 +13,11 @@ import signal
 import anyio
 
 from distkv_ext.codekit.core.errors import BadArguments, ServerUnreachable
-from ._sdnotify import notify, watchdog_interval
+
 from ._group import NameClash
 from ._layout import runner_subpath
 from ._root import AllRunnerRoot, AnyRunnerRoot, SingleRunnerRoot
+from ._sdnotify import notify, watchdog_interval
 
 logger = logging.getLogger(__name__)
 

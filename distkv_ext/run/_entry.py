@@ -96,7 +96,7 @@ class RunnerEntry(_JobEntry):
             await super().set_value(value)
         self.root.entry_changed(self)
 
-    async def update(self, value, **kw):  # pylint: disable=arguments-differ
+    async def update(self, value, **kw):
         res = await super().update(value, **kw)
         self.root.entry_changed(self)
         return res
@@ -120,9 +120,7 @@ class StateEntry(_JobEntry):
         changed, runner stopped): start it again at once, wherever
     """
 
-    ATTRS = (
-        "started stopped pinged computed reason result node backoff last_node runs error resume".split()
-    )
+    ATTRS = "started stopped pinged computed reason result node backoff last_node runs error resume".split()
 
     started = 0
     stopped = 0

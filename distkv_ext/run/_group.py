@@ -17,9 +17,8 @@ import os
 import time
 
 import anyio
-from distkv.exceptions import ServerClosedError, ServerConnectionError, ServerError
-
 from distkv.actor import BrokenState, CompleteState, DetachedState, PartialState
+from distkv.exceptions import ServerClosedError, ServerConnectionError, ServerError
 
 logger = logging.getLogger(__name__)
 
@@ -228,7 +227,7 @@ class Group:
         try:
             with anyio.move_on_after(2, shield=True):
                 await self.client.msg_send(self.topic, {"node": self.name, "leave": True})
-        except Exception as exc:  # pylint: disable=broad-except
+        except Exception as exc:
             logger.debug("could not send leave: %r", exc)
 
     def send_claim(self, kind, job):
@@ -272,7 +271,7 @@ class Group:
                 await self.client.msg_send(self.topic, msg)
         except TimeoutError:
             logger.warning("%s: %s not confirmed by the server within %s s", self.name, what, self.timeout)
-        except Exception as exc:  # pylint: disable=broad-except
+        except Exception as exc:
             logger.warning("%s: %s not sent: %r", self.name, what, exc)
 
     def _heard(self, data):

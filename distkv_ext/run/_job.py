@@ -14,8 +14,8 @@ import traceback
 import anyio
 from moat.util import P, Path, Queue, combine_dict
 
-from distkv_ext.codekit.core.errors import CodeError
 from distkv_ext.codekit.core.digest import content_hash as code_hash
+from distkv_ext.codekit.core.errors import CodeError
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ async def execute(runner, entry, ctx, *, on_ok_after=None):
     kw.update(
         _entry=entry,
         _client=runner.client,
-        _cfg=runner.client._cfg,  # pylint: disable=protected-access
+        _cfg=runner.client._cfg,
         _self=ctx,
         _log=logging.getLogger(f"distkv_code.job.{'.'.join(str(x) for x in entry.subpath)}"),
         _P=P,  # as DistKV's runner: build paths in stored code
@@ -162,7 +162,7 @@ async def execute(runner, entry, ctx, *, on_ok_after=None):
             tg.cancel_scope.cancel()
     except ErrorRecorded as exc:
         return Outcome(False, error=str(exc), exc=exc, started=started)
-    except BaseException as exc:  # pylint: disable=broad-except
+    except BaseException as exc:
         # the code's error, possibly grouped with a stop that arrived at the
         # same moment (a group with a cancellation in it is no Exception)
         errors = own_errors(exc)
@@ -170,7 +170,9 @@ async def execute(runner, entry, ctx, *, on_ok_after=None):
             raise  # a stop or an interrupt: not the code's failure
         logger.info("Job %s failed: %s", entry, "".join(traceback.format_exception(exc)))
         err = errors[0]
-        return Outcome(False, error=str(err) if isinstance(err, ErrorRecorded) else one_line(err), exc=err, started=started)
+        return Outcome(
+            False, error=str(err) if isinstance(err, ErrorRecorded) else one_line(err), exc=err, started=started
+        )
     return ctx.returned
 
 

@@ -46,7 +46,19 @@ OUTPUT_PREFIX = P(":.distkv.output")
 KINDS = ("any", "all", "single")
 
 #: Fields of a runner entry that ``store_job``'s ``edit`` may set.
-JOB_FIELDS = ("code", "data", "target", "repeat", "delay", "backoff", "ok_after", "max_delay", "max_tries", "info", "pin")
+JOB_FIELDS = (
+    "code",
+    "data",
+    "target",
+    "repeat",
+    "delay",
+    "backoff",
+    "ok_after",
+    "max_delay",
+    "max_tries",
+    "info",
+    "pin",
+)
 
 
 def _num(name, v, minimum=0):

@@ -13,10 +13,11 @@ import anyio
 from distkv.exceptions import DistKVError
 
 from distkv_ext.codekit.core.errors import CodeError
+
 from . import _output
-from ._layout import output_path
 from ._assign import score
 from ._job import ErrorRecorded, JobContext, execute
+from ._layout import output_path
 
 logger = logging.getLogger(__name__)
 
@@ -227,7 +228,7 @@ class RunLifecycle:
     async def _working(self, entry):
         try:
             await self.root.err.record_working("run", entry._path)
-        except Exception as exc:  # pylint: disable=broad-except
+        except Exception as exc:
             logger.debug("record_working failed: %r", exc)
 
     async def job_healthy(self, entry):

@@ -59,12 +59,10 @@ async def store_job(client, kind, group, path, edit, *, node=None, prefix=RUN_PR
     pin = fields.get("pin")
     value = job_value({**fields, "pin": None})
     proc, _ = await get_entry(client, proc_prefix, value["code"], "procedure")
-    have = set(value["data"]) | set((proc.get("default") or {}))
+    have = set(value["data"]) | set(proc.get("default") or {})
     missing = [v for v in proc.get("vars", ()) if v not in have]
     if missing:
-        raise InputRefused(
-            f"procedure {value['code']} needs {', '.join(missing)}: give them with -v/-e/-p"
-        )
+        raise InputRefused(f"procedure {value['code']} needs {', '.join(missing)}: give them with -v/-e/-p")
     if pin is True:
         value["pin"] = code_hash(proc)
     elif pin:
@@ -116,9 +114,7 @@ def states_of(states, kind, group, node, path):
     sub = runner_subpath(kind, group, node)
     job = tuple(path)
     if kind == "all":
-        return {
-            str(k[len(sub)]): s for k, s in states.items() if k[: len(sub)] == sub and k[len(sub) + 1 :] == job
-        }
+        return {str(k[len(sub)]): s for k, s in states.items() if k[: len(sub)] == sub and k[len(sub) + 1 :] == job}
     return {"": states[sub + job]} if sub + job in states else {}
 
 
@@ -197,9 +193,6 @@ def _ago(now, t):
     if not t:
         return "?"
     return f"{now - t:.0f} s"
-
-
-
 
 
 def _job_output_root(kind, group, node=None):

@@ -98,7 +98,7 @@ class _LogHandler(logging.Handler):
             return
         try:
             buf.add("log", f"{record.levelname} {record.name}: {record.getMessage()}")
-        except Exception:  # pylint: disable=broad-except
+        except Exception:
             self.handleError(record)
 
 
@@ -159,7 +159,7 @@ async def _store(client, path, buf, meta):
     value.update(lines=list(buf.lines), dropped=buf.dropped)
     try:
         await client.set(path, value=value)
-    except Exception as exc:  # pylint: disable=broad-except
+    except Exception as exc:
         logging.getLogger(__name__).debug("could not store output at %s: %r", path, exc)
 
 
@@ -171,5 +171,5 @@ async def prune(client, path_of, keep, current):
         return
     try:
         await client.delete(path_of(old))
-    except Exception:  # pylint: disable=broad-except
+    except Exception:
         pass

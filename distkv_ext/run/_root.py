@@ -11,11 +11,12 @@ import logging
 import anyio
 from moat.util import Path, combine_dict
 
-from distkv_ext.codekit.store.resync import ResyncRoot
 from distkv_ext.codekit.store.conn import server_errors
+from distkv_ext.codekit.store.resync import ResyncRoot
+
 from ._entry import RunnerEntry
-from ._layout import OUTPUT_PREFIX
 from ._group import Group, watch_connection
+from ._layout import OUTPUT_PREFIX
 from ._scheduler import Scheduler
 from ._state import StateRoot
 
@@ -70,9 +71,7 @@ class _RunnerRoot(ResyncRoot):
         return client.client_name
 
     @classmethod
-    async def as_handler(
-        cls, client, subpath=(), cfg=None, code=None, node=None, name=None, **kw
-    ):  # pylint: disable=arguments-differ
+    async def as_handler(cls, client, subpath=(), cfg=None, code=None, node=None, name=None, **kw):
         """Start the runner for the jobs below ``.distkv run`` + ``subpath``.
 
         ``subpath`` is DistKV's: ``("any", GROUP)`` for what ``run all -g
@@ -88,7 +87,7 @@ class _RunnerRoot(ResyncRoot):
             node = cls.default_node(client, subpath)
         if name is None:
             name = str(Path("_distkv_code", client.name, "run", cls.KIND, node, *subpath))
-        rcfg = combine_dict(cfg or {}, client._cfg.get("runner", {}))  # pylint: disable=protected-access
+        rcfg = combine_dict(cfg or {}, client._cfg.get("runner", {}))
         async with server_errors():
             root = await super().as_handler(
                 client,
@@ -125,9 +124,7 @@ class _RunnerRoot(ResyncRoot):
             self.code = await CodeRoot.as_handler(self.client)
         if self.code.modules is not None:
             self.code.modules.add_listener(self.scheduler.modules_changed)
-        self.state = await StateRoot.as_handler(
-            self.client, cfg=self._cfg, subpath=self.state_subpath
-        )
+        self.state = await StateRoot.as_handler(self.client, cfg=self._cfg, subpath=self.state_subpath)
         self.state.set_runner(self)
         await super().run_starting()
 
@@ -180,7 +177,7 @@ class _RunnerRoot(ResyncRoot):
             if r is not None:
                 with anyio.move_on_after(2):
                     await self.err.wait_chain(r.chain)
-        except Exception as e:  # pylint: disable=broad-except
+        except Exception as e:
             logger.warning("could not record the error of %s: %r", entry, e)
 
     async def stop(self):

@@ -36,6 +36,7 @@ from distkv.exceptions import DistKVError
 from moat.util import NotGiven
 
 from distkv_ext.codekit.core.depgraph import closure, static_imports
+
 from ._assign import assign
 from ._entry import next_start
 from ._lifecycle import RunLifecycle, Running

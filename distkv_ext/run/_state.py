@@ -3,7 +3,9 @@
 import weakref
 
 import anyio
+
 from distkv_ext.codekit.store.mirror import StoreRoot
+
 from ._entry import StateEntry
 
 __all__ = ["StateRoot"]

@@ -8,16 +8,29 @@ import time
 import asyncclick as click
 from moat.util import P
 
+from distkv_ext.codekit.cli.args import DROP, NO_DEFAULT, collect_variables, variable_options
+from distkv_ext.codekit.cli.boundary import boundary, get_client
+from distkv_ext.codekit.cli.common import EXIT_CODES, show_action
+from distkv_ext.codekit.cli.complete import complete_groups, complete_jobs, complete_procedures
+from distkv_ext.codekit.cli.output import emit, output_option, pick_format, stdout_of, table
+from distkv_ext.codekit.core.errors import NotFound
+from distkv_ext.codekit.core.paths import as_path
 from distkv_ext.codekit.upstream import apply_client
 
-apply_client()
-
-# pylint: disable=wrong-import-position
-from distkv_ext.codekit.cli.args import DROP, NO_DEFAULT, collect_variables, variable_options  # noqa: E402
-from distkv_ext.codekit.cli.complete import complete_groups, complete_jobs, complete_procedures  # noqa: E402
-from distkv_ext.codekit.cli.boundary import boundary, get_client  # noqa: E402
-from distkv_ext.codekit.cli.common import EXIT_CODES, show_action  # noqa: E402
-from ._cli_opts import (  # noqa: E402
+from . import (
+    NEW_JOB_DEFAULTS,
+    OUTPUT_PREFIX,
+    explain_job,
+    follow_output,
+    get_job,
+    job_output,
+    job_states,
+    list_jobs,
+    remove_job,
+    run_daemon,
+    store_job,
+)
+from ._cli_opts import (
     group_options,
     kind_of,
     next_start_text,
@@ -26,22 +39,9 @@ from ._cli_opts import (  # noqa: E402
     short,
     state_word,
 )
-from distkv_ext.codekit.cli.output import emit, output_option, pick_format, stdout_of, table  # noqa: E402
-from distkv_ext.codekit.core.errors import NotFound  # noqa: E402
-from distkv_ext.codekit.core.paths import as_path  # noqa: E402
-from . import (  # noqa: E402
-    NEW_JOB_DEFAULTS,
-    OUTPUT_PREFIX,
-    run_daemon,
-    explain_job,
-    follow_output,
-    get_job,
-    job_output,
-    job_states,
-    list_jobs,
-    remove_job,
-    store_job,
-)
+
+# repair DistKV's `distkv client` before its group callback connects
+apply_client()
 
 
 def _prefixes(obj):
@@ -114,7 +114,27 @@ async def all_(obj, group, node, all_nodes, name, weight, timeout, heartbeat):
 @output_option("yaml", "json")
 @click.pass_obj
 @boundary
-async def set_(obj, path, group, node, all_nodes, code, when, repeat, delay, backoff, max_delay, max_tries, ok_after, info, pin, values, evals, paths, output):
+async def set_(
+    obj,
+    path,
+    group,
+    node,
+    all_nodes,
+    code,
+    when,
+    repeat,
+    delay,
+    backoff,
+    max_delay,
+    max_tries,
+    ok_after,
+    info,
+    pin,
+    values,
+    evals,
+    paths,
+    output,
+):
     """
     Create or change the job PATH of a group.
 
@@ -140,7 +160,15 @@ async def set_(obj, path, group, node, all_nodes, code, when, repeat, delay, bac
             else:
                 data[k] = v
         new["data"] = data
-        for k, v in (("repeat", repeat), ("delay", delay), ("backoff", backoff), ("max_delay", max_delay), ("max_tries", max_tries), ("ok_after", ok_after), ("info", info)):
+        for k, v in (
+            ("repeat", repeat),
+            ("delay", delay),
+            ("backoff", backoff),
+            ("max_delay", max_delay),
+            ("max_tries", max_tries),
+            ("ok_after", ok_after),
+            ("info", info),
+        ):
             if v is not None:
                 new[k] = v
         if when is not None:
@@ -150,7 +178,9 @@ async def set_(obj, path, group, node, all_nodes, code, when, repeat, delay, bac
         return new
 
     prefix, _ = _prefixes(obj)
-    action, _ = await store_job(get_client(obj), kind, group, path, edit, node=node, prefix=prefix, proc_prefix=obj.cfg["codes"]["prefix"])
+    action, _ = await store_job(
+        get_client(obj), kind, group, path, edit, node=node, prefix=prefix, proc_prefix=obj.cfg["codes"]["prefix"]
+    )
     show_action(obj, as_path(path), action, output)
 
 
@@ -182,7 +212,9 @@ async def list_(obj, group, output):
     prefix, state_prefix = _prefixes(obj)
     now = time.time()
     rows = []
-    async for j in list_jobs(get_client(obj), group, prefix=prefix, state_prefix=state_prefix, output_prefix=_output_prefix(obj)):
+    async for j in list_jobs(
+        get_client(obj), group, prefix=prefix, state_prefix=state_prefix, output_prefix=_output_prefix(obj)
+    ):
         running = sorted(s.get("node") for s in j["states"].values() if s.get("node"))
         rows.append(
             {
@@ -206,8 +238,16 @@ async def list_(obj, group, output):
             obj,
             ["PATH", "KIND", "GROUP", "CODE", "NODE", "STATE", "NEXT", "LAST ERROR / OUTPUT"],
             [
-                [r["path"], r["kind"], r["group"], r["code"], " ".join(r["running_on"]) or (r["node"] or ""),
-                 r["state"], r["next"], short(r["error"] or r["last_output"] or "")]
+                [
+                    r["path"],
+                    r["kind"],
+                    r["group"],
+                    r["code"],
+                    " ".join(r["running_on"]) or (r["node"] or ""),
+                    r["state"],
+                    r["next"],
+                    short(r["error"] or r["last_output"] or ""),
+                ]
                 for r in rows
             ],
         )
@@ -317,7 +357,9 @@ async def logs(obj, path, group, node, all_nodes, from_, run_no, follow, output)
         return (from_ is None or o.get("node") == from_) and (run_no is None or o.get("run") == run_no)
 
     out = stdout_of(obj)
-    outputs = [o for o in await job_output(client, kind, group, path, node=node, prefix=_output_prefix(obj)) if wanted(o)]
+    outputs = [
+        o for o in await job_output(client, kind, group, path, node=node, prefix=_output_prefix(obj)) if wanted(o)
+    ]
     if output != "text" and not follow:
         emit(obj, outputs, output)
         return

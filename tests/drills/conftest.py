@@ -31,7 +31,9 @@ def pytest_terminal_summary(terminalreporter, config):
     text = _table()
     terminalreporter.write_sep("=", "fault drills")
     terminalreporter.write(text)
-    path = os.environ.get("DRILL_REPORT") or os.path.join(str(config._tmp_path_factory.getbasetemp()), "drill-report.md")
+    path = os.environ.get("DRILL_REPORT") or os.path.join(
+        str(config._tmp_path_factory.getbasetemp()), "drill-report.md"
+    )
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
     terminalreporter.write_line(f"(written to {path})")

@@ -13,6 +13,7 @@ Every job run is recorded by the job itself in a local JSON-lines file
 runs of a process killed with -9 end at the kill time.
 """
 
+import itertools
 import json
 import os
 import signal
@@ -21,13 +22,13 @@ import sys
 import threading
 import time
 
-from distkv_ext.devtools.node import server_config
-from distkv_ext.devtools.ports import free_ports
 from moat.util import yformat
 
+from distkv_ext.devtools.node import server_config
+from distkv_ext.devtools.ports import free_ports
+from tests.drills.proxy import Proxy
 from tests.fixtures import DISTKV
 from tests.procs import query, wait_until
-from tests.drills.proxy import Proxy
 
 __all__ = ["Fleet", "RECORDER", "Runs"]
 
@@ -67,7 +68,9 @@ class Supervised:
         e = dict(os.environ)
         e.update(self.env or {})
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=e)
+            self.proc = subprocess.Popen(
+                self.args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=e
+            )
         self.starts += 1
 
     def _watch(self):
@@ -139,7 +142,7 @@ class Fleet:
     def start(self):
         self.start_broker()
         names = [f"s{i + 1}" for i in range(self.n)]
-        hostmap = {nm: ("127.0.0.1", p) for nm, p in zip(names, self.server_ports)}
+        hostmap = {nm: ("127.0.0.1", p) for nm, p in zip(names, self.server_ports, strict=False)}
         for i, nm in enumerate(names):
             bport = self.broker_port
             cport = self.server_ports[i]
@@ -167,7 +170,9 @@ class Fleet:
 
     def start_broker(self):
         self.broker = Supervised(
-            "broker", [sys.executable, "-m", "tests.drills.broker", str(self.broker_port)], os.path.join(self.dir, "broker.log")
+            "broker",
+            [sys.executable, "-m", "tests.drills.broker", str(self.broker_port)],
+            os.path.join(self.dir, "broker.log"),
         )
         wait_until(lambda: _port_open(self.broker_port), timeout=30, what="the broker")
 
@@ -178,7 +183,7 @@ class Fleet:
             try:
                 query(self.configs[i], lambda c: c.get(P("drill.ping")))
                 return True
-            except Exception:  # pylint: disable=broad-except
+            except Exception:
                 return False
 
         wait_until(ready, timeout=timeout, step=0.5, what=f"server s{i + 1}")
@@ -246,7 +251,9 @@ class Runs:
                     except ValueError:
                         continue  # a line cut by kill -9
                     key = (r["job"], r["node"], r["pid"], r["start"])
-                    cur = recs.setdefault(key, dict(job=r["job"], node=r["node"], pid=r["pid"], start=r["start"], end=None))
+                    cur = recs.setdefault(
+                        key, dict(job=r["job"], node=r["node"], pid=r["pid"], start=r["start"], end=None)
+                    )
                     if "stop" in r:
                         cur["end"] = r["stop"]
         for r in recs.values():
@@ -268,7 +275,7 @@ class Runs:
         res = []
         for job, rs in self.runs.items():
             groups = [[r for r in rs if r["node"] == n] for n in {r["node"] for r in rs}] if job in all_node else [rs]
-            for a, b in (pair for g in groups for pair in zip(g, g[1:])):
+            for a, b in (pair for g in groups for pair in itertools.pairwise(g)):
                 if a["end"] is None or a["end"] > b["start"]:
                     res.append((job, a, b))
         return res

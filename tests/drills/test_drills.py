@@ -13,10 +13,9 @@ import pytest
 
 from distkv_ext.code import store_procedure
 from distkv_ext.run._ops import store_job
-
+from tests.drills.harness import RECORDER, Fleet
 from tests.fixtures import run_distkv
 from tests.procs import wait_until
-from tests.drills.harness import RECORDER, Fleet
 
 LONG = os.environ.get("DRILLS", "short") == "long"
 GROUP = ["--timeout", "2", "--heartbeat", "0.5"]
@@ -45,7 +44,14 @@ def add_jobs(f, group, jobs, kind="any", node=None):
         )
         for j in jobs:
             data = {"name": j, "runlog": f.runlog}
-            await store_job(c, kind, group, j, lambda old, d=data: {"code": "drill.rec", "data": d, "target": time.time()}, node=node)
+            await store_job(
+                c,
+                kind,
+                group,
+                j,
+                lambda old, d=data: {"code": "drill.rec", "data": d, "target": time.time()},
+                node=node,
+            )
 
     f.client(go)
 
@@ -79,16 +85,22 @@ def test_kill9_runner_repeatedly(fleet, drill_report):
         t, pid = victim.kill9()
         hit = [j for j in jobs if any(x["pid"] == pid for x in runs.running(j))]
         runs = wait_until(
-            lambda: (lambda R: R if all(R.started_after(j, t) for j in hit) and once_each(f, jobs) else None)(f.runs()),
+            lambda t=t, hit=hit: (
+                lambda R: R if all(R.started_after(j, t) for j in hit) and once_each(f, jobs) else None
+            )(f.runs()),
             timeout=60,
             what="the victim's jobs to run elsewhere",
         )
         worst = max([worst] + [min(x["start"] for x in runs.started_after(j, t)) - t for j in hit])
-        wait_until(lambda: victim.starts > 1 and victim.proc.poll() is None, what="the supervisor's restart")
+        wait_until(
+            lambda victim=victim: victim.starts > 1 and victim.proc.poll() is None, what="the supervisor's restart"
+        )
         time.sleep(1.5)  # the restarted runner joins the group
         runs = f.runs()
     runs, overlaps = check_end(f, jobs, "after the kills")
-    drill_report(f"kill -9 of a runner x{KILLS} (3 runners, 9 jobs)", total_runs(runs), len(jobs), 0, len(overlaps), worst)
+    drill_report(
+        f"kill -9 of a runner x{KILLS} (3 runners, 9 jobs)", total_runs(runs), len(jobs), 0, len(overlaps), worst
+    )
     assert overlaps == []
     assert worst < 10
 
@@ -113,7 +125,11 @@ def test_kill9_server_under_runners(fleet, drill_report):
     hit = [j for j in anyjobs if runs.running(j)[0]["node"] == "r3"]
     t, _ = f.servers[2].kill9()
     runs = wait_until(
-        lambda: (lambda R: R if all(R.started_after(j, t, exclude_node="r3") for j in hit) and once_each(f, anyjobs) else None)(f.runs()),
+        lambda: (
+            lambda R: (
+                R if all(R.started_after(j, t, exclude_node="r3") for j in hit) and once_each(f, anyjobs) else None
+            )
+        )(f.runs()),
         timeout=60,
         what="r3's jobs to move",
     )
@@ -129,7 +145,9 @@ def test_kill9_server_under_runners(fleet, drill_report):
     assert [r["node"] for r in runs.running("on-n3")] == ["n3"]
     wait_until(lambda: len(f.runs().running("everywhere")) == 3, what="the all-node job on 3 nodes again")
     exits = {n: {rc for _, rc in f.runners[n].exits} for n in ("r3", "a3", "n3")}
-    drill_report("kill -9 of a server (any: moved; single/all: back)", total_runs(runs), 8, 0, len(overlaps), max(moved, back))
+    drill_report(
+        "kill -9 of a server (any: moved; single/all: back)", total_runs(runs), 8, 0, len(overlaps), max(moved, back)
+    )
     assert overlaps == []
     assert exits == {"r3": {5}, "a3": {5}, "n3": {5}}  # 'server lost'; the supervisor restarted them
 
@@ -176,7 +194,9 @@ def test_partition_of_the_servers(fleet, drill_report):
     t = time.time()
     f.broker_cables[1].freeze()
     runs = wait_until(
-        lambda: (lambda R: R if all(R.started_after(j, t, exclude_node="r3") for j in hit) and once_each(f, jobs) else None)(f.runs()),
+        lambda: (
+            lambda R: R if all(R.started_after(j, t, exclude_node="r3") for j in hit) and once_each(f, jobs) else None
+        )(f.runs()),
         timeout=30,
         what="the majority side to take over r3's jobs",
     )
@@ -219,8 +239,8 @@ def test_broker_restart_jobs_resume(fleet, drill_report):
 # 1000 jobs repeating every 30 s on 3 runners (and one server: on a 2-core
 # machine, three leave the runners too little CPU).  CI soaks 40 s;
 # DRILLS=long soaks 10 minutes.  SOAK_JOBS / SOAK_SECONDS override both.
-SOAK_JOBS = int(os.environ.get("SOAK_JOBS", 1000))
-SOAK_SECONDS = int(os.environ.get("SOAK_SECONDS", 600 if LONG else 40))
+SOAK_JOBS = int(os.environ.get("SOAK_JOBS", "1000"))
+SOAK_SECONDS = int(os.environ.get("SOAK_SECONDS", "600" if LONG else "40"))
 SOAK_REPEAT = 30
 
 #: a short run, recorded like RECORDER's
@@ -241,13 +261,23 @@ def test_soak_memory_flat_no_starvation(fleet, drill_report):
     f = fleet(1)
 
     async def setup(c):
-        await store_procedure(c, "drill.tick", lambda old: dict(code=TICK, is_async=True, variables=["name", "runlog"], default={}))
+        await store_procedure(
+            c, "drill.tick", lambda old: dict(code=TICK, is_async=True, variables=["name", "runlog"], default={})
+        )
         # first starts spread over one period: a steady state, not a burst
         # (a thousand jobs due at the same moment is the start-rate benchmark)
         now = time.time()
         for i in range(SOAK_JOBS):
             target = now + SOAK_REPEAT * i / SOAK_JOBS
-            value = job_value({"code": "drill.tick", "data": {"name": f"t{i}", "runlog": f.runlog}, "target": target, "repeat": SOAK_REPEAT, "delay": 1})
+            value = job_value(
+                {
+                    "code": "drill.tick",
+                    "data": {"name": f"t{i}", "runlog": f.runlog},
+                    "target": target,
+                    "repeat": SOAK_REPEAT,
+                    "delay": 1,
+                }
+            )
             await c.set(RUN_PREFIX + P("any.soak") + (f"t{i}",), value=value)
 
     f.client(setup)
@@ -260,17 +290,21 @@ def test_soak_memory_flat_no_starvation(fleet, drill_report):
     peak = list(rss0)
     while time.time() < t0 + SOAK_SECONDS:
         time.sleep(5)
-        peak = [max(p, r.rss_kb() or 0) for p, r in zip(peak, rs)]
+        peak = [max(p, r.rss_kb() or 0) for p, r in zip(peak, rs, strict=False)]
     rss1 = [r.rss_kb() for r in rs]
     runs = f.runs()
     window = {j: [x for x in runs.runs.get(j, ()) if x["start"] >= t0] for j in jobs}
     starved = [j for j, w in window.items() if len(w) < SOAK_SECONDS // (SOAK_REPEAT + 5)]
     overlaps = runs.overlaps()
-    growth = max((b - a) / a for a, b in zip(rss0, rss1))
+    growth = max((b - a) / a for a, b in zip(rss0, rss1, strict=False))
     resyncs = sum(open(r.log, encoding="utf-8", errors="replace").read().count("dropped the watch") for r in rs)
     drill_report(
         f"soak {SOAK_JOBS} jobs, 3 runners, {SOAK_SECONDS} s (RSS {min(rss0) // 1024}-{max(rss0) // 1024} MB, +{growth:.0%}; watches reloaded {resyncs})",
-        total_runs(runs), SOAK_JOBS, len(starved), len(overlaps), None,
+        total_runs(runs),
+        SOAK_JOBS,
+        len(starved),
+        len(overlaps),
+        None,
     )
     assert [r.exits for r in rs] == [[], [], []]
     assert starved == []
@@ -286,7 +320,14 @@ HOSTILE_PROCS = {
     "h.unserialisable": ({"code": "return object()", "is_async": None, "vars": []}, "error"),
     "h.blocks": ({"code": "import time\ntime.sleep(3)\nreturn 1", "is_async": None, "vars": []}, "ends"),
     "h.hangs": ({"code": "import anyio\nawait anyio.sleep(100000)", "is_async": True, "vars": []}, "runs"),
-    "h.floods": ({"code": "for i in range(100000):\n    print('line', i)\n    _log.warning('w %d', i)\nreturn i", "is_async": False, "vars": []}, "ends"),
+    "h.floods": (
+        {
+            "code": "for i in range(100000):\n    print('line', i)\n    _log.warning('w %d', i)\nreturn i",
+            "is_async": False,
+            "vars": [],
+        },
+        "ends",
+    ),
     "h.cycle": ({"code": "import hc_a\nreturn 1", "is_async": None, "vars": [], "requires": ["hc_a"]}, "error"),
     "odd path ü.x y": ({"code": "return 'odd'", "is_async": None, "vars": []}, "ends"),
 }
@@ -331,16 +372,24 @@ def test_hostile_input_written_behind_the_cli(fleet, drill_report):
         for name, (value, _) in HOSTILE_PROCS.items():
             path = Path.build(name.split("."))
             await c.set(PROCS + path, value=value)
-            await c.set(RUN_PREFIX + P("any.hostile") + (name,), value={"code": path, "data": {}, "target": time.time(), "delay": 1, "backoff": 1.5})
+            await c.set(
+                RUN_PREFIX + P("any.hostile") + (name,),
+                value={"code": path, "data": {}, "target": time.time(), "delay": 1, "backoff": 1.5},
+            )
         for name, value in HOSTILE_JOBS.items():
             await c.set(RUN_PREFIX + P("any.hostile") + (name,), value=value)
-        await c.set(RUN_PREFIX + P("any.nobody-runs-this") + ("j",), value={"code": P("drill.rec"), "data": {}, "target": 1})
+        await c.set(
+            RUN_PREFIX + P("any.nobody-runs-this") + ("j",), value={"code": P("drill.rec"), "data": {}, "target": 1}
+        )
         if not huge_mb:
             return "CLI only"
         try:
-            await c.set(PROCS + P("h.huge"), value={"code": "x = 1\n" * (huge_mb * 1024 * 1024 // 6), "is_async": None, "vars": []})
+            await c.set(
+                PROCS + P("h.huge"),
+                value={"code": "x = 1\n" * (huge_mb * 1024 * 1024 // 6), "is_async": None, "vars": []},
+            )
             return "also stored directly"
-        except Exception as exc:  # pylint: disable=broad-except
+        except Exception as exc:
             return f"refused directly: {type(exc).__name__}"
 
     huge = f.client(write)
@@ -390,7 +439,11 @@ def test_hostile_input_written_behind_the_cli(fleet, drill_report):
     drill_report(
         f"hostile input ({len(HOSTILE_PROCS) + len(HOSTILE_JOBS) + 3} cases; runner restarts {len(exits)}; "
         f"longest overlap {longest:.1f} s, during stalls; 10 MB code: {huge})",
-        total_runs(runs), len(HOSTILE_PROCS) + len(HOSTILE_JOBS) + 1, 0 if runs.running("canary") else 1, len(overlaps), None,
+        total_runs(runs),
+        len(HOSTILE_PROCS) + len(HOSTILE_JOBS) + 1,
+        0 if runs.running("canary") else 1,
+        len(overlaps),
+        None,
     )
     assert alive
     assert len(runs.running("canary")) == 1 and canary

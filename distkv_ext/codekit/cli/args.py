@@ -67,7 +67,7 @@ def collect_variables(values, evals, paths, *, markers=False):
         try:
             val = ast.literal_eval(v)
         except (ValueError, SyntaxError):
-            raise click.BadParameter(f"{v!r} is not a Python literal", param_hint=f"-e {k}")
+            raise click.BadParameter(f"{v!r} is not a Python literal", param_hint=f"-e {k}") from None
         res.append((_check_name(k), val))
     for k, v in paths:
         res.append((_check_name(k), P(v)))

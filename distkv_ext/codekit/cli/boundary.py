@@ -11,7 +11,7 @@ import sys
 import traceback
 
 import asyncclick as click
-from distkv.exceptions import ServerError, ClientError
+from distkv.exceptions import ClientError, ServerError
 
 from distkv_ext.codekit.core.errors import CodeError, ServerUnreachable
 from distkv_ext.codekit.core.status import ExitStatus
@@ -44,13 +44,11 @@ def get_client(obj):
     """The connected DistKV client, or `ServerUnreachable`."""
     client = obj.client
     try:
-        client.name  # a NullObj from a failed connect raises here
+        _ = client.name  # a NullObj from a failed connect raises here
     except OSError as exc:
         where = getattr(obj, "code_server", None)
         where = f" at {where}" if where else ""
-        raise ServerUnreachable(
-            f"cannot reach the DistKV server{where}: {_describe(exc)}"
-        ) from exc
+        raise ServerUnreachable(f"cannot reach the DistKV server{where}: {_describe(exc)}") from exc
     return client
 
 
@@ -78,9 +76,7 @@ def _translate(exc):
     if isinstance(exc, KeyboardInterrupt):
         return CliError("interrupted", ExitStatus.INTERRUPTED)
     if isinstance(exc, CONN_ERRORS):
-        return CliError(
-            f"cannot talk to the DistKV server: {_describe(exc)}", ExitStatus.SERVER
-        )
+        return CliError(f"cannot talk to the DistKV server: {_describe(exc)}", ExitStatus.SERVER)
     if isinstance(exc, (ServerError, ClientError)):
         return CliError(f"DistKV: {type(exc).__name__}: {exc}", ExitStatus.FAILURE)
     return None
@@ -96,13 +92,11 @@ def boundary(fn):
             return await fn(*a, **kw)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except BaseException as exc:  # pylint: disable=broad-except
+        except BaseException as exc:
             err = _translate(exc)
             if err is None:
                 if isinstance(_flatten(exc), Exception):
-                    err = CliError(
-                        f"{type(_flatten(exc)).__name__}: {_flatten(exc)}", ExitStatus.FAILURE
-                    )
+                    err = CliError(f"{type(_flatten(exc)).__name__}: {_flatten(exc)}", ExitStatus.FAILURE)
                 else:
                     raise
             if debugging(ctx.obj):

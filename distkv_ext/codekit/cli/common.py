@@ -3,6 +3,7 @@
 import asyncclick as click
 
 from distkv_ext.codekit.core.textdiff import unified_diff
+
 from .boundary import Finished
 from .output import emit, highlight, pick_format, stdout_of
 
@@ -76,9 +77,9 @@ def show_diff(obj, stored, local, file, name, context, quiet):
 
 
 def script_for_get(fn):
-    return click.option(
-        "-s", "--script", metavar="FILE", help="Write the code to FILE ('-': stdout), nothing else."
-    )(fn)
+    return click.option("-s", "--script", metavar="FILE", help="Write the code to FILE ('-': stdout), nothing else.")(
+        fn
+    )
 
 
 def show_history(obj, records, current, output):
@@ -95,7 +96,13 @@ def show_history(obj, records, current, output):
         return len(code.splitlines()) if isinstance(code, str) else None
 
     rows = [
-        {"n": r["n"], "replaced": when(r.get("replaced")), "by": r.get("by"), "hash": r.get("hash"), "lines": lines(r["value"])}
+        {
+            "n": r["n"],
+            "replaced": when(r.get("replaced")),
+            "by": r.get("by"),
+            "hash": r.get("hash"),
+            "lines": lines(r["value"]),
+        }
         for r in records
     ]
     if current is not None:
@@ -104,7 +111,11 @@ def show_history(obj, records, current, output):
     if fmt == "table":
         from .output import table
 
-        table(obj, ["VERSION", "REPLACED", "BY", "HASH", "LINES"], [[r["n"], r["replaced"], r["by"], r["hash"], r["lines"]] for r in rows])
+        table(
+            obj,
+            ["VERSION", "REPLACED", "BY", "HASH", "LINES"],
+            [[r["n"], r["replaced"], r["by"], r["hash"], r["lines"]] for r in rows],
+        )
     else:
         emit(obj, rows, fmt)
 
@@ -117,8 +128,9 @@ def add_history_commands(cli, kind, what, get_current, revert, prefix_of, comple
     prefix=)`` are the library's; ``prefix_of(obj)`` the stored prefix.
     """
     from distkv_ext.codekit.core.errors import NotFound
-    from distkv_ext.codekit.store.history import versions
     from distkv_ext.codekit.core.paths import as_path
+    from distkv_ext.codekit.store.history import versions
+
     from .boundary import boundary, get_client
     from .output import output_option
 

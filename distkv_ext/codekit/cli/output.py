@@ -126,7 +126,7 @@ def table(obj, headers, rows):
     for r in rows:
         for i, c in enumerate(r):
             widths[i] = max(widths[i], len(c))
-    fmt = "  ".join("{:<%d}" % w for w in widths)
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     head = fmt.format(*headers).rstrip()
     if use_color(stream):
         head = click.style(head, bold=True)

@@ -114,10 +114,7 @@ class Procedure:
     def bind(self, args, kw):
         """Return (positional args, globals dict) for one call."""
         if len(args) > len(self.variables):
-            raise TypeError(
-                f"{self.name} takes {len(self.variables)} positional arguments"
-                f" but {len(args)} were given"
-            )
+            raise TypeError(f"{self.name} takes {len(self.variables)} positional arguments but {len(args)} were given")
         glob = dict(self.defaults)
         glob.update(kw)
         args = list(args)
@@ -132,7 +129,7 @@ class Procedure:
 
     def __call__(self, *args, **kw):
         args, glob = self.bind(args, kw)
-        exec(self.code, glob)  # noqa: S102 - defines _proc in glob
+        exec(self.code, glob)
         return glob["_proc"](*args)
 
 

@@ -41,11 +41,8 @@ def normalize_requires(requires):
     if isinstance(requires, (str, Path)):
         requires = [requires]
     res = []
-    for r in requires or ():
-        if isinstance(r, Path):
-            r = ".".join(str(x) for x in r)
-        elif isinstance(r, (tuple, list)):
-            r = ".".join(str(x) for x in r)
+    for req in requires or ():
+        r = dotted(req) if isinstance(req, (Path, tuple, list)) else req
         if not isinstance(r, str) or not all(p.isidentifier() for p in r.split(".")):
             raise InputRefused(f"{r!r} is not a module name (like util.pid)")
         if r not in res:

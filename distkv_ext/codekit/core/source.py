@@ -25,9 +25,7 @@ def decode_source(data, filename):
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise BadFile(
-            f"{filename}: not UTF-8 text (byte 0x{data[exc.start]:02x} in line {line})"
-        ) from None
+        raise BadFile(f"{filename}: not UTF-8 text (byte 0x{data[exc.start]:02x} in line {line})") from None
     if text.startswith("\ufeff"):
         text = text[1:]
     return text

@@ -19,7 +19,5 @@ def unified_diff(stored, local, stored_name, local_name, context=3):
     import difflib  # only diff needs it; keeps CLI start-up lean
 
     return "".join(
-        difflib.unified_diff(
-            _lines(stored), _lines(local), fromfile=stored_name, tofile=local_name, n=context
-        )
+        difflib.unified_diff(_lines(stored), _lines(local), fromfile=stored_name, tofile=local_name, n=context)
     )

@@ -22,6 +22,7 @@ __all__ = [
     "delete_entry",
 ]
 
+
 async def get_entry(client, prefix, path, what="entry"):
     """Return ``(value, chain)`` of the entry at ``prefix + path``.
 

@@ -19,7 +19,7 @@ async def error_root(client):
     from moat.util import Path
 
     name = f"{client.client_name}.{os.getpid()}"
-    cfg = client._cfg[ErrorRoot.CFG]  # pylint: disable=protected-access
+    cfg = client._cfg[ErrorRoot.CFG]
 
     def make():
         return client.mirror(cfg["prefix"], root_type=ErrorRoot, need_wait=True, cfg=cfg, name=name)

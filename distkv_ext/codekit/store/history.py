@@ -13,9 +13,9 @@ import time
 
 from moat.util import P
 
+from distkv_ext.codekit.core.digest import content_hash
 from distkv_ext.codekit.core.errors import NotFound
 from distkv_ext.codekit.core.paths import as_path
-from distkv_ext.codekit.core.digest import content_hash
 
 from .conn import server_errors
 from .entries import list_entries

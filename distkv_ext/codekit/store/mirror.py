@@ -4,10 +4,10 @@ runner states)."""
 import anyio
 from moat.util import NotGiven, Path
 
-from .resync import ResyncRoot
 from .conn import server_errors
 from .entries import delete_entry
 from .history import record
+from .resync import ResyncRoot
 
 __all__ = ["StoreRoot"]
 
@@ -53,7 +53,8 @@ class StoreRoot(ResyncRoot):
         await self._save_history(path)
         await delete_entry(self.client, self._path, path, what)
         with anyio.move_on_after(5):
-            while (e := self.follow(path, create=False)) is not None and e.value is not NotGiven:
+            # a mirror signals no deletion: poll
+            while (e := self.follow(path, create=False)) is not None and e.value is not NotGiven:  # noqa: ASYNC110
                 await anyio.sleep(0.01)
 
     async def _save_history(self, path):

@@ -53,8 +53,7 @@ class ResyncRoot(ClientRoot):
             try:
                 yield self
             finally:
-                with anyio.fail_after(2, shield=True):
-                    tg.cancel_scope.cancel()
+                tg.cancel_scope.cancel()
 
     async def _watch_loop(self, *, task_status):
         await self.run_starting()

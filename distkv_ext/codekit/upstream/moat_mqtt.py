@@ -136,7 +136,7 @@ def _patient_reconnect(orig):
                     with anyio.move_on_after(2, shield=True):
                         try:
                             await self._handler.stop()
-                        except Exception:  # pylint: disable=broad-except
+                        except Exception:
                             pass
                 await anyio.sleep(delay)
                 delay = min(2 * delay, float(self.config.get("reconnect_max_interval", 10)))
@@ -203,7 +203,7 @@ def _draining_stop(orig):
 def apply():
     """Apply the repairs (idempotent).  Not applied (a warning says so) to
     another moat-mqtt release than `TARGET`: they replace its code."""
-    global _applied  # pylint: disable=global-statement
+    global _applied
     if _applied:
         return
     _applied = True
@@ -212,8 +212,8 @@ def apply():
         logger.warning("moat-mqtt %s is not %s: its broker-restart repairs are not applied", have, TARGET)
         return
     from moat.mqtt.client import MQTTClient
-    from moat.mqtt.mqtt.protocol.client_handler import ClientProtocolHandler
     from moat.mqtt.mqtt.protocol import handler
+    from moat.mqtt.mqtt.protocol.client_handler import ClientProtocolHandler
     from moat.mqtt.mqtt.protocol.handler import ProtocolHandler
 
     ProtocolHandler._timeout_loop = _timeout_loop

@@ -45,7 +45,7 @@ def apply_overrides(cfg, items):
     """Return ``cfg`` (an attrdict) with the ``-C`` overrides applied."""
     for item in items:
         k, v = parse_override(item)
-        cfg = cfg._update(k, v)  # pylint: disable=protected-access
+        cfg = cfg._update(k, v)
     return cfg
 
 
