@@ -5,6 +5,7 @@ writes ``DIR/distkv-client-{code,module,run}.1`` (default: ``man/``); a
 test fails when the files in the repository differ from what this makes.
 """
 
+import importlib.metadata
 import os
 import sys
 
@@ -14,7 +15,8 @@ from distkv_ext.codekit.core.status import ExitStatus
 
 __all__ = ["pages", "render", "main"]
 
-VERSION = "0.1.0"
+#: The installed release (the version lives in setup.cfg only).
+VERSION = importlib.metadata.version("distkv-code")
 
 EXAMPLES = {
     "code": [
