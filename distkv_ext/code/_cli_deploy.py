@@ -8,7 +8,6 @@ import asyncclick as click
 from distkv_ext.codekit.cli.boundary import Finished, boundary, get_client
 from distkv_ext.codekit.cli.common import EXIT_CODES
 from distkv_ext.codekit.cli.output import emit, highlight, output_option, stdout_of, use_color
-from distkv_ext.deploy import DeployRefused, Prefixes, apply_deploy, plan_deploy, read_tree
 
 __all__ = ["deploy", "show_plan", "show_problems", "Progress", "plan_data"]
 
@@ -131,6 +130,10 @@ async def deploy(obj, directory, dry_run, prune, pin, no_diff, output):
     changed it since the plan was made (else: exit status 1, not
     overwritten).  --dry-run exits 1 when there are changes, 0 when none.
     """
+    # lazy: deploy (with the runner engine) costs ~30 ms at every start of
+    # `distkv client code`; only this command needs it
+    from distkv_ext.deploy import DeployRefused, Prefixes, apply_deploy, plan_deploy, read_tree
+
     tree = read_tree(directory)
     client = get_client(obj)
     plan = await plan_deploy(client, tree, prune=prune, pin=pin, prefixes=Prefixes.from_config(obj.cfg))

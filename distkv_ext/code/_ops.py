@@ -16,6 +16,7 @@ from distkv_ext.codekit.core.paths import as_path
 from distkv_ext.codekit.core.values import same_value
 from distkv_ext.codekit.store import history
 from distkv_ext.codekit.store.entries import delete_entry, get_entry, list_entries, write_entry
+from distkv_ext.module import ModuleRoot, load_requires
 
 from ._value import procedure_value
 
@@ -131,9 +132,6 @@ async def call_procedure(client, path, args=(), kw=None, *, prefix=DEFAULT_PREFI
         proc.bind(args, kw)
     except TypeError as exc:
         raise BadArguments(str(exc)) from None
-    from distkv_ext.module import ModuleRoot
-    from distkv_ext.module._importer import load_requires
-
     # stored modules become importable while this handler runs
     await ModuleRoot.as_handler(client)
     requires = value.get("requires", ()) or ()

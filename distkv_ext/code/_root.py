@@ -11,7 +11,9 @@ from distkv_ext.codekit.core.compiler import compile_procedure
 from distkv_ext.codekit.core.errors import CodeError, EmptyCode, InputRefused, NotFound
 from distkv_ext.codekit.core.paths import as_path
 from distkv_ext.codekit.store.conn import server_errors
+from distkv_ext.codekit.store.errtree import error_root
 from distkv_ext.codekit.store.mirror import StoreRoot
+from distkv_ext.module import ModuleRoot, load_requires
 
 from ._value import procedure_value
 
@@ -127,8 +129,6 @@ class CodeRoot(StoreRoot):
     async def as_handler(cls, client, *a, **kw):
         """Return the (shared, per client) handler, loaded, with its
         `ModuleRoot` (both are fetched at the same time)."""
-        from distkv_ext.module import ModuleRoot
-
         res = {}
 
         async def modules():
@@ -143,13 +143,9 @@ class CodeRoot(StoreRoot):
 
     def load_requires(self, requires, who):
         """Import stored modules ``requires``, in order (see `ModuleRoot`)."""
-        from distkv_ext.module._importer import load_requires
-
         load_requires(requires, who)
 
     async def run_starting(self):
-        from distkv_ext.codekit.store.errtree import error_root
-
         self.err = await error_root(self.client)
         await super().run_starting()
 

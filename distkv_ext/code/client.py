@@ -5,7 +5,7 @@ Errors are mapped to exit statuses by `distkv_ext.codekit.cli.boundary`.
 """
 
 import asyncclick as click
-from moat.util import NotGiven
+from moat.util import NotGiven, P
 
 from distkv_ext.codekit.cli.args import DROP, NO_DEFAULT, collect_variables, variable_options
 from distkv_ext.codekit.cli.boundary import boundary, get_client
@@ -172,8 +172,6 @@ async def list_(obj, path, depth, output):
     A table on a terminal; YAML in a pipe.  Exit status 3 if PATH is given
     and nothing is stored at or below it.
     """
-    from moat.util import P
-
     base = P(path) if path else ()
     rows = [
         _summary(p, v) async for p, v in list_procedures(get_client(obj), base, max_depth=depth, prefix=_prefix(obj))

@@ -11,7 +11,7 @@ jobs that the change restarts.  It writes nothing.
 import time
 
 import anyio
-from moat.util import Path
+from moat.util import Path, yformat
 
 from distkv_ext.codekit.core.digest import content_hash
 from distkv_ext.codekit.core.paths import dotted
@@ -53,7 +53,6 @@ def _render(kind, value):
     """An entry as text for diffs: its settings, then its code."""
     if not isinstance(value, dict):
         return ""
-    from moat.util import yformat
 
     if kind == "job":
         return yformat({k: str(v) if isinstance(v, Path) else v for k, v in value.items()}, compact=False)

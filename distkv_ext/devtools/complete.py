@@ -17,8 +17,18 @@ import sys
 
 import anyio
 import asyncclick as click
+from asyncclick.shell_completion import BashComplete, FishComplete, ZshComplete, shell_complete
+from distkv.client import open_client
+from distkv.default import CFG
+from moat.util import attrdict, combine_dict, read_cfg, to_attrdict
 
+from distkv_ext.code.client import cli as code
 from distkv_ext.codekit.cli import complete as callbacks
+from distkv_ext.codekit.store.entries import list_entries
+from distkv_ext.codekit.upstream.asyncscope import quiet_connect_errors
+from distkv_ext.module.client import cli as module
+from distkv_ext.run import split_job_path
+from distkv_ext.run.client import cli as run
 
 __all__ = ["main", "scripts", "prefetch", "root_command"]
 
@@ -38,13 +48,6 @@ def _config_file(words):
 
 async def prefetch(words, timeout=1.0):
     """Fill the callbacks' `CACHE` from the server named by ``words`` (best effort)."""
-    from distkv.client import open_client
-    from distkv.default import CFG
-    from moat.util import attrdict, combine_dict, read_cfg, to_attrdict
-
-    from distkv_ext.codekit.store.entries import list_entries
-    from distkv_ext.codekit.upstream.asyncscope import quiet_connect_errors
-    from distkv_ext.run import split_job_path
 
     quiet_connect_errors()
     cfg = read_cfg("distkv", _config_file(words)) or {}
@@ -67,9 +70,6 @@ async def prefetch(words, timeout=1.0):
 
 def root_command():
     """``distkv`` with DistKV's global options and ``client code|module|run``."""
-    from distkv_ext.code.client import cli as code
-    from distkv_ext.module.client import cli as module
-    from distkv_ext.run.client import cli as run
 
     @click.group(name=PROG)
     @click.option("-c", "--cfg", type=click.Path(), help="Configuration file (YAML).")
@@ -97,7 +97,6 @@ def root_command():
 
 def scripts():
     """{file name: script} for bash, zsh and fish."""
-    from asyncclick.shell_completion import BashComplete, FishComplete, ZshComplete
 
     root = root_command()
     res = {}
@@ -119,7 +118,6 @@ def scripts():
 
 
 async def _complete(instruction):
-    from asyncclick.shell_completion import shell_complete
 
     words = os.environ.get("COMP_WORDS", "").split()
     if "client" in words and {"code", "module", "run"} & set(words):

@@ -6,12 +6,16 @@ test fails when the files in the repository differ from what this makes.
 """
 
 import importlib.metadata
+import inspect
 import os
 import sys
 
 import asyncclick as click
 
+from distkv_ext.code.client import cli as code
 from distkv_ext.codekit.core.status import ExitStatus
+from distkv_ext.module.client import cli as module
+from distkv_ext.run.client import cli as run
 
 __all__ = ["pages", "render", "main"]
 
@@ -87,7 +91,6 @@ def _esc(text):
 
 def _para(text):
     """click help text -> roff paragraphs (blank lines separate them)."""
-    import inspect
 
     text = inspect.cleandoc(text or "")
     res, block, literal = [], [], False
@@ -165,9 +168,6 @@ def render(name, group):
 
 def pages():
     """{file name: roff text} for every man page."""
-    from distkv_ext.code.client import cli as code
-    from distkv_ext.module.client import cli as module
-    from distkv_ext.run.client import cli as run
 
     return {f"distkv-client-{n}.1": render(n, g) for n, g in (("code", code), ("module", module), ("run", run))}
 

@@ -22,7 +22,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import anyio
-from moat.util import yformat
+from distkv.client import open_client
+from moat.mqtt.broker import create_broker
+from moat.util import P, yformat
 
 from distkv_ext.codekit.upstream.asyncscope import quiet_connect_errors
 
@@ -119,8 +121,6 @@ class LocalCluster:
 
     async def wait_ready(self, i, timeout=60):
         """Wait until server ``i`` answers a client request."""
-        from distkv.client import open_client
-        from moat.util import P
 
         quiet_connect_errors()
         s = self.servers[i]
@@ -182,7 +182,6 @@ async def local_cluster(n=1, *, workdir=None, ping=None, extra_config=None, keep
       extra_config: merged into every server's configuration (e.g. a
         ``runner:`` section)
     """
-    from moat.mqtt.broker import create_broker
 
     own_dir = workdir is None
     if own_dir:

@@ -1,11 +1,17 @@
 """Output steps shared by ``distkv client code`` and ``module``."""
 
+import datetime
+
 import asyncclick as click
 
+from distkv_ext.codekit.core.digest import content_hash
+from distkv_ext.codekit.core.errors import NotFound
+from distkv_ext.codekit.core.paths import as_path
 from distkv_ext.codekit.core.textdiff import unified_diff
+from distkv_ext.codekit.store.history import versions
 
-from .boundary import Finished
-from .output import emit, highlight, pick_format, stdout_of
+from .boundary import Finished, boundary, get_client
+from .output import emit, highlight, output_option, pick_format, stdout_of, table
 
 __all__ = [
     "EXIT_CODES",
@@ -84,9 +90,6 @@ def script_for_get(fn):
 
 def show_history(obj, records, current, output):
     """The saved versions (oldest first) and the current one."""
-    import datetime
-
-    from distkv_ext.codekit.core.digest import content_hash
 
     def when(t):
         return datetime.datetime.fromtimestamp(t).isoformat(timespec="seconds") if t else ""
@@ -109,8 +112,6 @@ def show_history(obj, records, current, output):
         rows.append({"n": "current", "replaced": "", "by": "", "hash": content_hash(current), "lines": lines(current)})
     fmt = pick_format(output, stdout_of(obj), table_ok=True)
     if fmt == "table":
-        from .output import table
-
         table(
             obj,
             ["VERSION", "REPLACED", "BY", "HASH", "LINES"],
@@ -127,12 +128,6 @@ def add_history_commands(cli, kind, what, get_current, revert, prefix_of, comple
     ``get_current(client, path, prefix=)`` and ``revert(client, path, to,
     prefix=)`` are the library's; ``prefix_of(obj)`` the stored prefix.
     """
-    from distkv_ext.codekit.core.errors import NotFound
-    from distkv_ext.codekit.core.paths import as_path
-    from distkv_ext.codekit.store.history import versions
-
-    from .boundary import boundary, get_client
-    from .output import output_option
 
     @cli.command(
         epilog=EXIT_CODES,

@@ -79,6 +79,7 @@ def highlight(text, lexer, stream):
     ("python", "diff", "yaml") when `use_color` (stream), else unchanged."""
     if not use_color(stream):
         return text
+    # lazy: pygments costs ~10 ms, paid only when highlighting on a terminal
     from pygments import highlight as hl
     from pygments.formatters import TerminalFormatter
     from pygments.lexers import get_lexer_by_name

@@ -16,14 +16,15 @@ test fails then, so a dependency update is noticed, not silently
 half-repaired.
 """
 
+import importlib
 import importlib.metadata
 
-from . import asyncscope, distkv, moat_mqtt, moat_util
+from . import asyncscope, distkv, moat_util
 
 __all__ = ["apply_client", "apply_server", "check_versions", "REPAIRS"]
 
-#: Every repair module, in the order they are applied.
-REPAIRS = (asyncscope, moat_util, distkv, moat_mqtt)
+#: Every repair module (below this package), in the order they are applied.
+REPAIRS = ("asyncscope", "moat_util", "distkv", "moat_mqtt")
 
 
 def apply_client():
@@ -37,6 +38,9 @@ def apply_server():
     """Apply what this project's ``distkv server`` processes need
     (idempotent): the client repairs, moat-util's main scope and
     ``-C`` handling, and moat-mqtt's broker-restart repairs."""
+    # lazy: moat-mqtt costs ~50 ms; only servers need it, not every CLI call
+    from . import moat_mqtt
+
     apply_client()
     moat_util.repair_main_scope()
     moat_mqtt.apply()
@@ -46,7 +50,8 @@ def check_versions():
     """``[(package, target, installed), ...]`` for every repair whose
     package is installed at another release than it was written for."""
     res = []
-    for mod in REPAIRS:
+    for name in REPAIRS:
+        mod = importlib.import_module(f"{__name__}.{name}")
         have = importlib.metadata.version(mod.PACKAGE)
         if have != mod.TARGET:
             res.append((mod.PACKAGE, mod.TARGET, have))

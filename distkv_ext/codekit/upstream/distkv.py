@@ -16,6 +16,12 @@ This module touches click because what it repairs is DistKV's click
 command; it is applied by `distkv_ext.codekit.upstream.apply_client`.
 """
 
+import asyncclick as click  # DistKV's CLI is what this repairs
+import distkv.command.client as dcc
+from distkv.client import open_client
+from distkv.exceptions import DistKVError
+from moat.util import attrdict
+
 from .moat_util import apply_overrides
 
 __all__ = ["apply", "PACKAGE", "TARGET"]
@@ -34,11 +40,6 @@ def _conn_error(exc):
 
 async def _client_scope(_name=None, **cfg):
     """Replacement for ``distkv.client.client_scope`` inside ``distkv client``."""
-    import asyncclick as click  # DistKV's CLI is what this repairs
-    from distkv.client import open_client
-    from distkv.exceptions import DistKVError
-    from moat.util import attrdict
-
     ctx = click.get_current_context()
     conf = ctx.find_root().params.get("conf") or ()
     if conf:
@@ -62,7 +63,5 @@ def apply():
     global _applied
     if _applied:
         return
-    import distkv.command.client as dcc
-
     dcc.client_scope = _client_scope
     _applied = True

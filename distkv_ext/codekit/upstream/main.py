@@ -10,6 +10,8 @@ of its MQTT broker (`moat_mqtt`): `apply_server`.  The launcher
 
 import sys
 
+from distkv.command import cmd
+
 from . import apply_server
 
 __all__ = ["main"]
@@ -21,8 +23,6 @@ def main(argv=None):
         sys.argv[1:] = list(argv)
     sys.argv[0] = "distkv"
     apply_server()
-    from distkv.command import cmd
-
     cmd()
 
 

@@ -211,6 +211,7 @@ def apply():
     if have != TARGET:
         logger.warning("moat-mqtt %s is not %s: its broker-restart repairs are not applied", have, TARGET)
         return
+    # only now: another release may not have these names
     from moat.mqtt.client import MQTTClient
     from moat.mqtt.mqtt.protocol import handler
     from moat.mqtt.mqtt.protocol.client_handler import ClientProtocolHandler

@@ -15,6 +15,10 @@
 import ast
 import types
 
+from asyncscope import main_scope
+from moat.util import NotGiven, P
+from moat.util import main as mmain
+
 __all__ = ["apply", "apply_overrides", "parse_override", "repair_main_scope", "PACKAGE", "TARGET"]
 
 PACKAGE = "moat-util"
@@ -29,8 +33,6 @@ def parse_override(item):
     """``"a.b=VALUE"`` -> (Path, value).  VALUE is a Python literal if it
     parses as one, else a string; without ``=`` the value is `NotGiven`
     (delete the key), as moat-util documents."""
-    from moat.util import NotGiven, P
-
     if "=" not in item:
         return P(item), NotGiven
     k, v = item.split("=", 1)
@@ -50,8 +52,6 @@ def apply_overrides(cfg, items):
 
 
 def _patch_loader():
-    from moat.util import main as mmain
-
     Loader = mmain.Loader
     orig_list = Loader.list_commands
 
@@ -94,9 +94,6 @@ def repair_main_scope():
     global _main_repaired
     if _main_repaired:
         return
-    from asyncscope import main_scope
-    from moat.util import main as mmain
-
     main_ = mmain.main_
 
     async def _main(self, main, args, kwargs):
