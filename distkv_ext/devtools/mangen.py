@@ -3,6 +3,12 @@
 ``python -m distkv_ext.devtools.mangen [DIR]`` (or ``./dev.sh docs``)
 writes ``DIR/distkv-client-{code,module,run}.1`` (default: ``man/``); a
 test fails when the files in the repository differ from what this makes.
+
+Why not click-man (0.6.0, checked 2026-12-02): it imports plain ``click``
+and keeps only ``click.Option`` parameters, so it drops every option of
+an asyncclick command; it writes one page per subcommand with no room
+for the sections these pages carry (exit status, configuration,
+examples, files); and it would add ``click`` as a second click.
 """
 
 import importlib.metadata

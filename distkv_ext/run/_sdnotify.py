@@ -4,6 +4,11 @@
 to the socket named by ``NOTIFY_SOCKET`` (a path, or ``@name`` for the
 abstract namespace); it does nothing when that is not set, so the same
 daemon runs under systemd and in a terminal.
+
+Why not the ``sdnotify`` package (0.3.2, the last release in 2017): it
+reads neither ``WATCHDOG_USEC`` nor ``WATCHDOG_PID`` (`watchdog_interval`
+here), swallows every error silently, and is the same dozen lines;
+``systemd-python`` needs libsystemd's headers to build.
 """
 
 import os
