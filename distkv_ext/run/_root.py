@@ -14,31 +14,15 @@ from moat.util import Path, combine_dict
 from distkv_ext.codekit.store.conn import server_errors
 from distkv_ext.codekit.store.resync import ResyncRoot
 
+from ._config import RUNNER_DEFAULTS
 from ._entry import RunnerEntry
 from ._group import Group, watch_connection
-from ._layout import OUTPUT_PREFIX
 from ._scheduler import Scheduler
 from ._state import StateRoot
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AnyRunnerRoot", "SingleRunnerRoot", "AllRunnerRoot", "RUNNER_DEFAULTS"]
-
-#: Our configuration keys below ``runner:``, beside DistKV's own (prefix,
-#: state, name, start_delay, ping, actor, sub), none of which we use for
-#: scheduling.
-RUNNER_DEFAULTS = {
-    "heartbeat": 0.5,  # seconds between heartbeats (DistKV's own 'ping' is unrelated)
-    "timeout": 2.0,  # a node silent this long is gone
-    "settle": 0.25,  # after claiming a job, wait this long, then check we still hold it
-    "rebalance": True,  # move running any-node jobs to a node that joins
-    "rebalance_delay": 2.0,  # ... once the new assignment has held this long
-    "weight": 1.0,  # this node's share of any-node jobs
-    "stop_timeout": 10.0,  # on stop, wait this long for jobs to end
-    "output": OUTPUT_PREFIX,  # where the jobs' output goes
-    "output_lines": 200,  # lines kept per run
-    "output_runs": 5,  # runs kept per job (and node)
-}
+__all__ = ["AnyRunnerRoot", "SingleRunnerRoot", "AllRunnerRoot"]
 
 
 class _RunnerRoot(ResyncRoot):
