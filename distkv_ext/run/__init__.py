@@ -10,11 +10,13 @@ Public API (the names of DistKV 0.65's ``distkv.runner``)::
     ... job.state.result, job.state.node ...
 
 See `AnyRunnerRoot` (one live node runs each job, fast failover, load
-balancing), `SingleRunnerRoot`, `AllRunnerRoot`, and `RunnerEntry` /
-`StateEntry` for the stored fields.
+balancing), `SingleRunnerRoot`, `AllRunnerRoot`, `RunnerEntry` /
+`StateEntry` for the stored fields, and `RunnerConfig` for the settings
+below ``runner:``.
 """
 
 from ._assign import owner
+from ._config import RUNNER_DEFAULTS, RunnerConfig
 from ._daemon import run_daemon
 from ._entry import RunnerEntry, StateEntry, next_start, retry_delay
 from ._group import Group, GroupMembers
@@ -44,7 +46,7 @@ from ._ops import (
     states_of,
     store_job,
 )
-from ._root import RUNNER_DEFAULTS, AllRunnerRoot, AnyRunnerRoot, SingleRunnerRoot
+from ._root import AllRunnerRoot, AnyRunnerRoot, SingleRunnerRoot
 from ._state import StateRoot
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "GroupMembers",
     "JobContext",
     "ErrorRecorded",
+    "RunnerConfig",
     "RUNNER_DEFAULTS",
     "next_start",
     "retry_delay",

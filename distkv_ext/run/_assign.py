@@ -20,25 +20,26 @@ its jobs move.
 import functools
 import hashlib
 import math
+from collections.abc import Iterable, Mapping
 
 __all__ = ["owner", "score", "assign"]
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _unit(job, node):
+def _unit(job: str, node: str) -> float:
     d = hashlib.blake2b(f"{job}\0{node}".encode(), digest_size=8).digest()
     # (0, 1): never 0 (log) nor 1 (division by zero below)
     return (int.from_bytes(d, "big") + 1) / (2**64 + 2)
 
 
-def score(job, node, weight=1.0):
+def score(job: str, node: str, weight: float = 1.0) -> float:
     """The rendezvous score of ``node`` for ``job`` (higher wins)."""
     if weight <= 0:
         return float("-inf")
     return weight / -math.log(_unit(job, node))
 
 
-def owner(job, nodes):
+def owner(job: str, nodes: Mapping[str, float]) -> str | None:
     """The node (a key of ``nodes``, {name: weight}) with the best score
     for ``job``, ignoring capacity; None if no node has a positive weight."""
     best, best_score = None, float("-inf")
@@ -50,14 +51,16 @@ def owner(job, nodes):
 
 
 @functools.lru_cache(maxsize=1 << 14)
-def _preference(job, nodes):
+def _preference(job: str, nodes: tuple[tuple[str, float], ...]) -> tuple[str, ...]:
     """The nodes of ``nodes`` ((name, weight) pairs) by score for ``job``,
     best first (cached: the scheduler asks for every job on every change)."""
     weights = dict(nodes)
     return tuple(sorted(weights, key=lambda n: score(job, n, weights[n]), reverse=True))
 
 
-def assign(jobs, nodes, current=None):
+def assign(
+    jobs: Iterable[str], nodes: Mapping[str, float], current: Mapping[str, str] | None = None
+) -> dict[str, str | None]:
     """Assign every job in ``jobs`` to a node of ``nodes`` ({name: weight}).
 
     ``current``: {job: node running it now}.  Returns {job: node}; jobs map
@@ -65,23 +68,23 @@ def assign(jobs, nodes, current=None):
     """
     current = current or {}
     active = {n: w for n, w in nodes.items() if w > 0}
-    jobs = sorted(jobs)
+    names = sorted(jobs)
     if not active:
-        return {j: None for j in jobs}
+        return {j: None for j in names}
     total = sum(active.values())
-    cap = {n: math.ceil(len(jobs) * w / total) for n, w in active.items()}
+    cap = {n: math.ceil(len(names) * w / total) for n, w in active.items()}
     used = {n: 0 for n in active}
-    res = {}
-    for j in jobs:  # stay where you are, within capacity
+    res: dict[str, str | None] = {}
+    for j in names:  # stay where you are, within capacity
         n = current.get(j)
-        if n in active and used[n] < cap[n]:
+        if n is not None and n in active and used[n] < cap[n]:
             res[j] = n
             used[n] += 1
-    nodes = tuple(sorted(active.items()))
-    for j in jobs:
+    ranked = tuple(sorted(active.items()))
+    for j in names:
         if j in res:
             continue
-        for n in _preference(j, nodes):
+        for n in _preference(j, ranked):
             if used[n] < cap[n]:
                 res[j] = n
                 used[n] += 1

@@ -9,30 +9,36 @@ jobs at once), stops its jobs and records that in their state entries.
 
 import logging
 import signal
+from collections.abc import Mapping
+from typing import Any
 
 import anyio
+import anyio.abc
 
+from distkv_ext.code import CodeRoot
 from distkv_ext.codekit.core.errors import BadArguments, ServerUnreachable
 
+from ._config import RunnerConfig
 from ._group import NameClash
 from ._layout import runner_subpath
-from ._root import AllRunnerRoot, AnyRunnerRoot, SingleRunnerRoot
+from ._root import AllRunnerRoot, AnyRunnerRoot, SingleRunnerRoot, _RunnerRoot
 from ._sdnotify import notify, watchdog_interval
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["run_daemon", "KINDS"]
 
-KINDS = {"any": AnyRunnerRoot, "all": AllRunnerRoot, "single": SingleRunnerRoot}
+#: runner kind -> its root class
+KINDS: dict[str, type[_RunnerRoot]] = {"any": AnyRunnerRoot, "all": AllRunnerRoot, "single": SingleRunnerRoot}
 
 
-async def _watchdog(interval):
+async def _watchdog(interval: float) -> None:
     while True:
         notify("WATCHDOG=1")
         await anyio.sleep(interval)
 
 
-async def _die_with_the_connection(root):
+async def _die_with_the_connection(root: _RunnerRoot) -> None:
     """The daemon cannot work without its server: leave (exit status 5),
     so that systemd restarts it, rather than hang."""
     await root.lost_event.wait()
@@ -43,14 +49,25 @@ async def _die_with_the_connection(root):
     raise ServerUnreachable(f"lost the connection to the DistKV server: {root.lost!r}")
 
 
-async def run_daemon(client, kind, group, *, node=None, cfg=None, task_status=anyio.TASK_STATUS_IGNORED):
-    """Run the ``kind`` runner of ``group`` until SIGTERM/SIGINT.
+async def run_daemon(
+    client: Any,
+    kind: str,
+    group: Any,
+    *,
+    node: str | None = None,
+    cfg: Mapping[str, Any] | RunnerConfig | None = None,
+    task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED,
+) -> _RunnerRoot:
+    """Run the ``kind`` runner ("any", "all", "single") of ``group`` until
+    SIGTERM/SIGINT, then stop it cleanly; return the runner root.
 
     ``node``: for "single", the node whose jobs run here; else this
-    node's name in the group (default: the client's name).
+    node's name in the group (default: the client's name).  ``cfg``: a
+    `RunnerConfig`, or a mapping updating the ``runner:`` configuration.
+    ``task_status.started(root)`` once it runs.  Raises `BadArguments`
+    for a bad setting or when another runner of the group has our name,
+    `ServerUnreachable` when the connection to the server is lost.
     """
-    from distkv_ext.code import CodeRoot
-
     subpath = runner_subpath(kind, group, node)
     cr = await CodeRoot.as_handler(client)
     root = await KINDS[kind].as_handler(client, subpath=subpath, code=cr, node=node, cfg=cfg)

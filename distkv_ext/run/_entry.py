@@ -8,25 +8,30 @@ so an operator editing a job never races a runner on one entry.
 
 import functools
 import time
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import anyio
 from distkv.obj import AttrClientEntry
-from moat.util import NotGiven, Path
+from moat.util import NotGiven, P, Path
 
-__all__ = ["RunnerEntry", "StateEntry", "next_start", "retry_delay", "chain_covers"]
+__all__ = ["RunnerEntry", "StateEntry", "Schedule", "History", "next_start", "retry_delay", "chain_covers"]
+
+#: A job's path below its group (the entry's subpath)
+JobPath = tuple[Any, ...]
 
 
 class _JobEntry(AttrClientEntry):
     """A runner or state entry: knows its job's path and name."""
 
     @functools.cached_property
-    def job_path(self):
+    def job_path(self) -> JobPath:
         """This job's path below its group, as a tuple (an entry keeps its
         place in the tree for life, so this is computed once)."""
         return tuple(self.subpath)
 
     @functools.cached_property
-    def job_name(self):
+    def job_name(self) -> str:
         """This job's name within its group (for assignment and claims)."""
         return ".".join(str(x) for x in self.job_path)
 
@@ -50,43 +55,47 @@ class RunnerEntry(_JobEntry):
 
     ATTRS = "code data delay ok_after repeat backoff target max_delay max_tries info pin".split()
 
-    code = None
-    data = None
-    delay = 100
-    repeat = 0
-    target = 0
-    backoff = 1.1
-    ok_after = 0
-    max_delay = 0
-    max_tries = 0
-    info = None
-    pin = None
+    # The stored fields, as written by anyone: their types are what a good
+    # entry holds, not checked (the scheduler reports an entry whose fields
+    # make it fail as unusable).
+    code: Any = None
+    data: Any = None
+    delay: float = 100
+    repeat: float = 0
+    target: float = 0
+    backoff: float = 1.1
+    ok_after: float = 0
+    max_delay: float = 0
+    max_tries: int = 0
+    info: str | None = None
+    pin: str | None = None
 
     @property
-    def state(self):
+    def state(self) -> "StateEntry":
         """The `StateEntry` of this job (created locally if missing)."""
-        return self.root.state_for(self.job_path)
+        st: StateEntry = self.root.state_for(self.job_path)
+        return st
 
     @property
-    def code_path(self):
+    def code_path(self) -> Path | None:
+        """The path of the procedure; None if none is set.  Raises
+        TypeError or ValueError for a ``code`` that is no path."""
         c = self.code
         if c is None:
             return None
         if isinstance(c, str):
-            from moat.util import P
-
             return P(c)
         return Path.build(c)
 
-    async def run_at(self, t):
-        """Start this job at time ``t`` (Unix seconds)."""
+    async def run_at(self, t: float) -> None:
+        """Start this job at time ``t`` (Unix seconds): set its target, save it."""
         self.target = t
         await self.save()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<{type(self).__name__} {Path.build(self.job_path)} -> {self.code}>"
 
-    async def set_value(self, value):
+    async def set_value(self, value: Any) -> None:
         # no equality check: a local save() has set the value already
         if value is not NotGiven and not isinstance(value, dict):
             # not a runner entry (written behind our back): no fields, no job
@@ -96,7 +105,7 @@ class RunnerEntry(_JobEntry):
             await super().set_value(value)
         self.root.entry_changed(self)
 
-    async def update(self, value, **kw):
+    async def update(self, value: Any, **kw: Any) -> Any:
         res = await super().update(value, **kw)
         self.root.entry_changed(self)
         return res
@@ -122,29 +131,31 @@ class StateEntry(_JobEntry):
 
     ATTRS = "started stopped pinged computed reason result node backoff last_node runs error resume".split()
 
-    started = 0
-    stopped = 0
-    pinged = 0
-    node = None
-    last_node = None
-    result = NotGiven
-    backoff = 0
-    computed = 0
-    reason = ""
-    runs = 0
-    error = None
-    resume = False
+    started: float = 0
+    stopped: float = 0
+    pinged: float = 0
+    node: str | None = None
+    last_node: str | None = None
+    result: Any = NotGiven
+    backoff: int = 0
+    computed: float = 0
+    reason: str = ""
+    runs: int = 0
+    error: str | None = None
+    resume: bool = False
 
-    _written = None  # chain of our last write, until the mirror has seen it
+    chain: Any  # DistKV's: the change chain of the value we have
+    _written: Any = None  # chain of our last write, until the mirror has seen it
     _written_at = 0.0
-    _deferred = None  # (value, chain) held back as a possible late echo
+    _deferred: tuple[Any, Any] | None = None  # (value, chain) held back as a possible late echo
 
     #: seconds after our own write during which an update that does not
     #: include it counts as a late echo of an older one (ignored); later,
     #: it is the servers' verdict on a conflict (a partition healed) and wins
     ECHO_WINDOW = 2.0
 
-    async def save(self, wait=False):
+    async def save(self, wait: bool = False) -> Any:
+        """Write the state; what we wrote stays, whatever echo arrives meanwhile."""
         value = self.get_value()
         res = await super().save(wait=wait)
         self._written = self.chain
@@ -155,7 +166,7 @@ class StateEntry(_JobEntry):
         await AttrClientEntry.set_value(self, value)
         return res
 
-    async def set_value(self, value):
+    async def set_value(self, value: Any) -> None:
         incoming = self.chain
         if self._written is not None and value is not NotGiven:
             recent = time.monotonic() - self._written_at < self.ECHO_WINDOW
@@ -174,7 +185,7 @@ class StateEntry(_JobEntry):
         await super().set_value(value)
         self.root.state_changed(self, old_node)
 
-    async def _apply_deferred(self):
+    async def _apply_deferred(self) -> None:
         await anyio.sleep(max(0.0, self._written_at + self.ECHO_WINDOW - time.monotonic()))
         pending, self._deferred = self._deferred, None
         if pending is not None:  # nothing newer came meanwhile
@@ -183,7 +194,7 @@ class StateEntry(_JobEntry):
             await self.set_value(value)
 
 
-def chain_covers(new, old):
+def chain_covers(new: Mapping[str, Any] | None, old: Mapping[str, Any] | None) -> bool:
     """Is the change chain ``new`` the same as or later than ``old``?
 
     Walks ``new``'s ``prev`` links for ``old``'s server; if that server is
@@ -194,15 +205,44 @@ def chain_covers(new, old):
     if new is None:
         return False
     node, tick = old.get("node"), old.get("tick", 0)
-    c = new
+    c: Mapping[str, Any] | None = new
     while c is not None:
         if c.get("node") == node:
-            return c.get("tick", 0) >= tick
+            return bool(c.get("tick", 0) >= tick)
         c = c.get("prev")
     return True
 
 
-def retry_delay(entry, n_errors):
+class Schedule(Protocol):
+    """The fields of a runner entry that say when it starts (`RunnerEntry`,
+    or a stand-in for a stored value)."""
+
+    value: Any
+    code: Any
+    target: Any
+    repeat: Any
+    delay: Any
+    backoff: Any
+    max_delay: Any
+    max_tries: Any
+
+    @property
+    def job_name(self) -> str:
+        """The job's name within its group."""
+
+
+class History(Protocol):
+    """The fields of a state entry that say when its job starts next."""
+
+    node: Any
+    started: Any
+    stopped: Any
+    resume: Any
+    reason: Any
+    backoff: Any
+
+
+def retry_delay(entry: Schedule, n_errors: int) -> float:
     """Seconds to wait before retry number ``n_errors`` (>= 1)."""
     d = float(entry.delay or 0) * float(entry.backoff or 1) ** max(0, n_errors - 1)
     if entry.max_delay:
@@ -210,7 +250,7 @@ def retry_delay(entry, n_errors):
     return d
 
 
-def next_start(entry, state, now=None):
+def next_start(entry: Schedule, state: History, now: float | None = None) -> tuple[float | None, str]:
     """When the job should start next: ``(time, reason)``.
 
     ``time`` is None when it should not start at all (the reason says

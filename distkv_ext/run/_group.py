@@ -15,14 +15,22 @@ over (`Group.connected`).
 import logging
 import os
 import time
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
 
 import anyio
+import anyio.abc
 from distkv.actor import BrokenState, CompleteState, DetachedState, PartialState
 from distkv.exceptions import ServerClosedError, ServerConnectionError, ServerError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Group", "GroupMembers", "NameClash", "watch_connection"]
+__all__ = ["Group", "GroupMembers", "NameClash", "MsgType", "MSG_TYPES", "watch_connection"]
+
+#: The claim protocol's messages on the group channel: "claim" (I want to
+#: run these jobs) and "held" (I run them).  On the wire: ``{type: [job, ...]}``.
+MsgType = Literal["claim", "held"]
+MSG_TYPES: tuple[MsgType, ...] = ("claim", "held")
 
 _GONE = (
     anyio.EndOfStream,
@@ -34,7 +42,13 @@ _GONE = (
 )
 
 
-async def watch_connection(client, topic, on_lost, *, task_status=anyio.TASK_STATUS_IGNORED):
+async def watch_connection(
+    client: Any,
+    topic: tuple[str, ...],
+    on_lost: Callable[[BaseException], None],
+    *,
+    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
     """Call ``on_lost(exc)`` when the connection to the server is gone.
 
     For runners without a group (single-node runners): a group's heartbeat
@@ -47,7 +61,7 @@ async def watch_connection(client, topic, on_lost, *, task_status=anyio.TASK_STA
             task_status.started()
             async for _ in mon:
                 pass
-        exc = ServerClosedError("the server ended the connection")
+        exc: BaseException = ServerClosedError("the server ended the connection")
     except _GONE as e:
         exc = e
     logger.error("lost the DistKV server: %r", exc)
@@ -64,19 +78,19 @@ class GroupMembers:
     Attributes: ``nodes`` (sorted names), ``joined``, ``left``.
     """
 
-    def __init__(self, nodes, joined=(), left=()):
+    def __init__(self, nodes: Iterable[str], joined: Iterable[str] = (), left: Iterable[str] = ()) -> None:
         self.nodes = sorted(nodes)
         self.joined = sorted(joined)
         self.left = sorted(left)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<GroupMembers {self.nodes} +{self.joined} -{self.left}>"
 
 
 class _Member:
     __slots__ = ("seen", "weight", "load")
 
-    def __init__(self, seen, weight, load):
+    def __init__(self, seen: float, weight: float, load: Any) -> None:
         self.seen = seen
         self.weight = weight
         self.load = load
@@ -84,6 +98,14 @@ class _Member:
 
 class Group:
     """Heartbeat membership of one runner group.
+
+    ``await tg.start(group.run)`` sends this node's heartbeats and hears
+    the others' until cancelled (or the server is gone: then ``on_lost``);
+    meanwhile `live` (who is there, with weights), `connected` (our own
+    heartbeats come back), `ready`, `state_event` and `changes` describe
+    the group, and ``on_change`` is called when they change.  `send_claim`
+    sends the claim protocol's messages; `leave` says goodbye.  Raises
+    ValueError if ``timeout`` is less than twice ``ping``.
 
     Args:
       client: the DistKV client
@@ -94,26 +116,27 @@ class Group:
       timeout: seconds of silence after which a node is gone
       on_change: called (sync) after the live set or connectivity changed
       load: callable returning this node's number of running jobs
-      on_claim: called (sync) as ``on_claim(kind, job, node)`` for the
-        claim protocol's messages of other nodes (kind "claim" or "held")
+      on_claim: called (sync) as ``on_claim(msg_type, job, node)`` for the
+        claim protocol's messages of other nodes (`MsgType`: "claim" or
+        "held"); None: they are ignored
       on_lost: called (sync) with the exception when the connection to the
         server is gone; `run` then returns
     """
 
     def __init__(
         self,
-        client,
-        topic,
-        name,
+        client: Any,
+        topic: Iterable[str],
+        name: str,
         *,
-        weight=1.0,
-        ping=0.5,
-        timeout=2.0,
-        on_change=None,
-        load=None,
-        on_claim=None,
-        on_lost=None,
-    ):
+        weight: float = 1.0,
+        ping: float = 0.5,
+        timeout: float = 2.0,
+        on_change: Callable[[], None] | None = None,
+        load: Callable[[], int] | None = None,
+        on_claim: Callable[[MsgType, str, str], None] | None = None,
+        on_lost: Callable[[BaseException], None] | None = None,
+    ) -> None:
         if timeout < 2 * ping:
             raise ValueError(f"timeout ({timeout}) must be at least twice ping ({ping})")
         self.client = client
@@ -122,36 +145,38 @@ class Group:
         self.weight = float(weight)
         self.ping = float(ping)
         self.timeout = float(timeout)
-        self.on_change = on_change or (lambda: None)
-        self.load = load or (lambda: 0)
-        self.on_claim = on_claim or (lambda kind, job, node: None)
-        self.on_lost = on_lost or (lambda exc: None)
-        self.members = {}  # others: name -> _Member
-        self.known = set()  # every node seen since we started
-        self._echo = None  # when we sent the newest of our heartbeats that came back (monotonic)
-        self._start = None
-        self._mon_scope = None  # the cancel scope of the current group subscription
-        self._subscribed = None  # monotonic time of the last (re)subscription
+        self.on_change: Callable[[], None] = on_change or (lambda: None)
+        self.load: Callable[[], int] = load or (lambda: 0)
+        self.on_claim: Callable[[MsgType, str, str], None] = on_claim or (lambda msg_type, job, node: None)
+        self.on_lost: Callable[[BaseException], None] = on_lost or (lambda exc: None)
+        self.members: dict[str, _Member] = {}  # others: name -> _Member
+        self.known: set[str] = set()  # every node seen since we started
+        self._echo: float | None = None  # when we sent the newest of our heartbeats that came back (monotonic)
+        self._start: float | None = None
+        self._mon_scope: anyio.CancelScope | None = None  # the cancel scope of the current group subscription
+        self._subscribed: float | None = None  # monotonic time of the last (re)subscription
         self._live = frozenset([name])
         self._connected = False
         self._stopping = False
         self._was_ready = False
-        self._outbox = {}
+        self._outbox: dict[MsgType, set[str]] = {}
         self._outbox_evt = anyio.Event()
+        #: the last change of the live members (an ``_info`` event)
+        self.changes = GroupMembers(self._live)
         self.instance = os.urandom(6).hex()  # tells our echo from a namesake
         self.since = time.time()
 
     # --- state ---
 
     @property
-    def ready(self):
+    def ready(self) -> bool:
         """True once we have listened for ``timeout`` seconds, so the live
         set is complete (before that, a node we have not heard yet is not
         necessarily gone)."""
         return self._start is not None and time.monotonic() - self._start >= self.timeout
 
     @property
-    def connected(self):
+    def connected(self) -> bool:
         """Our own heartbeats come back (we can reach the group): one sent
         less than 0.75 timeout ago has come back.  Judged by when it was
         *sent*, so that after this process stalls (sync code blocking the
@@ -159,16 +184,17 @@ class Group:
         stall returns, behind every message that queued up meanwhile."""
         return self._echo is not None and time.monotonic() - self._echo < self.timeout * 0.75
 
-    def live(self):
+    def live(self) -> dict[str, float]:
         """{name: weight} of the live members, this node included."""
         res = {n: m.weight for n, m in self.members.items() if n in self._live}
         res[self.name] = 0.0 if self._stopping else self.weight
         return res
 
-    def is_live(self, name):
+    def is_live(self, name: str) -> bool:
+        """Is ``name`` a live member (this node always is)?"""
         return name == self.name or name in self._live
 
-    def state_event(self):
+    def state_event(self) -> Any:
         """This node's view of the group as a DistKV actor state event
         (`BrokenState`: cut off, `DetachedState`: alone, `PartialState`:
         some known members missing, `CompleteState`: all there)."""
@@ -183,7 +209,7 @@ class Group:
 
     # --- running ---
 
-    async def run(self, *, task_status=anyio.TASK_STATUS_IGNORED):
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Send and receive heartbeats until cancelled.
 
         If the server drops our subscription (it does when we fall more than
@@ -221,7 +247,7 @@ class Group:
                     self.on_lost(exc)
                     return
 
-    async def leave(self):
+    async def leave(self) -> None:
         """Tell the group that we stop (the others take over at once)."""
         self._stopping = True
         try:
@@ -230,23 +256,23 @@ class Group:
         except Exception as exc:
             logger.debug("could not send leave: %r", exc)
 
-    def send_claim(self, kind, job):
-        """Queue ``{kind: [job, ...]}`` ("claim": I want to run it; "held": I
-        run it) for the group; queued claims go out together, so that a
-        thousand jobs due at once cost a few messages, not a thousand."""
-        self._outbox.setdefault(kind, set()).add(job)
+    def send_claim(self, msg_type: MsgType, job: str) -> None:
+        """Queue ``{msg_type: [job, ...]}`` ("claim": I want to run it;
+        "held": I run it) for the group; queued claims go out together, so
+        that a thousand jobs due at once cost a few messages, not a thousand."""
+        self._outbox.setdefault(msg_type, set()).add(job)
         self._outbox_evt.set()
 
-    async def _flusher(self):
+    async def _flusher(self) -> None:
         while True:
             await self._outbox_evt.wait()
             await anyio.sleep(0.005)  # gather what this scan wants to claim
             self._outbox_evt = anyio.Event()
             box, self._outbox = self._outbox, {}
-            for kind, jobs in box.items():
-                await self._send({"node": self.name, kind: sorted(jobs)}, kind)
+            for msg_type, jobs in box.items():
+                await self._send({"node": self.name, msg_type: sorted(jobs)}, msg_type)
 
-    async def _sender(self):
+    async def _sender(self) -> None:
         seq = 0
         while True:
             seq += 1
@@ -262,7 +288,7 @@ class Group:
             await self._send(msg, "heartbeat")
             await anyio.sleep(self.ping)
 
-    async def _send(self, msg, what):
+    async def _send(self, msg: dict[str, Any], what: str) -> None:
         """Send ``msg`` to the group.  Waits for the server's answer at
         most ``timeout`` seconds: a server that cannot pass it on (its
         broker is gone) must not stop our heartbeats for good."""
@@ -274,7 +300,7 @@ class Group:
         except Exception as exc:
             logger.warning("%s: %s not sent: %r", self.name, what, exc)
 
-    def _heard(self, data):
+    def _heard(self, data: dict[str, Any]) -> None:
         node = data.get("node")
         if not isinstance(node, str):
             return
@@ -299,12 +325,12 @@ class Group:
             self.members.pop(node, None)
             self._update()
             return
-        for kind in ("claim", "held"):
-            if kind in data:
-                jobs = data[kind]
+        for msg_type in MSG_TYPES:
+            if msg_type in data:
+                jobs = data[msg_type]
                 # DistKV's codec turns lists into tuples
                 for job in [jobs] if isinstance(jobs, str) else jobs if isinstance(jobs, (list, tuple)) else ():
-                    self.on_claim(kind, str(job), node)
+                    self.on_claim(msg_type, str(job), node)
                 if node in self.members:
                     self.members[node].seen = now
                 return
@@ -317,30 +343,30 @@ class Group:
         if node not in self._live:
             self._update()
 
-    async def _expirer(self):
+    async def _expirer(self) -> None:
         while True:
             await anyio.sleep(self.ping / 2)
             self._update()
             self._check_subscription()
 
-    def _check_subscription(self):
+    def _check_subscription(self) -> None:
         """Subscribe again when our own heartbeats have not come back for
         twice the timeout: after the MQTT broker restarts, DistKV 0.65's
         server reconnects to it with a clean session, so the subscription
         behind our monitor is gone while the connection looks fine; a new
         ``msg_monitor`` subscribes afresh."""
         now = time.monotonic()
-        heard = max(self._echo or self._start, self._subscribed or 0)
+        heard = max(self._echo or self._start or 0.0, self._subscribed or 0.0)
         if self._mon_scope is not None and now - heard > 2 * self.timeout:
             self._subscribed = now
             self._mon_scope.cancel()
 
-    def _update(self):
+    def _update(self) -> None:
         now = time.monotonic()
-        live = {n for n, m in self.members.items() if now - m.seen < self.timeout}
-        live.add(self.name)
+        heard = {n for n, m in self.members.items() if now - m.seen < self.timeout}
+        heard.add(self.name)
         connected = self.connected
-        live = frozenset(live)
+        live = frozenset(heard)
         ready = self.ready
         if live != self._live or connected != self._connected or ready != self._was_ready:
             self._was_ready = ready

@@ -10,12 +10,16 @@ import logging
 import math
 import time
 import traceback
+from typing import Any
 
 import anyio
 from moat.util import P, Path, Queue, combine_dict
 
 from distkv_ext.codekit.core.digest import content_hash as code_hash
 from distkv_ext.codekit.core.errors import CodeError
+
+from ._entry import RunnerEntry
+from ._host import JobHost
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +43,14 @@ class Outcome:
     runner found before starting, like missing code).
     """
 
-    def __init__(self, ok, result=None, error=None, exc=None, started=None):
+    def __init__(
+        self,
+        ok: bool,
+        result: Any = None,
+        error: str | None = None,
+        exc: BaseException | None = None,
+        started: float | None = None,
+    ) -> None:
         self.ok = ok
         self.result = result
         self.error = error
@@ -59,33 +70,35 @@ class JobContext:
       async code).
     """
 
-    def __init__(self, runner, entry):
+    def __init__(self, runner: JobHost, entry: RunnerEntry) -> None:
         self._runner = runner
         self._entry = entry
         self.info = Queue(QLEN)
         self.dropped = 0
         self.healthy = False
-        self.returned = None  # the Outcome, once the code has ended
+        self.returned: Outcome | None = None  # the Outcome, once the code has ended
 
-    def send_event(self, evt):
+    def send_event(self, evt: Any) -> None:
         """Queue an event for the job; drop it if the queue is full."""
         try:
             self.info.put_nowait(evt)
         except anyio.WouldBlock:
             self.dropped += 1
 
-    async def setup_done(self):
+    async def setup_done(self) -> None:
+        """The job is set up: reset its error count, resolve its error (once)."""
         if self.healthy:
             return
         self.healthy = True
         await self._runner.job_healthy(self._entry)
 
-    async def error(self, message, **data):
+    async def error(self, message: str, **data: Any) -> None:
+        """Record an error for this job (with ``data``); raises `ErrorRecorded`."""
         await self._runner.record_job_error(self._entry, message=message, data=data)
         raise ErrorRecorded(message)
 
 
-def _serializable(value, depth=0):
+def _serializable(value: Any, depth: int = 0) -> bool:
     """Is ``value`` something DistKV can store (msgpack-able plain data)?"""
     if depth > 50:
         return False
@@ -100,12 +113,13 @@ def _serializable(value, depth=0):
     return False
 
 
-def one_line(exc):
+def one_line(exc: BaseException) -> str:
+    """``Type: message``, its first line."""
     text = f"{type(exc).__name__}: {exc}".strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-async def execute(runner, entry, ctx, *, on_ok_after=None):
+async def execute(runner: JobHost, entry: RunnerEntry, ctx: JobContext, *, on_ok_after: bool | None = None) -> Outcome:
     """Run ``entry``'s procedure once; return an `Outcome`.
 
     Globals of the code: ``_entry`` (the runner entry), ``_client``,
@@ -147,7 +161,7 @@ async def execute(runner, entry, ctx, *, on_ok_after=None):
         async with anyio.create_task_group() as tg:
             if entry.ok_after and entry.ok_after > 0 and on_ok_after is not None:
 
-                async def healthy_after(t):
+                async def healthy_after(t: float) -> None:
                     await anyio.sleep(t)
                     await ctx.setup_done()
 
@@ -173,10 +187,12 @@ async def execute(runner, entry, ctx, *, on_ok_after=None):
         return Outcome(
             False, error=str(err) if isinstance(err, ErrorRecorded) else one_line(err), exc=err, started=started
         )
+    if ctx.returned is None:  # cannot be: the code returned (above) or raised
+        raise RuntimeError(f"{entry} ended without an outcome")
     return ctx.returned
 
 
-def own_errors(exc):
+def own_errors(exc: BaseException) -> list[BaseException]:
     """The errors of the code itself in ``exc``: ``[exc]`` for an ordinary
     exception; the ordinary exceptions in a group (nested ones too),
     cancellations and interrupts left out; ``[]`` when there are none."""
@@ -185,7 +201,7 @@ def own_errors(exc):
     return [exc] if isinstance(exc, Exception) else []
 
 
-def result_outcome(res, started):
+def result_outcome(res: Any, started: float) -> Outcome:
     """The `Outcome` of code that returned ``res``."""
     if not _serializable(res):
         return Outcome(

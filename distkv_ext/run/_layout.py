@@ -12,6 +12,9 @@ The one place that knows DistKV 0.65's layout of runners:
   with the defaults of a new job (`NEW_JOB_DEFAULTS`).
 """
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 from distkv.default import CFG
 from moat.util import P, Path
 
@@ -33,11 +36,11 @@ __all__ = [
     "job_name",
 ]
 
-#: Where runner entries, their states and procedures are kept unless
-#: configured otherwise (DistKV's ``runner.prefix``, ``runner.state``,
-#: ``codes.prefix``).
+#: Where runner entries are kept unless configured (DistKV's ``runner.prefix``).
 RUN_PREFIX = CFG.runner.prefix
+#: Where their states are kept unless configured (DistKV's ``runner.state``).
 STATE_PREFIX = CFG.runner.state
+#: Where procedures are kept unless configured (DistKV's ``codes.prefix``).
 PROC_PREFIX = CFG.codes.prefix
 #: Where the jobs' output goes unless configured (``runner.output``).
 OUTPUT_PREFIX = P(":.distkv.output")
@@ -61,20 +64,23 @@ JOB_FIELDS = (
 )
 
 
-def _num(name, v, minimum=0):
+def _num(name: str, v: Any, minimum: float = 0) -> int | float | None:
     if v is None:
         return None
     try:
-        v = float(v)
+        f = float(v)
     except (TypeError, ValueError):
         raise InputRefused(f"{name} must be a number, not {v!r}") from None
-    if v < minimum:
-        raise InputRefused(f"{name} must be at least {minimum}, not {v:g}")
-    return int(v) if v == int(v) else v
+    if f < minimum:
+        raise InputRefused(f"{name} must be at least {minimum}, not {f:g}")
+    return int(f) if f == int(f) else f
 
 
-def job_value(fields):
-    """Check runner entry fields; return the dict to store (DistKV's layout)."""
+def job_value(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Check runner entry fields; return the dict to store (DistKV's layout).
+    Raises `InputRefused` for unknown fields, a missing procedure path, bad
+    numbers (negative; a ``backoff`` below 1), data that is no mapping,
+    ``info`` that is not one line."""
     unknown = set(fields) - set(JOB_FIELDS)
     if unknown:
         raise InputRefused(f"unknown job fields: {', '.join(sorted(unknown))}")
@@ -85,7 +91,7 @@ def job_value(fields):
     data = fields.get("data") or {}
     if not isinstance(data, dict):
         raise InputRefused("data must be a mapping of variable names to values")
-    value = {"code": code, "data": dict(data)}
+    value: dict[str, Any] = {"code": code, "data": dict(data)}
     for k in ("target", "repeat", "delay", "ok_after", "max_delay", "max_tries"):
         v = _num(k, fields.get(k))
         if v is not None:
@@ -106,15 +112,16 @@ def job_value(fields):
 NEW_JOB_DEFAULTS = {"delay": 10, "backoff": 2, "max_delay": 600}
 
 
-def job_name(path):
+def job_name(path: Iterable[Any]) -> str:
     """A job's name within its group (its path below the group, dotted):
     the key of assignments and claims."""
     return ".".join(str(x) for x in path)
 
 
-def runner_subpath(kind, group, node=None):
+def runner_subpath(kind: str, group: Any, node: Any = None) -> tuple[Any, ...]:
     """DistKV's subpath of a runner group: ``("any", GROUP)``,
-    ``("all", GROUP)`` or ``("at", NODE, GROUP)``."""
+    ``("all", GROUP)`` or ``("at", NODE, GROUP)``.  Raises ValueError for
+    an unknown kind, or a single-node runner without a node."""
     if kind == "any":
         return ("any", group)
     if kind == "all":
@@ -126,16 +133,18 @@ def runner_subpath(kind, group, node=None):
     raise ValueError(f"unknown runner kind {kind!r}")
 
 
-def split_job_path(path):
-    """``.distkv run`` subpath -> (kind, group, node, job path) or None."""
-    path = tuple(path)
-    if len(path) >= 3 and path[0] in ("any", "all"):
-        return path[0], path[1], None, Path.build(path[2:])
-    if len(path) >= 4 and path[0] == "at":
-        return "single", path[2], path[1], Path.build(path[3:])
+def split_job_path(path: Iterable[Any]) -> tuple[str, Any, Any, Path] | None:
+    """``.distkv run`` subpath -> (kind, group, node or None, job path);
+    None if it is no job's path."""
+    parts = tuple(path)
+    if len(parts) >= 3 and parts[0] in ("any", "all"):
+        return parts[0], parts[1], None, Path.build(parts[2:])
+    if len(parts) >= 4 and parts[0] == "at":
+        return "single", parts[2], parts[1], Path.build(parts[3:])
     return None
 
 
-def output_path(prefix, state_subpath, job, run):
-    """Where run number ``run`` of ``job`` keeps its output."""
+def output_path(prefix: Path, state_subpath: Iterable[Any], job: Iterable[Any], run: int) -> Path:
+    """Where run number ``run`` of ``job`` keeps its output: ``prefix`` +
+    the state subpath + the job's path + the run number (a string)."""
     return prefix + tuple(state_subpath) + tuple(job) + (str(run),)

@@ -1,13 +1,24 @@
 """One run of a job: claiming it, running it, recording how it ended.
 
-The claim protocol (see `_scheduler`): a node that wants to start an
-any-node job broadcasts a claim and waits ``settle`` seconds; a node that
-runs the job answers "held"; of two claimers the one with the higher
-rendezvous score wins.  Only the winner writes the job's state.
+The claim protocol, for runners whose policy ``claims`` (any-node jobs):
+a node that wants to start a job broadcasts a claim on the group's
+channel and waits ``settle`` seconds; a node that runs the job answers
+"held"; of two claimers the one with the higher rendezvous score wins
+(both compute the same).  Only the winner writes the job's state entry
+(``node``: itself).  This matters because DistKV resolves two
+simultaneous writes to one entry via different servers by keeping each
+server's own: a conditional write alone cannot arbitrate.
+
+While a job runs, a claim for it is answered with "held"; a "held" from a
+node with a better score for a job running here, or a state entry naming
+another node (`Scheduler.state_changed`), *fences* it: the run stops at
+once and writes nothing.  Where each run stands is its `Claim`
+(`_claim`); this module tells it what happened and asks it what to do.
 """
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 import anyio
 from distkv.exceptions import DistKVError
@@ -16,93 +27,86 @@ from distkv_ext.codekit.core.errors import CodeError
 
 from . import _output
 from ._assign import score
-from ._job import ErrorRecorded, JobContext, execute
+from ._claim import StopRequest
+from ._entry import RunnerEntry
+from ._group import MsgType
+from ._host import RunnerHost
+from ._index import JobIndex
+from ._job import ErrorRecorded, JobContext, Outcome, execute
 from ._layout import output_path
+from ._running import Running
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RunLifecycle", "Running"]
+__all__ = ["RunLifecycle"]
 
+_WRITE_ERRORS = (DistKVError, anyio.ClosedResourceError, anyio.BrokenResourceError)
 
-class Running:
-    """Book-keeping of one job that runs (or is being claimed) here."""
-
-    def __init__(self, entry):
-        self.entry = entry
-        self.scope = anyio.CancelScope()
-        self.ctx = None
-        self.claimed = False
-        self.holding = False
-        self.claiming = False
-        self.beaten = False
-        self.fenced = False
-        self.stop_reason = None
-        self.restart = False
-        self.delete_state = False
-        self.moved_since = None
-        self.done = anyio.Event()
-        self.code_entry = None
-        v = entry.value
-        self.started_value = dict(v) if isinstance(v, dict) else {}
-
-    def stop(self, reason, *, restart=False, delete_state=False):
-        """Cancel the run; ``restart``: resume it (here or elsewhere)."""
-        if self.stop_reason is None:
-            self.stop_reason = reason
-        self.restart = self.restart or restart
-        self.delete_state = self.delete_state or delete_state
-        self.scope.cancel()
+#: forget others' claims after this many settle times
+_RECENT_SETTLES = 4
 
 
 class RunLifecycle:
-    """Mixin of `Scheduler`: the claim protocol and the runs themselves.
+    """The runs of one `Scheduler`: the claim protocol and the runs themselves.
 
-    Expects ``self.root``, ``self.jobs``, ``self._by_key``, ``self._recent``,
-    ``self._stale``, ``self.trigger(path)``.
+    ``index``: the scheduler's `JobIndex` (to find the run a message
+    concerns); ``ended(run)``: called when a run is over.
     """
 
-    def claim_message(self, kind, job, node):
+    def __init__(self, root: RunnerHost, index: JobIndex, ended: Callable[[Running], None]) -> None:
+        self.root = root
+        self.index = index
+        self._ended = ended
+        self._recent: dict[str, tuple[str, float]] = {}  # job -> (node, when) of others' recent claims
+
+    # --- the claim protocol ---
+
+    def claim_message(self, msg_type: MsgType, job: str, node: str) -> None:
         """A "claim" or "held" message of another node (see the module doc)."""
         me = self.root.node
-        run = self._by_key.get(job)
-        if run is None or run.stop_reason is not None:
-            if kind == "claim":  # remember: we may want it ourselves soon
+        run = self.index.run_named(job)
+        if run is None or run.claim.stop_requested:
+            if msg_type == "claim":  # remember: we may want it ourselves soon
                 self._recent[job] = (node, time.monotonic())
             return
-        if run.claiming:
-            if kind == "held" or score(job, node) > score(job, me):
-                run.beaten = True
-        elif run.holding and not run.fenced:
-            if kind == "claim":
-                self.root.group.send_claim("held", job)
+        claim = run.claim
+        if claim.contested:
+            if msg_type == "held" or score(job, node) > score(job, me):
+                claim.beat()
+        elif claim.answers_claims:
+            group = self.root.group
+            if msg_type == "claim":
+                if group is not None:
+                    group.send_claim("held", job)
             elif score(job, node) > score(job, me):
                 # both run it (claims crossed unseen): the loser stops
                 logger.warning("%s: %s also runs %s: stopping it here", me, node, job)
-                run.fenced = True
-                run.stop(f"also running on {node}")
+                run.fence(f"also running on {node}")
 
-    async def _claim(self, entry, run, reason):
+    async def _claim(self, entry: RunnerEntry, run: Running, reason: str) -> bool:
+        """Claim the job and write its state naming us; True if we hold it."""
         root = self.root
-        state = entry.state
-        if root.KIND == "any":
-            run.claiming = True
+        cfg = root.config
+        claim = run.claim
+        group = root.group
+        if root.policy.claims and group is not None:
             job = entry.job_name
             other = self._recent.pop(job, None)
-            if other is not None and time.monotonic() - other[1] < 4 * root.rcfg["settle"]:
+            if other is not None and time.monotonic() - other[1] < _RECENT_SETTLES * cfg.settle:
                 if score(job, other[0]) > score(job, root.node):
-                    run.beaten = True  # its claim, still settling, wins
+                    claim.beat()  # its claim, still settling, wins
             if len(self._recent) > 1000:
-                cut = time.monotonic() - 4 * root.rcfg["settle"]
+                cut = time.monotonic() - _RECENT_SETTLES * cfg.settle
                 self._recent = {k: v for k, v in self._recent.items() if v[1] > cut}
-            try:
-                root.group.send_claim("claim", entry.job_name)
-                await anyio.sleep(root.rcfg["settle"])
-            finally:
-                run.claiming = False
-            if run.beaten or not root.group.connected:
+            group.send_claim("claim", job)
+            await anyio.sleep(cfg.settle)
+            claim.settled(connected=group.connected)
+            if not claim.may_write:
                 logger.info("%s: %s is claimed by another node", root.node, entry)
                 return False
-            run.holding = True  # from now on, answer claims with "held"
+        elif not claim.may_write:  # stopped before it began
+            return False
+        state = entry.state
         now = time.time()
         state.node = state.last_node = root.node
         state.started = state.pinged = now
@@ -112,16 +116,19 @@ class RunLifecycle:
         state.resume = False
         try:
             await state.save()
-        except (DistKVError, anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
+        except _WRITE_ERRORS as exc:
             logger.info("%s: could not claim %s: %r", root.node, entry, exc)
+            claim.write_failed()
             return False
-        run.claimed = True
+        claim.wrote()
         return True
 
-    async def _run_job(self, entry, run, reason):
+    # --- the run ---
+
+    async def run(self, entry: RunnerEntry, run: Running, reason: str) -> None:
+        """Claim the job, run it, record how it ended; `Running.stop` ends it."""
         root = self.root
-        key = entry.job_path
-        outcome = None
+        outcome: Outcome | None = None
         try:
             with run.scope:
                 if not await self._claim(entry, run, reason):
@@ -148,68 +155,69 @@ class RunLifecycle:
             with anyio.CancelScope(shield=True):
                 with anyio.move_on_after(5):
                     await self._finish(entry, run, outcome)
-                self.jobs.pop(key, None)
-                if self._by_key.get(entry.job_name) is run:
-                    del self._by_key[entry.job_name]
+                run.claim.release()
+                self._ended(run)
                 run.done.set()
-                self._stale = True  # the jobs held here changed
-                self.trigger(key)
 
-    def _output_of(self, entry):
+    def _output_of(
+        self, entry: RunnerEntry
+    ) -> tuple[_output.OutputBuffer, dict[str, object], Callable[[], Awaitable[None]]]:
         """(buffer, metadata, keeper coroutine function) for this run's output."""
         root = self.root
-        cfg = root.rcfg
+        cfg = root.config
         state = entry.state
         run_no = int(state.runs or 1)
         _output.install()
-        buf = _output.OutputBuffer(int(cfg["output_lines"]))
-        meta = {"node": root.node, "run": run_no, "started": state.started or time.time()}
+        buf = _output.OutputBuffer(cfg.output_lines)
+        meta: dict[str, object] = {"node": root.node, "run": run_no, "started": state.started or time.time()}
 
-        def path_of(n):
-            return output_path(cfg["output"], root.state_subpath, entry.subpath, n)
+        def path_of(n: int) -> object:
+            return output_path(cfg.output, root.state_subpath, entry.subpath, n)
 
-        async def keep():
+        async def keep() -> None:
             try:
                 await _output.keeper(root.client, path_of(run_no), buf, meta)
             finally:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(3):
-                    await _output.prune(root.client, path_of, int(cfg["output_runs"]), run_no)
+                    await _output.prune(root.client, path_of, cfg.output_runs, run_no)
 
         return buf, meta, keep
 
-    async def _watch_code(self, run):
+    async def _watch_code(self, run: Running) -> None:
         await run.code_entry.reload_event.wait()
         run.stop("code changed", restart=True)
 
-    async def _finish(self, entry, run, outcome):
+    async def _finish(self, entry: RunnerEntry, run: Running, outcome: Outcome | None) -> None:
         root = self.root
         state = entry.state
-        if run.fenced or not run.claimed or state.node != root.node:
+        claim = run.claim
+        if not claim.holds_state or state.node != root.node:
             return  # someone else holds it now: their state, not ours
-        if run.delete_state:
+        if claim.stop is not None and claim.stop.delete_state:
             try:
                 await state.delete()
-            except (DistKVError, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            except _WRITE_ERRORS:
                 pass
             return
         # first the awaits (error records), then change the attributes and
         # save at once: an echo arriving in between would undo the changes
-        stopped = outcome is None  # interrupted, not ended by the code
-        if stopped and run.stop_reason is None:  # our task was cancelled: shutdown
-            run.stop_reason, run.restart = "runner stopped", True
-        if not stopped and outcome is not None:
-            if outcome.ok:
-                await self._working(entry)
-            elif not isinstance(outcome.exc, ErrorRecorded):  # that one is recorded already
-                await root.record_job_error(entry, message=outcome.error, exc=outcome.exc)
+        stop: StopRequest | None = None
+        if outcome is None:  # interrupted, not ended by the code
+            if claim.stop is None:  # our task was cancelled: shutdown
+                claim.request_stop("runner stopped", restart=True)
+            stop = claim.stop
+        elif outcome.ok:
+            await self._working(entry)
+        elif not isinstance(outcome.exc, ErrorRecorded):  # that one is recorded already
+            await root.record_job_error(entry, message=outcome.error, exc=outcome.exc)
         if state.node != root.node:
             return
         state.node = None
         state.stopped = time.time()
         state.resume = False
-        if stopped:
-            state.reason = run.stop_reason
-            state.resume = run.restart
+        if stop is not None:
+            state.reason = stop.reason
+            state.resume = stop.restart
         elif outcome is not None and outcome.ok:
             state.result = outcome.result
             state.backoff = 0
@@ -222,23 +230,24 @@ class RunLifecycle:
             state.reason = "failed"
         try:
             await state.save()
-        except (DistKVError, anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
+        except _WRITE_ERRORS as exc:
             logger.warning("%s: could not save the state of %s: %r", root.node, entry, exc)
 
-    async def _working(self, entry):
+    async def _working(self, entry: RunnerEntry) -> None:
         try:
             await self.root.err.record_working("run", entry._path)
         except Exception as exc:
             logger.debug("record_working failed: %r", exc)
 
-    async def job_healthy(self, entry):
-        """The job said it is set up (or ran ``ok_after`` seconds)."""
+    async def job_healthy(self, entry: RunnerEntry) -> None:
+        """The job said it is set up (or ran ``ok_after`` seconds): reset
+        its error count, resolve its error."""
         state = entry.state
         if state.node == self.root.node and state.backoff:
             state.backoff = 0
             state.error = None
             try:
                 await state.save()
-            except (DistKVError, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            except _WRITE_ERRORS:
                 pass
         await self._working(entry)

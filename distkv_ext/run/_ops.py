@@ -1,6 +1,8 @@
 """One-shot operations on runner entries (what ``distkv client run`` calls)."""
 
 import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 from moat.util import NotGiven, Path
 
@@ -10,7 +12,8 @@ from distkv_ext.codekit.core.paths import as_path
 from distkv_ext.codekit.store.conn import server_errors
 from distkv_ext.codekit.store.entries import delete_entry, get_entry, list_entries, write_entry
 
-from ._entry import RunnerEntry, StateEntry, next_start
+from ._decision import Decision, Kind, decide
+from ._entry import RunnerEntry, StateEntry
 from ._layout import (
     JOB_FIELDS,
     OUTPUT_PREFIX,
@@ -21,6 +24,7 @@ from ._layout import (
     runner_subpath,
     split_job_path,
 )
+from ._policy import POLICIES
 
 __all__ = [
     "store_job",
@@ -36,18 +40,29 @@ __all__ = [
 ]
 
 
-def _fields(value):
+def _fields(value: Any) -> dict[str, Any] | None:
     return {k: value[k] for k in JOB_FIELDS if isinstance(value, dict) and k in value}
 
 
-async def store_job(client, kind, group, path, edit, *, node=None, prefix=RUN_PREFIX, proc_prefix=PROC_PREFIX):
+async def store_job(
+    client: Any,
+    kind: str,
+    group: Any,
+    path: Any,
+    edit: Callable[[dict[str, Any] | None], dict[str, Any]],
+    *,
+    node: Any = None,
+    prefix: Path = RUN_PREFIX,
+    proc_prefix: Path = PROC_PREFIX,
+) -> tuple[str, Any]:
     """Create or change the runner entry ``path`` of a group.
 
     ``edit(old)`` gets the current fields (None if there is no entry) and
     returns the new ones; ``pin=True`` pins the procedure's current hash.
     Refused: a procedure that is not stored (`NotFound`), required
     variables that neither the job's data nor the procedure's defaults
-    supply, bad numbers (`InputRefused`).  Returns (action, value).
+    supply, bad numbers (`InputRefused`).  Returns (action, value), the
+    action being "created", "updated" or "unchanged" (nothing written).
     """
     sub = Path.build(runner_subpath(kind, group, node))
     path = as_path(path, "job")
@@ -73,24 +88,33 @@ async def store_job(client, kind, group, path, edit, *, node=None, prefix=RUN_PR
     return ("created" if old_value is None else "updated"), value
 
 
-async def get_job(client, kind, group, path, *, node=None, prefix=RUN_PREFIX):
+async def get_job(
+    client: Any, kind: str, group: Any, path: Any, *, node: Any = None, prefix: Path = RUN_PREFIX
+) -> tuple[Any, Any]:
     """(value, chain) of a runner entry; `NotFound` if none."""
     sub = Path.build(runner_subpath(kind, group, node))
-    return await get_entry(client, prefix + sub, as_path(path, "job"), "job")
+    res: tuple[Any, Any] = await get_entry(client, prefix + sub, as_path(path, "job"), "job")
+    return res
 
 
-async def remove_job(client, kind, group, path, *, node=None, prefix=RUN_PREFIX):
-    """Delete a runner entry (its runner stops the job); return the value."""
+async def remove_job(
+    client: Any, kind: str, group: Any, path: Any, *, node: Any = None, prefix: Path = RUN_PREFIX
+) -> Any:
+    """Delete a runner entry (its runner stops the job); return the value
+    it had.  `NotFound` if there is none."""
     sub = Path.build(runner_subpath(kind, group, node))
     return await delete_entry(client, prefix + sub, as_path(path, "job"), "job")
 
 
-async def job_states(client, kind, group, path, *, node=None, prefix=STATE_PREFIX):
-    """{node or "": state value} of a job (all-node jobs: one per node)."""
+async def job_states(
+    client: Any, kind: str, group: Any, path: Any, *, node: Any = None, prefix: Path = STATE_PREFIX
+) -> dict[str, Any]:
+    """{node or "": state value} of a job (all-node jobs: one per node;
+    empty if it never ran)."""
     path = as_path(path, "job")
     sub = Path.build(runner_subpath(kind, group, node))
-    res = {}
-    if kind == "all":
+    res: dict[str, Any] = {}
+    if POLICIES[kind].state_per_member:
         async for p, v in list_entries(client, prefix + sub):
             if len(p) == len(path) + 1 and tuple(p[1:]) == tuple(path):
                 res[str(p[0])] = v
@@ -103,22 +127,29 @@ async def job_states(client, kind, group, path, *, node=None, prefix=STATE_PREFI
     return res
 
 
-async def all_states(client, *, prefix=STATE_PREFIX):
+async def all_states(client: Any, *, prefix: Path = STATE_PREFIX) -> dict[tuple[Any, ...], Any]:
     """Every stored job state: {state subpath (a tuple): value}, for `states_of`."""
     return {tuple(p): v async for p, v in list_entries(client, prefix)}
 
 
-def states_of(states, kind, group, node, path):
+def states_of(states: Mapping[tuple[Any, ...], Any], kind: str, group: Any, node: Any, path: Any) -> dict[str, Any]:
     """{node or "": state} of one job, picked from `all_states`' result
     (all-node jobs have one state per node)."""
     sub = runner_subpath(kind, group, node)
     job = tuple(path)
-    if kind == "all":
+    if POLICIES[kind].state_per_member:
         return {str(k[len(sub)]): s for k, s in states.items() if k[: len(sub)] == sub and k[len(sub) + 1 :] == job}
     return {"": states[sub + job]} if sub + job in states else {}
 
 
-async def list_jobs(client, group=None, *, prefix=RUN_PREFIX, state_prefix=STATE_PREFIX, output_prefix=None):
+async def list_jobs(
+    client: Any,
+    group: Any = None,
+    *,
+    prefix: Path = RUN_PREFIX,
+    state_prefix: Path = STATE_PREFIX,
+    output_prefix: Path | None = None,
+) -> AsyncIterator[dict[str, Any]]:
     """Every runner entry (of ``group``, if given) with its state(s).
 
     Yields dicts: kind, group, node (single-node jobs), path, value,
@@ -126,7 +157,7 @@ async def list_jobs(client, group=None, *, prefix=RUN_PREFIX, state_prefix=STATE
     the latest run, if ``output_prefix`` is given).
     """
     states = await all_states(client, prefix=state_prefix)
-    last = {}  # run subpath (without the run number) -> (started, line)
+    last: dict[tuple[Any, ...], tuple[Any, Any]] = {}  # run subpath (without the run number) -> (started, line)
     if output_prefix is not None:
         async for p, v in list_entries(client, output_prefix):
             if isinstance(v, dict) and v.get("lines"):
@@ -142,7 +173,7 @@ async def list_jobs(client, group=None, *, prefix=RUN_PREFIX, state_prefix=STATE
             continue
         sub = runner_subpath(kind, grp, node)
         st = states_of(states, kind, grp, node, job)
-        if kind == "all":
+        if POLICIES[kind].state_per_member:
             lines = [last[k] for k in last if k[: len(sub)] == sub and k[len(sub) + 1 :] == tuple(job)]
         else:
             lines = [last[sub + tuple(job)]] if sub + tuple(job) in last else []
@@ -151,22 +182,31 @@ async def list_jobs(client, group=None, *, prefix=RUN_PREFIX, state_prefix=STATE
 
 
 class _Shim:
-    """Stand-in for a mirror entry, so that `next_start` can judge a
-    stored value without a running handler."""
+    """Stand-in for a mirror entry, so that `decide` can judge a stored
+    value without a running handler: the fields of ``cls`` (its ATTRS)
+    from ``value``, else the class's defaults."""
 
-    def __init__(self, cls, value):
+    def __init__(self, cls: type[RunnerEntry] | type[StateEntry], value: Any) -> None:
         self.value = value if value is not None else NotGiven
         for k in cls.ATTRS:
             setattr(self, k, value.get(k, getattr(cls, k)) if isinstance(value, dict) else getattr(cls, k))
 
+    def __getattr__(self, name: str) -> Any:
+        # only for the type checker: the fields are set above, per class
+        raise AttributeError(name)
 
-def explain_job(value, state, now=None):
-    """Why the job runs or not, as a dict (see ``distkv client run why``)."""
+
+def explain_job(value: Any, state: Any, now: float | None = None) -> dict[str, Any]:
+    """Why the job runs or not, as a dict (see ``distkv client run why``):
+    the state's facts (running_on, last_node, started, stopped, runs,
+    errors_in_a_row, last_error, result, runner_says), the ``verdict`` in
+    words and, if it starts later, ``next_start``.  ``value``: the runner
+    entry's stored value (None: deleted); ``state``: its state's (or None)."""
     now = time.time() if now is None else now
     entry = _Shim(RunnerEntry, value)
     st = _Shim(StateEntry, state or {})
-    when, reason = next_start(entry, st, now)
-    res = {
+    d = decide(entry, st, now)
+    res: dict[str, Any] = {
         "running_on": st.node,
         "last_node": st.last_node,
         "started": st.started or None,
@@ -177,36 +217,44 @@ def explain_job(value, state, now=None):
         "result": None if st.result is NotGiven else st.result,
         "runner_says": st.reason or None,
     }
-    if st.node:
-        res["verdict"] = f"running on {st.node} since {_ago(now, st.started)}"
-    elif when is None:
-        res["verdict"] = f"not scheduled: {reason}"
-    elif when <= now:
-        res["verdict"] = f"due now ({reason}); a runner of the group starts it"
-    else:
-        res["verdict"] = f"starts in {when - now:.0f} s ({reason})"
-        res["next_start"] = when
+    res["verdict"] = verdict(d, now)
+    if d.kind is Kind.WAITING:
+        res["next_start"] = d.at
     return res
 
 
-def _ago(now, t):
+def verdict(d: Decision, now: float) -> str:
+    """A `decide` verdict made without a group view, in words (``run why``)."""
+    if d.kind is Kind.HELD_BY and d.node:
+        return f"running on {d.node} since {_ago(now, d.at)}"
+    if d.kind is Kind.RUN_HERE:
+        return f"due now ({d.reason}); a runner of the group starts it"
+    if d.kind is Kind.WAITING and d.at is not None:
+        return f"starts in {d.at - now:.0f} s ({d.reason})"
+    # NOT_SCHEDULED; a state naming no usable node ("running on " + "")
+    return f"not scheduled: {d.reason}"
+
+
+def _ago(now: float, t: float | None) -> str:
     if not t:
         return "?"
     return f"{now - t:.0f} s"
 
 
-def _job_output_root(kind, group, node=None):
+def _job_output_root(kind: str, group: Any, node: Any = None) -> Path:
     sub = runner_subpath(kind, group, node)
     return Path.build(sub)
 
 
-async def job_output(client, kind, group, path, *, node=None, prefix=OUTPUT_PREFIX):
+async def job_output(
+    client: Any, kind: str, group: Any, path: Any, *, node: Any = None, prefix: Path = OUTPUT_PREFIX
+) -> list[dict[str, Any]]:
     """The stored output of a job's runs, oldest first: dicts with node,
     run, started, stopped, ok, error, lines ([time, stream, text]), dropped."""
     path = as_path(path, "job")
     base = prefix + _job_output_root(kind, group, node)
-    res = []
-    if kind == "all":
+    res: list[dict[str, Any]] = []
+    if POLICIES[kind].state_per_member:
         async for p, v in list_entries(client, base):
             if len(p) == len(path) + 2 and tuple(p[1:-1]) == tuple(path) and isinstance(v, dict):
                 res.append(v)
@@ -218,12 +266,14 @@ async def job_output(client, kind, group, path, *, node=None, prefix=OUTPUT_PREF
     return res
 
 
-async def follow_output(client, kind, group, path, *, node=None, prefix=OUTPUT_PREFIX):
+async def follow_output(
+    client: Any, kind: str, group: Any, path: Any, *, node: Any = None, prefix: Path = OUTPUT_PREFIX
+) -> AsyncIterator[tuple[dict[str, Any], list[Any]]]:
     """Yield ``(run output dict, new lines)`` as a job's output grows,
     starting with what is stored; runs forever (cancel it)."""
     path = as_path(path, "job")
     base = prefix + _job_output_root(kind, group, node)
-    seen = {}
+    seen: dict[tuple[Any, Any], int] = {}
     async with server_errors():
         async with client.watch(base, fetch=True, long_path=True) as w:
             async for msg in w:
@@ -234,7 +284,7 @@ async def follow_output(client, kind, group, path, *, node=None, prefix=OUTPUT_P
                 p = tuple(p)
                 if p[: len(base)] == tuple(base):  # watch paths are absolute
                     p = p[len(base) :]
-                job = tuple(p[1:-1]) if kind == "all" else tuple(p[:-1])
+                job = tuple(p[1:-1]) if POLICIES[kind].state_per_member else tuple(p[:-1])
                 if job != tuple(path):
                     continue
                 key = (v.get("node"), v.get("run"))

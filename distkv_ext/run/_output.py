@@ -21,29 +21,33 @@ import contextvars
 import logging
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
 
 import anyio
 import trio
 
 __all__ = ["OutputBuffer", "install", "capture", "keeper", "prune"]
 
-_current = contextvars.ContextVar("distkv_code_job_output", default=None)
+_current: contextvars.ContextVar["OutputBuffer | None"] = contextvars.ContextVar("distkv_code_job_output", default=None)
 _installed = False
 
 
 class OutputBuffer:
     """The captured output of one run: at most ``max_lines`` lines."""
 
-    def __init__(self, max_lines=200):
+    def __init__(self, max_lines: int = 200) -> None:
         self.max_lines = max_lines
-        self.lines = []  # [time, stream, text]
+        self.lines: list[list[Any]] = []  # [time, stream, text]
         self.dropped = 0
-        self._partial = {}
+        self._partial: dict[str, str] = {}
         self.changed = anyio.Event()
         self.dirty = False
         self._token = trio.lowlevel.current_trio_token()
 
-    def write(self, stream, text):
+    def write(self, stream: str, text: str) -> None:
+        """Add ``text`` written to ``stream``; an unfinished line waits for its end."""
         text = self._partial.pop(stream, "") + text
         *done, rest = text.split("\n")
         if rest:
@@ -51,7 +55,8 @@ class OutputBuffer:
         for line in done:
             self.add(stream, line)
 
-    def add(self, stream, line):
+    def add(self, stream: str, line: str) -> None:
+        """Add one line (the oldest go beyond ``max_lines``)."""
         self.lines.append([time.time(), stream, line])
         if len(self.lines) > self.max_lines:
             n = len(self.lines) - self.max_lines
@@ -63,7 +68,8 @@ class OutputBuffer:
         except RuntimeError:  # a worker thread: wake the keeper via the loop
             self._token.run_sync_soon(self.changed.set)
 
-    def close(self):
+    def close(self) -> None:
+        """Add the unfinished lines."""
         for stream, rest in list(self._partial.items()):
             self.add(stream, rest)
         self._partial = {}
@@ -72,27 +78,27 @@ class OutputBuffer:
 class RoutedStream:
     """A ``sys.stdout``/``sys.stderr`` stand-in routing job output."""
 
-    def __init__(self, orig, name):
+    def __init__(self, orig: TextIO, name: str) -> None:
         self._orig = orig
         self._name = name
 
-    def write(self, text):
+    def write(self, text: str) -> int:
         buf = _current.get()
         if buf is None:
             return self._orig.write(text)
         buf.write(self._name, text)
         return len(text)
 
-    def flush(self):
+    def flush(self) -> None:
         if _current.get() is None:
             self._orig.flush()
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._orig, name)
 
 
 class _LogHandler(logging.Handler):
-    def emit(self, record):
+    def emit(self, record: logging.LogRecord) -> None:
         buf = _current.get()
         if buf is None:
             return
@@ -102,7 +108,7 @@ class _LogHandler(logging.Handler):
             self.handleError(record)
 
 
-def install():
+def install() -> None:
     """Install the stdout/stderr proxies and the log handler.
 
     Cheap when they are in place; called at every job start, since other
@@ -121,22 +127,18 @@ def install():
         _installed = True
 
 
-def capture(buf):
+@contextmanager
+def capture(buf: OutputBuffer) -> Iterator[OutputBuffer]:
     """Context manager: code in this context writes to ``buf``."""
-
-    class _Cap:
-        def __enter__(self):
-            self.token = _current.set(buf)
-            return buf
-
-        def __exit__(self, *exc):
-            _current.reset(self.token)
-            buf.close()
-
-    return _Cap()
+    token = _current.set(buf)
+    try:
+        yield buf
+    finally:
+        _current.reset(token)
+        buf.close()
 
 
-async def keeper(client, path, buf, meta, interval=1.0):
+async def keeper(client: Any, path: Any, buf: OutputBuffer, meta: dict[str, Any], interval: float = 1.0) -> None:
     """Write ``buf`` to ``path`` whenever it changed, at most every
     ``interval`` seconds, until cancelled (then once more, shielded)."""
     try:
@@ -150,7 +152,7 @@ async def keeper(client, path, buf, meta, interval=1.0):
             await _store(client, path, buf, meta)
 
 
-async def _store(client, path, buf, meta):
+async def _store(client: Any, path: Any, buf: OutputBuffer, meta: dict[str, Any]) -> None:
     if not buf.dirty and meta.get("stored"):
         return
     buf.dirty = False
@@ -163,7 +165,7 @@ async def _store(client, path, buf, meta):
         logging.getLogger(__name__).debug("could not store output at %s: %r", path, exc)
 
 
-async def prune(client, path_of, keep, current):
+async def prune(client: Any, path_of: Callable[[int], Any], keep: int, current: int) -> None:
     """Delete the output of the run that falls out of the last ``keep``
     (``path_of(run)`` is its path)."""
     old = current - keep

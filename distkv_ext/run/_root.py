@@ -2,94 +2,112 @@
 
 `AnyRunnerRoot` runs each job on one live node of the group,
 `SingleRunnerRoot` runs the jobs of one named node, `AllRunnerRoot` runs
-every job on every member.  The scheduling, claiming and stopping of
-jobs lives in `_scheduler.py`; this file holds the handler classes.
+every job on every member.  What differs between them is their
+`RunnerPolicy` (`_policy`); the scheduling, claiming and stopping of jobs
+lives in `_scheduler.py` and `_lifecycle.py`; this file holds the handler
+classes.
 """
 
 import logging
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar, Self
 
 import anyio
 from moat.util import Path, combine_dict
 
+from distkv_ext.code import CodeRoot
 from distkv_ext.codekit.store.conn import server_errors
+from distkv_ext.codekit.store.errtree import error_root
 from distkv_ext.codekit.store.resync import ResyncRoot
 
-from ._entry import RunnerEntry
+from ._config import RunnerConfig
+from ._entry import JobPath, RunnerEntry, StateEntry
 from ._group import Group, watch_connection
-from ._layout import OUTPUT_PREFIX
+from ._policy import ALL, ANY, SINGLE, RunnerPolicy
 from ._scheduler import Scheduler
 from ._state import StateRoot
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AnyRunnerRoot", "SingleRunnerRoot", "AllRunnerRoot", "RUNNER_DEFAULTS"]
-
-#: Our configuration keys below ``runner:``, beside DistKV's own (prefix,
-#: state, name, start_delay, ping, actor, sub), none of which we use for
-#: scheduling.
-RUNNER_DEFAULTS = {
-    "heartbeat": 0.5,  # seconds between heartbeats (DistKV's own 'ping' is unrelated)
-    "timeout": 2.0,  # a node silent this long is gone
-    "settle": 0.25,  # after claiming a job, wait this long, then check we still hold it
-    "rebalance": True,  # move running any-node jobs to a node that joins
-    "rebalance_delay": 2.0,  # ... once the new assignment has held this long
-    "weight": 1.0,  # this node's share of any-node jobs
-    "stop_timeout": 10.0,  # on stop, wait this long for jobs to end
-    "output": OUTPUT_PREFIX,  # where the jobs' output goes
-    "output_lines": 200,  # lines kept per run
-    "output_runs": 5,  # runs kept per job (and node)
-}
+__all__ = ["AnyRunnerRoot", "SingleRunnerRoot", "AllRunnerRoot"]
 
 
 class _RunnerRoot(ResyncRoot):
     """Common base: a mirror of runner entries plus a `Scheduler`."""
 
     CFG = "runner"
-    KIND = None
-    SUB = None
+    #: what this kind of runner does
+    POLICY: ClassVar[RunnerPolicy]
+    #: DistKV's name of the kind (its runner roots have it)
+    SUB: ClassVar[str | None] = None
 
-    def __init__(self, client, path, *, _subpath=(), code=None, node=None, group_cfg=None, **kw):
+    def __init__(
+        self,
+        client: Any,
+        path: Any,
+        *,
+        _subpath: Iterable[Any] = (),
+        code: Any = None,
+        node: str,
+        config: RunnerConfig | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(client, path, **kw)
         self._subpath = tuple(_subpath)
-        self.code = code
+        self._code = code
         self.node = node
-        self.err = None
-        self.state = None
-        self.group = None
+        self.config = config if config is not None else RunnerConfig()
+        self.err: Any = None
+        self.state: StateRoot | None = None
+        self.group: Group | None = None
         self.scheduler = Scheduler(self)
-        self.rcfg = combine_dict(group_cfg or {}, RUNNER_DEFAULTS)
         self.ready = False
-        self.lost = None  # the exception, once the server connection is gone
+        self.lost: BaseException | None = None  # the exception, once the server connection is gone
         self.lost_event = anyio.Event()
 
     @classmethod
-    def child_type(cls, name):
+    def child_type(cls, name: str) -> type[RunnerEntry]:
         return RunnerEntry
 
     @classmethod
-    def default_node(cls, client, subpath):
-        return client.client_name
-
-    @classmethod
-    async def as_handler(cls, client, subpath=(), cfg=None, code=None, node=None, name=None, **kw):
-        """Start the runner for the jobs below ``.distkv run`` + ``subpath``.
+    async def as_handler(
+        cls,
+        client: Any,
+        subpath: Iterable[Any] = (),
+        cfg: Mapping[str, Any] | RunnerConfig | None = None,
+        code: Any = None,
+        node: str | None = None,
+        name: str | None = None,
+        **kw: Any,
+    ) -> Self:
+        """Start the runner for the jobs below ``.distkv run`` + ``subpath``;
+        return it once its entries are loaded and its scheduler runs.
 
         ``subpath`` is DistKV's: ``("any", GROUP)`` for what ``run all -g
         GROUP`` serves, ``("all", GROUP)``, ``("at", NODE, GROUP)``; ``()``
         serves everything below the prefix.  ``code``: a `CodeRoot` to use
         (default: the client's).  ``node``: this node's name (default: the
         client's name, which is DistKV's choice; for a single-node runner:
-        the NODE of the subpath).  ``cfg`` updates the ``runner:``
-        configuration (see `RUNNER_DEFAULTS` for our keys).
+        the NODE of the subpath).  ``cfg``: a mapping that updates the
+        ``runner:`` configuration (DistKV's keys and ours, see
+        `RUNNER_DEFAULTS`), or a `RunnerConfig` (ours; DistKV's keys then
+        come from the client's configuration).  Raises `BadArguments` for
+        a bad setting, `ServerUnreachable` when the server cannot be reached.
         """
         subpath = tuple(subpath)
+        policy = cls.POLICY
         if node is None:
-            node = cls.default_node(client, subpath)
+            node = policy.default_node(client.client_name, subpath)
         if name is None:
-            name = str(Path("_distkv_code", client.name, "run", cls.KIND, node, *subpath))
-        rcfg = combine_dict(cfg or {}, client._cfg.get("runner", {}))
+            name = str(Path("_distkv_code", client.name, "run", policy.kind, node, *subpath))
+        base = client._cfg.get("runner", {})
+        if isinstance(cfg, RunnerConfig):
+            config, rcfg = cfg, combine_dict(base)
+        else:
+            rcfg = combine_dict(cfg or {}, base)
+            config = RunnerConfig.load(rcfg)
         async with server_errors():
-            root = await super().as_handler(
+            root: Self = await super().as_handler(
                 client,
                 cfg=rcfg,
                 subpath=subpath,
@@ -97,49 +115,61 @@ class _RunnerRoot(ResyncRoot):
                 _subpath=subpath,
                 code=code,
                 node=node,
-                group_cfg=rcfg,
+                config=config,
                 **kw,
             )
             await root.wait_loaded()
         return root
 
     @property
-    def name(self):
+    def policy(self) -> RunnerPolicy:
+        """What this kind of runner does (see `_policy`)."""
+        return self.POLICY
+
+    @property
+    def code(self) -> Any:
+        """The `CodeRoot` whose procedures this runner runs (once started)."""
+        if self._code is None:
+            raise RuntimeError("the runner has not started yet")
+        return self._code
+
+    @property
+    def name(self) -> str:
         """This node's name."""
         return self.node
 
     @property
-    def state_subpath(self):
-        return self._subpath
+    def state_subpath(self) -> tuple[Any, ...]:
+        """Where this runner's job states live, below DistKV's ``runner.state``."""
+        return self.POLICY.state_subpath(self._subpath, self.node)
 
-    def group_topic(self):
-        return ("distkv_code", "run", *(str(x) for x in self._subpath))
+    def group_topic(self) -> tuple[str, ...]:
+        """The message topic of this runner's group."""
+        return self.POLICY.group_topic(self._subpath)
 
-    async def run_starting(self):
-        from distkv_ext.code import CodeRoot
-        from distkv_ext.codekit.store.errtree import error_root
-
+    async def run_starting(self) -> None:
         self.err = await error_root(self.client)
-        if self.code is None:
-            self.code = await CodeRoot.as_handler(self.client)
-        if self.code.modules is not None:
-            self.code.modules.add_listener(self.scheduler.modules_changed)
+        if self._code is None:
+            self._code = await CodeRoot.as_handler(self.client)
+        if self._code.modules is not None:
+            self._code.modules.add_listener(self.scheduler.modules_changed)
         self.state = await StateRoot.as_handler(self.client, cfg=self._cfg, subpath=self.state_subpath)
         self.state.set_runner(self)
         await super().run_starting()
 
-    async def running(self):
-        if self.KIND in ("any", "all"):
+    async def running(self) -> None:
+        policy, cfg = self.POLICY, self.config
+        if policy.heartbeat_group:
             self.group = Group(
                 self.client,
                 self.group_topic(),
                 self.node,
-                weight=self.rcfg["weight"],
-                ping=self.rcfg["heartbeat"],
-                timeout=self.rcfg["timeout"],
+                weight=cfg.weight,
+                ping=cfg.heartbeat,
+                timeout=cfg.timeout,
                 on_change=self.scheduler.group_changed,
                 load=lambda: len(self.scheduler.jobs),
-                on_claim=self.scheduler.claim_message,
+                on_claim=self.scheduler.claim_message if policy.claims else None,
                 on_lost=self._lost,
             )
             await self._tg.start(self.group.run)
@@ -149,29 +179,43 @@ class _RunnerRoot(ResyncRoot):
         self.ready = True
         await super().running()
 
-    def _lost(self, exc):
+    def _lost(self, exc: BaseException) -> None:
         self.lost = exc
         self.lost_event.set()
 
     # --- called by entries ---
 
-    def state_for(self, subpath, create=None):
+    def state_for(self, subpath: JobPath, create: bool | None = None) -> StateEntry | None:
         """The state entry of the job at ``subpath`` (a tuple); by default
         created locally if missing, with ``create=False`` None then."""
-        return self.state.follow(subpath, create=create)
+        if self.state is None:
+            raise RuntimeError("the runner has not started yet")
+        st: StateEntry | None = self.state.follow(subpath, create=create)
+        return st
 
-    def entry_changed(self, entry):
+    def entry_changed(self, entry: RunnerEntry) -> None:
+        """Called by a `RunnerEntry` whose value changed."""
         self.scheduler.entry_changed(entry)
 
-    def state_changed(self, state, old_node):
+    def state_changed(self, state: StateEntry, old_node: str | None) -> None:
+        """Called (through the `StateRoot`) by a `StateEntry` whose value changed."""
         self.scheduler.state_changed(state, old_node)
 
     # --- for the code (JobContext) ---
 
-    async def job_healthy(self, entry):
+    async def job_healthy(self, entry: RunnerEntry) -> None:
+        """The job is set up (or ran ``ok_after`` seconds): reset its error count."""
         await self.scheduler.job_healthy(entry)
 
-    async def record_job_error(self, entry, message, data=None, exc=None):
+    async def record_job_error(
+        self,
+        entry: RunnerEntry,
+        message: str | None,
+        data: dict[str, Any] | None = None,
+        exc: BaseException | None = None,
+    ) -> None:
+        """Record an error of the job in DistKV's error tree (and wait up to
+        2 s until it is there); failures to record are logged, not raised."""
         try:
             r = await self.err.record_error("run", entry._path, exc=exc, message=message, data=data or {})
             if r is not None:
@@ -180,7 +224,7 @@ class _RunnerRoot(ResyncRoot):
         except Exception as e:
             logger.warning("could not record the error of %s: %r", entry, e)
 
-    async def stop(self):
+    async def stop(self) -> None:
         """Stop cleanly: leave the group (others take over any-node jobs at
         once), stop every job, release its state.  Returns when done or
         after ``stop_timeout`` seconds."""
@@ -190,32 +234,42 @@ class _RunnerRoot(ResyncRoot):
 
 
 class AnyRunnerRoot(_RunnerRoot):
-    """Runs each job of the group on one live member (``.distkv run any GROUP``)."""
+    """Runs each job of the group on one live member (``.distkv run any GROUP``).
 
-    KIND = "any"
+    ``r = await AnyRunnerRoot.as_handler(client, subpath=("any", GROUP),
+    code=cr)`` (see `_RunnerRoot.as_handler`) loads the group's runner
+    entries and runs them until the client closes or ``await r.stop()``.
+    The runners of a group hear each other over DistKV's message channel
+    (heartbeats); the live members share the jobs by weight, a job moves
+    when its node is gone (after ``timeout``), and a job is claimed before
+    it starts, so that no two nodes run it at once.
+    """
+
+    POLICY = ANY
     SUB = "group"
 
 
 class SingleRunnerRoot(_RunnerRoot):
-    """Runs the jobs of one node (``.distkv run at NODE GROUP``)."""
+    """Runs the jobs of one node (``.distkv run at NODE GROUP``).
 
-    KIND = "single"
+    ``await SingleRunnerRoot.as_handler(client, subpath=("at", NODE,
+    GROUP), code=cr)``; the node is NODE unless given.  Nobody else runs
+    these jobs: no group, no claims.  If the connection to the server is
+    lost, ``lost_event`` is set.
+    """
+
+    POLICY = SINGLE
     SUB = "single"
-
-    @classmethod
-    def default_node(cls, client, subpath):
-        if len(subpath) >= 2 and subpath[0] == "at":
-            return str(subpath[1])
-        return client.client_name
 
 
 class AllRunnerRoot(_RunnerRoot):
     """Runs every job of the group on every member (``.distkv run all GROUP``);
-    each member keeps its own state (``.distkv state all GROUP NODE ...``)."""
+    each member keeps its own state (``.distkv state all GROUP NODE ...``).
 
-    KIND = "all"
+    ``await AllRunnerRoot.as_handler(client, subpath=("all", GROUP),
+    code=cr)``.  The members hear each other (heartbeats) only to tell the
+    jobs who is there (``_info``); every member runs every job.
+    """
+
+    POLICY = ALL
     SUB = "all"
-
-    @property
-    def state_subpath(self):
-        return self._subpath + (self.node,)

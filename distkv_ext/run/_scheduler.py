@@ -1,114 +1,146 @@
-"""Deciding which jobs run here, starting, claiming, fencing and stopping them.
+"""Deciding which jobs run here, starting them, and stopping those that must go.
 
 One `Scheduler` per runner root.  Its loop wakes on any change (entries,
 states, group membership, code) or when a job is due, and starts every due
 job this node is responsible for, all at once (no gap between starts).
 A change names the jobs it concerns and only those are looked at again
-(plus those whose owner the change moved): with a thousand jobs, a state
-written by another runner costs one job's worth of work, not a thousand.
-Every job is looked at anyway every ``FULL_PASS`` seconds.
+(plus those whose owner the change moved; see `_agenda`): with a thousand
+jobs, a state written by another runner costs one job's worth of work,
+not a thousand.
 
-Any-node jobs: the owner is computed from the live members (`_assign`).
-Before it starts a job, the owner *claims* it on the group's message
-channel and waits ``settle`` seconds: a node that runs the job answers
-"held", and of two nodes that claim at once the one with the higher
-rendezvous score wins (both compute the same).  Only the winner writes
-the job's state entry (``node``: itself).  This matters because DistKV
-resolves two simultaneous writes to one entry via different servers by
-keeping each server's own: a conditional write alone cannot arbitrate.
-
-While a job runs, a claim for it is answered with "held"; a "held" from
-another node for a job running here, or a state entry naming another
-node, *fences* it: the loser of the tie-break cancels its run at once.
-A node that is cut off from the group (its heartbeats stop coming back)
-stops its any-node jobs before the others, which wait ``timeout``, take
+What to do with a job is a `Decision` (`_decision.decide`, the same
+verdict ``run why`` gives); what differs between any-node, all-node and
+single-node runners is the root's `RunnerPolicy`.  Jobs shared by a group
+(any-node): the owner of each job is computed from the live members
+(`_assign`); before starting a job the owner claims it (`_lifecycle`), and
+a node that is cut off from the group (its heartbeats stop coming back)
+stops its shared jobs before the others, which wait ``timeout``, take
 them over.
 """
 
-import heapq
-import itertools
 import logging
-import math
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import anyio
+import anyio.abc
 from distkv.exceptions import DistKVError
 from moat.util import NotGiven
 
 from distkv_ext.codekit.core.depgraph import closure, static_imports
 
+from ._agenda import Agenda
 from ._assign import assign
-from ._entry import next_start
-from ._lifecycle import RunLifecycle, Running
+from ._claim import Claim, Phase
+from ._decision import Kind, decide, decide_running
+from ._entry import JobPath, RunnerEntry, StateEntry
+from ._group import MsgType
+from ._host import RunnerHost
+from ._index import JobIndex
+from ._lifecycle import RunLifecycle
+from ._policy import RunnerPolicy
+from ._running import Running
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["Scheduler"]
 
-#: seconds: every job is looked at at least this often, whatever the
-#: triggers said (they name the jobs that changed; this is the safety net)
-FULL_PASS = 10.0
+_WRITE_ERRORS = (DistKVError, anyio.ClosedResourceError, anyio.BrokenResourceError)
 
 
-class Scheduler(RunLifecycle):
+class _View:
+    """The scheduler's live `GroupView` (for `decide`)."""
+
+    def __init__(self, scheduler: "Scheduler") -> None:
+        self._s = scheduler
+
+    @property
+    def node(self) -> str:
+        return self._s.root.node
+
+    @property
+    def policy(self) -> RunnerPolicy:
+        return self._s.root.policy
+
+    @property
+    def stopping(self) -> bool:
+        return self._s.stopping
+
+    @property
+    def ready(self) -> bool:
+        group = self._s.root.group
+        return group is not None and group.ready
+
+    @property
+    def connected(self) -> bool:
+        group = self._s.root.group
+        return group is not None and group.connected
+
+    @property
+    def assignment(self) -> Mapping[str, str | None]:
+        return self._s.assignment
+
+    def is_live(self, node: str) -> bool:
+        group = self._s.root.group
+        return group is not None and group.is_live(node)
+
+
+class Scheduler:
     """Starts and stops the jobs of one runner root (see the module doc)."""
 
-    def __init__(self, root):
+    def __init__(self, root: RunnerHost) -> None:
         self.root = root
-        self.jobs = {}  # subpath tuple -> Running
-        self._trigger = anyio.Event()
-        self._stopping = False
-        self._tg = None
-        self._assignment = {}
-        self._recent = {}  # job -> (node, when) of others' recent claims
-        self._by_key = {}  # job name -> Running
-        self._bad = {}  # subpath -> the unusable entry value we reported
-        # which jobs the next pass looks at (see `_pass`)
-        self._full = True  # all of them
-        self._next_full = 0.0
-        self._dirty = set()  # job paths that changed
-        self._due = []  # heap of (time, n, job path): look again then
-        self._due_at = {}  # job path -> its time in _due
-        self._seq = itertools.count()
-        # the input of the assignment, kept up to date by the triggers
+        self.index = JobIndex()
+        self.agenda = Agenda()
+        self.view = _View(self)
+        self.lifecycle = RunLifecycle(root, self.index, ended=self._ended)
+        self.stopping = False
+        #: job name -> the node that should run it (jobs shared by the group)
+        self.assignment: dict[str, str | None] = {}
         self._stale = True  # compute the assignment again
-        self._names = {}  # job path -> name, of every runner entry
-        self._paths = {}  # job name -> path
-        self._held = set()  # job paths whose state may name a node
+        self._bad: dict[JobPath, Any] = {}  # path -> the unusable entry value we reported
+        self._trigger = anyio.Event()
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    @property
+    def jobs(self) -> Mapping[JobPath, Running]:
+        """Path -> `Running`, of every job running (or being claimed) here."""
+        return self.index.runs
 
     # --- triggers ---
 
-    def trigger(self, path=None):
+    def trigger(self, path: JobPath | None = None) -> None:
         """Wake the loop to look at the job at ``path`` (a tuple) or, with
         None, at every job."""
         if path is None:
-            self._full = True
+            self.agenda.everything()
         else:
-            self._dirty.add(path)
+            self.agenda.changed(path)
         self._trigger.set()
 
-    def group_changed(self):
+    def group_changed(self) -> None:
+        """The group's members or connectivity changed: tell the running
+        jobs (``_info``), compute the assignment again."""
         group = self.root.group
-        evt, members = group.state_event(), getattr(group, "changes", None)
-        for run in list(self.jobs.values()):
-            if run.ctx is not None:
-                run.ctx.send_event(evt)
-                if members is not None:
+        if group is not None:
+            evt, members = group.state_event(), group.changes
+            for run in list(self.index.runs.values()):
+                if run.ctx is not None:
+                    run.ctx.send_event(evt)
                     run.ctx.send_event(members)
         self._stale = True
         self.trigger()
 
-    def entry_changed(self, entry):
+    def entry_changed(self, entry: RunnerEntry) -> None:
+        """A runner entry changed: stop its run if the change requires it."""
         path = entry.job_path
         if entry.value is NotGiven:
-            if self._names.pop(path, None) is not None:
-                self._paths.pop(entry.job_name, None)
+            if self.index.remove_entry(path):
                 self._stale = True
-        elif path not in self._names:
-            self._names[path] = entry.job_name
-            self._paths[entry.job_name] = path
+        elif self.index.add_entry(path, entry.job_name):
             self._stale = True
-        run = self.jobs.get(path)
+        run = self.index.run_at(path)
         if run is not None:
             old = run.started_value
             if entry.value is NotGiven:
@@ -121,22 +153,24 @@ class Scheduler(RunLifecycle):
                 run.stop("target cleared")
         self.trigger(path)
 
-    def state_changed(self, state, old_node):
+    def state_changed(self, state: StateEntry, old_node: str | None) -> None:
+        """A state entry changed: a run here whose state now names another
+        node is fenced."""
         path = state.job_path
         if state.node is not None:
-            self._held.add(path)
+            self.index.held.add(path)
         if state.node != old_node:
             self._stale = True
-        run = self.jobs.get(path)
+        run = self.index.run_at(path)
         me = self.root.node
-        if run is not None and run.claimed and state.node not in (None, me):
+        if run is not None and run.claim.holds_state and state.node not in (None, me):
             logger.warning("%s: %s was taken over by %s: stopping it here", me, run.entry, state.node)
-            run.fenced = True
-            run.stop(f"taken over by {state.node}")
+            run.fence(f"taken over by {state.node}")
         self.trigger(path)
 
-    def modules_changed(self, names):
-        for run in list(self.jobs.values()):
+    def modules_changed(self, names: list[str]) -> None:
+        """Stored modules changed: restart the jobs whose code needs them."""
+        for run in list(self.index.runs.values()):
             ce = run.code_entry
             if ce is None or ce.value is NotGiven:
                 continue
@@ -148,9 +182,18 @@ class Scheduler(RunLifecycle):
             if hit:
                 run.stop(f"module {sorted(hit)[0]} changed", restart=True)
 
+    def claim_message(self, msg_type: MsgType, job: str, node: str) -> None:
+        """A "claim" or "held" message of another node (see `_lifecycle`)."""
+        self.lifecycle.claim_message(msg_type, job, node)
+
+    async def job_healthy(self, entry: RunnerEntry) -> None:
+        """The job said it is set up (or ran ``ok_after`` seconds)."""
+        await self.lifecycle.job_healthy(entry)
+
     # --- the loop ---
 
-    async def run(self, *, task_status=anyio.TASK_STATUS_IGNORED):
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Schedule until cancelled."""
         async with anyio.create_task_group() as tg:
             self._tg = tg
             task_status.started()
@@ -166,46 +209,28 @@ class Scheduler(RunLifecycle):
                         await self._bad_entry(entry, exc)
                         continue
                     if t is not None and t > now:
-                        self._look_at(entry.job_path, t)
-                t_next = min(self._next_full, self._due[0][0] if self._due else math.inf)
-                with anyio.move_on_after(max(0.005, t_next - time.time())):
+                        self.agenda.look_at(entry.job_path, t)
+                with anyio.move_on_after(max(0.005, self.agenda.next_wake() - time.time())):
                     await self._trigger.wait()
 
-    def _pass(self, now):
+    def _pass(self, now: float) -> list[RunnerEntry]:
         """The runner entries to look at now: those that changed, are due
         or changed owner; every one on a full pass."""
         root = self.root
-        if self._full or now >= self._next_full:
-            self._full = False
-            self._next_full = now + FULL_PASS
-            self._dirty.clear()
-            self._due.clear()
-            self._due_at.clear()
+        paths = self.agenda.take(now)
+        if paths is None:
             entries = list(root.all_children)
-            self._names = {e.job_path: e.job_name for e in entries}
-            self._paths = {n: p for p, n in self._names.items()}
-            states = (root.state_for(p, create=False) for p in self._names)
-            self._held = {st.job_path for st in states if st is not None and st.node is not None}
+            self.index.reset_entries((e.job_path, e.job_name) for e in entries)
+            states = (root.state_for(p, create=False) for p in self.index.paths)
+            self.index.held = {st.job_path for st in states if st is not None and st.node is not None}
             self._reassign()
             return entries
-        paths, self._dirty = self._dirty, set()
-        while self._due and self._due[0][0] <= now:
-            t, _, path = heapq.heappop(self._due)
-            if self._due_at.get(path) == t:
-                del self._due_at[path]
-                paths.add(path)
         if self._stale:
             paths |= self._reassign()
-        entries = (root.follow(p, create=False) for p in paths)
-        return [e for e in entries if e is not None and e.value is not NotGiven]
+        found = (root.follow(p, create=False) for p in paths)
+        return [e for e in found if e is not None and e.value is not NotGiven]
 
-    def _look_at(self, path, t):
-        """Look at the job at ``path`` again at time ``t``."""
-        if self._due_at.get(path) != t:
-            self._due_at[path] = t
-            heapq.heappush(self._due, (t, next(self._seq), path))
-
-    async def _bad_entry(self, entry, exc):
+    async def _bad_entry(self, entry: RunnerEntry, exc: Exception) -> None:
         key = entry.job_path
         if self._bad.get(key) == entry.value:
             return  # reported already
@@ -213,103 +238,84 @@ class Scheduler(RunLifecycle):
         logger.error("%s: runner entry %s is unusable: %r", self.root.node, entry, exc)
         await self.root.record_job_error(entry, message=f"unusable runner entry: {exc}", exc=exc)
 
-    def _reassign(self):
-        """Compute who runs which any-node job (see `_assign.assign`);
+    def _reassign(self) -> set[JobPath]:
+        """Compute who runs which shared job (see `_assign.assign`);
         return the paths of the jobs whose owner that changed."""
         self._stale = False
         root = self.root
-        if root.KIND != "any" or root.group is None:
+        group = root.group
+        if not root.policy.shares_jobs or group is None:
             return set()
-        group = root.group
+        index = self.index
         current = {}
-        for path in list(self._held):
-            node = getattr(self.root.state_for(path, create=False), "node", None)
+        for path in list(index.held):
+            st = root.state_for(path, create=False)
+            node = None if st is None else st.node
+            name = index.name_of(path)
             if node is None:
-                self._held.discard(path)
-            elif path in self._names and group.is_live(node):
-                current[self._names[path]] = node
-        for path in self.jobs:
-            if path in self._names:
-                current[self._names[path]] = root.node
-        old, self._assignment = self._assignment, assign(self._paths, group.live(), current)
-        return {self._paths[n] for n, node in self._assignment.items() if old.get(n) != node}
+                index.held.discard(path)
+            elif name is not None and group.is_live(node):
+                current[name] = node
+        for path in index.runs:
+            name = index.name_of(path)
+            if name is not None:
+                current[name] = root.node
+        old, self.assignment = self.assignment, assign(index.names, group.live(), current)
+        return {index.names[n] for n, node in self.assignment.items() if old.get(n) != node}
 
-    def responsible(self, entry):
-        """(True, "") if this node should run ``entry``, else (False, why)."""
-        root = self.root
-        if self._stopping:
-            return False, "runner stopping"
-        if root.KIND != "any":
-            return True, ""
-        group = root.group
-        if group is None or not group.ready:
-            return False, "waiting to hear the group"
-        if not group.connected:
-            return False, "cut off from the group"
-        own = self._assignment.get(entry.job_name)
-        if own != root.node:
-            return False, f"assigned to {own}"
-        return True, ""
-
-    async def _consider(self, entry, now):
-        run = self.jobs.get(entry.job_path)
-        root = self.root
+    async def _consider(self, entry: RunnerEntry, now: float) -> float | None:
+        """Act on one job; return when to look at it again (None: on change)."""
+        run = self.index.run_at(entry.job_path)
         if run is not None:
             return self._check_running(entry, run, now)
         if entry.value is NotGiven:
             return None
-        resp, why = self.responsible(entry)
         state = entry.state
-        if not resp:
-            if state.node == root.node and why.startswith("assigned to"):
+        d = decide(entry, state, now, self.view)
+        if d.kind is Kind.RUN_HERE:
+            self._start(entry, d.reason)  # the claim records the reason
+            return d.at
+        if d.kind is Kind.ASSIGNED_TO:
+            if state.node == self.root.node:
                 # an earlier life of this runner held it, and it belongs to
                 # another node now: let go, or nobody would ever start it
-                await self._release(state, f"released after {root.node} restarted")
+                await self._release(state, f"released after {self.root.node} restarted")
             return None
-        t, reason = next_start(entry, state, now)
-        if state.node is not None:
-            if state.node == root.node:  # left by an earlier life of this runner
-                t, reason = now, "restarting after this runner restarted"
-            elif root.KIND == "any" and not root.group.is_live(state.node):
-                t, reason = now, f"taking over from {state.node}"
-        if t is not None and t <= now:
-            self._start(entry, reason)  # the claim records the reason
-        else:
-            await self._note(state, t, reason)
-        return t
+        if d.kind in (Kind.BLOCKED, Kind.HELD_BY):
+            return None
+        await self._note(state, d.at, d.reason)  # WAITING, NOT_SCHEDULED
+        return d.at
 
-    def _check_running(self, entry, run, now):
-        """Stop a job running here that must move; return when to look again."""
-        root = self.root
-        if root.KIND != "any" or self._stopping or run.stop_reason is not None:
+    def _check_running(self, entry: RunnerEntry, run: Running, now: float) -> float | None:
+        """Stop a job running here that must go; return when to look again."""
+        if run.claim.stop_requested:
             return None
-        group = root.group
-        if not group.connected:
-            run.stop("cut off from the group", restart=True)  # resumed by whoever holds it next
+        d = decide_running(entry.job_name, self.view, rebalance=self.root.config.rebalance)
+        if d.kind is Kind.BLOCKED:
+            run.stop(d.reason, restart=True)  # resumed by whoever holds it next
             return None
-        own = self._assignment.get(entry.job_name, root.node)
-        if own == root.node or not root.rcfg["rebalance"]:
+        if d.kind is not Kind.ASSIGNED_TO:
             run.moved_since = None
             return None
         if run.moved_since is None:
             run.moved_since = now
-        due = run.moved_since + root.rcfg["rebalance_delay"]
+        due = run.moved_since + self.root.config.rebalance_delay
         if now >= due:
-            run.stop(f"moved to {own}", restart=True)
+            run.stop(d.reason, restart=True)
             return None
         return due
 
-    async def _release(self, state, reason):
+    async def _release(self, state: StateEntry, reason: str) -> None:
         state.node = None
         state.stopped = time.time()
         state.resume = True
         state.reason = reason
         try:
             await state.save()
-        except (DistKVError, anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
+        except _WRITE_ERRORS as exc:
             logger.debug("could not release %s: %r", state, exc)
 
-    async def _note(self, state, t, reason):
+    async def _note(self, state: StateEntry, t: float | None, reason: str) -> None:
         """Record when the job is due next and why (only when it changed,
         and not for jobs that never had a state)."""
         computed = t or 0
@@ -320,26 +326,50 @@ class Scheduler(RunLifecycle):
         state.computed, state.reason = computed, reason
         try:
             await state.save()
-        except (DistKVError, anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
+        except _WRITE_ERRORS as exc:
             logger.debug("could not note the state of %s: %r", state, exc)
 
-    def _start(self, entry, reason):
-        run = Running(entry)
-        # from now on a competing claim counts, even before our task runs
-        run.claiming = self.root.KIND == "any"
-        self.jobs[entry.job_path] = run
-        self._by_key[entry.job_name] = run
+    def _start(self, entry: RunnerEntry, reason: str) -> None:
+        if self._tg is None:
+            raise RuntimeError("the scheduler is not running")
+        # from now on a competing claim counts, even before the run's task runs
+        run = Running(entry, Claim(over_channel=self.root.policy.claims))
+        self.index.add_run(run)
         self._stale = True
-        self._tg.start_soon(self._run_job, entry, run, reason)
+        self._tg.start_soon(self.lifecycle.run, entry, run, reason)
 
-    # --- one run ---
+    def _ended(self, run: Running) -> None:
+        """A run is over (called by the run itself)."""
+        self.index.remove_run(run)
+        self._stale = True  # the jobs held here changed
+        self.trigger(run.entry.job_path)
 
-    async def stop_all(self, reason):
+    # --- stopping ---
+
+    async def stop_all(self, reason: str) -> None:
         """Stop every job and wait for them (bounded by ``stop_timeout``)."""
-        self._stopping = True
-        runs = list(self.jobs.values())
+        self.stopping = True
+        runs = list(self.index.runs.values())
         for run in runs:
             run.stop(reason, restart=True)  # another node (or our next life) resumes it
-        with anyio.move_on_after(self.root.rcfg["stop_timeout"]):
+        with anyio.move_on_after(self.root.config.stop_timeout):
             for run in runs:
                 await run.done.wait()
+
+    # --- for tests ---
+
+    def check_consistency(self) -> None:
+        """Raise AssertionError if the scheduler's caches disagree: the
+        index (entries and runs, by path and by name), the agenda, the
+        jobs that may be held elsewhere, and the assignment."""
+        root, index = self.root, self.index
+        index.check()
+        self.agenda.check()
+        for run in index.runs.values():
+            assert run.claim.phase is not Phase.RELEASED, f"released run of {run.entry} still filed"
+        for path in index.paths:
+            st = root.state_for(path, create=False)
+            if st is not None and st.node not in (None, root.node):
+                assert path in index.held, f"{path} is held by {st.node}, the scheduler does not know"
+        if root.policy.shares_jobs and root.group is not None and not self._stale:
+            assert set(self.assignment) == set(index.names), "the assignment is not of the known jobs"

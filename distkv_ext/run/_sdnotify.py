@@ -13,11 +13,12 @@ here), swallows every error silently, and is the same dozen lines;
 
 import os
 import socket
+from collections.abc import Mapping
 
 __all__ = ["notify", "watchdog_interval"]
 
 
-def notify(*items, env=None):
+def notify(*items: str, env: Mapping[str, str] | None = None) -> bool:
     """Send ``items`` (e.g. ``"READY=1"``) to systemd; True if sent."""
     env = os.environ if env is None else env
     addr = env.get("NOTIFY_SOCKET")
@@ -35,7 +36,7 @@ def notify(*items, env=None):
     return True
 
 
-def watchdog_interval(env=None):
+def watchdog_interval(env: Mapping[str, str] | None = None) -> float | None:
     """Seconds between ``WATCHDOG=1`` pings (half of ``WATCHDOG_USEC``),
     or None when systemd wants none (or wants them from another PID)."""
     env = os.environ if env is None else env

@@ -20,6 +20,7 @@ from distkv_ext.codekit.upstream import apply_client
 from . import (
     NEW_JOB_DEFAULTS,
     OUTPUT_PREFIX,
+    RunnerConfig,
     explain_job,
     follow_output,
     get_job,
@@ -91,10 +92,10 @@ async def all_(obj, group, node, all_nodes, name, weight, timeout, heartbeat):
     take over its any-node jobs at once, and stops its jobs cleanly.
     """
     kind, node = kind_of(node, all_nodes)
-    cfg = {k: v for k, v in (("weight", weight), ("timeout", timeout), ("heartbeat", heartbeat)) if v is not None}
+    config = RunnerConfig.load(obj.cfg["runner"], weight=weight, timeout=timeout, heartbeat=heartbeat)
     if kind != "single":
         node = name
-    await run_daemon(get_client(obj), kind, group, node=node, cfg=cfg)
+    await run_daemon(get_client(obj), kind, group, node=node, cfg=config)
 
 
 @cli.command("set", epilog=EXIT_CODES)

@@ -1,0 +1,120 @@
+"""The runner's configuration as a value: `RunnerConfig`.
+
+Our keys live below ``runner:`` beside DistKV's own (prefix, state, name,
+start_delay, ping, actor, sub), which we do not use for scheduling.  They
+are read, defaulted and checked once, when a runner starts
+(`RunnerConfig.load`); the engine passes the frozen value around.  A bad
+value raises `BadArguments` (exit status 2 on the command line) with a
+one-line message that names the setting.
+"""
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from moat.util import P, Path
+
+from distkv_ext.codekit.core.errors import BadArguments
+
+from ._layout import OUTPUT_PREFIX
+
+__all__ = ["RunnerConfig", "RUNNER_DEFAULTS"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunnerConfig:
+    """Our settings below ``runner:``, checked (see `load`).
+
+    heartbeat: seconds between heartbeats (> 0; DistKV's ``ping`` is unrelated)
+    timeout: a node silent this long is gone (at least twice ``heartbeat``)
+    settle: after claiming a job, wait this long, then check we still hold it
+    rebalance: move running any-node jobs to a node that joins
+    rebalance_delay: ... once the new assignment has held this long
+    weight: this node's share of any-node jobs (0: none)
+    stop_timeout: on stop, wait this long for the jobs to end
+    output: where the jobs' output goes (a path)
+    output_lines: lines kept per run (>= 1)
+    output_runs: runs kept per job and node (>= 1)
+
+    Constructing one checks it; a bad value raises `BadArguments`.
+    """
+
+    heartbeat: float = 0.5
+    timeout: float = 2.0
+    settle: float = 0.25
+    rebalance: bool = True
+    rebalance_delay: float = 2.0
+    weight: float = 1.0
+    stop_timeout: float = 10.0
+    output: Path = OUTPUT_PREFIX
+    output_lines: int = 200
+    output_runs: int = 5
+
+    def __post_init__(self) -> None:
+        for name, minimum, strict in (
+            ("heartbeat", 0.0, True),
+            ("timeout", 0.0, True),
+            ("settle", 0.0, False),
+            ("rebalance_delay", 0.0, False),
+            ("weight", 0.0, False),
+            ("stop_timeout", 0.0, False),
+        ):
+            object.__setattr__(self, name, _number(name, getattr(self, name), minimum, strict))
+        if self.timeout < 2 * self.heartbeat:
+            raise BadArguments(
+                f"runner.timeout ({self.timeout:g}) must be at least twice runner.heartbeat ({self.heartbeat:g})"
+            )
+        for name in ("output_lines", "output_runs"):
+            object.__setattr__(self, name, _count(name, getattr(self, name)))
+        if not isinstance(self.rebalance, int):  # bool is an int
+            raise BadArguments(f"runner.rebalance must be true or false, not {self.rebalance!r}")
+        object.__setattr__(self, "rebalance", bool(self.rebalance))
+        object.__setattr__(self, "output", _path("output", self.output))
+
+    @classmethod
+    def load(cls, runner_cfg: Mapping[str, Any] | None = None, **overrides: Any) -> "RunnerConfig":
+        """The configuration from a ``runner:`` mapping (other keys are
+        ignored) and ``overrides`` on top (e.g. ``weight=2`` from ``run all
+        --weight 2``); a value of None counts as not given.  Raises
+        `BadArguments` for an unknown override or a bad value."""
+        ours = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(overrides) - ours
+        if unknown:
+            raise BadArguments(f"unknown runner setting: {', '.join(sorted(unknown))}")
+        values = {k: v for k, v in (runner_cfg or {}).items() if k in ours and v is not None}
+        values.update((k, v) for k, v in overrides.items() if v is not None)
+        return cls(**values)
+
+    def replace(self, **overrides: Any) -> "RunnerConfig":
+        """A copy with ``overrides`` (None: keep), checked again."""
+        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _number(name: str, value: Any, minimum: float, strict: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise BadArguments(f"runner.{name} must be a finite number, not {value!r}")
+    if value < minimum or (strict and value == minimum):
+        limit = f"more than {minimum:g}" if strict else f"at least {minimum:g}"
+        raise BadArguments(f"runner.{name} must be {limit}, not {value:g}")
+    return float(value)
+
+
+def _count(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value // 1 or value < 1:
+        raise BadArguments(f"runner.{name} must be a whole number of at least 1, not {value!r}")
+    return int(value)
+
+
+def _path(name: str, value: Any) -> Path:
+    if isinstance(value, Path):
+        return value
+    if isinstance(value, str) and value:
+        return P(value)
+    if isinstance(value, (list, tuple)) and value:
+        return Path.build(value)
+    raise BadArguments(f"runner.{name} must be a DistKV path, not {value!r}")
+
+
+#: Our keys below ``runner:`` with their defaults (derived from `RunnerConfig`).
+RUNNER_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(RunnerConfig)}

@@ -1,0 +1,79 @@
+"""What the engine needs of its runner root: `RunnerHost` (and `JobHost`).
+
+The scheduler, the runs and the job context (`_scheduler`, `_lifecycle`,
+`_job`) work on their root through these protocols, so they need not
+import the root (which creates them): no import cycle, and each can be
+driven by a stand-in.
+"""
+
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from ._config import RunnerConfig
+from ._entry import JobPath, RunnerEntry, StateEntry
+from ._group import Group
+from ._policy import RunnerPolicy
+
+__all__ = ["JobHost", "RunnerHost"]
+
+
+class JobHost(Protocol):
+    """What a running job reaches through its runner (`JobContext`, `execute`)."""
+
+    @property
+    def client(self) -> Any:
+        """The DistKV client."""
+
+    @property
+    def code(self) -> Any:
+        """The procedures (a `CodeRoot`; distkv_ext.code has no types yet)."""
+
+    async def job_healthy(self, entry: RunnerEntry) -> None:
+        """The job says it is set up (or ran ``ok_after`` seconds)."""
+
+    async def record_job_error(
+        self,
+        entry: RunnerEntry,
+        message: str | None,
+        data: dict[str, Any] | None = None,
+        exc: BaseException | None = None,
+    ) -> None:
+        """Record an error of the job in DistKV's error tree."""
+
+
+class RunnerHost(JobHost, Protocol):
+    """A runner root, as its `Scheduler` and runs see it."""
+
+    @property
+    def node(self) -> str:
+        """This node's name."""
+
+    @property
+    def policy(self) -> RunnerPolicy:
+        """What this kind of runner does (see `_policy`)."""
+
+    @property
+    def config(self) -> RunnerConfig:
+        """The runner's settings."""
+
+    @property
+    def group(self) -> Group | None:
+        """The heartbeat group (None: none, or not started yet)."""
+
+    @property
+    def err(self) -> Any:
+        """DistKV's error tree handler."""
+
+    @property
+    def state_subpath(self) -> tuple[Any, ...]:
+        """Where this runner's job states live, below the state prefix."""
+
+    @property
+    def all_children(self) -> Iterator[RunnerEntry]:
+        """Every runner entry with a value."""
+
+    def follow(self, path: JobPath, *, create: bool | None = None) -> RunnerEntry | None:
+        """The runner entry at ``path`` (``create=False``: None if missing)."""
+
+    def state_for(self, subpath: JobPath, create: bool | None = None) -> StateEntry | None:
+        """The state entry of the job at ``subpath`` (``create=False``: None if missing)."""

@@ -1,0 +1,50 @@
+"""`Running`: one job that runs (or is being claimed) here."""
+
+from typing import Any
+
+import anyio
+
+from ._claim import Claim
+from ._entry import RunnerEntry
+from ._job import JobContext
+
+__all__ = ["Running"]
+
+
+class Running:
+    """Book-keeping of one run of a job on this node.
+
+    ``claim``: where its claim stands (`Claim`: the only state of the
+    claim protocol); ``scope``: cancels the run; ``ctx``: the job's
+    `JobContext` once its code starts; ``done``: set when it is over;
+    ``code_entry``: the procedure it runs; ``started_value``: the runner
+    entry's value it started with (to tell what an edit changed);
+    ``moved_since``: since when the job is assigned to another node (the
+    rebalance delay runs from then; None: it is ours).
+    """
+
+    def __init__(self, entry: RunnerEntry, claim: Claim) -> None:
+        self.entry = entry
+        self.claim = claim
+        self.scope = anyio.CancelScope()
+        self.ctx: JobContext | None = None
+        self.done = anyio.Event()
+        self.code_entry: Any = None
+        self.moved_since: float | None = None
+        v = entry.value
+        self.started_value: dict[str, Any] = dict(v) if isinstance(v, dict) else {}
+
+    def __repr__(self) -> str:
+        return f"<Running {self.entry.job_name} {self.claim!r}>"
+
+    def stop(self, reason: str, *, restart: bool = False, delete_state: bool = False) -> None:
+        """Cancel the run; ``restart``: resume it (here or elsewhere);
+        ``delete_state``: its entry is gone, remove the state too.  The
+        first reason given is the one recorded."""
+        self.claim.request_stop(reason, restart=restart, delete_state=delete_state)
+        self.scope.cancel()
+
+    def fence(self, reason: str) -> None:
+        """Another node holds the job: cancel the run, write nothing."""
+        self.claim.fence(reason)
+        self.scope.cancel()
