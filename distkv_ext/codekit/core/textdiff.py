@@ -1,5 +1,7 @@
 """Unified diffs of stored code against local files."""
 
+import difflib
+
 __all__ = ["unified_diff", "same_text"]
 
 
@@ -16,8 +18,6 @@ def same_text(a: str, b: str) -> bool:
 def unified_diff(stored: str, local: str, stored_name: str, local_name: str, context: int = 3) -> str:
     """The unified diff (a string, empty when `same_text`) turning the
     stored text into the local one.  Trailing newlines do not count."""
-    import difflib  # only diff needs it; keeps CLI start-up lean
-
     return "".join(
         difflib.unified_diff(_lines(stored), _lines(local), fromfile=stored_name, tofile=local_name, n=context)
     )
