@@ -88,7 +88,7 @@ def find_cycle(edges: Graph, start: str | None = None) -> list[str] | None:
 
 
 def closure(edges: Graph, names: Iterable[str]) -> set[str]:
-    """All nodes reachable from ``names`` (included)."""
+    """All nodes reachable from ``names`` (``names`` included), as a set."""
     seen: set[str] = set()
     todo = list(names)
     while todo:
@@ -101,7 +101,7 @@ def closure(edges: Graph, names: Iterable[str]) -> set[str]:
 
 
 def dependents(edges: Graph, name: str) -> set[str]:
-    """Nodes that (transitively) need ``name``, not including it."""
+    """Nodes that (transitively) need ``name``, not including it, as a set."""
     rev: dict[str, set[str]] = {}
     for a, bs in edges.items():
         for b in bs:
@@ -110,7 +110,7 @@ def dependents(edges: Graph, name: str) -> set[str]:
 
 
 def needed_by(edges: Graph, name: str) -> list[str]:
-    """Nodes that directly need ``name``."""
+    """Nodes that directly need ``name``, sorted."""
     return sorted(a for a, bs in edges.items() if name in bs)
 
 

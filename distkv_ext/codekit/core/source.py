@@ -35,8 +35,9 @@ def decode_source(data: bytes, filename: str) -> str:
 def read_source(filename: str | os.PathLike[str], name: str | None = None) -> str:
     """Read source text from ``filename`` (``-``: standard input).
 
-    Raises `BadFile` when the file cannot be read or is not UTF-8 text;
-    its message calls the file ``name`` (default: ``filename``).
+    Returns the text as `decode_source` does.  Raises `BadFile` when the
+    file cannot be read, is too large or is not UTF-8 text; its message
+    calls the file ``name`` (default: ``filename``).
     """
     if filename == "-":
         data = sys.stdin.buffer.read(MAX_SOURCE + 1)

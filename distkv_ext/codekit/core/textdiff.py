@@ -11,7 +11,7 @@ def _lines(text: str) -> list[str]:
 
 
 def same_text(a: str, b: str) -> bool:
-    """Equal, ignoring how many newlines end the texts."""
+    """Are the texts equal, ignoring how many newlines end them?"""
     return _lines(a) == _lines(b)
 
 

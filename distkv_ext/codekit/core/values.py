@@ -25,6 +25,7 @@ def plain(x: Any) -> Any:
 
 def same_value(old: Any, new: Any, keep_empty: Container[str] = ("is_async",)) -> bool:
     """Do the stored ``old`` and the new ``new`` (dicts) say the same?
+    Values that are not both dicts are compared as `plain` data.
 
     A field that is missing, None, empty list or empty mapping on both
     sides is the same, except for the fields in ``keep_empty`` (where None

@@ -32,16 +32,28 @@ class Client(Protocol):
     #: the client's configuration (DistKV's, merged with ours)
     _cfg: Mapping[str, Any]
 
-    def get(self, path: Path, *, nchain: int = ...) -> Awaitable[Any]: ...
+    def get(self, path: Path, *, nchain: int = ...) -> Awaitable[Any]:
+        """The entry at ``path``: a reply with ``value`` (absent if there is
+        none) and, with ``nchain``, its ``chain``."""
 
-    def set(self, path: Path, value: Any = ..., *, chain: Any = ..., nchain: int = ...) -> Awaitable[Any]: ...
+    def set(self, path: Path, value: Any = ..., *, chain: Any = ..., nchain: int = ...) -> Awaitable[Any]:
+        """Store ``value``; with ``chain``, only if the entry is unchanged
+        since (else the server raises ``ClientChainError``)."""
 
-    def delete(self, path: Path, *, chain: Any = ..., nchain: int = ...) -> Awaitable[Any]: ...
+    def delete(self, path: Path, *, chain: Any = ..., nchain: int = ...) -> Awaitable[Any]:
+        """Delete the entry at ``path`` (``chain`` as for `set`)."""
 
-    def get_tree(self, path: Path, **kw: Any) -> AsyncIterator[Any]: ...
+    def get_tree(self, path: Path, **kw: Any) -> AsyncIterator[Any]:
+        """Yield every entry below ``path`` (``max_depth``, ``nchain``, ...)."""
 
-    def watch(self, path: Path, **kw: Any) -> AbstractAsyncContextManager[AsyncIterator[Any]]: ...
+    def watch(self, path: Path, **kw: Any) -> AbstractAsyncContextManager[AsyncIterator[Any]]:
+        """A stream of the changes below ``path`` (``fetch=True``: the
+        current entries first, then ``state="uptodate"``)."""
 
-    def mirror(self, path: Path, *, root_type: Any = ..., **kw: Any) -> AbstractAsyncContextManager[Any]: ...
+    def mirror(self, path: Path, *, root_type: Any = ..., **kw: Any) -> AbstractAsyncContextManager[Any]:
+        """A live mirror (a `distkv.obj.ClientRoot` of ``root_type``) of the
+        subtree at ``path``."""
 
-    async def unique_helper(self, name: str, factory: Callable[[], Any]) -> Any: ...
+    async def unique_helper(self, name: str, factory: Callable[[], Any]) -> Any:
+        """The one object of this client named ``name``: ``factory()``'s
+        async context, entered on the first call and shared after."""

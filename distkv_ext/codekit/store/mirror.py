@@ -25,7 +25,7 @@ class StoreRoot(ResyncRoot):
     * returns from `as_handler` only once the subtree is loaded,
     * writes and deletes so that the change is in this mirror on return,
     * saves the version a write or delete replaces in the history
-      (`distkv_ext.codekit.history`) when ``HISTORY_KIND`` is set,
+      (`distkv_ext.codekit.store.history`) when ``HISTORY_KIND`` is set,
     * maps connection failures to `ServerUnreachable`.
     """
 
