@@ -3,6 +3,7 @@
 #
 #   ./dev.sh demo     start a local DistKV node, store/call/list/diff a procedure, stop
 #   ./dev.sh test     run the whole test suite
+#   ./dev.sh lint     ruff check, ruff format --check, mypy distkv_ext; names what failed
 #   ./dev.sh bench    run the benchmarks (bench/)
 #   ./dev.sh node     run a local DistKV node until Ctrl-C
 #   ./dev.sh docs     regenerate man/ and completions/ from the commands
@@ -31,14 +32,33 @@ setup() {
     export PATH="$PWD/$VENV/bin:$PATH"
 }
 
+# Run every linter (also after one fails), then name the ones that failed.
+lint() {
+    local failed=()
+    echo "== ruff check"
+    "$VENV/bin/ruff" check || failed+=("ruff check")
+    echo "== ruff format --check"
+    "$VENV/bin/ruff" format --check || failed+=("ruff format --check")
+    echo "== mypy distkv_ext"
+    "$VENV/bin/mypy" distkv_ext || failed+=("mypy distkv_ext")
+    if [ ${#failed[@]} -ne 0 ]; then
+        local msg
+        msg=$(printf '%s, ' "${failed[@]}")
+        echo "lint FAILED: ${msg%, }" >&2
+        return 1
+    fi
+    echo "lint passed"
+}
+
 cmd=${1:-help}
 shift || true
 case "$cmd" in
     demo)  setup; exec "$VENV/bin/distkv-code-demo" "$@" ;;
     test)  setup; exec "$VENV/bin/python" -m pytest "$@" ;;
+    lint)  setup; lint ;;
     bench) setup; exec "$VENV/bin/python" -m bench "$@" ;;
     node)  setup; exec "$VENV/bin/distkv-code-node" "$@" ;;
     docs)  setup; "$VENV/bin/python" -m distkv_ext.devtools.mangen man
            exec "$VENV/bin/python" -m distkv_ext.devtools.complete --scripts completions ;;
-    *)     sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *)     sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

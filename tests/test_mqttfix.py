@@ -34,6 +34,7 @@ def broker_port():
     for p in procs:
         p.kill()
         p.wait()
+        p.stdout.close()
 
 
 async def test_backend_survives_a_broker_restart(broker_port):

@@ -52,7 +52,8 @@ def test_logs_follow_why_state(node, tmp_path):
             stderr=subprocess.PIPE,
         )
         lines = queue.Queue()
-        threading.Thread(target=lambda: [lines.put(x.decode()) for x in f.stdout], daemon=True).start()
+        reader = threading.Thread(target=lambda: [lines.put(x.decode()) for x in f.stdout], daemon=True)
+        reader.start()
         try:
             seen = []
             deadline = time.monotonic() + 30
@@ -70,6 +71,9 @@ def test_logs_follow_why_state(node, tmp_path):
         finally:
             f.kill()
             f.wait()
+            reader.join(10)  # it ends at EOF; only then close what it reads
+            f.stdout.close()
+            f.stderr.close()
     finally:
         d.kill()
 

@@ -22,6 +22,7 @@ import importlib.machinery
 import importlib.util
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 from distkv_ext.codekit.core.compiler import compile_module_code, source_name
 from distkv_ext.codekit.core.depgraph import static_imports
@@ -29,7 +30,10 @@ from distkv_ext.codekit.core.errors import CompileError, MissingModule
 
 __all__ = ["register", "unregister", "load_requires", "is_ours", "StoredModuleFinder"]
 
-_roots = []
+if TYPE_CHECKING:
+    from ._root import ModuleRoot  # (imports this module)
+
+_roots: list["ModuleRoot"] = []
 _lock = threading.Lock()
 _tls = threading.local()
 

@@ -45,8 +45,7 @@ class StateRoot(StoreRoot):
     ) -> "StateRoot":
         """The (shared, per client) mirror of the states at DistKV's
         ``runner.state`` + ``subpath``, loaded."""
-        # (StoreRoot, in codekit, has no types yet)
-        root: StateRoot = await super().as_handler(client, cfg=cfg, key=key, subpath=subpath, name=name, **kw)  # type: ignore[no-untyped-call]
+        root: StateRoot = await super().as_handler(client, cfg=cfg, key=key, subpath=subpath, name=name, **kw)
         return root
 
     def set_runner(self, runner: StateListener) -> None:

@@ -8,7 +8,7 @@ from the server before it completes; without it they offer nothing.
 __all__ = ["CACHE", "complete_procedures", "complete_modules", "complete_jobs", "complete_groups"]
 
 #: {"code"|"module"|"job"|"group": [stored names]}, filled by the helper.
-CACHE = {}
+CACHE: dict[str, list[str]] = {}
 
 
 def _matching(kind, incomplete):

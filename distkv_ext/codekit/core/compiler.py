@@ -16,6 +16,11 @@ import ast
 import builtins
 import keyword
 import linecache
+from collections.abc import Iterable, Mapping, Sequence
+from types import CodeType
+from typing import Any
+
+from moat.util import Path
 
 from .errors import CompileError, InputRefused
 
@@ -30,12 +35,14 @@ __all__ = [
 _INDENT = "    "
 
 
-def source_name(kind, name):
-    """The pseudo file name under which stored code is compiled."""
+def source_name(kind: str, name: object) -> str:
+    """The pseudo file name under which stored code of ``kind`` (``proc``,
+    ``module``) named ``name`` is compiled: ``<distkv:KIND NAME>``; tracebacks
+    and `linecache` know the code by it."""
     return f"<distkv:{kind} {name}>"
 
 
-def _register_source(filename, text):
+def _register_source(filename: str, text: str) -> None:
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
@@ -43,14 +50,16 @@ def _register_source(filename, text):
     linecache.cache[filename] = (len(text), None, lines, filename)
 
 
-def check_variables(variables):
+def check_variables(variables: Iterable[str]) -> list[str]:
     """Return ``variables`` as a list of valid, distinct parameter names.
 
-    Raises `InputRefused` otherwise.
+    Raises `InputRefused` for a string (rather than a list of names), a
+    name that is no identifier or is a keyword, and a name given twice.
+    (Checked at run time: stored values arrive untyped.)
     """
     if isinstance(variables, str):
         raise InputRefused(f"variables must be a list of names, not the string {variables!r}")
-    res = []
+    res: list[str] = []
     for v in variables:
         if not isinstance(v, str) or not v.isidentifier() or keyword.iskeyword(v):
             raise InputRefused(f"{v!r} cannot be a variable name")
@@ -60,7 +69,7 @@ def check_variables(variables):
     return res
 
 
-def _syntax_error(name, exc, shift_line, shift_col):
+def _syntax_error(name: object, exc: SyntaxError, shift_line: int, shift_col: bool) -> CompileError:
     lineno = exc.lineno
     if lineno is not None:
         lineno = max(1, lineno - shift_line)
@@ -71,16 +80,17 @@ def _syntax_error(name, exc, shift_line, shift_col):
     return CompileError(name, msg, lineno=lineno, text=text)
 
 
-def _shift_to_user_text(tree):
+def _shift_to_user_text(tree: ast.Module) -> None:
     """Make positions those of the user's text: the header is line 1 and
     the body is indented by four columns; move both back."""
     ast.increment_lineno(tree, -1)
     n = len(_INDENT)
     for node in ast.walk(tree):
-        if getattr(node, "col_offset", None) is not None and node.lineno >= 1:
-            node.col_offset = max(0, node.col_offset - n)
-        if getattr(node, "end_col_offset", None) is not None and node.end_lineno >= 1:
-            node.end_col_offset = max(0, node.end_col_offset - n)
+        pos: Any = node  # only some node classes have positions; ast.AST declares none
+        if getattr(pos, "col_offset", None) is not None and pos.lineno >= 1:
+            pos.col_offset = max(0, pos.col_offset - n)
+        if getattr(pos, "end_col_offset", None) is not None and pos.end_lineno >= 1:
+            pos.end_col_offset = max(0, pos.end_col_offset - n)
 
 
 class Procedure:
@@ -100,7 +110,22 @@ class Procedure:
 
     __slots__ = ("name", "code", "variables", "is_async", "defaults", "filename")
 
-    def __init__(self, name, code, variables, is_async=None, defaults=None, filename=""):
+    name: str
+    code: CodeType
+    variables: list[str]
+    is_async: bool | None
+    defaults: dict[str, Any]
+    filename: str
+
+    def __init__(
+        self,
+        name: str,
+        code: CodeType,
+        variables: list[str],
+        is_async: bool | None = None,
+        defaults: dict[str, Any] | None = None,
+        filename: str = "",
+    ) -> None:
         self.name = name
         self.code = code
         self.variables = variables
@@ -108,50 +133,66 @@ class Procedure:
         self.defaults = defaults or {}
         self.filename = filename
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<Procedure {self.name} {self.variables}>"
 
-    def bind(self, args, kw):
-        """Return (positional args, globals dict) for one call."""
+    def bind(self, args: Sequence[Any], kw: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        """Return (positional args, globals dict) for one call, as
+        described in the class doc; `TypeError` for too many positional
+        arguments or a variable without a value."""
         if len(args) > len(self.variables):
             raise TypeError(f"{self.name} takes {len(self.variables)} positional arguments but {len(args)} were given")
         glob = dict(self.defaults)
         glob.update(kw)
-        args = list(args)
-        for v in self.variables[len(args) :]:
+        pos = list(args)
+        for v in self.variables[len(pos) :]:
             try:
-                args.append(glob.pop(v))
+                pos.append(glob.pop(v))
             except KeyError:
                 raise TypeError(f"{self.name} needs a value for variable {v!r}") from None
         glob["__builtins__"] = builtins
         glob["__name__"] = f"distkv.proc.{self.name}"
-        return args, glob
+        return pos, glob
 
-    def __call__(self, *args, **kw):
-        args, glob = self.bind(args, kw)
+    def __call__(self, *args: Any, **kw: Any) -> Any:
+        pos, glob = self.bind(args, kw)
         exec(self.code, glob)
-        return glob["_proc"](*args)
+        return glob["_proc"](*pos)
 
 
-def compile_procedure(text, name, *, variables=(), is_async=None, defaults=None):
-    """Compile a procedure body. Raises `CompileError` / `InputRefused`.
+def compile_procedure(
+    text: str,
+    name: str | Path,
+    *,
+    variables: Iterable[str] = (),
+    is_async: bool | None = None,
+    defaults: dict[str, Any] | None = None,
+) -> Procedure:
+    """Compile a procedure body into a `Procedure`; register its text with
+    `linecache` so that tracebacks show the stored lines.
+
+    Raises `CompileError` (with the line number in ``text``) when it does
+    not compile, `InputRefused` when ``text`` is no string, ``is_async``
+    not true/false/None, ``defaults`` no dict, or a variable name invalid.
+    (These are checked at run time too: stored values arrive untyped.)
 
     Args:
       text: the body (str)
       name: its path, for messages and the pseudo file name
       variables: parameter names
       is_async: None (sync), False (thread), True (async)
+      defaults: default values of variables (copied)
     """
     if not isinstance(text, str):
         raise InputRefused(f"the code of {name} is {type(text).__name__}, not text")
     if is_async not in (None, True, False):
         raise InputRefused(f"is_async of {name} must be true, false or null, not {is_async!r}")
-    variables = check_variables(variables)
+    names = check_variables(variables)
     if defaults is None:
         defaults = {}
     elif not isinstance(defaults, dict):
         raise InputRefused(f"the defaults of {name} must be a mapping")
-    hdr = ("async " if is_async else "") + f"def _proc({', '.join(variables)}):\n"
+    hdr = ("async " if is_async else "") + f"def _proc({', '.join(names)}):\n"
     body = "".join(_INDENT + line for line in text.splitlines(keepends=True))
     if not body.strip():
         body += _INDENT + "pass\n"
@@ -168,17 +209,19 @@ def compile_procedure(text, name, *, variables=(), is_async=None, defaults=None)
     return Procedure(
         name=str(name),
         code=code,
-        variables=variables,
+        variables=names,
         is_async=is_async,
         defaults=dict(defaults),
         filename=filename,
     )
 
 
-def compile_module_code(text, name):
-    """Compile a module's text; return the code object.
+def compile_module_code(text: str, name: str) -> CodeType:
+    """Compile a module's text; return the code object, and register the
+    text with `linecache` (file name ``<distkv:module NAME>``).
 
-    Raises `CompileError` / `InputRefused`.
+    Raises `CompileError` when it does not compile, `InputRefused` when
+    ``text`` is no string (checked at run time: stored values are untyped).
     """
     if not isinstance(text, str):
         raise InputRefused(f"the code of module {name} is {type(text).__name__}, not text")

@@ -8,6 +8,7 @@ checked for cycles.
 """
 
 import ast
+from collections.abc import Callable, Collection, Iterable, Mapping
 
 __all__ = [
     "static_imports",
@@ -17,10 +18,15 @@ __all__ = [
     "order",
     "needed_by",
     "render_tree",
+    "Graph",
 ]
 
+#: A dependency graph: {name: the names it needs}.  Values are read more
+#: than once (membership tests, iteration), hence `Collection`.
+Graph = Mapping[str, Collection[str]]
 
-def static_imports(text):
+
+def static_imports(text: str) -> set[str]:
     """Names of the modules that ``text`` imports (absolute imports only).
 
     ``from a import b`` yields both ``a`` and ``a.b`` (``b`` may be a
@@ -31,9 +37,9 @@ def static_imports(text):
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return set()
-    res = set()
+    res: set[str] = set()
 
-    def add(name):
+    def add(name: str) -> None:
         parts = name.split(".")
         for i in range(1, len(parts) + 1):
             res.add(".".join(parts[:i]))
@@ -50,15 +56,15 @@ def static_imports(text):
     return res
 
 
-def find_cycle(edges, start=None):
+def find_cycle(edges: Graph, start: str | None = None) -> list[str] | None:
     """A cycle in the graph ``edges`` ({name: iterable of names}), as a
     list ``[a, b, ..., a]``, or None.  With ``start``, only cycles through
     nodes reachable from it are searched."""
     WHITE, GREY, BLACK = 0, 1, 2
-    color = {}
-    stack = []
+    color: dict[str, int] = {}
+    stack: list[str] = []
 
-    def visit(n):
+    def visit(n: str) -> list[str] | None:
         color[n] = GREY
         stack.append(n)
         for m in edges.get(n, ()):
@@ -81,9 +87,9 @@ def find_cycle(edges, start=None):
     return None
 
 
-def closure(edges, names):
-    """All nodes reachable from ``names`` (included)."""
-    seen = set()
+def closure(edges: Graph, names: Iterable[str]) -> set[str]:
+    """All nodes reachable from ``names`` (``names`` included), as a set."""
+    seen: set[str] = set()
     todo = list(names)
     while todo:
         n = todo.pop()
@@ -94,26 +100,27 @@ def closure(edges, names):
     return seen
 
 
-def dependents(edges, name):
-    """Nodes that (transitively) need ``name``, not including it."""
-    rev = {}
+def dependents(edges: Graph, name: str) -> set[str]:
+    """Nodes that (transitively) need ``name``, not including it, as a set."""
+    rev: dict[str, set[str]] = {}
     for a, bs in edges.items():
         for b in bs:
             rev.setdefault(b, set()).add(a)
     return closure(rev, [name]) - {name}
 
 
-def needed_by(edges, name):
-    """Nodes that directly need ``name``."""
+def needed_by(edges: Graph, name: str) -> list[str]:
+    """Nodes that directly need ``name``, sorted."""
     return sorted(a for a, bs in edges.items() if name in bs)
 
 
-def order(edges, names):
+def order(edges: Graph, names: Iterable[str]) -> list[str]:
     """``names`` and what they need, dependencies first (a topological
     order; members of a cycle in arbitrary order)."""
-    res, seen = [], set()
+    res: list[str] = []
+    seen: set[str] = set()
 
-    def visit(n, path):
+    def visit(n: str, path: set[str]) -> None:
         if n in seen or n in path:
             return
         path.add(n)
@@ -128,15 +135,15 @@ def order(edges, names):
     return res
 
 
-def render_tree(edges, roots, label=str):
+def render_tree(edges: Graph, roots: Iterable[str], label: Callable[[str], str] = str) -> str:
     """``roots`` and what they need, as an indented text tree (a string).
 
     A node already shown is marked ``(see above)``; a cycle ``(cycle)``.
     """
-    lines = []
-    shown = set()
+    lines: list[str] = []
+    shown: set[str] = set()
 
-    def walk(n, prefix, last, path, top):
+    def walk(n: str, prefix: str, last: bool, path: frozenset[str], top: bool) -> None:
         mark = ""
         if n in path:
             mark = "  (cycle)"

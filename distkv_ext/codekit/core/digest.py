@@ -8,7 +8,7 @@ from .values import plain
 __all__ = ["content_hash"]
 
 
-def content_hash(value):
+def content_hash(value: object) -> str | None:
     """A short hash of a stored procedure or module: its code and every
     setting but the one-line ``info``; None for a value that is no
     mapping.  Runner entries pin it (``--pin``); the history shows it."""

@@ -23,24 +23,28 @@ __all__ = [
 
 
 class CodeError(Exception):
-    """Base class. ``str(exc)`` is a complete one-line message."""
+    """Base class. ``str(exc)`` is a complete one-line message;
+    ``exit_status`` is the command line's exit status for it (1 here)."""
 
-    exit_status = ExitStatus.FAILURE
+    exit_status: ExitStatus = ExitStatus.FAILURE
 
 
 class NotFound(CodeError, LookupError):
-    """Nothing is stored at this path."""
+    """Nothing is stored at this path (exit status 3).
+
+    ``what`` names the kind of entry (``procedure``, ``module``, ...); the
+    default message is ``no WHAT stored at PATH``."""
 
     exit_status = ExitStatus.NOT_FOUND
 
-    def __init__(self, what, path, message=None):
+    def __init__(self, what: str, path: object, message: str | None = None) -> None:
         self.what = what
         self.path = path
         super().__init__(message or f"no {what} stored at {path}")
 
 
 class InputRefused(CodeError, ValueError):
-    """The input cannot be stored: nothing was written."""
+    """The input cannot be stored: nothing was written (exit status 4)."""
 
     exit_status = ExitStatus.REFUSED
 
@@ -55,7 +59,14 @@ class CompileError(InputRefused):
       filename: the file the source came from, if known (set by callers)
     """
 
-    def __init__(self, name, msg, lineno=None, text=None, filename=None):
+    def __init__(
+        self,
+        name: object,
+        msg: str,
+        lineno: int | None = None,
+        text: str | None = None,
+        filename: str | None = None,
+    ) -> None:
         self.name = name
         self.msg = msg
         self.lineno = lineno
@@ -63,7 +74,9 @@ class CompileError(InputRefused):
         self.filename = filename
         super().__init__(name, msg, lineno)
 
-    def __str__(self):
+    def __str__(self) -> str:
+        """``FILE:LINE: MSG (for NAME)`` when the file is known, else
+        ``NAME:LINE: MSG``."""
         where = self.filename or str(self.name)
         if self.lineno is not None:
             where += f":{self.lineno}"
@@ -74,31 +87,35 @@ class CompileError(InputRefused):
 
 
 class BadFile(InputRefused):
-    """A file could not be read, or is not UTF-8 text."""
+    """A file could not be read, or is not UTF-8 text (exit status 4)."""
 
 
 class ServerUnreachable(CodeError, ConnectionError):
-    """The DistKV server cannot be reached, or the connection broke."""
+    """The DistKV server cannot be reached, or the connection broke (exit
+    status 5)."""
 
     exit_status = ExitStatus.SERVER
 
 
 class EmptyCode(CodeError, LookupError):
-    """The entry exists but holds no runnable code (it never compiled)."""
+    """The entry exists but holds no runnable code (it never compiled;
+    exit status 3)."""
 
     exit_status = ExitStatus.NOT_FOUND
 
 
 class ProcedureFailed(CodeError):
-    """A called procedure raised; ``__cause__`` is its exception."""
+    """A called procedure raised; ``__cause__`` is its exception (exit
+    status 1).  The message names the path and the exception."""
 
-    def __init__(self, path, exc):
+    def __init__(self, path: object, exc: BaseException) -> None:
         self.path = path
         super().__init__(f"{path} raised {type(exc).__name__}: {exc}")
 
 
 class BadArguments(CodeError, TypeError):
-    """A procedure was called without a required variable, or with too many."""
+    """A procedure was called without a required variable, or with too
+    many (exit status 2)."""
 
     exit_status = ExitStatus.USAGE
 
@@ -106,7 +123,7 @@ class BadArguments(CodeError, TypeError):
 class MissingModule(CodeError, ModuleNotFoundError):
     """A module that a procedure or module requires is not stored.
 
-    The message names the chain that needed it."""
+    The message names the chain that needed it (exit status 3)."""
 
     exit_status = ExitStatus.NOT_FOUND
 
@@ -115,6 +132,6 @@ class Conflict(CodeError):
     """Someone else changed the entry since it was read; nothing of ours
     was written over it (exit status 1)."""
 
-    def __init__(self, path, message=None):
+    def __init__(self, path: object, message: str | None = None) -> None:
         self.path = path
         super().__init__(message or f"{path} was changed by someone else meanwhile; not overwritten")

@@ -1,14 +1,21 @@
 """DistKV paths as this project spells them: ``a.b`` on the command line,
 `moat.util.Path` in the store, ``a.b`` again for module names."""
 
+from collections.abc import Iterable
+from typing import Any, TypeAlias
+
 from moat.util import P, Path
 
 from .errors import InputRefused
 
-__all__ = ["as_path", "dotted", "normalize_requires"]
+__all__ = ["as_path", "dotted", "normalize_requires", "PathSpec"]
+
+#: What names an entry: ``"a.b"``, ``("a", "b")`` or a `Path`.  (moat.util
+#: is untyped, so for mypy `Path` is Any and this union accepts anything.)
+PathSpec: TypeAlias = Path | str | tuple[Any, ...] | list[Any]
 
 
-def as_path(name, what="entry"):
+def as_path(name: PathSpec, what: str = "entry") -> Path:
     """Return ``name`` (``"a.b"``, ``("a", "b")`` or a `Path`) as a `Path`.
 
     Strings use DistKV's path syntax (dots separate elements).  An empty
@@ -30,17 +37,20 @@ def as_path(name, what="entry"):
     return path
 
 
-def dotted(path):
+def dotted(path: Iterable[object]) -> str:
     """The elements of ``path`` joined by dots: a module's name
     (``("util", "pid")`` -> ``"util.pid"``)."""
     return ".".join(str(x) for x in path)
 
 
-def normalize_requires(requires):
-    """Return ``requires`` as a list of dotted module names."""
+def normalize_requires(requires: PathSpec | Iterable[PathSpec] | None) -> list[str]:
+    """Return ``requires`` (one name, or an iterable of names; each a dotted
+    string or a path) as a list of distinct dotted module names, in order.
+
+    Anything that is not a module name is refused with `InputRefused`."""
     if isinstance(requires, (str, Path)):
         requires = [requires]
-    res = []
+    res: list[str] = []
     for req in requires or ():
         r = dotted(req) if isinstance(req, (Path, tuple, list)) else req
         if not isinstance(r, str) or not all(p.isidentifier() for p in r.split(".")):

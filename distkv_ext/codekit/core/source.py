@@ -1,5 +1,6 @@
 """Reading source text from files and from standard input."""
 
+import os
 import sys
 
 from .errors import BadFile
@@ -11,7 +12,7 @@ __all__ = ["decode_source", "read_source", "MAX_SOURCE"]
 MAX_SOURCE = 4 * 1024 * 1024
 
 
-def decode_source(data, filename):
+def decode_source(data: bytes, filename: str) -> str:
     """Return ``data`` (bytes) as text, or raise `BadFile`.
 
     Refused: more than `MAX_SOURCE` bytes, NUL bytes (binary files), and
@@ -31,16 +32,17 @@ def decode_source(data, filename):
     return text
 
 
-def read_source(filename, name=None):
+def read_source(filename: str | os.PathLike[str], name: str | None = None) -> str:
     """Read source text from ``filename`` (``-``: standard input).
 
-    Raises `BadFile` when the file cannot be read or is not UTF-8 text;
-    its message calls the file ``name`` (default: ``filename``).
+    Returns the text as `decode_source` does.  Raises `BadFile` when the
+    file cannot be read, is too large or is not UTF-8 text; its message
+    calls the file ``name`` (default: ``filename``).
     """
     if filename == "-":
         data = sys.stdin.buffer.read(MAX_SOURCE + 1)
         return decode_source(data, name or "<stdin>")
-    name = name or filename
+    name = name or str(filename)
     try:
         with open(filename, "rb") as f:
             data = f.read(MAX_SOURCE + 1)

@@ -1,5 +1,6 @@
 """What "the server is not there" looks like, as one exception type."""
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
@@ -11,7 +12,7 @@ __all__ = ["CONN_ERRORS", "server_errors"]
 
 #: The exceptions that mean: the connection to the DistKV server is
 #: refused, broken or closed.
-CONN_ERRORS = (
+CONN_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     ServerClosedError,
     ServerConnectionError,
@@ -23,7 +24,7 @@ CONN_ERRORS = (
 
 
 @asynccontextmanager
-async def server_errors():
+async def server_errors() -> AsyncIterator[None]:
     """Map connection failures (`CONN_ERRORS`) to `ServerUnreachable`
     (exit status 5); other exceptions pass unchanged."""
     try:

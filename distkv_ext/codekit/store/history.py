@@ -10,40 +10,84 @@ writes) are not recorded.
 """
 
 import time
+from typing import Any, Literal, NotRequired, TypedDict, cast
 
-from moat.util import P
+from moat.util import P, Path
 
 from distkv_ext.codekit.core.digest import content_hash
 from distkv_ext.codekit.core.errors import NotFound
-from distkv_ext.codekit.core.paths import as_path
+from distkv_ext.codekit.core.paths import PathSpec, as_path
 
+from .clientapi import Client
 from .conn import server_errors
 from .entries import list_entries
 
-__all__ = ["HISTORY_PREFIX", "content_hash", "record", "versions", "pick", "DEFAULT_KEEP"]
+__all__ = [
+    "HISTORY_PREFIX",
+    "content_hash",
+    "record",
+    "versions",
+    "pick",
+    "DEFAULT_KEEP",
+    "HistoryKind",
+    "Version",
+]
 
-HISTORY_PREFIX = P(":.distkv.code.history")
+#: Where the history lives.
+HISTORY_PREFIX: Path = P(":.distkv.code.history")
+#: How many saved versions of an entry are kept.
 DEFAULT_KEEP = 10
 
+#: What a history is kept of: procedures or modules.
+HistoryKind = Literal["proc", "module"]
 
-async def versions(client, kind, path, *, prefix=HISTORY_PREFIX):
+
+class Version(TypedDict):
+    """A saved version, as `versions` returns it: ``n`` (its number) and
+    the record that `record` stored.  A record written by another tool may
+    lack all but ``value``."""
+
+    n: int
+    #: the stored value (a dict) that was replaced
+    value: Any
+    #: when (Unix time)
+    replaced: NotRequired[float]
+    #: the DistKV client name of who replaced it
+    by: NotRequired[str | None]
+    #: `content_hash` of ``value``
+    hash: NotRequired[str | None]
+
+
+async def versions(
+    client: Client, kind: HistoryKind, path: PathSpec, *, prefix: Path = HISTORY_PREFIX
+) -> list[Version]:
     """The saved versions of ``path``, oldest first: dicts with n, value,
-    replaced (time), by, hash."""
+    replaced (time), by, hash (see `Version`).  Records without a
+    ``value`` or with a name that is no number are skipped."""
     path = as_path(path)
-    res = []
+    res: list[Version] = []
     async for p, v in list_entries(client, prefix + (kind,) + path, max_depth=1):
         if len(p) == 1 and isinstance(v, dict) and "value" in v:
             try:
-                res.append(dict(v, n=int(p[0])))
+                res.append(cast(Version, dict(v, n=int(p[0]))))  # stored: untyped
             except ValueError:
                 continue
     res.sort(key=lambda v: v["n"])
     return res
 
 
-async def record(client, kind, path, old_value, *, keep=DEFAULT_KEEP, prefix=HISTORY_PREFIX):
+async def record(
+    client: Client,
+    kind: HistoryKind,
+    path: PathSpec,
+    old_value: Any,
+    *,
+    keep: int = DEFAULT_KEEP,
+    prefix: Path = HISTORY_PREFIX,
+) -> int | None:
     """Save ``old_value`` (the version about to be replaced) of ``path``;
-    drop versions beyond the last ``keep``.  Returns the new version number."""
+    drop versions beyond the last ``keep``.  Returns the new version number;
+    with ``old_value`` None (nothing replaced) saves nothing, returns None."""
     if old_value is None:
         return None
     path = as_path(path)
@@ -62,8 +106,11 @@ async def record(client, kind, path, old_value, *, keep=DEFAULT_KEEP, prefix=HIS
     return n
 
 
-async def pick(client, kind, path, n=None, *, prefix=HISTORY_PREFIX):
-    """Saved version ``n`` (default: the latest) of ``path``; `NotFound`."""
+async def pick(
+    client: Client, kind: HistoryKind, path: PathSpec, n: int | None = None, *, prefix: Path = HISTORY_PREFIX
+) -> Version:
+    """Saved version ``n`` (default: the latest) of ``path``; `NotFound`
+    when there is no such version."""
 
     vs = await versions(client, kind, path, prefix=prefix)
     if n is not None:

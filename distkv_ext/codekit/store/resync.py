@@ -16,9 +16,12 @@ Losing the connection is not resynced: the mirror stops being updated
 import heapq
 import logging
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any, ClassVar, Self
 
 import anyio
+from anyio.abc import TaskStatus
 from asyncscope import scope
 from distkv.exceptions import ServerClosedError, ServerConnectionError, ServerError
 from distkv.obj import ClientRoot
@@ -35,15 +38,15 @@ class ResyncRoot(ClientRoot):
 
     #: give up (raise the server's error) after this many aborted watches
     #: within ``RESYNC_WINDOW`` seconds: something else is wrong then
-    RESYNC_LIMIT = 10
-    RESYNC_WINDOW = 60.0
+    RESYNC_LIMIT: ClassVar[int] = 10
+    RESYNC_WINDOW: ClassVar[float] = 60.0
 
     #: how many times the watch was aborted and set up again
-    resyncs = 0
-    _running_called = False
+    resyncs: int = 0
+    _running_called: bool = False
 
     @asynccontextmanager
-    async def run(self):
+    async def run(self) -> AsyncIterator[Self]:
         """Fetch, and keep updating, the subtree while the context is open."""
         if self._require_client:
             scope.requires(self.client.scope)
@@ -55,9 +58,9 @@ class ResyncRoot(ClientRoot):
             finally:
                 tg.cancel_scope.cancel()
 
-    async def _watch_loop(self, *, task_status):
+    async def _watch_loop(self, *, task_status: TaskStatus[None]) -> None:
         await self.run_starting()
-        aborts = []
+        aborts: list[float] = []
         while True:
             try:
                 await self._watch(task_status)
@@ -77,10 +80,10 @@ class ResyncRoot(ClientRoot):
                 )
                 await anyio.sleep(0.1 * len(aborts))
 
-    async def _watch(self, task_status):
+    async def _watch(self, task_status: TaskStatus[None]) -> None:
         """One watch (fetching the subtree first), until it fails."""
         pl = PathLongener(())
-        seen = set()  # while loading: what the fresh copy has
+        seen: set[tuple[Any, ...]] | None = set()  # while loading: what the fresh copy has
         refetch = self._running_called  # not the first load: most is known
         async with self.client.watch(self._path, long_path=False, nchain=3, fetch=True) as w:
             async for r in w:
@@ -101,11 +104,12 @@ class ResyncRoot(ClientRoot):
                         continue  # (re-applying it would recompile, restart jobs)
                 await self._apply(r.path, value, chain)
 
-    def _unchanged(self, path, value, chain):
+    def _unchanged(self, path: Any, value: Any, chain: Any) -> bool:
         entry = self.follow(path, create=False, empty_ok=True)
-        return entry is not None and chain is not None and entry.chain == chain and entry.value == value
+        same: bool = entry is not None and chain is not None and entry.chain == chain and entry.value == value
+        return same
 
-    async def _apply(self, path, value, chain):
+    async def _apply(self, path: Any, value: Any, chain: Any) -> None:
         entry = self.follow(path, create=None, empty_ok=True)
         if entry is not None:
             if chain is not None and entry.chain == chain:
@@ -118,7 +122,7 @@ class ResyncRoot(ClientRoot):
             self._saw(chain)
 
     @staticmethod
-    async def _prune(entry):
+    async def _prune(entry: Any) -> None:
         """Drop an entry without value or children (and such parents)."""
         names = list(entry.subpath)
         while names:
@@ -128,7 +132,7 @@ class ResyncRoot(ClientRoot):
             if entry:
                 break
 
-    async def _drop_unseen(self, seen):
+    async def _drop_unseen(self, seen: set[tuple[Any, ...]]) -> None:
         """After a (re-)fetch: entries the fresh copy did not have are gone
         (a no-op on the first load: the tree was empty)."""
         for entry in list(self.all_children):
@@ -136,7 +140,7 @@ class ResyncRoot(ClientRoot):
             if path not in seen:
                 await self._apply(path, NotGiven, None)
 
-    def _saw(self, chain):
+    def _saw(self, chain: Any) -> None:
         """Wake `wait_chain` callers waiting for a tick this chain covers."""
         while chain is not None:
             node, tick = chain.node, chain.tick
