@@ -319,6 +319,34 @@ async def test_output_is_bounded(autojump_clock, client, cr):
     assert [t for _, _, t in last["lines"]] == [str(i) for i in range(40, 50)] and last["dropped"] == 40
 
 
+async def _run_errors(client):
+    """{job name: message} of the runners' records in DistKV's error tree."""
+    records, details = {}, []
+    async for e in client.get_tree(P(":.distkv.error")):
+        value = e.get("value")
+        if isinstance(value, dict) and value.get("subsystem") == "run":
+            records[tuple(e.path)] = value  # the record: subsystem, path
+        elif isinstance(value, dict) and "message" in value:
+            details.append((tuple(e.path[:-1]), value["message"]))  # one node's detail of the record above
+    return {tuple(records[p]["path"])[-1]: msg for p, msg in details if p in records}
+
+
+async def _wait_for_errors(client, expected, timeout=10):
+    """Wait until each job in ``expected`` ({job: text}) has an error whose
+    message holds its text; fail naming every job that has none."""
+    seen = {}
+
+    async def each():
+        seen.update(await _run_errors(client))
+        return all(job in seen and text in seen[job] for job, text in expected.items())
+
+    try:
+        await wait_for(each, timeout=timeout, step=0.1)
+    except AssertionError:
+        missing = {job: text for job, text in expected.items() if job not in seen or text not in seen[job]}
+        raise AssertionError(f"no error for {missing}; errors seen: {seen}") from None
+
+
 async def test_entry_with_wrong_types_is_reported_and_others_run(autojump_clock, client, cr):
     await cr.add("forty.two", code="return 42")
     r = await AnyRunnerRoot.as_handler(client, subpath=("any", "g"), code=cr, node="n1", cfg=FAST)
@@ -327,12 +355,12 @@ async def test_entry_with_wrong_types_is_reported_and_others_run(autojump_clock,
     await client.set(P(":.distkv.run.any.g.badcode"), value={"code": 42, "target": 1})
     good = await add_job(r, "good", "forty.two")
     await wait_for(lambda: good.state.result == 42)
-    errs = []
-    with anyio.fail_after(10):
-        while not errs:
-            errs = [
-                e.value
-                async for e in client.get_tree(P(":.distkv.error"))
-                if "unusable runner entry" in str(e.get("value"))
-            ]
-            await anyio.sleep(0.1)
+    # 'notadict' is not reported (see the xfail test below)
+    await _wait_for_errors(client, {"broken": "unusable runner entry", "badcode": "bad code path 42"})
+
+
+@pytest.mark.xfail(strict=True, reason="product gap: a runner entry that is not a dict is ignored without an error")
+async def test_entry_that_is_not_a_dict_is_reported(autojump_clock, client, cr):
+    await AnyRunnerRoot.as_handler(client, subpath=("any", "g"), code=cr, node="n1", cfg=FAST)
+    await client.set(P(":.distkv.run.any.g.notadict"), value="code target")
+    await _wait_for_errors(client, {"notadict": ""})
