@@ -90,6 +90,7 @@ class Node:
 
 def start_node(workdir, n=1, timeout=90):
     """Start ``distkv-code-node`` with ``n`` servers; return (process, Node)."""
+    os.makedirs(workdir, exist_ok=True)
     ready = os.path.join(workdir, "ready")
     with open(os.path.join(workdir, "node.out"), "wb") as log:
         proc = subprocess.Popen(

@@ -52,9 +52,9 @@ def test_cli_history_and_revert(node):
     rows = json.loads(r.stdout)
     assert [x["n"] for x in rows] == [1, "current"] and rows[0]["lines"] == 1
     r = node.run("code", "revert", "hc.p")
-    assert (r.returncode, r.stdout.decode()) == (0, "reverted: hc.p\n")
-    assert node.run("code", "call", "hc.p").stdout.decode() == "1\n"
+    assert (r.returncode, r.out) == (0, "reverted: hc.p\n")
+    assert node.run("code", "call", "hc.p").out == "1\n"
     r = node.run("code", "revert", "hc.p", "--to", "7")
-    assert (r.returncode, r.stderr.decode()) == (3, "Error: no version 7 of hc.p in the history\n")
+    assert (r.returncode, r.err) == (3, "Error: no version 7 of hc.p in the history\n")
     r = node.run("module", "history", "no.such.mod")
-    assert (r.returncode, r.stderr.decode()) == (3, "Error: no module stored at no.such.mod\n")
+    assert (r.returncode, r.err) == (3, "Error: no module stored at no.such.mod\n")

@@ -16,6 +16,7 @@ from distkv.backend.mqtt import connect
 
 from distkv_ext.codekit.upstream import moat_mqtt as mqttfix
 from distkv_ext.devtools.ports import free_ports
+from tests.helpers import wait_for
 
 
 def _broker(port):
@@ -51,9 +52,7 @@ async def test_backend_survives_a_broker_restart(broker_port):
 
         await be._tg.start(listen)
         await be.send("dkc", "fix", payload=b"before")
-        with anyio.fail_after(10):
-            while got != [b"before"]:
-                await anyio.sleep(0.05)
+        await wait_for(lambda: got == [b"before"], timeout=10, step=0.05, what="the first message")
 
         procs[0].kill()
         procs[0].wait()
