@@ -37,8 +37,10 @@ finally:
 """
 
 
-def runs(config, prefix=("test", "runs")):
-    """The run records: list of dicts (job, node, start, stop, v)."""
+def runs(config, jobs=None, prefix=("test", "runs")):
+    """The run records (of ``jobs`` only, if given): list of dicts (job,
+    node, start, stop, v).  The servers are shared: other tests' runs are
+    there too."""
     from moat.util import Path
 
     async def get(c):
@@ -46,7 +48,7 @@ def runs(config, prefix=("test", "runs")):
         try:
             async for r in c.get_tree(Path.build(prefix)):
                 v = r.get("value")
-                if isinstance(v, dict) and "start" in v:
+                if isinstance(v, dict) and "start" in v and (jobs is None or str(r.path[0]) in jobs):
                     res.append(dict(v, job=str(r.path[0])))
         except Exception:  # nothing recorded yet
             pass
@@ -91,7 +93,7 @@ def test_kill9_any_node_job_resumes_elsewhere_without_overlap(node3, daemons):
         assert r.returncode == 0, r.stderr
     cfg = node3.configs[0]
     recs = wait_until(
-        lambda: (lambda rs: rs if all(len(running(rs, j)) == 1 for j in jobs) else None)(runs(cfg)),
+        lambda: (lambda rs: rs if all(len(running(rs, j)) == 1 for j in jobs) else None)(runs(cfg, jobs)),
         what="all jobs running",
     )
     victim = running(recs, "fo0")[0]["node"]
@@ -101,7 +103,7 @@ def test_kill9_any_node_job_resumes_elsewhere_without_overlap(node3, daemons):
     killed_at = time.time()
 
     def resumed():
-        rs = runs(cfg)
+        rs = runs(cfg, jobs)
         ok = all(any(r["node"] != victim and r["start"] > killed_at for r in running(rs, j)) for j in lost)
         return rs if ok else None
 
