@@ -8,17 +8,26 @@ In-process (DistKV's ``stdtest`` harness, one per test):
 
 Real processes:
 
-* `node` (module-scoped): a broker and two ``distkv server`` processes;
-  ``node.run("code", "list")`` runs ``distkv -c CFG client code list``.
+* `node` (one for the session): a broker and two ``distkv server``
+  processes; ``node.run("code", "list")`` runs ``distkv -c CFG client code
+  list``.  Tests share it, so each uses paths and groups of its own and
+  never lists, prunes or kills the whole store; a test that must, gets
+  servers of its own (`tests.helpers.running_node`, or a module's own
+  ``node`` fixture, as in test_cli_deploy.py).  It is stopped before the
+  fault drills start.
 
 Markers (setup.cfg): ``drill`` is set here on everything in tests/drills;
 ``slow`` marks tests that take more than about 5 s or start several real
 processes.  ``./dev.sh fast`` runs ``-m "not drill and not slow"``.
 """
 
+import contextlib
+
 import pytest
 
 from tests.helpers import in_process_cluster, running_node
+
+_SHARED = contextlib.ExitStack()  # the session's `node`
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -30,6 +39,13 @@ def pytest_collection_modifyitems(session, config, items):
             item.add_marker(pytest.mark.drill)
             item.add_marker(pytest.mark.slow)
     items.sort(key=lambda item: "drills" in item.path.parts)
+
+
+def pytest_runtest_setup(item):
+    """The drills load the machine and time things: stop the shared node
+    first (they run last, so nothing needs it after them)."""
+    if item.get_closest_marker("drill"):
+        _SHARED.close()
 
 
 @pytest.fixture
@@ -57,8 +73,8 @@ async def cr(client):
     return await CodeRoot.as_handler(client)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def node(tmp_path_factory):
-    """Two real DistKV server processes and a broker, for one test module."""
-    with running_node(tmp_path_factory.mktemp("node"), n=2) as nd:
-        yield nd
+    """Two real DistKV server processes and a broker, shared by the session."""
+    with _SHARED:
+        yield _SHARED.enter_context(running_node(tmp_path_factory.mktemp("node"), n=2))

@@ -6,10 +6,19 @@ import shutil
 
 import pytest
 
+from tests.helpers import running_node
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLE = os.path.join(os.path.dirname(HERE), "examples", "deploy")
 
 pytestmark = pytest.mark.usefixtures("node")
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    """Servers of its own: ``deploy --prune`` removes whatever else is stored."""
+    with running_node(tmp_path_factory.mktemp("deploy-node"), n=2) as nd:
+        yield nd
 
 
 @pytest.fixture
