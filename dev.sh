@@ -2,7 +2,8 @@
 # Set-up and tasks for distkv-code.  Needs only Python 3.11 (python3) and bash.
 #
 #   ./dev.sh demo     start a local DistKV node, store/call/list/diff a procedure, stop
-#   ./dev.sh test     run the whole test suite
+#   ./dev.sh test     run the whole test suite (what CI runs; pytest options pass through)
+#   ./dev.sh fast     the fast lane: the tests not marked drill or slow (a few minutes)
 #   ./dev.sh bench    run the benchmarks (bench/)
 #   ./dev.sh node     run a local DistKV node until Ctrl-C
 #   ./dev.sh docs     regenerate man/ and completions/ from the commands
@@ -36,9 +37,10 @@ shift || true
 case "$cmd" in
     demo)  setup; exec "$VENV/bin/distkv-code-demo" "$@" ;;
     test)  setup; exec "$VENV/bin/python" -m pytest "$@" ;;
+    fast)  setup; exec "$VENV/bin/python" -m pytest -m "not drill and not slow" "$@" ;;
     bench) setup; exec "$VENV/bin/python" -m bench "$@" ;;
     node)  setup; exec "$VENV/bin/distkv-code-node" "$@" ;;
     docs)  setup; "$VENV/bin/python" -m distkv_ext.devtools.mangen man
            exec "$VENV/bin/python" -m distkv_ext.devtools.complete --scripts completions ;;
-    *)     sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *)     sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

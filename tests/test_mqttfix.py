@@ -93,6 +93,7 @@ def test_repairs_are_for_the_pinned_release():
     assert pinned == [mqttfix.TARGET] == [importlib.metadata.version("moat-mqtt")]
 
 
+@pytest.mark.slow  # waits out 1.5 keep-alive periods in real time
 async def test_backend_survives_a_stalled_link(broker_port):
     """The link to the broker stalls (nothing moves, nothing closes): the
     keep-alive ends the connection after 1.5 periods, publishes stuck in

@@ -67,6 +67,7 @@ async def test_subpath_empty_works(autojump_clock, client, cr):
     await wait_for(lambda: job.state.result == 42)
 
 
+@pytest.mark.slow  # 5-8 s of CPU under the autojump clock
 async def test_repeat_data_and_defaults(autojump_clock, client, cr):
     await cr.add("add", code="return a + b", variables=["a", "b"], default={"b": 100})
     r = await AnyRunnerRoot.as_handler(client, subpath=("any", "g"), code=cr, node="n1", cfg=FAST)
@@ -75,6 +76,7 @@ async def test_repeat_data_and_defaults(autojump_clock, client, cr):
     assert job.state.result == 101
 
 
+@pytest.mark.slow  # 5-8 s of CPU under the autojump clock
 async def test_error_backoff_record_and_recovery(autojump_clock, client, cr):
     await cr.add("flaky", code="raise ValueError('broken pump')")
     r = await AnyRunnerRoot.as_handler(client, subpath=("any", "g"), code=cr, node="n1", cfg=FAST)
@@ -183,6 +185,7 @@ async def _runners(st, stack, cr_list, kind=AnyRunnerRoot, subpath=("any", "g"),
     return rs
 
 
+@pytest.mark.slow  # 5-8 s of CPU under the autojump clock
 async def test_load_balancing_and_rebalance_on_join(autojump_clock, cluster2):
     async with AsyncExitStack() as stack:
         c0 = await stack.enter_async_context(cluster2.client(0))
@@ -305,6 +308,7 @@ async def test_output_is_captured(autojump_clock, mode, client, cr):
     assert out["node"] == "n1" and out["ok"] is True and out["dropped"] == 0
 
 
+@pytest.mark.slow  # 5-8 s of CPU under the autojump clock
 async def test_output_is_bounded(autojump_clock, client, cr):
     await cr.add("chatty", code="for i in range(50):\n    print(i)")
     r = await AnyRunnerRoot.as_handler(

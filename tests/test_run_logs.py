@@ -6,7 +6,11 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 from tests.helpers import Daemon, wait_until
+
+pytestmark = pytest.mark.slow  # runner daemons: real processes
 
 TICKER = """
 import anyio, sys
