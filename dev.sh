@@ -2,7 +2,8 @@
 # Set-up and tasks for distkv-code.  Needs only Python 3.11 (python3) and bash.
 #
 #   ./dev.sh demo     start a local DistKV node, store/call/list/diff a procedure, stop
-#   ./dev.sh test     run the whole test suite
+#   ./dev.sh test     run the whole test suite (what CI runs; pytest options pass through)
+#   ./dev.sh fast     the fast lane: the tests not marked drill or slow (a few minutes)
 #   ./dev.sh lint     ruff check, ruff format --check, mypy distkv_ext; names what failed
 #   ./dev.sh bench    run the benchmarks (bench/)
 #   ./dev.sh node     run a local DistKV node until Ctrl-C
@@ -55,6 +56,7 @@ shift || true
 case "$cmd" in
     demo)  setup; exec "$VENV/bin/distkv-code-demo" "$@" ;;
     test)  setup; exec "$VENV/bin/python" -m pytest "$@" ;;
+    fast)  setup; exec "$VENV/bin/python" -m pytest -m "not drill and not slow" "$@" ;;
     lint)  setup; lint ;;
     bench) setup; exec "$VENV/bin/python" -m bench "$@" ;;
     node)  setup; exec "$VENV/bin/distkv-code-node" "$@" ;;

@@ -1,9 +1,80 @@
-"""Shared fixtures: real DistKV servers, in-process and as processes."""
+"""Shared fixtures (their helpers are in `tests.helpers`).
 
-pytest_plugins = ["tests.fixtures"]
+In-process (DistKV's ``stdtest`` harness, one per test):
+
+* `cluster`: one server; `cluster2`: two servers (``st.client(i)``);
+* `client`: a client of `cluster`'s server;
+* `cr`: a `CodeRoot` handler on `client`.
+
+Real processes:
+
+* `node` (one for the session): a broker and two ``distkv server``
+  processes; ``node.run("code", "list")`` runs ``distkv -c CFG client code
+  list``.  Tests share it, so each uses paths and groups of its own and
+  never lists, prunes or kills the whole store; a test that must, gets
+  servers of its own (`tests.helpers.running_node`, or a module's own
+  ``node`` fixture, as in test_cli_deploy.py).  It is stopped before the
+  fault drills start.
+
+Markers (setup.cfg): ``drill`` is set here on everything in tests/drills;
+``slow`` marks tests that take more than about 5 s or start several real
+processes.  ``./dev.sh fast`` runs ``-m "not drill and not slow"``.
+"""
+
+import contextlib
+
+import pytest
+
+from tests.helpers import in_process_cluster, running_node
+
+_SHARED = contextlib.ExitStack()  # the session's `node`
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Run the fault drills last: they take minutes, load the machine and
-    kill processes; the quick tests report first."""
+    """Mark the fault drills ``drill`` and ``slow``, and run them last: they
+    take minutes, load the machine and kill processes; the quick tests
+    report first."""
+    for item in items:
+        if "drills" in item.path.parts:
+            item.add_marker(pytest.mark.drill)
+            item.add_marker(pytest.mark.slow)
     items.sort(key=lambda item: "drills" in item.path.parts)
+
+
+def pytest_runtest_setup(item):
+    """The drills load the machine and time things: stop the shared node
+    first (they run last, so nothing needs it after them)."""
+    if item.get_closest_marker("drill"):
+        _SHARED.close()
+
+
+@pytest.fixture
+async def cluster():
+    async with in_process_cluster(n=1) as st:
+        yield st
+
+
+@pytest.fixture
+async def cluster2():
+    async with in_process_cluster(n=2) as st:
+        yield st
+
+
+@pytest.fixture
+async def client(cluster):
+    async with cluster.client() as c:
+        yield c
+
+
+@pytest.fixture
+async def cr(client):
+    from distkv_ext.code import CodeRoot
+
+    return await CodeRoot.as_handler(client)
+
+
+@pytest.fixture(scope="session")
+def node(tmp_path_factory):
+    """Two real DistKV server processes and a broker, shared by the session."""
+    with _SHARED:
+        yield _SHARED.enter_context(running_node(tmp_path_factory.mktemp("node"), n=2))

@@ -6,14 +6,19 @@ import shutil
 
 import pytest
 
+from tests.helpers import running_node
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLE = os.path.join(os.path.dirname(HERE), "examples", "deploy")
 
 pytestmark = pytest.mark.usefixtures("node")
 
 
-def res(r):
-    return r.returncode, r.stdout.decode(), r.stderr.decode()
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    """Servers of its own: ``deploy --prune`` removes whatever else is stored."""
+    with running_node(tmp_path_factory.mktemp("deploy-node"), n=2) as nd:
+        yield nd
 
 
 @pytest.fixture
@@ -35,15 +40,15 @@ ADDED = """\
 
 def test_dry_run_deploy_and_no_op(node, example):
     r = node.run("code", "deploy", example, "--dry-run")
-    assert res(r) == (
+    assert r.outcome == (
         1,
         ADDED + "Plan: 6 to add, 0 to change, 0 to remove, 0 unchanged. Dry run: nothing written.\n",
         "",
     )
     r = node.run("code", "deploy", example)
-    assert res(r) == (0, ADDED + "Deployed: 6 added, 0 changed, 0 removed, 0 unchanged.\n", "")
+    assert r.outcome == (0, ADDED + "Deployed: 6 added, 0 changed, 0 removed, 0 unchanged.\n", "")
     r = node.run("code", "deploy", example, "--dry-run")
-    assert res(r) == (0, "No changes (6 unchanged).\n", "")  # a CI gate: nothing to do
+    assert r.outcome == (0, "No changes (6 unchanged).\n", "")  # a CI gate: nothing to do
     r = node.run("code", "get", "heating.pump", "-o", "json", server=1)  # the other server has it too
     assert json.loads(r.stdout)["requires"] == ["util.pid"]
 
@@ -56,7 +61,7 @@ def test_dry_run_deploy_and_no_op(node, example):
     assert (ch["label"], ch["source"]) == ("procedure heating.report", "procs/heating/report.py")
     assert ch["diff"].endswith(" return speeds\n+return len(speeds)\n")
     r = node.run("code", "deploy", example, "--no-diff")
-    assert res(r) == (
+    assert r.outcome == (
         0,
         "~ procedure heating.report                         procs/heating/report.py\n"
         "Deployed: 0 added, 1 changed, 0 removed, 5 unchanged.\n",
@@ -67,7 +72,7 @@ def test_dry_run_deploy_and_no_op(node, example):
 
     os.remove(os.path.join(example, "procs/heating/report.py"))
     r = node.run("code", "deploy", example, "--prune", "--dry-run")
-    assert res(r) == (
+    assert r.outcome == (
         4,
         "",
         "jobs.yaml: job 2: runs procedure heating.report, which --prune would remove\n"
@@ -78,14 +83,14 @@ def test_dry_run_deploy_and_no_op(node, example):
             "jobs:\n  - {path: heating.pump.1, code: heating.pump, group: boiler, data: {pump: 1}, target: now, pin: true}\n"
         )
     r = node.run("code", "deploy", example, "--prune")
-    assert res(r) == (
+    assert r.outcome == (
         0,
         "- procedure heating.report\n- job heating.report (at pi1 boiler)\n"
         "Deployed: 0 added, 0 changed, 2 removed, 4 unchanged.\n",
         "",
     )
     r = node.run("code", "get", "heating.report")
-    assert res(r) == (3, "", "Error: no procedure stored at heating.report\n")
+    assert r.outcome == (3, "", "Error: no procedure stored at heating.report\n")
 
 
 def test_refused_deploys_name_every_problem(node, tmp_path):
@@ -96,7 +101,7 @@ def test_refused_deploys_name_every_problem(node, tmp_path):
     with open(os.path.join(root, "procs", "b.py"), "wb") as f:
         f.write(b"\xff\xfe")
     r = node.run("code", "deploy", root)
-    assert res(r) == (
+    assert r.outcome == (
         4,
         "",
         "procs/a.py:1: '(' was never closed (for a)\n"
@@ -108,6 +113,6 @@ def test_refused_deploys_name_every_problem(node, tmp_path):
     r = node.run("code", "deploy", root, "-o", "json")
     assert r.returncode == 4 and len(json.loads(r.stdout)["problems"]) == 2
     r = node.run("code", "deploy", os.path.join(root, "nowhere"))
-    assert res(r) == (4, "", f"Error: {root}/nowhere: not a directory\n")
+    assert r.outcome == (4, "", f"Error: {root}/nowhere: not a directory\n")
     r = node.run("code", "deploy", os.path.join(root, "procs"))
-    assert res(r) == (4, "", f"Error: {root}/procs: has none of procs/, modules/, jobs.yaml: nothing to deploy\n")
+    assert r.outcome == (4, "", f"Error: {root}/procs: has none of procs/, modules/, jobs.yaml: nothing to deploy\n")

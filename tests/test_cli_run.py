@@ -7,14 +7,6 @@ import pytest
 pytestmark = pytest.mark.usefixtures("node")
 
 
-def out(res):
-    return res.stdout.decode()
-
-
-def err(res):
-    return res.stderr.decode()
-
-
 @pytest.fixture(scope="module", autouse=True)
 def procs(node):
     node.run("code", "set", "cr.add", "--var", "a", "-e", "b", "2", "-s", "-", input="return a + b")
@@ -24,9 +16,9 @@ def test_set_get_update_delete(node):
     r = node.run(
         "run", "set", "jobs.one", "-c", "cr.add", "-g", "cg", "-e", "a", "40", "-t", "never", "-r", "60", "-i", "adds"
     )
-    assert (r.returncode, out(r), err(r)) == (0, "created: jobs.one\n", "")
+    assert (r.returncode, r.out, r.err) == (0, "created: jobs.one\n", "")
     r = node.run("run", "get", "jobs.one", "-g", "cg", "-o", "json")
-    got = json.loads(out(r))
+    got = json.loads(r.out)
     assert got == {
         "code": "cr.add",
         "data": {"a": 40},
@@ -38,33 +30,33 @@ def test_set_get_update_delete(node):
         "info": "adds",
     }
     r = node.run("run", "set", "jobs.one", "-g", "cg", "-d", "5")
-    assert out(r) == "updated: jobs.one\n"
+    assert r.out == "updated: jobs.one\n"
     r = node.run("run", "set", "jobs.one", "-g", "cg", "-d", "5")
-    assert out(r) == "unchanged: jobs.one\n"
+    assert r.out == "unchanged: jobs.one\n"
     r = node.run("run", "list", "-g", "cg", "-o", "json")
-    rows = json.loads(out(r))
+    rows = json.loads(r.out)
     assert [(x["path"], x["kind"], x["code"], x["state"]) for x in rows] == [("jobs.one", "any", "cr.add", "never ran")]
     r = node.run("run", "why", "jobs.one", "-g", "cg")
-    assert out(r) == "job jobs.one (any-node, group cg) runs cr.add\n  not scheduled: no target\n"
+    assert r.out == "job jobs.one (any-node, group cg) runs cr.add\n  not scheduled: no target\n"
     r = node.run("run", "delete", "jobs.one", "-g", "cg")
-    assert out(r) == "deleted: jobs.one\n"
+    assert r.out == "deleted: jobs.one\n"
     r = node.run("run", "get", "jobs.one", "-g", "cg")
-    assert (r.returncode, err(r)) == (3, "Error: no job stored at jobs.one\n")
+    assert (r.returncode, r.err) == (3, "Error: no job stored at jobs.one\n")
 
 
 def test_refusals(node):
     r = node.run("run", "set", "jobs.two", "-c", "cr.add", "-g", "cg")
-    assert (r.returncode, err(r)) == (4, "Error: procedure cr.add needs a: give them with -v/-e/-p\n")
+    assert (r.returncode, r.err) == (4, "Error: procedure cr.add needs a: give them with -v/-e/-p\n")
     r = node.run("run", "set", "jobs.two", "-c", "no.such", "-g", "cg", "-v", "a", "1")
-    assert (r.returncode, err(r)) == (3, "Error: no procedure stored at no.such\n")
+    assert (r.returncode, r.err) == (3, "Error: no procedure stored at no.such\n")
     r = node.run("run", "set", "jobs.two", "-g", "cg")
-    assert r.returncode == 2 and err(r).endswith("Error: jobs.two is new: give its procedure with -c CODE\n")
+    assert r.returncode == 2 and r.err.endswith("Error: jobs.two is new: give its procedure with -c CODE\n")
     r = node.run("run", "set", "jobs.two", "-c", "cr.add", "-g", "cg", "-e", "a", "1", "-b", "0.5")
-    assert (r.returncode, err(r)) == (4, "Error: backoff must be at least 1, not 0.5\n")
+    assert (r.returncode, r.err) == (4, "Error: backoff must be at least 1, not 0.5\n")
     r = node.run("run", "set", "jobs.two", "-c", "cr.add", "-g", "cg", "-e", "a", "1", "-t", "tomorrowish")
-    assert r.returncode == 2 and "use now, never, seconds from now, or an ISO time" in err(r)
+    assert r.returncode == 2 and "use now, never, seconds from now, or an ISO time" in r.err
     r = node.run("run", "set", "jobs.two", "-c", "cr.add", "-g", "cg", "-e", "a", "1", "-n", "x", "--all-nodes")
-    assert r.returncode == 2 and "give either -n NODE or --all-nodes, not both" in err(r)
+    assert r.returncode == 2 and "give either -n NODE or --all-nodes, not both" in r.err
     assert node.run("run", "get", "jobs.two", "-g", "cg").returncode == 3
 
 
@@ -73,7 +65,7 @@ def test_kinds_are_separate(node):
     node.run("run", "set", "k.b", "-c", "cr.add", "-g", "kg", "--all-nodes", "-e", "a", "1")
     node.run("run", "set", "k.c", "-c", "cr.add", "-g", "kg", "-n", "box", "-e", "a", "1")
     r = node.run("run", "list", "-g", "kg", "-o", "json")
-    assert sorted((x["path"], x["kind"], x["node"]) for x in json.loads(out(r))) == [
+    assert sorted((x["path"], x["kind"], x["node"]) for x in json.loads(r.out)) == [
         ("k.a", "any", None),
         ("k.b", "all", None),
         ("k.c", "single", "box"),
@@ -85,10 +77,10 @@ def test_kinds_are_separate(node):
 def test_pin(node):
     r = node.run("run", "set", "p.one", "-c", "cr.add", "-g", "pg", "-e", "a", "1", "--pin")
     assert r.returncode == 0
-    pin = json.loads(out(node.run("run", "get", "p.one", "-g", "pg", "-o", "json")))["pin"]
+    pin = json.loads(node.run("run", "get", "p.one", "-g", "pg", "-o", "json").out)["pin"]
     assert len(pin) == 16
     node.run("run", "set", "p.one", "-g", "pg", "--no-pin")
-    assert "pin" not in json.loads(out(node.run("run", "get", "p.one", "-g", "pg", "-o", "json")))
+    assert "pin" not in json.loads(node.run("run", "get", "p.one", "-g", "pg", "-o", "json").out)
 
 
 def test_interrupt_is_exit_130(node):
@@ -96,17 +88,20 @@ def test_interrupt_is_exit_130(node):
     import subprocess
     import time
 
-    from tests.fixtures import DISTKV
-
     node.run("run", "set", "int.job", "-c", "cr.add", "-g", "ig", "-e", "a", "1")
-    p = subprocess.Popen(
-        [DISTKV, "-c", node.configs[0], "client", "run", "logs", "int.job", "-g", "ig", "-f"],
+    p = node.popen(
+        "run",
+        "logs",
+        "int.job",
+        "-g",
+        "ig",
+        "-f",
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         # as at a terminal: a shell without job control starts background
         # commands (a CI runner, ``cmd &``) with SIGINT ignored, and that
         # is inherited; the command would never see this Ctrl-C
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509 - the test has no threads
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     time.sleep(3)
     p.send_signal(signal.SIGINT)

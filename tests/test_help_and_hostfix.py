@@ -9,7 +9,7 @@ from distkv_ext.codekit import upstream
 from distkv_ext.codekit.upstream import moat_util as hostfix
 from distkv_ext.module.client import cli as module_cli
 from distkv_ext.run.client import cli as run_cli
-from tests.fixtures import run_distkv
+from tests.helpers import run_distkv
 
 GROUPS = {"code": code_cli, "module": module_cli, "run": run_cli}
 

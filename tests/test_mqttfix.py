@@ -16,6 +16,7 @@ from distkv.backend.mqtt import connect
 
 from distkv_ext.codekit.upstream import moat_mqtt as mqttfix
 from distkv_ext.devtools.ports import free_ports
+from tests.helpers import wait_for
 
 
 def _broker(port):
@@ -52,9 +53,7 @@ async def test_backend_survives_a_broker_restart(broker_port):
 
         await be._tg.start(listen)
         await be.send("dkc", "fix", payload=b"before")
-        with anyio.fail_after(10):
-            while got != [b"before"]:
-                await anyio.sleep(0.05)
+        await wait_for(lambda: got == [b"before"], timeout=10, step=0.05, what="the first message")
 
         procs[0].kill()
         procs[0].wait()
@@ -95,6 +94,7 @@ def test_repairs_are_for_the_pinned_release():
     assert pinned == [mqttfix.TARGET] == [importlib.metadata.version("moat-mqtt")]
 
 
+@pytest.mark.slow  # waits out 1.5 keep-alive periods in real time
 async def test_backend_survives_a_stalled_link(broker_port):
     """The link to the broker stalls (nothing moves, nothing closes): the
     keep-alive ends the connection after 1.5 periods, publishes stuck in

@@ -13,7 +13,7 @@ from distkv.obj import ClientEntry
 from moat.util import P
 
 from distkv_ext.codekit.store.resync import ResyncRoot
-from tests.fixtures import cluster
+from tests.helpers import wait_for
 
 PREFIX = P(":.test.resync")
 
@@ -53,55 +53,53 @@ async def stored(c):
     return {r.path[-1]: r.value async for r in c.get_tree(PREFIX) if "value" in r}
 
 
-async def test_dropped_watch_is_loaded_again(autojump_clock):
-    async with cluster() as st, st.client() as c:
-        for i in range(5):
-            await c.set(PREFIX + (f"k{i}",), value=i)
-        await c.set(PREFIX | "gone", value="soon")
-        await c.set(PREFIX | "still", value="unchanged")
-        async with c.mirror(PREFIX, root_type=GatedRoot, need_wait=True) as root:
-            await root.wait_loaded()
-            assert mirrored(root) == await stored(c)
+async def test_dropped_watch_is_loaded_again(autojump_clock, client):
+    for i in range(5):
+        await client.set(PREFIX + (f"k{i}",), value=i)
+    await client.set(PREFIX | "gone", value="soon")
+    await client.set(PREFIX | "still", value="unchanged")
+    async with client.mirror(PREFIX, root_type=GatedRoot, need_wait=True) as root:
+        await root.wait_loaded()
+        assert mirrored(root) == await stored(client)
 
-            root.gate = anyio.Event()  # the consumer stalls on the next change
-            for n in range(300):
-                await c.set(PREFIX + (f"k{n % 7}",), value=1000 + n)
-            await c.delete(PREFIX | "gone")
-            last = await c.set(PREFIX | "last", value="end", nchain=2)
-            root.gate.set()
+        root.gate = anyio.Event()  # the consumer stalls on the next change
+        for n in range(300):
+            await client.set(PREFIX + (f"k{n % 7}",), value=1000 + n)
+        await client.delete(PREFIX | "gone")
+        last = await client.set(PREFIX | "last", value="end", nchain=2)
+        root.gate.set()
 
-            with anyio.fail_after(30):
-                await root.wait_chain(last.chain)
-                while mirrored(root) != await stored(c):
-                    await anyio.sleep(0.1)
-            assert root.resyncs >= 1
-            assert "gone" not in mirrored(root)
-            assert root.runs == 1  # running() once, not per watch
-            # an entry that did not change is not set again (a procedure
-            # would be recompiled and its running jobs restarted)
-            assert root.follow(P("still")).sets == 1
+        async def caught_up():
+            return mirrored(root) == await stored(client)
 
-            # and the new watch is live
-            await c.set(PREFIX | "after", value=1)
-            with anyio.fail_after(10):
-                while mirrored(root).get("after") != 1:
-                    await anyio.sleep(0.05)
+        with anyio.fail_after(30):
+            await root.wait_chain(last.chain)
+            await wait_for(caught_up, timeout=30, step=0.1, what="the mirror to equal the store")
+        assert root.resyncs >= 1
+        assert "gone" not in mirrored(root)
+        assert root.runs == 1  # running() once, not per watch
+        # an entry that did not change is not set again (a procedure
+        # would be recompiled and its running jobs restarted)
+        assert root.follow(P("still")).sets == 1
+
+        # and the new watch is live
+        await client.set(PREFIX | "after", value=1)
+        await wait_for(lambda: mirrored(root).get("after") == 1, timeout=10, step=0.05, what="the new watch")
 
 
-async def test_gives_up_when_dropped_too_often(autojump_clock):
+async def test_gives_up_when_dropped_too_often(autojump_clock, client):
     """Past ``RESYNC_LIMIT`` drops, the server's error propagates (a runner
     then exits and is restarted, instead of reloading forever)."""
 
     class Impatient(GatedRoot):
         RESYNC_LIMIT = 0
 
-    async with cluster() as st, st.client() as c:
-        await c.set(PREFIX | "k", value=0)
-        with pytest.raises(ServerError):
-            async with c.mirror(PREFIX, root_type=Impatient, need_wait=True) as root:
-                await root.wait_loaded()
-                root.gate = anyio.Event()
-                for n in range(300):
-                    await c.set(PREFIX | "k", value=n)
-                root.gate.set()
-                await anyio.sleep(30)
+    await client.set(PREFIX | "k", value=0)
+    with pytest.raises(ServerError):
+        async with client.mirror(PREFIX, root_type=Impatient, need_wait=True) as root:
+            await root.wait_loaded()
+            root.gate = anyio.Event()
+            for n in range(300):
+                await client.set(PREFIX | "k", value=n)
+            root.gate.set()
+            await anyio.sleep(30)

@@ -6,8 +6,11 @@ import subprocess
 import threading
 import time
 
-from tests.fixtures import DISTKV
-from tests.procs import Daemon, wait_until
+import pytest
+
+from tests.helpers import Daemon, wait_until
+
+pytestmark = pytest.mark.slow  # runner daemons: real processes
 
 TICKER = """
 import anyio, sys
@@ -28,7 +31,7 @@ def test_logs_follow_why_state(node, tmp_path):
 
         def has_ticks():
             r = node.run("run", "logs", "ticker", "-g", "lg")
-            return r.stdout.decode() if "tick 3" in r.stdout.decode() else None
+            return r.out if "tick 3" in r.out else None
 
         text = wait_until(has_ticks, timeout=60, what="output")
         assert text.startswith("tick 0\ntick 1\ntick 2\n! warning: low water\ntick 3\n")
@@ -36,20 +39,14 @@ def test_logs_follow_why_state(node, tmp_path):
         (run,) = json.loads(r.stdout)
         assert run["node"] == "w1" and run["run"] == 1 and run["lines"][0][1:] == ["stdout", "tick 0"]
         r = node.run("run", "why", "ticker", "-g", "lg")
-        assert (
-            "running on w1" in r.stdout.decode()
-            and "  last output:\n" in r.stdout.decode()
-            and "\n    tick " in r.stdout.decode()
-        )
+        assert "running on w1" in r.out and "  last output:\n" in r.out and "\n    tick " in r.out
         r = node.run("run", "list", "-g", "lg", "-o", "json")
         assert json.loads(r.stdout)[0]["last_output"].startswith("tick")
         r = node.run("run", "state", "ticker", "-g", "lg", "-o", "json")
         assert json.loads(r.stdout)["last_output"][-1].startswith("tick")
         # follow: new lines arrive while we watch
-        f = subprocess.Popen(
-            [DISTKV, "-c", node.configs[1], "client", "run", "logs", "ticker", "-g", "lg", "-f"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+        f = node.popen(
+            "run", "logs", "ticker", "-g", "lg", "-f", server=1, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         lines = queue.Queue()
         reader = threading.Thread(target=lambda: [lines.put(x.decode()) for x in f.stdout], daemon=True)

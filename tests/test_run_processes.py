@@ -3,6 +3,9 @@
 kill -9 of the daemon running an any-node job; all-node and single-node
 jobs; a code change restarts jobs; no two runs of a job overlap; SIGTERM
 and systemd's notifications.
+
+The tests share the servers (`node3`) but not their data: each has its own
+group and job names, and the one that kills a server has servers of its own.
 """
 
 import os
@@ -11,29 +14,64 @@ import time
 
 import pytest
 
-from tests.fixtures import start_node, stop_node
-from tests.procs import RECORDER, Daemon, check_no_overlap, runs, wait_until
+from tests.helpers import Daemon, assert_no_overlap, query, running_node, wait_until
+
+pytestmark = pytest.mark.slow
 
 GROUP_ARGS = ["--timeout", "2", "--heartbeat", "0.5"]
+
+#: an async job that records its run (start; stop when it ends) in the store
+RECORDER = """
+import anyio, time
+from moat.util import P
+me = _entry.root.node
+start = time.time()
+key = P("test.runs") + (name, me, str(int(start * 1000000)))
+await _client.set(key, value={"start": start, "node": me, "v": VERSION})
+try:
+    while True:
+        await anyio.sleep(0.5)
+finally:
+    with anyio.CancelScope(shield=True):
+        await _client.set(key, value={"start": start, "stop": time.time(), "node": me, "v": VERSION})
+"""
+
+
+def runs(config, jobs=None, prefix=("test", "runs")):
+    """The run records (of ``jobs`` only, if given): list of dicts (job,
+    node, start, stop, v).  The servers are shared: other tests' runs are
+    there too."""
+    from moat.util import Path
+
+    async def get(c):
+        res = []
+        try:
+            async for r in c.get_tree(Path.build(prefix)):
+                v = r.get("value")
+                if isinstance(v, dict) and "start" in v and (jobs is None or str(r.path[0]) in jobs):
+                    res.append(dict(v, job=str(r.path[0])))
+        except Exception:  # nothing recorded yet
+            pass
+        return res
+
+    return query(config, get)
 
 
 @pytest.fixture(scope="module")
 def node3(tmp_path_factory):
-    d = tmp_path_factory.mktemp("node3")
-    proc, nd = start_node(str(d), n=3, timeout=120)
-    try:
+    with running_node(tmp_path_factory.mktemp("node3"), n=3, timeout=120) as nd:
         nd.run("code", "set", "rec.loop", "--async", "--var", "name", "-s", "-", input=RECORDER.replace("VERSION", "1"))
         yield nd
-    finally:
-        stop_node(proc)
 
 
 @pytest.fixture
-def daemons(node3):
+def daemons(tmp_path):
+    """``daemons(CONFIG, ARGS...)`` starts ``distkv -c CONFIG client run all
+    ARGS``; each is killed when the test ends."""
     started = []
 
-    def start(i, *args, env=None):
-        d = Daemon(node3.configs[i], *args, env=env, log=os.path.join(node3.workdir, f"daemon{len(started)}.log"))
+    def start(config, *args, env=None):
+        d = Daemon(config, *args, env=env, log=str(tmp_path / f"daemon{len(started)}.log"))
         started.append(d)
         return d
 
@@ -48,14 +86,14 @@ def running(recs, job):
 
 
 def test_kill9_any_node_job_resumes_elsewhere_without_overlap(node3, daemons):
-    ds = {f"r{i + 1}": daemons(i, "-g", "fo", "--name", f"r{i + 1}", *GROUP_ARGS) for i in range(3)}
+    ds = {f"r{i + 1}": daemons(node3.configs[i], "-g", "fo", "--name", f"r{i + 1}", *GROUP_ARGS) for i in range(3)}
     jobs = [f"fo{i}" for i in range(6)]
     for j in jobs:
         r = node3.run("run", "set", j, "-c", "rec.loop", "-g", "fo", "-t", "now", "-v", "name", j)
         assert r.returncode == 0, r.stderr
     cfg = node3.configs[0]
     recs = wait_until(
-        lambda: (lambda rs: rs if all(len(running(rs, j)) == 1 for j in jobs) else None)(runs(cfg)),
+        lambda: (lambda rs: rs if all(len(running(rs, j)) == 1 for j in jobs) else None)(runs(cfg, jobs)),
         what="all jobs running",
     )
     victim = running(recs, "fo0")[0]["node"]
@@ -65,7 +103,7 @@ def test_kill9_any_node_job_resumes_elsewhere_without_overlap(node3, daemons):
     killed_at = time.time()
 
     def resumed():
-        rs = runs(cfg)
+        rs = runs(cfg, jobs)
         ok = all(any(r["node"] != victim and r["start"] > killed_at for r in running(rs, j)) for j in lost)
         return rs if ok else None
 
@@ -73,7 +111,7 @@ def test_kill9_any_node_job_resumes_elsewhere_without_overlap(node3, daemons):
     for j in jobs:  # nothing lost, nothing doubled
         live = [r for r in running(recs, j) if r["node"] != victim]
         assert len(live) == 1, (j, live)
-    check_no_overlap(recs, ended={victim: killed_at})
+    assert_no_overlap(recs, ended={victim: killed_at})
     r = node3.run("run", "list", "-g", "fo", "-o", "json")
     import json
 
@@ -83,7 +121,7 @@ def test_kill9_any_node_job_resumes_elsewhere_without_overlap(node3, daemons):
 
 def test_all_node_job_runs_on_all_three(node3, daemons):
     for i in range(3):
-        daemons(i, "-g", "al", "--all-nodes", "--name", f"a{i + 1}", *GROUP_ARGS)
+        daemons(node3.configs[i], "-g", "al", "--all-nodes", "--name", f"a{i + 1}", *GROUP_ARGS)
     r = node3.run(
         "run", "set", "everywhere", "-c", "rec.loop", "-g", "al", "--all-nodes", "-t", "now", "-v", "name", "everywhere"
     )
@@ -102,8 +140,8 @@ def test_all_node_job_runs_on_all_three(node3, daemons):
 
 
 def test_single_node_job_runs_only_on_its_node(node3, daemons):
-    daemons(0, "-g", "hw", "-n", "s1node")
-    daemons(1, "-g", "hw", "-n", "s2node")
+    daemons(node3.configs[0], "-g", "hw", "-n", "s1node")
+    daemons(node3.configs[1], "-g", "hw", "-n", "s2node")
     for n in ("s2node", "nobody"):
         r = node3.run(
             "run", "set", f"dev.{n}", "-c", "rec.loop", "-g", "hw", "-n", n, "-t", "now", "-v", "name", f"single-{n}"
@@ -115,12 +153,12 @@ def test_single_node_job_runs_only_on_its_node(node3, daemons):
     assert {r["node"] for r in recs if r["job"] == "single-s2node"} == {"s2node"}
     assert not [r for r in recs if r["job"] == "single-nobody"]
     r = node3.run("run", "why", "dev.nobody", "-g", "hw", "-n", "nobody")
-    assert "due now" in r.stdout.decode()
+    assert "due now" in r.out
 
 
 def test_code_change_restarts_running_jobs(node3, daemons):
     for i in range(2):
-        daemons(i, "-g", "cc", "--name", f"c{i + 1}", *GROUP_ARGS)
+        daemons(node3.configs[i], "-g", "cc", "--name", f"c{i + 1}", *GROUP_ARGS)
     node3.run("code", "set", "rec.cc", "--async", "--var", "name", "-s", "-", input=RECORDER.replace("VERSION", "1"))
     node3.run("run", "set", "ccjob", "-c", "rec.cc", "-g", "cc", "-t", "now", "-v", "name", "ccjob")
     wait_until(lambda: running(runs(node3.configs[0]), "ccjob"), what="the job")
@@ -130,7 +168,7 @@ def test_code_change_restarts_running_jobs(node3, daemons):
         what="the restart with the new code",
     )
     assert all("stop" in r for r in recs if r["job"] == "ccjob" and r["v"] == 1)
-    check_no_overlap([r for r in recs if r["job"] == "ccjob"])
+    assert_no_overlap([r for r in recs if r["job"] == "ccjob"])
 
 
 def test_sigterm_hands_over_and_notifies_systemd(node3, daemons, tmp_path):
@@ -140,7 +178,13 @@ def test_sigterm_hands_over_and_notifies_systemd(node3, daemons, tmp_path):
     sock.settimeout(60)
     try:
         d1 = daemons(
-            0, "-g", "st", "--name", "t1", *GROUP_ARGS, env={"NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "2000000"}
+            node3.configs[0],
+            "-g",
+            "st",
+            "--name",
+            "t1",
+            *GROUP_ARGS,
+            env={"NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "2000000"},
         )
         msgs = []
         while not any(m.startswith("READY=1") for m in msgs):
@@ -150,7 +194,7 @@ def test_sigterm_hands_over_and_notifies_systemd(node3, daemons, tmp_path):
         assert any("WATCHDOG=1" in m for m in msgs)
         node3.run("run", "set", "stjob", "-c", "rec.loop", "-g", "st", "-t", "now", "-v", "name", "stjob")
         wait_until(lambda: running(runs(node3.configs[0]), "stjob"), what="the job")
-        daemons(1, "-g", "st", "--name", "t2", *GROUP_ARGS)
+        daemons(node3.configs[1], "-g", "st", "--name", "t2", *GROUP_ARGS)
         time.sleep(3)  # t2 has heard the group
         assert d1.term() == 0
         while not any(m.startswith("STOPPING=1") for m in msgs):
@@ -163,27 +207,27 @@ def test_sigterm_hands_over_and_notifies_systemd(node3, daemons, tmp_path):
             what="t2 to take over",
         )
         assert [r for r in recs if r["job"] == "stjob" and r["node"] == "t1" and "stop" in r]
-        check_no_overlap([r for r in recs if r["job"] == "stjob"])
+        assert_no_overlap([r for r in recs if r["job"] == "stjob"])
     finally:
         sock.close()
 
 
-def test_daemon_exits_5_when_its_server_dies(node3, daemons):
-    """Last in this module: it kills server s3."""
+def test_daemon_exits_5_when_its_server_dies(daemons, tmp_path):
+    """It kills its server: a node of its own, not the module's `node3`."""
     import signal
     import subprocess
 
-    d = daemons(2, "-g", "lost", "--name", "l3", *GROUP_ARGS)
-    single = daemons(2, "-g", "lost", "-n", "l3n")  # no group channel: watches its connection itself
-    time.sleep(4)
-    assert d.alive() and single.alive()
-    pids = subprocess.run(
-        ["pgrep", "-f", f"{node3.configs[2]} server"], capture_output=True, check=False
-    ).stdout.split()
-    assert pids
-    for p in pids:
-        os.kill(int(p), signal.SIGKILL)
-    assert d.proc.wait(30) == 5
-    assert single.proc.wait(30) == 5
-    with open(d.log, encoding="utf-8", errors="replace") as f:
-        assert "Error: lost the connection to the DistKV server" in f.read()
+    with running_node(tmp_path / "own", n=1) as own:
+        config = own.configs[0]
+        d = daemons(config, "-g", "lost", "--name", "l3", *GROUP_ARGS)
+        single = daemons(config, "-g", "lost", "-n", "l3n")  # no group channel: watches its connection itself
+        time.sleep(4)
+        assert d.alive() and single.alive()
+        pids = subprocess.run(["pgrep", "-f", f"{config} server"], capture_output=True, check=False).stdout.split()
+        assert pids
+        for p in pids:
+            os.kill(int(p), signal.SIGKILL)
+        assert d.proc.wait(30) == 5
+        assert single.proc.wait(30) == 5
+        with open(d.log, encoding="utf-8", errors="replace") as f:
+            assert "Error: lost the connection to the DistKV server" in f.read()

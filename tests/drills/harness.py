@@ -13,7 +13,6 @@ Every job run is recorded by the job itself in a local JSON-lines file
 runs of a process killed with -9 end at the kill time.
 """
 
-import itertools
 import json
 import os
 import signal
@@ -27,8 +26,7 @@ from moat.util import yformat
 from distkv_ext.devtools.node import server_config
 from distkv_ext.devtools.ports import free_ports
 from tests.drills.proxy import Proxy
-from tests.fixtures import DISTKV
-from tests.procs import query, wait_until
+from tests.helpers import DISTKV, overlaps, query, wait_until
 
 __all__ = ["Fleet", "RECORDER", "Runs"]
 
@@ -270,15 +268,10 @@ class Runs:
         return [r for r in self.runs.get(job, ()) if r["end"] is None]
 
     def overlaps(self, all_node=()):
-        """(job, run a, run b) for every two runs of one job that overlap.
-        Jobs in ``all_node`` run on every node: only runs on one node count."""
-        res = []
-        for job, rs in self.runs.items():
-            groups = [[r for r in rs if r["node"] == n] for n in {r["node"] for r in rs}] if job in all_node else [rs]
-            for a, b in (pair for g in groups for pair in itertools.pairwise(g)):
-                if a["end"] is None or a["end"] > b["start"]:
-                    res.append((job, a, b))
-        return res
+        """(job, run a, run b) for every two runs of one job that overlap
+        (`tests.helpers.overlaps`).  Jobs in ``all_node`` run on every node:
+        only runs on one node count."""
+        return overlaps([r for rs in self.runs.values() for r in rs], all_node)
 
     def started_after(self, job, t, exclude_node=None):
         return [r for r in self.runs.get(job, ()) if r["start"] > t and r["node"] != exclude_node]

@@ -14,8 +14,7 @@ import pytest
 from distkv_ext.code import store_procedure
 from distkv_ext.run._ops import store_job
 from tests.drills.harness import RECORDER, Fleet
-from tests.fixtures import run_distkv
-from tests.procs import wait_until
+from tests.helpers import run_distkv, wait_until
 
 LONG = os.environ.get("DRILLS", "short") == "long"
 GROUP = ["--timeout", "2", "--heartbeat", "0.5"]
@@ -360,7 +359,7 @@ def test_hostile_input_written_behind_the_cli(fleet, drill_report):
     with open(src, "w", encoding="utf-8") as fh:
         fh.write(big)
     cli = run_distkv("-c", f.client_configs[0], "client", "code", "set", "h.big", "-s", src)
-    assert (cli.returncode, cli.stderr.decode()) == (4, f"Error: {src}: too large (more than 4194304 bytes)\n")
+    assert (cli.returncode, cli.err) == (4, f"Error: {src}: too large (more than 4194304 bytes)\n")
     # Written straight into the store, 10 MB stalls DistKV 0.65's update
     # stream between servers (CmdTimeout; the server stops replicating
     # without exiting): not drilled by default, HUGE_MB=10 shows it.
