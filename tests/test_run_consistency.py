@@ -17,7 +17,7 @@ from distkv_ext.run import AllRunnerRoot, AnyRunnerRoot, SingleRunnerRoot
 from distkv_ext.run._agenda import Agenda
 from distkv_ext.run._claim import Phase
 from distkv_ext.run._index import JobIndex
-from tests.fixtures import cluster
+from tests.helpers import in_process_cluster as cluster
 
 FAST = {"heartbeat": 0.2, "timeout": 1.0, "settle": 0.2, "rebalance_delay": 0.5}
 FOREVER = "import anyio\nawait anyio.sleep(10000)"
