@@ -25,7 +25,12 @@ import contextlib
 
 import pytest
 
+from distkv_ext.codekit import upstream
 from tests.helpers import in_process_cluster, running_node
+
+# as every process running our handlers does: tracebacks of exception
+# groups format (pytest's report of a failure with one included)
+upstream.apply_library()
 
 _SHARED = contextlib.ExitStack()  # the session's `node`
 

@@ -41,3 +41,19 @@ def test_client_repairs_do_not_load_moat_mqtt():
     code = "import sys; from distkv_ext.codekit import upstream; upstream.apply_client(); print('moat.mqtt.client' in sys.modules)"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "False"
+
+
+def test_tracebacks_of_nested_exception_groups_format():
+    """trio 0.21 replaced TracebackException.format with one that Python
+    3.11 cannot call for the parts of an exception group (a TypeError, and
+    an INTERNALERROR of pytest when a test fails with such a group)."""
+    import traceback
+
+    import trio  # noqa: F401  (its import installs the broken formatter)
+
+    upstream.apply_library()
+    try:
+        raise ExceptionGroup("outer", [ExceptionGroup("inner", [ValueError("deep")]), KeyError("k")])
+    except ExceptionGroup as exc:
+        text = "".join(traceback.format_exception(exc))
+    assert "ValueError: deep" in text and "KeyError: 'k'" in text and "inner" in text

@@ -7,6 +7,7 @@ import anyio
 from distkv.obj import ClientEntry
 from moat.util import NotGiven, Path
 
+from distkv_ext.codekit import upstream
 from distkv_ext.codekit.core.compiler import compile_procedure
 from distkv_ext.codekit.core.errors import CodeError, EmptyCode, InputRefused, NotFound
 from distkv_ext.codekit.core.paths import as_path
@@ -129,6 +130,7 @@ class CodeRoot(StoreRoot):
     async def as_handler(cls, client, *a, **kw):
         """Return the (shared, per client) handler, loaded, with its
         `ModuleRoot` (both are fetched at the same time)."""
+        upstream.apply_library()
         res = {}
 
         async def modules():

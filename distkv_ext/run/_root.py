@@ -16,6 +16,7 @@ import anyio
 from moat.util import Path, combine_dict
 
 from distkv_ext.code import CodeRoot
+from distkv_ext.codekit import upstream
 from distkv_ext.codekit.store.conn import server_errors
 from distkv_ext.codekit.store.errtree import error_root
 from distkv_ext.codekit.store.resync import ResyncRoot
@@ -94,6 +95,7 @@ class _RunnerRoot(ResyncRoot):
         come from the client's configuration).  Raises `BadArguments` for
         a bad setting, `ServerUnreachable` when the server cannot be reached.
         """
+        upstream.apply_library()
         subpath = tuple(subpath)
         policy = cls.POLICY
         if node is None:

@@ -5,8 +5,10 @@ release (``TARGET``) it was written for, since a repair replaces that
 release's code.  Nothing installed is edited.  This is the one place
 that applies them:
 
+* `apply_library` (every handler of ours: `CodeRoot`, the runner roots):
+  `trio` (tracebacks of exception groups);
 * `apply_client` (every ``distkv client`` command of this project, and
-  DistKV's own through ``distkv_ext/client/main.py``): `distkv`,
+  DistKV's own through ``distkv_ext/client/main.py``): that, `distkv`,
   `moat_util` (loader), `asyncscope`;
 * `apply_server` (the servers this project starts, see `main`): those
   and `moat_mqtt`, plus moat-util's main-scope repair.
@@ -19,22 +21,29 @@ half-repaired.
 import importlib
 import importlib.metadata
 
-from . import asyncscope, distkv, moat_util
+from . import asyncscope, distkv, moat_util, trio
 
-__all__ = ["apply_client", "apply_server", "check_versions", "REPAIRS"]
+__all__ = ["apply_library", "apply_client", "apply_server", "check_versions", "REPAIRS"]
 
 #: Every repair module (below this package), in the order they are applied.
-REPAIRS = ("asyncscope", "moat_util", "distkv", "moat_mqtt")
+REPAIRS = ("trio", "asyncscope", "moat_util", "distkv", "moat_mqtt")
 
 
-def apply_client():
+def apply_library() -> None:
+    """Apply what any process running this project's handlers needs
+    (idempotent): tracebacks of exception groups that do not crash."""
+    trio.apply()
+
+
+def apply_client() -> None:
     """Apply what ``distkv client ...`` commands need (idempotent)."""
+    apply_library()
     asyncscope.apply()
     moat_util.apply()
     distkv.apply()
 
 
-def apply_server():
+def apply_server() -> None:
     """Apply what this project's ``distkv server`` processes need
     (idempotent): the client repairs, moat-util's main scope and
     ``-C`` handling, and moat-mqtt's broker-restart repairs."""
@@ -46,10 +55,10 @@ def apply_server():
     moat_mqtt.apply()
 
 
-def check_versions():
+def check_versions() -> list[tuple[str, str, str]]:
     """``[(package, target, installed), ...]`` for every repair whose
     package is installed at another release than it was written for."""
-    res = []
+    res: list[tuple[str, str, str]] = []
     for name in REPAIRS:
         mod = importlib.import_module(f"{__name__}.{name}")
         have = importlib.metadata.version(mod.PACKAGE)
