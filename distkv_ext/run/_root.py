@@ -153,8 +153,7 @@ class _RunnerRoot(ResyncRoot):
         self.err = await error_root(self.client)
         if self._code is None:
             self._code = await CodeRoot.as_handler(self.client)
-        if self._code.modules is not None:
-            self._code.modules.add_listener(self.scheduler.modules_changed)
+        self._code.add_module_listener(self.scheduler.modules_changed)
         self.state = await StateRoot.as_handler(self.client, cfg=self._cfg, subpath=self.state_subpath)
         self.state.set_runner(self)
         await super().run_starting()
