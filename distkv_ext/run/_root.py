@@ -9,7 +9,8 @@ classes.
 """
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from functools import partial
 from typing import Any, ClassVar, Self
 
 import anyio
@@ -63,6 +64,7 @@ class _RunnerRoot(ResyncRoot):
         self.group: Group | None = None
         self.scheduler = Scheduler(self)
         self.ready = False
+        self.ready_event = anyio.Event()
         self.lost: BaseException | None = None  # the exception, once the server connection is gone
         self.lost_event = anyio.Event()
 
@@ -82,7 +84,9 @@ class _RunnerRoot(ResyncRoot):
         **kw: Any,
     ) -> Self:
         """Start the runner for the jobs below ``.distkv run`` + ``subpath``;
-        return it once its entries are loaded and its scheduler runs.
+        return it once its entries and their states are loaded (as
+        DistKV's); it joins its group and starts scheduling right after
+        (``await r.wait_ready()`` waits for that).
 
         ``subpath`` is DistKV's: ``("any", GROUP)`` for what ``run all -g
         GROUP`` serves, ``("all", GROUP)``, ``("at", NODE, GROUP)``; ``()``
@@ -173,12 +177,33 @@ class _RunnerRoot(ResyncRoot):
                 on_claim=self.scheduler.claim_message if policy.claims else None,
                 on_lost=self._lost,
             )
-            await self._tg.start(self.group.run)
+            listen: Callable[..., Awaitable[None]] = self.group.run
         else:
-            await self._tg.start(watch_connection, self.client, self.group_topic(), self._lost)
+            listen = partial(watch_connection, self.client, self.group_topic(), self._lost)
+        self._tg.start_soon(self._start_engine, listen)
+        await super().running()
+
+    async def _start_engine(self, listen: Callable[..., Awaitable[None]]) -> None:
+        """Join the group (or watch the connection), then schedule.  In the
+        background, as DistKV's runner starts its actor: `as_handler`
+        returns once the entries are loaded, costing the server no more
+        events than DistKV's; `wait_ready` waits for this."""
+        await self._tg.start(listen)
         await self._tg.start(self.scheduler.run)
         self.ready = True
-        await super().running()
+        self.ready_event.set()
+
+    async def wait_ready(self) -> None:
+        """Return once this runner hears its group and schedules its jobs,
+        or has lost its server (then ``lost`` says why)."""
+        async with anyio.create_task_group() as tg:
+
+            async def wait(evt: anyio.Event) -> None:
+                await evt.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(wait, self.ready_event)
+            tg.start_soon(wait, self.lost_event)
 
     def _lost(self, exc: BaseException) -> None:
         self.lost = exc
