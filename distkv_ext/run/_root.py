@@ -239,11 +239,27 @@ class _RunnerRoot(ResyncRoot):
         message: str | None,
         data: dict[str, Any] | None = None,
         exc: BaseException | None = None,
+        *,
+        path: Any = None,
+        severity: int = 0,
+        comment: str | None = None,
+        force: bool = False,
     ) -> None:
-        """Record an error of the job in DistKV's error tree (and wait up to
-        2 s until it is there); failures to record are logged, not raised."""
+        """Record an error of the job in DistKV's error tree at ``path``
+        (default: the job's entry; the other keywords: DistKV's
+        ``record_error``) and wait up to 2 s until it is there; failures to
+        record are logged, not raised."""
         try:
-            r = await self.err.record_error("run", entry._path, exc=exc, message=message, data=data or {})
+            r = await self.err.record_error(
+                "run",
+                entry._path if path is None else path,
+                exc=exc,
+                message=message,
+                data=data or {},
+                severity=severity,
+                comment=comment,
+                force=force,
+            )
             if r is not None:
                 with anyio.move_on_after(2):
                     await self.err.wait_chain(r.chain)
