@@ -309,3 +309,39 @@ return got, _self.dropped
     got, dropped = st.result
     assert list(got) == ["ReadyMsg"] + ["TimerMsg"] * 18 + ["NoneType"]  # QLEN 20: the last slot says "overflow"
     assert dropped == 12
+
+
+async def test_raw_monitor_topic_watch_and_cancel(autojump_clock, client, cr):
+    r = await runner(client, cr)
+    code = """
+import anyio, tests.test_job_api as t
+raw = await _self.monitor(_P("test.japi.raw"), raw=True)
+topic = await _self.watch(_P("test.japi.rw:mr"))        # marked r: a topic, as in DistKV
+entry = await _self.watch(_P("test.japi.cw"), fetch=False)
+t.MARK["ready"] = True
+async for msg in _info:
+    if isinstance(msg, _cls.RunnerMsg) and not isinstance(msg, _cls.ReadyMsg):
+        t.EV.append((type(msg).__name__, msg.msg, getattr(msg, "value", "-"), str(msg.path)))
+    if len(t.EV) == 3:
+        assert entry.cancel() and raw.cancel() and topic.cancel()
+        t.MARK["cancelled"] = True
+        await anyio.sleep(5)
+        return len(t.EV)
+"""
+    job = await start(r, cr, "raw", code)
+    await wait_for(lambda: MARK.get("ready"))
+    await client.msg_send(P("test.japi.raw"), data=1)
+    await client.msg_send(P("test.japi.rw"), data=2)
+    await client.set(P("test.japi.cw"), value=3)
+    await wait_for(lambda: MARK.get("cancelled"))
+    await client.msg_send(P("test.japi.raw"), data=4)
+    await client.set(P("test.japi.cw"), value=5)
+    st = await ended(job)
+    assert st.result == 3  # nothing after cancel()
+    got = sorted(EV, key=lambda e: e[3])
+    assert [(n, v, p) for n, _, v, p in got] == [
+        ("ChangeMsg", 3, "test.japi.cw"),
+        ("MQTTmsg", "-", "test.japi.raw"),  # raw: bytes in .msg, no value
+        ("ChangeMsg", 2, "test.japi.rw"),
+    ]
+    assert got[1][1] == b"\x01"
