@@ -82,7 +82,7 @@ async def test_reload_after_change_invalidates_dependents(autojump_clock, client
 
 
 async def test_procedure_requires_loaded_first(autojump_clock, cr):
-    await cr.modules.add("util.pid", code="def step(e): return e / 2")
+    await (await cr.load_modules()).add("util.pid", code="def step(e): return e / 2")
     await cr.add(
         "pr.oc", code="import sys\nreturn sys.modules['util.pid'].step(x)", variables=["x"], requires=["util.pid"]
     )

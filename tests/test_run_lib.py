@@ -129,7 +129,7 @@ async def test_code_change_restarts_running_job(autojump_clock, client, cr):
 
 
 async def test_module_change_restarts_job(autojump_clock, client, cr):
-    await cr.modules.add("tmod.ver", code="V = 1")
+    await (await cr.load_modules()).add("tmod.ver", code="V = 1")
     await cr.add(
         "modjob",
         code="import tmod.ver\n" + FOREVER.replace("rec = [name,", "rec = [tmod.ver.V,"),
@@ -140,7 +140,7 @@ async def test_module_change_restarts_job(autojump_clock, client, cr):
     r = await AnyRunnerRoot.as_handler(client, subpath=("any", "g"), code=cr, node="n1", cfg=FAST)
     await add_job(r, "mj", "modjob", data={"name": "x"})
     await wait_for(lambda: len(LOG) == 1)
-    await cr.modules.add("tmod.ver", code="V = 2")
+    await (await cr.load_modules()).add("tmod.ver", code="V = 2")
     await wait_for(lambda: len(LOG) == 2)
     assert [x[0] for x in LOG] == [1, 2]
 

@@ -1,6 +1,7 @@
 """`CodeRoot` / `CodeEntry`: a live, compiled mirror of the stored procedures."""
 
 import logging
+from contextlib import asynccontextmanager
 from functools import partial
 
 import anyio
@@ -14,7 +15,7 @@ from distkv_ext.codekit.core.paths import as_path
 from distkv_ext.codekit.store.conn import server_errors
 from distkv_ext.codekit.store.errtree import error_root
 from distkv_ext.codekit.store.mirror import StoreRoot
-from distkv_ext.module import ModuleRoot, load_requires
+from distkv_ext.module import Deferred, ModuleRoot, defer, load_requires, uses_stored_modules
 
 from ._value import procedure_value
 
@@ -77,6 +78,8 @@ class CodeEntry(ClientEntry):
             logger.warning("Procedure %s does not compile: %s", self.name, exc)
             await self.root.report(self.subpath, exc)
             return
+        if self.root.modules is None and uses_stored_modules(value["code"], value.get("requires", ())):
+            await self.root.need_modules(f"procedure {self.name}")
         self.error = None
         self.procedure = proc
         req = value.get("requires", ())
@@ -108,19 +111,30 @@ class CodeRoot(StoreRoot):
     """The stored procedures (``.distkv code proc``), compiled and kept current.
 
     Get it with ``cr = await CodeRoot.as_handler(client)``; it returns once
-    the stored procedures are loaded, with a `ModuleRoot` handler running
-    (``cr.modules``), so stored code can import stored modules; a
-    procedure's ``requires`` are imported, in order, before each call.  Then ``cr("a.b", ...)`` (or a tuple,
+    the stored procedures are loaded.  Then ``cr("a.b", ...)`` (or a tuple,
     or a `Path`) calls one.  A change in the store is recompiled at once;
     an entry that does not compile is logged and recorded in DistKV's
     error tree (subsystem ``compile``), and the previous version keeps
     serving.
+
+    Stored modules are loaded when first needed, not before (as DistKV's
+    handler, which loads none: a handler costs the server no more events
+    than DistKV's): ``cr.modules`` is the `ModuleRoot` once a procedure
+    ``requires`` a module or imports one that nothing installed provides
+    (it is loaded before that procedure is ready), or when stored code
+    first imports an unknown name by other means (see
+    `distkv_ext.module.Deferred`); at once if the program runs one
+    already.  A procedure's ``requires`` are imported, in order, before
+    each call.
     """
 
     CFG = "codes"
     HISTORY_KIND = "proc"
     err = None
     modules = None
+    _modules_lock = None
+    _module_listeners = ()
+    _deferred = None
 
     @classmethod
     def child_type(cls, name):
@@ -128,20 +142,10 @@ class CodeRoot(StoreRoot):
 
     @classmethod
     async def as_handler(cls, client, *a, **kw):
-        """Return the (shared, per client) handler, loaded, with its
-        `ModuleRoot` (both are fetched at the same time)."""
+        """Return the (shared, per client) handler, loaded."""
         upstream.apply_library()
-        res = {}
-
-        async def modules():
-            res["modules"] = await ModuleRoot.as_handler(client)
-
         async with server_errors():
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(modules)
-                root = await super().as_handler(client, *a, **kw)
-        root.modules = res["modules"]
-        return root
+            return await super().as_handler(client, *a, **kw)
 
     def load_requires(self, requires, who):
         """Import stored modules ``requires``, in order (see `ModuleRoot`)."""
@@ -149,7 +153,60 @@ class CodeRoot(StoreRoot):
 
     async def run_starting(self):
         self.err = await error_root(self.client)
+        self._modules_lock = anyio.Lock()
+        self._module_listeners = []
+        mods = ModuleRoot.running_for(self.client)
+        if mods is not None:
+            self._use_modules(mods)
         await super().run_starting()
+
+    @asynccontextmanager
+    async def run(self):
+        async with super().run() as res:
+            undefer = None
+            if self.modules is None:
+                self._deferred = Deferred(self.load_modules, self._load_modules_soon)
+                undefer = defer(self._deferred)
+            try:
+                yield res
+            finally:
+                if undefer is not None:
+                    undefer()
+
+    # --- stored modules, on demand ---
+
+    async def load_modules(self):
+        """Start (or join) the client's `ModuleRoot` handler, if not yet;
+        return it.  Concurrent calls share one start."""
+        async with self._modules_lock:
+            if self.modules is None:
+                self._use_modules(await ModuleRoot.as_handler(self.client))
+        return self.modules
+
+    async def need_modules(self, who):
+        """`load_modules` for ``who``; a failure is logged, not raised (the
+        import that needs them fails later, naming the module)."""
+        try:
+            await self.load_modules()
+        except Exception as exc:
+            logger.warning("Could not load the stored modules (needed by %s): %r", who, exc)
+
+    def _load_modules_soon(self):
+        self._tg.start_soon(self.need_modules, "an import")
+
+    def _use_modules(self, mods):
+        self.modules = mods
+        if self._deferred is not None:
+            self._deferred.done = True
+        for cb in self._module_listeners:
+            mods.add_listener(cb)
+
+    def add_module_listener(self, callback):
+        """Call ``callback(names)`` whenever stored modules change (see
+        `ModuleRoot.add_listener`), from when they are loaded."""
+        self._module_listeners.append(callback)
+        if self.modules is not None:
+            self.modules.add_listener(callback)
 
     async def report(self, path, exc):
         """Record a compile error (or its end) in DistKV's error tree."""

@@ -12,7 +12,7 @@ of an old version.
 
 from distkv_ext.codekit.core.errors import CompileError, InputRefused, NotFound
 
-from ._importer import StoredModuleFinder, load_requires
+from ._importer import Deferred, StoredModuleFinder, defer, load_requires, uses_stored_modules
 from ._ops import (
     DEFAULT_PREFIX,
     check_modules,
@@ -33,6 +33,9 @@ __all__ = [
     "ModuleEntry",
     "StoredModuleFinder",
     "load_requires",
+    "uses_stored_modules",
+    "Deferred",
+    "defer",
     "module_value",
     "check_requires_acyclic",
     "get_module",

@@ -14,26 +14,53 @@ registers itself; the first one that has a name serves it.
   that names the chain that needed it; a cycle of ``requires`` (only
   possible when written behind ``add``'s back) is an `ImportError`
   naming the cycle.
+
+Loading on demand: a `CodeRoot` does not load the stored modules until a
+procedure needs them (`uses_stored_modules`: it ``requires`` one, or
+imports a name that nothing installed provides).  For imports that no
+text shows (``importlib.import_module(name)``), a handler registers a
+`Deferred` loader: the first import of a name that nothing else finds,
+made by stored code, loads the stored modules: at once in a worker
+thread (threaded procedures), in the background from the event loop's
+own thread (which cannot wait for the store; that import fails with a
+message that says so, and the next one finds the module).
 """
 
 import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import logging
 import sys
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio.from_thread
 
 from distkv_ext.codekit.core.compiler import compile_module_code, source_name
 from distkv_ext.codekit.core.depgraph import static_imports
 from distkv_ext.codekit.core.errors import CompileError, MissingModule
 
-__all__ = ["register", "unregister", "load_requires", "is_ours", "StoredModuleFinder"]
+__all__ = [
+    "register",
+    "unregister",
+    "load_requires",
+    "is_ours",
+    "StoredModuleFinder",
+    "Deferred",
+    "defer",
+    "root_of",
+    "uses_stored_modules",
+]
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ._root import ModuleRoot  # (imports this module)
 
 _roots: list["ModuleRoot"] = []
+_deferred: list["Deferred"] = []
 _lock = threading.Lock()
 _tls = threading.local()
 
@@ -111,10 +138,107 @@ class _Loader(importlib.abc.Loader):
         return self.root.module_source(name)[0]
 
 
+class Deferred:
+    """Stored modules that a handler loads when first needed.
+
+    ``load``: an async function that loads them (starts the `ModuleRoot`);
+    ``load_soon``: a sync function that starts ``load`` in the background.
+    Register with `defer`; `StoredModuleFinder` calls them for an import
+    by stored code that nothing else finds (see the module doc).
+    """
+
+    def __init__(self, load: Callable[[], Awaitable[Any]], load_soon: Callable[[], None]) -> None:
+        self.load = load
+        self.load_soon = load_soon
+        self.done = False
+        self.thread = threading.get_ident()  # the event loop's thread
+
+    def fetch(self, fullname: str) -> None:
+        """Load now (a worker thread of the loop) or start loading (the
+        loop's own thread: then raise `ModuleNotFoundError` saying so)."""
+        if threading.get_ident() != self.thread:
+            try:
+                anyio.from_thread.run(self.load)
+            except Exception as exc:  # e.g. not a worker thread of the loop: cannot wait here
+                logger.warning("could not load the stored modules for %s: %r", fullname, exc)
+            return
+        self.load_soon()
+        raise ModuleNotFoundError(
+            f"No module named {fullname!r}: the stored modules were not loaded yet; loading them"
+            " now (a procedure that imports stored modules by a computed name should list them"
+            " in its requires)",
+            name=fullname,
+        )
+
+
+def defer(d: Deferred) -> Callable[[], None]:
+    """Register `Deferred` loader ``d`` (installs the finder); returns a
+    function that unregisters it."""
+    with _lock:
+        _deferred.append(d)
+        if _finder not in sys.meta_path:
+            sys.meta_path.append(_finder)
+
+    def undefer() -> None:
+        with _lock:
+            if d in _deferred:
+                _deferred.remove(d)
+
+    return undefer
+
+
+def _by_stored_code() -> bool:
+    """Is stored code (a procedure or module) importing?"""
+    f: Any = sys._getframe(2)
+    while f is not None:
+        if f.f_code.co_filename.startswith("<distkv:"):
+            return True
+        f = f.f_back
+    return False
+
+
+def installed(name: str) -> bool:
+    """Does something other than the store provide top-level module ``name``?"""
+    if name in sys.modules:
+        return not is_ours(sys.modules[name])
+    for finder in list(sys.meta_path):
+        if finder is _finder or not hasattr(finder, "find_spec"):
+            continue
+        try:
+            if finder.find_spec(name, None) is not None:
+                return True
+        except Exception:  # a finder that cannot answer: not there
+            continue
+    return False
+
+
+def uses_stored_modules(code: object, requires: object = ()) -> bool:
+    """Might ``code`` (a procedure's text) need stored modules?  True when
+    ``requires`` names any, or the text imports a top-level name that
+    nothing installed provides (so only the store could)."""
+    if isinstance(requires, (list, tuple)) and requires:
+        return True
+    if not isinstance(code, str):
+        return False
+    tops = {n.split(".", 1)[0] for n in static_imports(code)}
+    return any(not installed(t) for t in sorted(tops))
+
+
 class StoredModuleFinder(importlib.abc.MetaPathFinder):
     """Finds modules in the registered `ModuleRoot` handlers."""
 
     def find_spec(self, fullname, path=None, target=None):
+        spec = self._find(fullname)
+        if spec is None:
+            with _lock:
+                pending = [d for d in _deferred if not d.done]
+            if pending and _by_stored_code():
+                for d in pending:
+                    d.fetch(fullname)
+                spec = self._find(fullname)
+        return spec
+
+    def _find(self, fullname):
         with _lock:
             roots = list(_roots)
         for root in roots:
@@ -148,6 +272,15 @@ def is_ours(module):
     its namespace parents)?"""
     spec = getattr(module, "__spec__", None)
     return str(getattr(spec, "origin", None) or "").startswith("<distkv:")
+
+
+def root_of(client):
+    """The registered `ModuleRoot` of ``client``, or None."""
+    with _lock:
+        for root in _roots:
+            if root.client is client:
+                return root
+    return None
 
 
 def register(root):

@@ -76,6 +76,12 @@ class ModuleRoot(StoreRoot):
     def child_type(cls, name):
         return ModuleEntry
 
+    @classmethod
+    def running_for(cls, client):
+        """The handler that already serves ``client``'s stored modules to
+        imports, or None; starts nothing (costs the server nothing)."""
+        return _importer.root_of(client)
+
     @asynccontextmanager
     async def run(self):
         async with super().run() as res:

@@ -15,12 +15,12 @@ balancing), `SingleRunnerRoot`, `AllRunnerRoot`, `RunnerEntry` /
 below ``runner:``.
 """
 
+from ._admin import ErrorRecorded, JobContext
 from ._assign import owner
 from ._config import RUNNER_DEFAULTS, RunnerConfig
 from ._daemon import run_daemon
 from ._entry import RunnerEntry, StateEntry, next_start, retry_delay
 from ._group import Group, GroupMembers
-from ._job import ErrorRecorded, JobContext
 from ._layout import (
     JOB_FIELDS,
     KINDS,

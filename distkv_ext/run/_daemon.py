@@ -71,6 +71,7 @@ async def run_daemon(
     subpath = runner_subpath(kind, group, node)
     cr = await CodeRoot.as_handler(client)
     root = await KINDS[kind].as_handler(client, subpath=subpath, code=cr, node=node, cfg=cfg)
+    await root.wait_ready()
     what = f"{kind}-node runner of group {group} as {root.node}"
     logger.info("Started the %s", what)
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

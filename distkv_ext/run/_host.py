@@ -28,6 +28,10 @@ class JobHost(Protocol):
     def code(self) -> Any:
         """The procedures (a `CodeRoot`; distkv_ext.code has no types yet)."""
 
+    @property
+    def err(self) -> Any:
+        """DistKV's error tree handler."""
+
     async def job_healthy(self, entry: RunnerEntry) -> None:
         """The job says it is set up (or ran ``ok_after`` seconds)."""
 
@@ -37,8 +41,14 @@ class JobHost(Protocol):
         message: str | None,
         data: dict[str, Any] | None = None,
         exc: BaseException | None = None,
+        *,
+        path: Any = None,
+        severity: int = 0,
+        comment: str | None = None,
+        force: bool = False,
     ) -> None:
-        """Record an error of the job in DistKV's error tree."""
+        """Record an error of the job in DistKV's error tree (at ``path``,
+        default the job's entry)."""
 
 
 class RunnerHost(JobHost, Protocol):
@@ -59,10 +69,6 @@ class RunnerHost(JobHost, Protocol):
     @property
     def group(self) -> Group | None:
         """The heartbeat group (None: none, or not started yet)."""
-
-    @property
-    def err(self) -> Any:
-        """DistKV's error tree handler."""
 
     @property
     def state_subpath(self) -> tuple[Any, ...]:

@@ -2,7 +2,8 @@
 
 `execute` runs the procedure of a runner entry with the globals that
 stored code expects and returns an `Outcome`; it never raises for what
-the code does (only cancellation passes through).
+the code does (only cancellation passes through).  The ``_self`` global
+(`JobContext`) is `_admin`'s.
 """
 
 import inspect
@@ -13,26 +14,19 @@ import traceback
 from typing import Any
 
 import anyio
-from moat.util import P, Path, Queue, combine_dict
+from moat.util import P, Path, combine_dict, digits
 
 from distkv_ext.codekit.core.digest import content_hash as code_hash
 from distkv_ext.codekit.core.errors import CodeError
 
+from ._admin import ErrorRecorded, JobContext
 from ._entry import RunnerEntry
 from ._host import JobHost
+from ._jobtasks import job_classes, runner_classes
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["JobContext", "Outcome", "execute", "ErrorRecorded", "QLEN"]
-
-#: Length of the ``_info`` queue of async jobs.  When it is full, new
-#: events are dropped (and counted), so a job that never reads it cannot
-#: make the runner grow.
-QLEN = 20
-
-
-class ErrorRecorded(Exception):
-    """Raised by ``_self.error()``: the job recorded its own error."""
+__all__ = ["Outcome", "execute"]
 
 
 class Outcome:
@@ -56,46 +50,6 @@ class Outcome:
         self.error = error
         self.exc = exc
         self.started = started
-
-
-class JobContext:
-    """The ``_self`` global of a job: what the code can ask of its runner.
-
-    * ``await _self.setup_done()``: "I'm set up": resets the error
-      backoff and resolves a recorded error, as a run that lasted
-      ``ok_after`` seconds does.
-    * ``await _self.error(message, **data)``: record an error for this job
-      (with ``data``) and end the run as failed.
-    * ``_self.info``: the job's event queue (also the ``_info`` global of
-      async code).
-    """
-
-    def __init__(self, runner: JobHost, entry: RunnerEntry) -> None:
-        self._runner = runner
-        self._entry = entry
-        self.info = Queue(QLEN)
-        self.dropped = 0
-        self.healthy = False
-        self.returned: Outcome | None = None  # the Outcome, once the code has ended
-
-    def send_event(self, evt: Any) -> None:
-        """Queue an event for the job; drop it if the queue is full."""
-        try:
-            self.info.put_nowait(evt)
-        except anyio.WouldBlock:
-            self.dropped += 1
-
-    async def setup_done(self) -> None:
-        """The job is set up: reset its error count, resolve its error (once)."""
-        if self.healthy:
-            return
-        self.healthy = True
-        await self._runner.job_healthy(self._entry)
-
-    async def error(self, message: str, **data: Any) -> None:
-        """Record an error for this job (with ``data``); raises `ErrorRecorded`."""
-        await self._runner.record_job_error(self._entry, message=message, data=data)
-        raise ErrorRecorded(message)
 
 
 def _serializable(value: Any, depth: int = 0) -> bool:
@@ -124,8 +78,8 @@ async def execute(runner: JobHost, entry: RunnerEntry, ctx: JobContext, *, on_ok
 
     Globals of the code: ``_entry`` (the runner entry), ``_client``,
     ``_cfg`` (the client's configuration), ``_self`` (`JobContext`),
-    ``_log`` (a logger for this job), ``_P`` and ``_Path`` (as in DistKV)
-    and, for async code, ``_info``.
+    ``_log`` (a logger for this job), ``_P``, ``_Path``, ``_cls`` and
+    ``_digits`` (as in DistKV) and, for async code, ``_info``.
     Variables come from the entry's ``data`` over the procedure's
     defaults.
     """
@@ -154,11 +108,14 @@ async def execute(runner: JobHost, entry: RunnerEntry, ctx: JobContext, *, on_ok
         _log=logging.getLogger(f"distkv_code.job.{'.'.join(str(x) for x in entry.subpath)}"),
         _P=P,  # as DistKV's runner: build paths in stored code
         _Path=Path,
+        _cls=job_classes(ErrorRecorded),  # DistKV's message and state classes
+        _digits=digits,
     )
     if code_entry.is_async:
         kw["_info"] = ctx.info
+        ctx.reads_info = True
     try:
-        async with anyio.create_task_group() as tg:
+        async with ctx.running() as tg:
             if entry.ok_after and entry.ok_after > 0 and on_ok_after is not None:
 
                 async def healthy_after(t: float) -> None:
@@ -173,7 +130,6 @@ async def execute(runner: JobHost, entry: RunnerEntry, ctx: JobContext, *, on_ok
             # blocked the event loop gets fenced as soon as it returns)
             # must not turn this run into an interrupted one
             ctx.returned = result_outcome(res, started)
-            tg.cancel_scope.cancel()
     except ErrorRecorded as exc:
         return Outcome(False, error=str(exc), exc=exc, started=started)
     except BaseException as exc:
@@ -184,9 +140,13 @@ async def execute(runner: JobHost, entry: RunnerEntry, ctx: JobContext, *, on_ok
             raise  # a stop or an interrupt: not the code's failure
         logger.info("Job %s failed: %s", entry, "".join(traceback.format_exception(exc)))
         err = errors[0]
+        if isinstance(err, runner_classes().ErrorRecorded):  # DistKV's, raised by the code
+            err = ErrorRecorded(str(err) or "error recorded by the job")
         return Outcome(
             False, error=str(err) if isinstance(err, ErrorRecorded) else one_line(err), exc=err, started=started
         )
+    if ctx.returned is None and ctx.cancelled:  # the code called _self.cancel()
+        ctx.returned = Outcome(True, result=None, started=started)
     if ctx.returned is None:  # cannot be: the code returned (above) or raised
         raise RuntimeError(f"{entry} ended without an outcome")
     return ctx.returned

@@ -26,13 +26,14 @@ from distkv.exceptions import DistKVError
 from distkv_ext.codekit.core.errors import CodeError
 
 from . import _output
+from ._admin import ErrorRecorded, JobContext
 from ._assign import score
 from ._claim import StopRequest
 from ._entry import RunnerEntry
 from ._group import MsgType
 from ._host import RunnerHost
 from ._index import JobIndex
-from ._job import ErrorRecorded, JobContext, Outcome, execute
+from ._job import Outcome, execute
 from ._layout import output_path
 from ._running import Running
 

@@ -9,7 +9,8 @@ classes.
 """
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from functools import partial
 from typing import Any, ClassVar, Self
 
 import anyio
@@ -63,6 +64,7 @@ class _RunnerRoot(ResyncRoot):
         self.group: Group | None = None
         self.scheduler = Scheduler(self)
         self.ready = False
+        self.ready_event = anyio.Event()
         self.lost: BaseException | None = None  # the exception, once the server connection is gone
         self.lost_event = anyio.Event()
 
@@ -82,7 +84,9 @@ class _RunnerRoot(ResyncRoot):
         **kw: Any,
     ) -> Self:
         """Start the runner for the jobs below ``.distkv run`` + ``subpath``;
-        return it once its entries are loaded and its scheduler runs.
+        return it once its entries and their states are loaded (as
+        DistKV's); it joins its group and starts scheduling right after
+        (``await r.wait_ready()`` waits for that).
 
         ``subpath`` is DistKV's: ``("any", GROUP)`` for what ``run all -g
         GROUP`` serves, ``("all", GROUP)``, ``("at", NODE, GROUP)``; ``()``
@@ -153,8 +157,7 @@ class _RunnerRoot(ResyncRoot):
         self.err = await error_root(self.client)
         if self._code is None:
             self._code = await CodeRoot.as_handler(self.client)
-        if self._code.modules is not None:
-            self._code.modules.add_listener(self.scheduler.modules_changed)
+        self._code.add_module_listener(self.scheduler.modules_changed)
         self.state = await StateRoot.as_handler(self.client, cfg=self._cfg, subpath=self.state_subpath)
         self.state.set_runner(self)
         await super().run_starting()
@@ -174,12 +177,33 @@ class _RunnerRoot(ResyncRoot):
                 on_claim=self.scheduler.claim_message if policy.claims else None,
                 on_lost=self._lost,
             )
-            await self._tg.start(self.group.run)
+            listen: Callable[..., Awaitable[None]] = self.group.run
         else:
-            await self._tg.start(watch_connection, self.client, self.group_topic(), self._lost)
+            listen = partial(watch_connection, self.client, self.group_topic(), self._lost)
+        self._tg.start_soon(self._start_engine, listen)
+        await super().running()
+
+    async def _start_engine(self, listen: Callable[..., Awaitable[None]]) -> None:
+        """Join the group (or watch the connection), then schedule.  In the
+        background, as DistKV's runner starts its actor: `as_handler`
+        returns once the entries are loaded, costing the server no more
+        events than DistKV's; `wait_ready` waits for this."""
+        await self._tg.start(listen)
         await self._tg.start(self.scheduler.run)
         self.ready = True
-        await super().running()
+        self.ready_event.set()
+
+    async def wait_ready(self) -> None:
+        """Return once this runner hears its group and schedules its jobs,
+        or has lost its server (then ``lost`` says why)."""
+        async with anyio.create_task_group() as tg:
+
+            async def wait(evt: anyio.Event) -> None:
+                await evt.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(wait, self.ready_event)
+            tg.start_soon(wait, self.lost_event)
 
     def _lost(self, exc: BaseException) -> None:
         self.lost = exc
@@ -215,11 +239,27 @@ class _RunnerRoot(ResyncRoot):
         message: str | None,
         data: dict[str, Any] | None = None,
         exc: BaseException | None = None,
+        *,
+        path: Any = None,
+        severity: int = 0,
+        comment: str | None = None,
+        force: bool = False,
     ) -> None:
-        """Record an error of the job in DistKV's error tree (and wait up to
-        2 s until it is there); failures to record are logged, not raised."""
+        """Record an error of the job in DistKV's error tree at ``path``
+        (default: the job's entry; the other keywords: DistKV's
+        ``record_error``) and wait up to 2 s until it is there; failures to
+        record are logged, not raised."""
         try:
-            r = await self.err.record_error("run", entry._path, exc=exc, message=message, data=data or {})
+            r = await self.err.record_error(
+                "run",
+                entry._path if path is None else path,
+                exc=exc,
+                message=message,
+                data=data or {},
+                severity=severity,
+                comment=comment,
+                force=force,
+            )
             if r is not None:
                 with anyio.move_on_after(2):
                     await self.err.wait_chain(r.chain)

@@ -4,9 +4,9 @@ from typing import Any
 
 import anyio
 
+from ._admin import JobContext
 from ._claim import Claim
 from ._entry import RunnerEntry
-from ._job import JobContext
 
 __all__ = ["Running"]
 

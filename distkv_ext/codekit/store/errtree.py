@@ -1,11 +1,20 @@
-"""DistKV's error tree (``.distkv error``), one handler per process.
+"""DistKV's error tree (``.distkv error``): one handler per client.
 
-DistKV names error records by the client's name, which is the host name
-unless configured.  Two processes on one host (two runner daemons, or a
-daemon and a CLI call) would then write records under the same name, and
-DistKV's `ErrorRoot` dies on that ("This cannot happen").  So ours is
-named ``HOST.PID``; records are looked up by subsystem and path, not by
-name, so an error recorded by one process is still resolved by another.
+Every handler of ours (procedures, runners) and DistKV's own code use the
+same `distkv.errors.ErrorRoot` of a client: ours is started as the very
+service that DistKV's ``ErrorRoot.as_handler(client)`` starts, so whichever
+comes first is the one both use, and a client watches the error tree
+once (each watch costs the server events; DistKV's harness counts them).
+
+Naming: DistKV names the records a handler writes by the client's name,
+which is the host name unless configured.  Two processes on one host
+(two runner daemons, or a daemon and a CLI call) would then write
+records under one name, and DistKV's `ErrorRoot` dies on that ("This
+cannot happen").  So when ours starts the handler it is named
+``HOST.PID``; when the program started DistKV's own first (as DistKV's
+tests do), that one, named by the client's name, is used.  Records are
+looked up by subsystem and path, not by name, so an error recorded by
+one process is still resolved by another.
 """
 
 import os
@@ -16,17 +25,26 @@ from moat.util import Path
 
 from .clientapi import Client
 
-__all__ = ["error_root"]
+__all__ = ["error_root", "service_name"]
+
+
+def service_name(client: Client) -> str:
+    """The name under which ``ErrorRoot.as_handler(client)`` of DistKV 0.65
+    runs its handler (``distkv.obj.ClientRoot.as_handler``: ``_distkv``,
+    the client's name, the ``CFG`` of the class)."""
+    return str(Path("_distkv", client.name, ErrorRoot.CFG))
 
 
 async def error_root(client: Client) -> Any:
-    """The process's `distkv.errors.ErrorRoot` for ``client``: started on
-    the first call (named ``HOST.PID``, loaded before it is returned),
-    shared by every later call with the same client."""
+    """The `distkv.errors.ErrorRoot` of ``client``: the one already running
+    (ours, or DistKV's own from ``ErrorRoot.as_handler(client)``), else
+    one started now (named ``HOST.PID``, loaded before it is returned),
+    shared by every later call with the same client and by DistKV's
+    ``ErrorRoot.as_handler(client)``."""
     name = f"{client.client_name}.{os.getpid()}"
     cfg = client._cfg[ErrorRoot.CFG]
 
     def make() -> Any:
         return client.mirror(cfg["prefix"], root_type=ErrorRoot, need_wait=True, cfg=cfg, name=name)
 
-    return await client.unique_helper(str(Path("_distkv_code", client.name, "errors")), factory=make)
+    return await client.unique_helper(service_name(client), factory=make)
