@@ -46,12 +46,17 @@ class Header:
 
     filename: str
     settings: dict = field(default_factory=dict)
-    problems: list = field(default_factory=list)
+    found: list = field(default_factory=list)  # (line, message)
     line: LineOf = lambda *keys: 1
 
     def problem(self, keys, msg):
         """Add ``msg`` about the setting at ``keys`` (a tuple) as a problem."""
-        self.problems.append(f"{self.filename}:{self.line(*keys)}: {msg}")
+        self.found.append((self.line(*keys), msg))
+
+    @property
+    def problems(self):
+        """The problems, in the order of their lines: ``FILE:LINE: message``."""
+        return [f"{self.filename}:{n}: {msg}" for n, msg in sorted(self.found, key=lambda p: p[0])]
 
 
 def read_header(text, filename, keys):

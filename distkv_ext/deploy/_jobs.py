@@ -59,7 +59,8 @@ def read_jobs(tree, filename, rel, make_item):
         source = f"{rel}:{line('jobs', n - 1)}: job {n}{name}"
 
         def line_of(key, job=job, n=n):
-            return line("jobs", n - 1, key) if key in job else line("defaults", key)
+            keys = key if isinstance(key, tuple) else (key,)
+            return line("jobs", n - 1, *keys) if keys[0] in job else line("defaults", *keys)
 
         problems = []
 
@@ -135,8 +136,12 @@ def _job(fields, problem):
     if data is not None and not isinstance(data, dict):
         refuse("data", "data must be a mapping of variable names to values")
     elif data:
-        for p in storable_problems(data, "data"):
-            refuse("data", p)
+        for k, v in data.items():
+            if not isinstance(k, str):
+                refuse("data", f"data: key {k!r} is not text (keys must be strings)")
+                continue
+            for p in storable_problems(v, f"data.{k}" if k.isidentifier() else f"data[{k!r}]"):
+                refuse(("data", k), p)
     if fields.get("info") is not None:
         try:
             one_line(fields["info"], "info")
@@ -179,5 +184,8 @@ def _target(t):
         except (ValueError, OverflowError, OSError):
             raise InputRefused(f"target {t!r}: use now, never, an ISO time or seconds since the epoch") from None
     else:
-        when = t
-    return target_time(when, "target"), False
+        return target_time(t, "target"), False
+    try:
+        return target_time(when, "target"), False
+    except InputRefused as exc:  # name the time as written, not as a number
+        raise InputRefused(str(exc).replace(f"target {when:g}", f"target {str(t)!r}", 1)) from None

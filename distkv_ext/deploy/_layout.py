@@ -144,7 +144,7 @@ def _name_of(parts, kind, rel):
         try:
             module_name(parts)
         except InputRefused as exc:
-            raise InputRefused(f"{rel}: no module can be imported as it: {exc}") from None
+            raise InputRefused(f"{rel}: {exc}") from None
     else:
         bad = [p for p in parts if "." in p or not p or not p.isprintable()]
         if bad:

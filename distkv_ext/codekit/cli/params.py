@@ -17,9 +17,10 @@ __all__ = ["Checked", "usage_message", "one_line_option", "module_names", "varia
 
 def usage_message(exc):
     """A check's message for click's "Invalid value for OPTION: ..." line:
-    without the leading "value " (or "value: ") that names what was checked."""
+    without the leading "value " (or "value: ", "value.") that names what
+    was checked."""
     msg = str(exc)
-    for lead in ("value: ", "value "):
+    for lead in ("value: ", "value ", "value."):
         if msg.startswith(lead):
             return msg[len(lead) :]
     return msg

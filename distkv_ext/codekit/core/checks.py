@@ -217,7 +217,8 @@ def storable_problems(value: Any, what: str = "value", *, max_bytes: int = MAX_V
             return
         if isinstance(v, int):
             if not _INT_MIN <= v <= _INT_MAX:
-                problems.append(f"{where}: {_show(v)} is too large an integer to store (more than 64 bits)")
+                digits = len(str(abs(v)))
+                problems.append(f"{where}: an integer of {digits} digits is too large to store (more than 64 bits)")
             return
         if isinstance(v, float):
             if not math.isfinite(v):
