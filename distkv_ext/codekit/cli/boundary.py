@@ -29,7 +29,7 @@ __all__ = ["CliError", "boundary", "get_client", "debugging", "PIPE_CLOSED"]
 
 #: Exit status when standard output's reader went away: 128 + SIGPIPE, as
 #: the shell reports a command that SIGPIPE killed.
-PIPE_CLOSED = 141
+PIPE_CLOSED = int(ExitStatus.PIPE_CLOSED)
 
 
 class CliError(click.ClickException):

@@ -28,9 +28,10 @@ __all__ = [
 
 EXIT_CODES = """\b
 Exit status: 0 success (diff: no differences), 1 differences found
-(diff) or another failure, 2 usage error, 3 not found, 4 input refused
-(does not compile, bad file, cycle; nothing written), 5 cannot reach the
-DistKV server, 130 interrupted."""
+(diff) or another failure, 2 usage error (also an option value out of
+range), 3 not found, 4 input refused (does not compile, bad file or
+value, cycle, in use; nothing written), 5 cannot reach the DistKV server,
+130 interrupted, 141 standard output closed by its reader (| head)."""
 
 
 def show_action(obj, path, action, output):
