@@ -33,4 +33,5 @@ class BuildPyWithPth(build_py):
         return outputs
 
 
-setup(cmdclass={"build_py": BuildPyWithPth})
+if __name__ == "__main__":  # (setuptools runs it so; a test reads the class only)
+    setup(cmdclass={"build_py": BuildPyWithPth})

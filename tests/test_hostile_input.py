@@ -318,3 +318,13 @@ def test_closed_pipe_is_quiet_exit_141(node, stored, args):
         if wr is not None:
             os.close(wr)
     assert (p.returncode, err.decode()) == (141, "")
+
+
+def test_revert_repin_and_delete_force(node, stored):
+    """The ways past the refusals above (run last: they change the store)."""
+    r = node.run("code", "revert", "hi.pin", "--repin")
+    assert r.outcome == (0, "reverted: hi.pin\nrepinned: job hi.pinjob (any hig)\n", "")
+    pin = json.loads(node.run("run", "get", "hi.pinjob", "-g", "hig", "-o", "json").out)["pin"]
+    assert pin == stored[1]  # the version brought back
+    r = node.run("code", "delete", "hi.p", "--force")
+    assert r.outcome == (0, "deleted: hi.p\n", "")
