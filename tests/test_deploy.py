@@ -87,7 +87,7 @@ async def test_change_and_prune_keep_history(example, autojump_clock, client):
         ("change", "procedure heating.report"),
     ]
     diff = next(ch.diff for ch in plan.pending if ch.path == P("heating.report"))
-    assert "-async for r in _client.get_tree" in diff and "+return 2" in diff and "-is_async: true" in diff
+    assert "-    async for r in _client.get_tree" in diff and "+return 2" in diff and "-is_async: true" in diff
     # without --prune nothing is removed
     await get_module(client, "util.pid")
     plan, _res = await deploy(client, example, prune=True)
