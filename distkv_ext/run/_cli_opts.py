@@ -9,6 +9,7 @@ from distkv_ext.codekit.cli.complete import complete_groups
 from distkv_ext.codekit.cli.params import Checked
 from distkv_ext.codekit.core.checks import MAX_SECONDS, number, parse_number, target_time
 from distkv_ext.codekit.core.errors import BadArguments, InputRefused
+from distkv_ext.codekit.core.paths import as_path
 
 from ._config import RunnerConfig
 from ._layout import job_field
@@ -19,6 +20,7 @@ __all__ = [
     "parse_when",
     "job_number",
     "WHEN",
+    "PROCEDURE",
     "runner_config",
     "plain_job",
     "short",
@@ -103,6 +105,8 @@ def job_number(name):
 
 #: ``-t WHEN``: now, never, seconds from now or an ISO time, checked.
 WHEN = Checked(parse_when, "WHEN")
+#: ``-c CODE``: a procedure's path (DistKV's path syntax).
+PROCEDURE = Checked(lambda text: as_path(text, "procedure"), "CODE")
 
 
 def runner_config(runner_cfg, **options):

@@ -12,7 +12,7 @@ from distkv_ext.codekit.cli.boundary import boundary, get_client
 from distkv_ext.codekit.cli.common import EXIT_CODES, show_action
 from distkv_ext.codekit.cli.complete import complete_groups, complete_jobs, complete_procedures
 from distkv_ext.codekit.cli.output import emit, output_option, pick_format, stdout_of, table
-from distkv_ext.codekit.cli.params import Checked, one_line_option
+from distkv_ext.codekit.cli.params import one_line_option
 from distkv_ext.codekit.core.errors import NotFound
 from distkv_ext.codekit.core.paths import as_path
 from distkv_ext.codekit.upstream import apply_client
@@ -31,6 +31,7 @@ from . import (
     store_job,
 )
 from ._cli_opts import (
+    PROCEDURE,
     WHEN,
     group_options,
     job_number,
@@ -44,9 +45,6 @@ from ._cli_opts import (
 
 # repair DistKV's `distkv client` before its group callback connects
 apply_client()
-
-#: ``-c CODE``: a procedure's path (DistKV's path syntax)
-PROCEDURE = Checked(lambda text: as_path(text, "procedure"), "CODE")
 
 
 def _prefixes(obj):
