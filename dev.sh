@@ -23,13 +23,17 @@ setup() {
     # re-install when the inputs change (cheap check: a stamp file)
     local stamp="$VENV/.distkv-code-stamp"
     local want
-    want=$(cat constraints.txt setup.cfg pyproject.toml | cksum)
+    want=$(cat constraints.txt setup.cfg setup.py pyproject.toml | cksum)
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt \
             -e '.[test]' --config-settings editable_mode=compat
         "$VENV/bin/python" -m pip check
         echo "$want" > "$stamp"
     fi
+    # an editable install carries no distkv_code.pth (see setup.py): copy it
+    local pth=distkv_ext/codekit/upstream/distkv_code.pth site
+    site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    cmp -s "$pth" "$site/distkv_code.pth" || cp "$pth" "$site/distkv_code.pth"
     export PATH="$PWD/$VENV/bin:$PATH"
 }
 

@@ -31,6 +31,9 @@ from tests.helpers import in_process_cluster, running_node
 # as every process running our handlers does: tracebacks of exception
 # groups format (pytest's report of a failure with one included)
 upstream.apply_library()
+# as the servers this project runs do: a conditional write is checked and
+# made in one step (DistKV's in-process servers run in this process)
+upstream.distkv.apply_server()
 
 _SHARED = contextlib.ExitStack()  # the session's `node`
 

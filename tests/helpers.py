@@ -248,3 +248,38 @@ def assert_no_overlap(runs, all_node=(), ended=None):
         raise AssertionError(
             f"{job}: run on {a['node']} ({a['start']:.3f}..{a['end']:.3f}) overlaps run on {b['node']} from {b['start']:.3f}"
         )
+
+
+# ---- the whole store ------------------------------------------------------
+
+
+async def dump_store(client):
+    """Every entry of the store, through DistKV's public client API (a
+    ``get_tree`` of the root, ``.distkv`` included): a list of (path,
+    value as DistKV's codec encodes it, chain).  Two equal dumps mean the
+    store is byte for byte the same (a rewrite of an equal value changes
+    the chain)."""
+    from distkv.codec import packer
+    from moat.util import Path
+
+    res = []
+    async for r in client.get_tree(Path(), nchain=3):
+        res.append((str(r.path), packer(r.get("value", None)), packer(r.get("chain", None))))
+    return res
+
+
+def store_dump(config):
+    """`dump_store` of the server of ``config`` (from sync code)."""
+    return query(config, dump_store)
+
+
+@contextmanager
+def store_unchanged(config):
+    """Assert that the store is the same after the block as before it."""
+    before = store_dump(config)
+    yield before
+    after = store_dump(config)
+    if after != before:
+        old, new = dict((p, (v, c)) for p, v, c in before), dict((p, (v, c)) for p, v, c in after)
+        diff = sorted(p for p in set(old) | set(new) if old.get(p) != new.get(p))
+        raise AssertionError(f"the store changed: {', '.join(diff[:10])}")

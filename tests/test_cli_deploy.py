@@ -33,8 +33,8 @@ ADDED = """\
 + module util.pid                                  modules/util/pid.py
 + procedure heating.pump                           procs/heating/pump.py
 + procedure heating.report                         procs/heating/report.py
-+ job heating.pump.1 (any boiler)                  jobs.yaml: job 1 (heating.pump.1)
-+ job heating.report (at pi1 boiler)               jobs.yaml: job 2
++ job heating.pump.1 (any boiler)                  jobs.yaml:7: job 1 (heating.pump.1)
++ job heating.report (at pi1 boiler)               jobs.yaml:12: job 2
 """
 
 
@@ -75,7 +75,7 @@ def test_dry_run_deploy_and_no_op(node, example):
     assert r.outcome == (
         4,
         "",
-        "jobs.yaml: job 2: runs procedure heating.report, which --prune would remove\n"
+        "jobs.yaml:12: job 2: runs procedure heating.report, which --prune would remove\n"
         f"Error: {example}: 1 problem; nothing written\n",
     )
     with open(os.path.join(example, "jobs.yaml"), "w", encoding="utf-8") as f:
@@ -85,7 +85,8 @@ def test_dry_run_deploy_and_no_op(node, example):
     r = node.run("code", "deploy", example, "--prune")
     assert r.outcome == (
         0,
-        "- procedure heating.report\n- job heating.report (at pi1 boiler)\n"
+        f"- procedure heating.report                         written by deploy tree 'deploy', no longer in {example}\n"
+        f"- job heating.report (at pi1 boiler)               written by deploy tree 'deploy', no longer in {example}\n"
         "Deployed: 0 added, 0 changed, 2 removed, 4 unchanged.\n",
         "",
     )

@@ -87,11 +87,14 @@ async def test_change_and_prune_keep_history(example, autojump_clock, client):
         ("change", "procedure heating.report"),
     ]
     diff = next(ch.diff for ch in plan.pending if ch.path == P("heating.report"))
-    assert "-async for r in _client.get_tree" in diff and "+return 2" in diff and "-is_async: true" in diff
+    assert "-    async for r in _client.get_tree" in diff and "+return 2" in diff and "-is_async: true" in diff
     # without --prune nothing is removed
     await get_module(client, "util.pid")
     plan, _res = await deploy(client, example, prune=True)
-    assert actions(plan) == [("remove", "module util.pid"), ("remove", "procedure other.proc")]
+    # other.proc was stored by hand, not by this tree: --prune leaves it alone
+    assert actions(plan) == [("remove", "module util.pid")]
+    assert plan.pending[0].why == f"written by deploy tree 'deploy', no longer in {example}"
+    await get_procedure(client, "other.proc")
     with pytest.raises(NotFound):
         await get_module(client, "util.pid")
     old = await history.versions(client, "module", "util.pid")
@@ -115,11 +118,11 @@ async def test_invalid_files_write_nothing(example, autojump_clock, client):
         )
     plan = await plan_deploy(client, read_tree(example))
     assert sorted(plan.problems) == [
-        "jobs.yaml: job 3: runs procedure no.such.proc, which is neither in the directory nor stored",
-        "jobs.yaml: job 4: repeat must be a number, not 'soon'",
-        "jobs.yaml: job 5 (p2): procedure heating.pump needs pump: give them in the job's data",
+        "jobs.yaml:16: job 3: runs procedure no.such.proc, which is neither in the directory nor stored",
+        "jobs.yaml:18: job 4: repeat must be a number, not 'soon'",
+        "jobs.yaml:19: job 5 (p2): procedure heating.pump needs pump: give them in the job's data",
         "modules/a/__init__.py: requires form a cycle: a -> b -> a",
-        "modules/c.py:1: unknown header setting colour (known: requires, info)",
+        "modules/c.py:3: unknown header setting colour (known: requires, info)",
         "procs/bad/syntax.py:1: '(' was never closed (for bad.syntax)",
         "procs/bin.py: binary file (contains NUL bytes), not Python source",
         "procs/notes.cfg: not a .py file (a procedure is NAME.py)",

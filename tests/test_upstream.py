@@ -57,3 +57,38 @@ def test_tracebacks_of_nested_exception_groups_format():
     except ExceptionGroup as exc:
         text = "".join(traceback.format_exception(exc))
     assert "ValueError: deep" in text and "KeyError: 'k'" in text and "inner" in text
+
+
+def test_the_startup_hook_is_installed_and_only_for_distkv():
+    """distkv_code.pth (see upstream/boot.py) is in site-packages as in the
+    source, and loads nothing into other Python programs."""
+    import os
+    import subprocess
+    import sys
+    import sysconfig
+
+    from distkv_ext.codekit.upstream import boot
+
+    with open(boot.PTH_FILE, encoding="utf-8") as f:
+        want = f.read()
+    with open(os.path.join(sysconfig.get_paths()["purelib"], boot.PTH_NAME), encoding="utf-8") as f:
+        assert f.read() == want
+    code = "import sys; print(sorted(m for m in sys.modules if m.startswith('distkv')))"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == "[]"
+
+
+def test_setup_py_puts_the_startup_hook_into_the_wheel():
+    """The build command adds distkv_code.pth at the top of the wheel."""
+    import pathlib
+    import runpy
+
+    from setuptools.dist import Distribution
+
+    from distkv_ext.codekit.upstream import boot
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    ns = runpy.run_path(str(root / "setup.py"), run_name="not_main")  # defines the command class only
+    assert ns["PTH"].replace("/", ".").endswith("upstream.distkv_code.pth")
+    assert (root / ns["PTH"]).resolve() == pathlib.Path(boot.PTH_FILE)
+    assert issubclass(ns["BuildPyWithPth"], Distribution().get_command_class("build_py"))

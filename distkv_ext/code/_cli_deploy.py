@@ -8,6 +8,7 @@ import asyncclick as click
 from distkv_ext.codekit.cli.boundary import Finished, boundary, get_client
 from distkv_ext.codekit.cli.common import EXIT_CODES
 from distkv_ext.codekit.cli.output import emit, highlight, output_option, stdout_of, use_color
+from distkv_ext.codekit.core.errors import InputRefused
 
 __all__ = ["deploy", "show_plan", "show_problems", "Progress", "plan_data"]
 
@@ -28,13 +29,17 @@ def plan_data(plan, dry_run, result=None):
                 "action": c.action,
                 "label": c.label,
                 "source": c.source,
+                "why": c.why,
                 "diff": c.diff or None,
             }
             for c in pending
         ],
         "unchanged": [c.label for c in plan.changes if c.action == "unchanged"],
+        "not_pruned": plan.not_pruned,
         "restarts": plan.restarts,
+        "notes": plan.notes,
         "problems": plan.problems,
+        "tree": plan.name,
     }
     if result is not None:
         data["written"] = result.written
@@ -52,14 +57,18 @@ def show_plan(obj, plan, *, dry_run, output=None, diffs=True, result=None):
     for c in sorted(plan.pending, key=lambda c: (_ORDER[c.kind], str(c.path))):
         mark, fg = _MARK[c.action]
         line = f"{mark} {c.label}"
-        if c.source:
-            line = f"{line:<50} {c.source}"
+        if c.source or c.why:
+            line = f"{line:<50} {c.source or c.why}"
         print(click.style(line, fg=fg) if color else line, file=out)
         if diffs and c.diff:
             text = "".join("    " + ln for ln in c.diff.splitlines(keepends=True))
             print(highlight(text, "diff", out), end="", file=out)
     for r in plan.restarts:
         print(f"! restarts {r['job']} on {', '.join(r['nodes'])}: {r['why']}", file=out)
+    for k in plan.not_pruned:
+        print(f"= not pruned: {k['label']}: {k['why']}", file=out)
+    for note in plan.notes:
+        print(f"note: {note}", file=out)
     n = {a: plan.count(a) for a in ("add", "change", "remove", "unchanged")}
     if not plan.pending:
         print(f"No changes ({n['unchanged']} unchanged).", file=out)
@@ -106,16 +115,38 @@ class Progress:
             self.stream.flush()
 
 
+def _tree_name(ctx, param, value):
+    # lazy: as in deploy() below; the check needs the deploy engine
+    from distkv_ext.deploy import check_tree_name
+
+    if value is None:
+        return value
+    try:
+        return check_tree_name(value)
+    except InputRefused as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
 @click.command(epilog=EXIT_CODES)
 @click.argument("directory", metavar="DIR", type=click.Path(file_okay=False))
 @click.option("--dry-run", is_flag=True, help="Show the plan, write nothing; exit status 1 if there are changes.")
-@click.option("--prune", is_flag=True, help="Remove what is stored but not in DIR (of the kinds DIR has).")
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Remove what earlier deploys of this tree wrote and DIR no longer has (of the kinds DIR has).",
+)
+@click.option(
+    "--name",
+    callback=_tree_name,
+    help="The deploy tree's name, which its manifest is kept under (default: DIR's name).",
+)
+@click.option("--take-over", is_flag=True, help="Move entries that another deploy tree wrote to this one.")
 @click.option("--pin", is_flag=True, help="Pin every job to the content hash of the procedure deployed.")
 @click.option("--no-diff", is_flag=True, help="List changed entries without their diffs.")
 @output_option("yaml", "json")
 @click.pass_obj
 @boundary
-async def deploy(obj, directory, dry_run, prune, pin, no_diff, output):
+async def deploy(obj, directory, dry_run, prune, name, take_over, pin, no_diff, output):
     """
     Make the store match DIR: procedures, modules and jobs.
 
@@ -123,6 +154,12 @@ async def deploy(obj, directory, dry_run, prune, pin, no_diff, output):
     util.pid, DIR/jobs.yaml the runner entries (see the README).  Prints
     the plan: added (+), changed (~, with a diff), removed (-, only with
     --prune) and the running jobs that the change restarts.
+
+    A deploy records what it wrote (the tree's manifest, .distkv.code.deploy
+    NAME), so --prune removes only what earlier deploys of this tree wrote
+    and DIR no longer has: never entries written by hand, with 'code set',
+    or by another tree.  An entry that another tree wrote is refused
+    unless --take-over.
 
     Every file is checked first (compile, cycles, missing modules, jobs
     whose procedure is missing); if anything is wrong, nothing is written.
@@ -136,14 +173,16 @@ async def deploy(obj, directory, dry_run, prune, pin, no_diff, output):
 
     tree = read_tree(directory)
     client = get_client(obj)
-    plan = await plan_deploy(client, tree, prune=prune, pin=pin, prefixes=Prefixes.from_config(obj.cfg))
+    plan = await plan_deploy(
+        client, tree, prune=prune, pin=pin, prefixes=Prefixes.from_config(obj.cfg), name=name, take_over=take_over
+    )
     if plan.problems:
         if output:
             show_plan(obj, plan, dry_run=dry_run, output=output)
         else:
             show_problems(plan.problems)
         raise DeployRefused(directory, plan.problems)
-    if dry_run or not plan.pending:
+    if dry_run or not (plan.pending or plan.manifest_changed):
         show_plan(obj, plan, dry_run=dry_run, output=output, diffs=not no_diff)
         if dry_run and plan.pending:
             raise Finished(1)

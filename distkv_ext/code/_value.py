@@ -1,5 +1,6 @@
 """The stored form of a procedure (DistKV 0.65's layout), and checking it."""
 
+from distkv_ext.codekit.core.checks import check_storable, one_line
 from distkv_ext.codekit.core.compiler import compile_procedure
 from distkv_ext.codekit.core.errors import InputRefused
 from distkv_ext.codekit.core.paths import normalize_requires
@@ -21,12 +22,14 @@ def mode_of(is_async):
 def procedure_value(path, code, *, is_async=None, variables=(), requires=(), info=None, default=None):
     """Check and compile a procedure; return the dict to store.
 
-    Raises `CompileError` or `InputRefused`; nothing is written by this.
+    Raises `CompileError` or `InputRefused` (also for defaults that DistKV
+    cannot store, see `checks.storable_problems`); nothing is written by this.
     """
-    if info is not None and not isinstance(info, str):
-        raise InputRefused("info must be one line of text")
-    if info is not None and "\n" in info:
-        raise InputRefused("info must be one line of text")
+    if info is not None:
+        one_line(info, "info")
+    if default is not None and not isinstance(default, dict):
+        raise InputRefused("the defaults of variables must be a mapping")
+    check_storable(default or {}, "default")
     proc = compile_procedure(code, path, variables=variables, is_async=is_async, defaults=default or {})
     value = dict(
         code=code,

@@ -12,14 +12,17 @@ from distkv_ext.codekit.cli.boundary import boundary, get_client
 from distkv_ext.codekit.cli.common import (
     EXIT_CODES,
     add_history_commands,
+    depth_option,
     diff_options,
     script_for_get,
     show_action,
     show_diff,
     show_entry,
+    to_option,
 )
 from distkv_ext.codekit.cli.complete import complete_procedures
 from distkv_ext.codekit.cli.output import emit, output_option, pick_format, stdout_of, table
+from distkv_ext.codekit.cli.params import module_names, one_line_option, variable_names
 from distkv_ext.codekit.core.errors import CompileError, NotFound
 from distkv_ext.codekit.core.paths import as_path
 from distkv_ext.codekit.core.source import read_source
@@ -31,8 +34,6 @@ from . import (
     get_procedure,
     list_procedures,
     mode_of,
-    remove_procedure,
-    revert_procedure,
     store_procedure,
 )
 from ._cli_deploy import deploy
@@ -62,10 +63,19 @@ async def cli():
 @click.option("--async", "mode", flag_value="async", help="Async code (awaited).")
 @click.option("--sync", "mode", flag_value="sync", help="Sync code, run in the event loop.")
 @click.option("--thread", "mode", flag_value="thread", help="Sync code, run in a worker thread.")
-@click.option("-i", "--info", help="One line describing the procedure.")
+@click.option("-i", "--info", callback=one_line_option, help="One line describing the procedure.")
 @variable_options
-@click.option("--var", "required", multiple=True, metavar="NAME", help="A required variable (no default).")
-@click.option("-r", "--requires", multiple=True, metavar="MODULE", help="A stored module it needs.")
+@click.option(
+    "--var",
+    "required",
+    multiple=True,
+    metavar="NAME",
+    callback=variable_names,
+    help="A required variable (no default).",
+)
+@click.option(
+    "-r", "--requires", multiple=True, metavar="MODULE", callback=module_names, help="A stored module it needs."
+)
 @click.option("--no-requires", is_flag=True, help="Clear the list of required modules.")
 @output_option("yaml", "json")
 @click.pass_obj
@@ -161,7 +171,7 @@ async def get(obj, path, script, output):
 
 @cli.command("list", epilog=EXIT_CODES)
 @click.argument("path", required=False, default="", shell_complete=complete_procedures)
-@click.option("-d", "--depth", type=int, default=None, help="Levels below PATH to show.")
+@depth_option
 @output_option("table", "yaml", "json")
 @click.pass_obj
 @boundary
@@ -194,12 +204,24 @@ async def list_(obj, path, depth, output):
 
 @cli.command(epilog=EXIT_CODES)
 @click.argument("path", shell_complete=complete_procedures)
+@click.option("-f", "--force", is_flag=True, help="Delete even if runner entries run it.")
 @output_option("yaml", "json")
 @click.pass_obj
 @boundary
-async def delete(obj, path, output):
-    """Delete the procedure PATH.  Exit status 3 if there is none."""
-    await remove_procedure(get_client(obj), path, prefix=_prefix(obj))
+async def delete(obj, path, force, output):
+    """
+    Delete the procedure PATH.  Exit status 3 if there is none.
+
+    Refused (exit status 4) while runner entries run it, naming them,
+    unless --force (their jobs then fail until it is stored again).
+    """
+    # lazy: the runner engine costs ~30 ms at every start of `distkv client
+    # code`; only delete and revert need it (to see the jobs)
+    from distkv_ext.run import delete_procedure
+
+    await delete_procedure(
+        get_client(obj), path, force=force, prefix=_prefix(obj), job_prefix=obj.cfg["runner"]["prefix"]
+    )
     show_action(obj, as_path(path), "deleted", output)
 
 
@@ -240,5 +262,47 @@ async def call(obj, path, values, evals, paths, output):
     emit(obj, res, output)
 
 
-add_history_commands(cli, "proc", "procedure", get_procedure, revert_procedure, _prefix, complete_procedures)
+add_history_commands(cli, "proc", "procedure", get_procedure, None, _prefix, complete_procedures)
+
+
+@cli.command("revert", epilog=EXIT_CODES)
+@click.argument("path", shell_complete=complete_procedures)
+@to_option
+@click.option("--repin", is_flag=True, help="Pin the jobs pinned to this procedure to the version brought back.")
+@click.option("-f", "--force", is_flag=True, help="Revert even if that stops jobs pinned to another version.")
+@output_option("yaml", "json")
+@click.pass_obj
+@boundary
+async def revert(obj, path, to, repin, force, output):
+    """
+    Store a saved version of the procedure PATH again.
+
+    The version it replaces is saved in turn, so a revert can be reverted.
+    The old version is checked like any change (it must compile).  Jobs
+    pinned to another version would stop running it: that is refused
+    (exit status 4, naming each job and its version) unless --repin (pin
+    them to the version brought back) or --force (leave them as they are).
+    """
+    # lazy: the runner engine costs ~30 ms at every start of `distkv client
+    # code`; only delete and revert need it (to see the jobs)
+    from distkv_ext.run import revert_pinned_procedure
+
+    action, _, repinned = await revert_pinned_procedure(
+        get_client(obj),
+        path,
+        to,
+        repin=repin,
+        force=force,
+        prefix=_prefix(obj),
+        job_prefix=obj.cfg["runner"]["prefix"],
+    )
+    action = "reverted" if action != "unchanged" else action
+    if output:
+        emit(obj, {"path": str(as_path(path)), "action": action, "repinned": repinned}, output)
+        return
+    show_action(obj, as_path(path), action, None)
+    for label in repinned:
+        print(f"repinned: {label}", file=stdout_of(obj))
+
+
 cli.add_command(deploy)

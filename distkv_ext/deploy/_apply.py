@@ -7,7 +7,12 @@ longer.  Each step's writes go out concurrently over the one connection;
 each is conditional on the entry being as the plan saw it (a new entry:
 that there still is none), so an edit someone made since is detected and
 reported, never overwritten.  A step with such conflicts ends the deploy
-before the next step starts.
+before the next step starts.  Last, the tree's manifest (what it wrote,
+see `._manifest`) is written, conditional too.
+
+Before the first write every value is checked once more as DistKV will
+store it (`checks.storable_problems`): a plan made by other code than
+`plan_deploy` cannot half-deploy either.
 """
 
 from dataclasses import dataclass, field
@@ -15,10 +20,13 @@ from dataclasses import dataclass, field
 import anyio
 from moat.util import Path
 
+from distkv_ext.codekit.core.checks import storable_problems
 from distkv_ext.codekit.core.errors import Conflict, InputRefused
 from distkv_ext.codekit.store import history
 from distkv_ext.codekit.store.entries import delete_entry, write_entry
 from distkv_ext.run import runner_subpath
+
+from ._manifest import Manifest
 
 __all__ = ["apply_deploy", "DeployRefused", "DeployConflict", "Result", "STEPS"]
 
@@ -108,6 +116,9 @@ async def apply_deploy(client, plan, *, progress=None, concurrency=32, keep=hist
     """
     if plan.problems:
         raise DeployRefused(plan.root, plan.problems)
+    problems = [p for c in plan.pending if c.new is not None for p in storable_problems(c.new, c.label)]
+    if problems:
+        raise DeployRefused(plan.root, problems)
     result = Result()
     pending = plan.pending
     total = len(pending)
@@ -129,4 +140,27 @@ async def apply_deploy(client, plan, *, progress=None, concurrency=32, keep=hist
                 tg.start_soon(run, ch)
         if conflicts:
             raise DeployConflict(sorted(conflicts), result)
+    await _write_manifests(client, plan, result)
     return result
+
+
+async def _write_manifests(client, plan, result):
+    """The tree's manifest, and those of the trees it took entries over
+    from; each only if unchanged since the plan read it."""
+    if not plan.manifest_changed:
+        return
+    by = getattr(client, "client_name", None)
+    base = plan.prefixes.manifests
+    writes = [(plan.name, Manifest(plan.name, plan.entries).to_value(by=by, source=plan.root), plan.manifest)]
+    for other, keys in sorted(plan.take_over.items()):
+        om = plan.others[other]
+        left = Manifest(other, {k: h for k, h in om.entries.items() if k not in keys})
+        writes.append((other, left.to_value(by=om.by, source=om.source, deployed=om.deployed), om))
+    failed = []
+    for name, value, old in writes:
+        try:
+            await write_entry(client, base, Path(name), value, chain=old.chain if old is not None else None)
+        except Conflict:
+            failed.append(f"manifest of deploy tree {name!r}")
+    if failed:
+        raise DeployConflict(failed, result)

@@ -16,26 +16,21 @@ file is read, decoded and compiled, every job's fields are checked; all
 problems are collected (not just the first).
 """
 
-import datetime
 import os
 from dataclasses import dataclass, field
 
-from moat.util import Path, yload
+from moat.util import Path
 
 from distkv_ext.code import procedure_value
+from distkv_ext.codekit.core.checks import module_name
 from distkv_ext.codekit.core.errors import BadFile, CodeError, CompileError, InputRefused
-from distkv_ext.codekit.core.paths import as_path
 from distkv_ext.codekit.core.source import read_source
 from distkv_ext.module import module_value
-from distkv_ext.run import JOB_FIELDS, NEW_JOB_DEFAULTS, job_value
 
-from ._header import MODULE_KEYS, PROC_KEYS, first_line, procedure_fields, read_header
+from ._header import MODULE_KEYS, PROC_KEYS, module_fields, procedure_fields, read_header
+from ._jobs import JOB_DEFAULTS, read_jobs
 
 __all__ = ["Item", "Tree", "read_tree", "JOB_DEFAULTS"]
-
-#: What a new job gets unless it says otherwise (as ``run set`` does).
-#: The defaults of a new job (see `distkv_ext.run.NEW_JOB_DEFAULTS`).
-JOB_DEFAULTS = NEW_JOB_DEFAULTS
 
 _IGNORED_SUFFIXES = (".md", ".txt", ".rst", ".pyc")
 
@@ -62,6 +57,7 @@ class Tree:
     """The contents of a deploy directory."""
 
     root: str
+    name: str = ""  # the tree's default name: the directory's (see _manifest)
     modules: dict = field(default_factory=dict)  # Path -> Item
     procs: dict = field(default_factory=dict)  # Path -> Item
     jobs: dict = field(default_factory=dict)  # (kind, group, node, Path) -> Item
@@ -78,7 +74,7 @@ def read_tree(root):
     """
     if not os.path.isdir(root):
         raise BadFile(f"{root}: not a directory")
-    tree = Tree(root=root)
+    tree = Tree(root=root, name=os.path.basename(os.path.abspath(root)))
     found = False
     for sub, kind in (("modules", "module"), ("procs", "procedure")):
         d = os.path.join(root, sub)
@@ -90,7 +86,7 @@ def read_tree(root):
     if os.path.exists(jobs):
         found = True
         tree.manages.add("job")
-        _read_jobs(tree, jobs)
+        read_jobs(tree, jobs, os.path.relpath(jobs, tree.root), _job_item)
     if not found:
         raise BadFile(f"{root}: has none of procs/, modules/, jobs.yaml: nothing to deploy")
     return tree
@@ -119,12 +115,15 @@ def _read_code_dir(tree, base, sub, kind):
             if path in items:
                 raise CodeError(f"{rel}: {kind} {path} also comes from {items[path].source}")
             text = read_source(full, rel)
+            header = read_header(text, rel, MODULE_KEYS if kind == "module" else PROC_KEYS)
+            fields = module_fields(header) if kind == "module" else procedure_fields(header)
+            tree.problems += header.problems  # every problem of the file, then the code's
             if kind == "module":
-                meta = read_header(text, rel, MODULE_KEYS)
-                value = module_value(path, text, requires=meta.get("requires") or (), info=meta.get("info"))
+                value = module_value(path, text, **fields)
             else:
-                meta = read_header(text, rel, PROC_KEYS)
-                value = procedure_value(path, text, **procedure_fields(meta, rel))
+                value = procedure_value(path, text, **fields)
+            if header.problems:
+                continue
         except CompileError as exc:
             exc.filename = rel
             tree.problems.append(str(exc))
@@ -142,9 +141,10 @@ def _name_of(parts, kind, rel):
             parts = parts[:-1]
             if not parts:
                 raise InputRefused(f"{rel}: a module needs a name (modules/NAME/__init__.py)")
-        bad = [p for p in parts if not p.isidentifier()]
-        if bad:
-            raise InputRefused(f"{rel}: {bad[0]!r} is not a Python name, so no module can be imported as it")
+        try:
+            module_name(parts)
+        except InputRefused as exc:
+            raise InputRefused(f"{rel}: {exc}") from None
     else:
         bad = [p for p in parts if "." in p or not p or not p.isprintable()]
         if bad:
@@ -154,85 +154,5 @@ def _name_of(parts, kind, rel):
     return Path.build(parts)
 
 
-def _read_jobs(tree, filename):
-    rel = os.path.relpath(filename, tree.root)
-    try:
-        text = read_source(filename, rel)
-        doc = yload(text) if text.strip() else {}
-    except CodeError as exc:
-        tree.problems.append(str(exc))
-        return
-    except Exception as exc:  # ruyaml's errors have no useful common base
-        tree.problems.append(f"{rel}: not YAML: {first_line(exc)}")
-        return
-    if doc is None:
-        doc = {}
-    if not isinstance(doc, dict) or set(doc) - {"defaults", "jobs"}:
-        tree.problems.append(f"{rel}: must be a mapping with 'jobs' (a list) and optional 'defaults'")
-        return
-    defaults = doc.get("defaults") or {}
-    jobs = doc.get("jobs") or []
-    if not isinstance(defaults, dict) or not isinstance(jobs, list):
-        tree.problems.append(f"{rel}: 'defaults' must be a mapping and 'jobs' a list")
-        return
-    for n, job in enumerate(jobs, 1):
-        if not isinstance(job, dict):
-            tree.problems.append(f"{rel}: job {n}: must be a mapping of job settings")
-            continue
-        label = f"{rel}: job {n}" + (f" ({job['path']})" if isinstance(job.get("path"), str) else "")
-        try:
-            item = _job_item(dict(defaults, **job), rel, label)
-        except CodeError as exc:
-            tree.problems.append(f"{label}: {exc}")
-            continue
-        k = item.where + (tuple(item.path),)
-        if k in tree.jobs:
-            tree.problems.append(f"{label}: the same job as {tree.jobs[k].source}")
-            continue
-        tree.jobs[k] = item
-
-
-_PLACE_KEYS = ("path", "group", "node", "all_nodes")
-
-
-def _job_item(fields, rel, label):
-    unknown = set(fields) - set(JOB_FIELDS) - set(_PLACE_KEYS)
-    if unknown:
-        raise InputRefused(f"unknown setting {', '.join(sorted(map(str, unknown)))}")
-    path = fields.pop("path", None) or fields.get("code")
-    if path is None:
-        raise InputRefused("needs 'code' (the procedure) or 'path'")
-    fields.setdefault("code", path)
-    group = str(fields.pop("group", "default"))
-    node = fields.pop("node", None)
-    if fields.pop("all_nodes", False) or node == "-":
-        where = ("all", group, None)
-    elif node is not None:
-        where = ("single", group, str(node))
-    else:
-        where = ("any", group, None)
-    target_now = False
-    if "target" in fields:
-        fields["target"], target_now = _target(fields["target"])
-    pin = fields.pop("pin", False)
-    if pin not in (True, False, None):
-        raise InputRefused("pin must be true or false (deploy pins the hash of what it deploys)")
-    value = job_value({**JOB_DEFAULTS, **fields})
-    return Item("job", as_path(str(path), "job"), label, value, where, target_now, bool(pin))
-
-
-def _target(t):
-    """``now`` (start when deployed: a stored start time is kept), ``never``,
-    an ISO time or seconds since the epoch -> (timestamp, is_now)."""
-    if isinstance(t, str) and t.strip().lower() == "now":
-        return 0, True
-    if t is None or (isinstance(t, str) and t.strip().lower() == "never"):
-        return 0, False
-    if isinstance(t, (int, float)) and not isinstance(t, bool):
-        return t, False
-    if isinstance(t, datetime.datetime):
-        return t.timestamp(), False
-    try:
-        return datetime.datetime.fromisoformat(str(t).strip()).timestamp(), False
-    except ValueError:
-        raise InputRefused(f"target {t!r}: use now, never, an ISO time or seconds since the epoch") from None
+def _job_item(path, source, value, where, target_now, pin):
+    return Item("job", path, source, value, where, target_now, pin)

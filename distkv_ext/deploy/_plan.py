@@ -2,7 +2,9 @@
 
 `plan_deploy` reads the store once (modules, procedures and runner
 entries, each with its change chain so that the writes can be made
-conditional), compares, checks what only the whole picture shows
+conditional, and the manifests of the deploy trees), compares, works
+out what ``--prune`` removes (what this tree wrote earlier and no longer
+has, see `._manifest`), checks what only the whole picture shows
 (``requires`` naming modules that will not be there, cycles, jobs whose
 procedure is missing or lacks their variables) and finds the running
 jobs that the change restarts.  It writes nothing.
@@ -20,15 +22,16 @@ from distkv_ext.codekit.core.values import same_value
 from distkv_ext.codekit.store.entries import list_entries_with_chain
 from distkv_ext.run import all_states, split_job_path
 
-from ._change import Change, Plan, Prefixes
+from ._change import Change, Plan, Prefixes, job_label
 from ._check import check_final, restarts
+from ._manifest import check_tree_name, entry_hash, read_manifests
 
 __all__ = ["plan_deploy"]
 
 
 async def _stored(client, prefixes):
-    """{kind: {key: (value, chain)}} of the store; job keys are
-    (kind, group, node, job path as a tuple)."""
+    """({kind: {key: (value, chain)}} of the store, {tree name: `Manifest`});
+    job keys are (kind, group, node, job path as a tuple)."""
     res = {"module": {}, "procedure": {}, "job": {}}
 
     async def walk(kind, prefix):
@@ -42,11 +45,17 @@ async def _stored(client, prefixes):
             else:
                 res[kind][Path.build(p)] = (v, chain)
 
+    manifests = {}
+
+    async def trees():
+        manifests.update(await read_manifests(client, prefixes.manifests))
+
     async with anyio.create_task_group() as tg:
         tg.start_soon(walk, "module", prefixes.modules)
         tg.start_soon(walk, "procedure", prefixes.procs)
         tg.start_soon(walk, "job", prefixes.jobs)
-    return res
+        tg.start_soon(trees)
+    return res, manifests
 
 
 def _render(kind, value):
@@ -63,10 +72,21 @@ def _render(kind, value):
     return text + "---\n" + (value.get("code") or "")
 
 
-def _compare(plan, kind, want, have, prune, manages):
-    """Add the changes of one kind to the plan.  ``want``: {key: Item},
-    ``have``: {key: (value, chain, ...)}."""
+def _compare(plan, kind, want, have, take_over):
+    """Add the changes of one kind to the plan (and the manifest's
+    entries); ``want``: {key: Item}, ``have``: {key: (value, chain, ...)}."""
     for key, item in want.items():
+        mkey = (kind, key)
+        owner = next((n for n, m in plan.others.items() if mkey in m.entries), None)
+        if owner is not None:
+            if not take_over:
+                plan.problems.append(
+                    f"{item.source}: {_label(kind, item.path, item.where)} belongs to deploy tree {owner!r};"
+                    " an entry belongs to one tree (--take-over moves it to this one)"
+                )
+            else:
+                plan.take_over.setdefault(owner, []).append(mkey)
+                plan.notes.append(f"takes {_label(kind, item.path, item.where)} over from deploy tree {owner!r}")
         old = have.get(key)
         if old is None:
             ch = Change(kind, item.path, "add", item.source, None, item.value, None, item.where)
@@ -75,12 +95,37 @@ def _compare(plan, kind, want, have, prune, manages):
         else:
             ch = Change(kind, item.path, "change", item.source, old[0], item.value, old[1], item.where)
         plan.changes.append(ch)
-    if prune and kind in manages:
-        for key, old in have.items():
-            if key not in want:
-                path = old[2] if kind == "job" else key
-                where = key[:3] if kind == "job" else ()
-                plan.changes.append(Change(kind, path, "remove", None, old[0], None, old[1], where))
+        plan.entries[mkey] = entry_hash(ch.new if ch.action != "unchanged" else ch.old)
+
+
+def _label(kind, path, where=()):
+    return f"job {job_label(path, where)}" if kind == "job" else f"{kind} {path}"
+
+
+def _leftovers(plan, kind, want, have, prune, manages):
+    """The entries this tree wrote earlier that it no longer has: removed
+    with ``prune`` (if stored as the tree wrote them), else kept in its
+    manifest; changed since: no longer the tree's, never pruned."""
+    entries = plan.manifest.entries if plan.manifest is not None else {}
+    for mkey, h in sorted(entries.items(), key=lambda kv: str(kv[0])):
+        if mkey[0] != kind or mkey[1] in want:
+            continue
+        old = have.get(mkey[1])
+        if old is None:
+            continue  # gone meanwhile: nothing to remember
+        path = old[2] if kind == "job" else mkey[1]
+        where = mkey[1][:3] if kind == "job" else ()
+        label = _label(kind, path, where)
+        if entry_hash(old[0]) != h:
+            plan.not_pruned.append(
+                {"label": label, "why": f"changed since deploy tree {plan.name!r} wrote it; no longer the tree's"}
+            )
+            continue
+        if prune and kind in manages:
+            why = f"written by deploy tree {plan.name!r}, no longer in {plan.root}"
+            plan.changes.append(Change(kind, path, "remove", None, old[0], None, old[1], where, why=why))
+        else:
+            plan.entries[mkey] = h  # still the tree's: a later --prune removes it
 
 
 def _resolve_jobs(tree, stored, final_procs, pin_all, now):
@@ -101,19 +146,31 @@ def _resolve_jobs(tree, stored, final_procs, pin_all, now):
     return want
 
 
-async def plan_deploy(client, tree, *, prune=False, pin=False, prefixes=None, now=None):
+async def plan_deploy(client, tree, *, prune=False, pin=False, prefixes=None, now=None, name=None, take_over=False):
     """Compare the `Tree` ``tree`` with the store; return a `Plan`.
 
-    ``prune``: entries of the kinds the directory manages that it does not
-    have are removed.  ``pin``: every job pins its procedure's content hash
-    (a job can ask for that itself with ``pin: true``).  Nothing is written.
+    ``name``: the deploy tree's name (default: the directory's name; see
+    `._manifest`).  ``prune``: entries that earlier deploys of this tree
+    wrote, that it no longer has and that are still as it wrote them are
+    removed (only of the kinds the directory has: procedures only with a
+    ``procs/`` directory, and so on).  ``pin``: every job pins its
+    procedure's content hash (a job can ask for that itself with ``pin:
+    true``).  ``take_over``: entries that another tree's manifest lists
+    move to this tree (else each is a problem).  Nothing is written.
     """
     prefixes = prefixes or Prefixes()
     now = time.time() if now is None else now
-    stored = await _stored(client, prefixes)
-    plan = Plan(root=tree.root, problems=list(tree.problems), prefixes=prefixes)
-    _compare(plan, "module", tree.modules, stored["module"], prune, tree.manages)
-    _compare(plan, "procedure", tree.procs, stored["procedure"], prune, tree.manages)
+    name = check_tree_name(name if name is not None else tree.name)
+    stored, manifests = await _stored(client, prefixes)
+    plan = Plan(root=tree.root, problems=list(tree.problems), prefixes=prefixes, name=name)
+    plan.manifest = manifests.pop(name, None)
+    plan.others = manifests
+    _compare(plan, "module", tree.modules, stored["module"], take_over)
+    _compare(plan, "procedure", tree.procs, stored["procedure"], take_over)
+    _leftovers(plan, "module", tree.modules, stored["module"], prune, tree.manages)
+    _leftovers(plan, "procedure", tree.procs, stored["procedure"], prune, tree.manages)
+    if prune and plan.manifest is None:
+        plan.notes.append(f"deploy tree {name!r} has no record of an earlier deploy: --prune removes nothing this time")
 
     removed = {(c.kind, c.path) for c in plan.changes if c.action == "remove"}
     final_mods = {dotted(p): v for p, (v, _) in stored["module"].items() if ("module", p) not in removed}
@@ -122,7 +179,8 @@ async def plan_deploy(client, tree, *, prune=False, pin=False, prefixes=None, no
     final_procs.update({p: i.value for p, i in tree.procs.items()})
 
     want_jobs = _resolve_jobs(tree, stored, final_procs, pin, now)
-    _compare(plan, "job", want_jobs, stored["job"], prune, tree.manages)
+    _compare(plan, "job", want_jobs, stored["job"], take_over)
+    _leftovers(plan, "job", want_jobs, stored["job"], prune, tree.manages)
 
     plan.problems += check_final(plan, tree, stored, final_mods, final_procs, removed)
     for ch in plan.changes:

@@ -78,11 +78,12 @@ FILES = {
 EXIT_TEXT = {
     ExitStatus.OK: "success; diff: no differences",
     ExitStatus.DIFFERENT: "diff: differences found; or another failure (e.g. a called procedure raised)",
-    ExitStatus.USAGE: "usage error",
-    ExitStatus.NOT_FOUND: "not found: nothing is stored at that path",
-    ExitStatus.REFUSED: "input refused (does not compile, cycle, bad file); nothing was written",
+    ExitStatus.USAGE: "usage error (also an option value out of range, a -c file that cannot be used)",
+    ExitStatus.NOT_FOUND: "not found: nothing is stored at that path (or no job output matches)",
+    ExitStatus.REFUSED: "input refused (does not compile, cycle, bad file or value, in use); nothing was written",
     ExitStatus.SERVER: "cannot reach or talk to the DistKV server",
     ExitStatus.INTERRUPTED: "interrupted",
+    ExitStatus.PIPE_CLOSED: "standard output was closed by its reader (| head): the command stopped quietly",
 }
 
 

@@ -1,5 +1,6 @@
 """The stored form of a module (DistKV 0.65's layout: ``{code, requires}``)."""
 
+from distkv_ext.codekit.core.checks import module_name, one_line
 from distkv_ext.codekit.core.compiler import compile_module_code
 from distkv_ext.codekit.core.depgraph import find_cycle
 from distkv_ext.codekit.core.errors import InputRefused
@@ -11,8 +12,10 @@ __all__ = ["module_value", "check_requires_acyclic"]
 def module_value(path, code, *, requires=(), info=None):
     """Check (compile) a module; return the dict to store.
 
-    Raises `CompileError` / `InputRefused`; nothing is written by this.
+    Raises `CompileError` / `InputRefused` (also for a path that ``import``
+    could not find, such as ``a-b``); nothing is written by this.
     """
+    module_name(path)  # refuses a name that `import` could not find (a-b, a.1, a.class)
     name = dotted(path)
     compile_module_code(code, name)
     requires = normalize_requires(requires)
@@ -20,9 +23,7 @@ def module_value(path, code, *, requires=(), info=None):
         raise InputRefused(f"module {name} cannot require itself")
     value = {"code": code, "requires": requires}
     if info is not None:
-        if not isinstance(info, str) or "\n" in info:
-            raise InputRefused("info must be one line of text")
-        value["info"] = info
+        value["info"] = one_line(info, "info")
     return value
 
 

@@ -10,6 +10,7 @@ from distkv_ext.codekit.cli.boundary import CliError, boundary, get_client
 from distkv_ext.codekit.cli.common import (
     EXIT_CODES,
     add_history_commands,
+    depth_option,
     diff_options,
     script_for_get,
     show_action,
@@ -18,6 +19,7 @@ from distkv_ext.codekit.cli.common import (
 )
 from distkv_ext.codekit.cli.complete import complete_modules
 from distkv_ext.codekit.cli.output import emit, output_option, pick_format, stdout_of, table
+from distkv_ext.codekit.cli.params import module_names, one_line_option
 from distkv_ext.codekit.core.depgraph import closure, render_tree
 from distkv_ext.codekit.core.errors import CompileError, NotFound
 from distkv_ext.codekit.core.paths import as_path
@@ -58,9 +60,16 @@ async def cli():
 @cli.command("set", epilog=EXIT_CODES)
 @click.argument("path", shell_complete=complete_modules)
 @click.option("-s", "--script", metavar="FILE", help="File with the code; '-': standard input.")
-@click.option("-r", "--requires", multiple=True, metavar="MODULE", help="A stored module it needs (loaded first).")
+@click.option(
+    "-r",
+    "--requires",
+    multiple=True,
+    metavar="MODULE",
+    callback=module_names,
+    help="A stored module it needs (loaded first).",
+)
 @click.option("--no-requires", is_flag=True, help="Clear the list of required modules.")
-@click.option("-i", "--info", help="One line describing the module.")
+@click.option("-i", "--info", callback=one_line_option, help="One line describing the module.")
 @output_option("yaml", "json")
 @click.pass_obj
 @boundary
@@ -113,7 +122,7 @@ async def get(obj, path, script, output):
 
 @cli.command("list", epilog=EXIT_CODES)
 @click.argument("path", required=False, default="", shell_complete=complete_modules)
-@click.option("-d", "--depth", type=int, default=None, help="Levels below PATH to show.")
+@depth_option
 @output_option("table", "yaml", "json")
 @click.pass_obj
 @boundary

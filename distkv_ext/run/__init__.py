@@ -28,6 +28,7 @@ from ._layout import (
     OUTPUT_PREFIX,
     RUN_PREFIX,
     STATE_PREFIX,
+    job_field,
     job_name,
     job_value,
     output_path,
@@ -46,6 +47,7 @@ from ._ops import (
     states_of,
     store_job,
 )
+from ._procs import JobRef, ProcedureInUse, delete_procedure, jobs_running, revert_pinned_procedure
 from ._root import AllRunnerRoot, AnyRunnerRoot, SingleRunnerRoot
 from ._state import StateRoot
 
@@ -75,6 +77,7 @@ __all__ = [
     "JOB_FIELDS",
     "NEW_JOB_DEFAULTS",
     "job_value",
+    "job_field",
     "job_name",
     "runner_subpath",
     "split_job_path",
@@ -90,4 +93,10 @@ __all__ = [
     "explain_job",
     "job_output",
     "follow_output",
+    # procedures and the jobs that run them (``code delete``, ``code revert``)
+    "JobRef",
+    "ProcedureInUse",
+    "jobs_running",
+    "delete_procedure",
+    "revert_pinned_procedure",
 ]

@@ -6,8 +6,27 @@ import time
 import asyncclick as click
 
 from distkv_ext.codekit.cli.complete import complete_groups
+from distkv_ext.codekit.cli.params import Checked
+from distkv_ext.codekit.core.checks import MAX_SECONDS, number, parse_number, target_time
+from distkv_ext.codekit.core.errors import BadArguments, InputRefused
+from distkv_ext.codekit.core.paths import as_path
 
-__all__ = ["group_options", "kind_of", "parse_when", "plain_job", "short", "state_word", "next_start_text"]
+from ._config import RunnerConfig
+from ._layout import job_field
+
+__all__ = [
+    "group_options",
+    "kind_of",
+    "parse_when",
+    "job_number",
+    "WHEN",
+    "PROCEDURE",
+    "runner_config",
+    "plain_job",
+    "short",
+    "state_word",
+    "next_start_text",
+]
 
 
 def group_options(fn):
@@ -15,9 +34,21 @@ def group_options(fn):
     fn = click.option("--all-nodes", is_flag=True, help="All-node runner / job (same as '-n -').")(fn)
     fn = click.option("-n", "--node", help="Single-node runner / job of NODE ('-': all nodes).")(fn)
     fn = click.option(
-        "-g", "--group", default="default", show_default=True, shell_complete=complete_groups, help="Runner group."
+        "-g",
+        "--group",
+        default="default",
+        show_default=True,
+        shell_complete=complete_groups,
+        callback=_group,
+        help="Runner group.",
     )(fn)
     return fn
+
+
+def _group(ctx, param, value):
+    if value is not None and not value.strip():
+        raise click.BadParameter("a group needs a name", ctx=ctx, param=param)
+    return value
 
 
 def kind_of(node, all_nodes):
@@ -31,8 +62,10 @@ def kind_of(node, all_nodes):
 
 
 def parse_when(text, now=None):
-    """``now``, ``never``, seconds from now (``30``, ``+30``) or an ISO
-    time (``2026-12-01T06:00``, local time unless it says otherwise)."""
+    """``now``, ``never``, seconds from now (``30``, ``+30``, ``-5``) or an
+    ISO time (``2026-12-01T06:00``, local time unless it says otherwise),
+    as a Unix time (0: never).  Refused (`InputRefused`): anything else,
+    ``nan``/``inf``, and times more than 100 years away or before 1970."""
     now = time.time() if now is None else now
     t = text.strip().lower()
     if t == "now":
@@ -40,13 +73,57 @@ def parse_when(text, now=None):
     if t == "never":
         return 0
     try:
-        return now + float(t)
+        offset = float(t)
     except ValueError:
         pass
+    else:
+        return now + number(offset, "value", minimum=-MAX_SECONDS, maximum=MAX_SECONDS)
     try:
-        return datetime.datetime.fromisoformat(text.strip()).timestamp()
-    except ValueError:
-        raise click.BadParameter(f"{text!r}: use now, never, seconds from now, or an ISO time") from None
+        when = datetime.datetime.fromisoformat(text.strip()).timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise InputRefused(f"{text!r}: use now, never, seconds from now, or an ISO time") from None
+    try:
+        return target_time(when, "time", now=now)
+    except InputRefused as exc:
+        raise InputRefused(str(exc).replace(f"time {when:g}", repr(text), 1)) from None
+
+
+def job_number(name):
+    """The option type of the job field ``name`` (``repeat``, ``delay``,
+    ...): a number checked as the runner entry checks it (`job_value`)."""
+
+    def check(text):
+        value = parse_number(text, "value", integer=name == "max_tries")
+        try:
+            return job_field(name, value)
+        except InputRefused as exc:
+            # the field's message names the field: the option names it already
+            raise InputRefused(str(exc).replace(f"{name} ", "value ", 1)) from None
+
+    return Checked(check, "INTEGER" if name == "max_tries" else "SECONDS" if name != "backoff" else "FACTOR")
+
+
+#: ``-t WHEN``: now, never, seconds from now or an ISO time, checked.
+WHEN = Checked(parse_when, "WHEN")
+#: ``-c CODE``: a procedure's path (DistKV's path syntax).
+PROCEDURE = Checked(lambda text: as_path(text, "procedure"), "CODE")
+
+
+def runner_config(runner_cfg, **options):
+    """`RunnerConfig` from the ``runner:`` settings and the options of
+    ``run all`` (``weight=...``; None: not given).  A bad option value is
+    a usage error naming the option (exit status 2); a bad setting in the
+    configuration stays `BadArguments` (exit status 2 too) naming the
+    setting."""
+    try:
+        return RunnerConfig.load(runner_cfg, **options)
+    except BadArguments as exc:
+        msg = str(exc)
+        for name, value in options.items():
+            lead = f"runner.{name} must "
+            if value is not None and msg.startswith(lead):
+                raise click.BadParameter(msg[len(lead) - len("must ") :], param_hint=f"--{name}") from None
+        raise
 
 
 def plain_job(value):

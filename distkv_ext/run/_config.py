@@ -9,13 +9,13 @@ one-line message that names the setting.
 """
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from moat.util import P, Path
 
-from distkv_ext.codekit.core.errors import BadArguments
+from distkv_ext.codekit.core.checks import number
+from distkv_ext.codekit.core.errors import BadArguments, InputRefused
 
 from ._layout import OUTPUT_PREFIX
 
@@ -26,12 +26,12 @@ __all__ = ["RunnerConfig", "RUNNER_DEFAULTS"]
 class RunnerConfig:
     """Our settings below ``runner:``, checked (see `load`).
 
-    heartbeat: seconds between heartbeats (> 0; DistKV's ``ping`` is unrelated)
-    timeout: a node silent this long is gone (at least twice ``heartbeat``)
+    heartbeat: seconds between heartbeats (0.01 .. 3600; DistKV's ``ping`` is unrelated)
+    timeout: a node silent this long is gone (at least twice ``heartbeat``, at most a day)
     settle: after claiming a job, wait this long, then check we still hold it
     rebalance: move running any-node jobs to a node that joins
     rebalance_delay: ... once the new assignment has held this long
-    weight: this node's share of any-node jobs (0: none)
+    weight: this node's share of any-node jobs (0: none; at most 1000)
     stop_timeout: on stop, wait this long for the jobs to end
     output: where the jobs' output goes (a path)
     output_lines: lines kept per run (>= 1)
@@ -52,15 +52,8 @@ class RunnerConfig:
     output_runs: int = 5
 
     def __post_init__(self) -> None:
-        for name, minimum, strict in (
-            ("heartbeat", 0.0, True),
-            ("timeout", 0.0, True),
-            ("settle", 0.0, False),
-            ("rebalance_delay", 0.0, False),
-            ("weight", 0.0, False),
-            ("stop_timeout", 0.0, False),
-        ):
-            object.__setattr__(self, name, _number(name, getattr(self, name), minimum, strict))
+        for name, minimum, maximum in _LIMITS:
+            object.__setattr__(self, name, _number(name, getattr(self, name), minimum, maximum))
         if self.timeout < 2 * self.heartbeat:
             raise BadArguments(
                 f"runner.timeout ({self.timeout:g}) must be at least twice runner.heartbeat ({self.heartbeat:g})"
@@ -91,13 +84,23 @@ class RunnerConfig:
         return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def _number(name: str, value: Any, minimum: float, strict: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise BadArguments(f"runner.{name} must be a finite number, not {value!r}")
-    if value < minimum or (strict and value == minimum):
-        limit = f"more than {minimum:g}" if strict else f"at least {minimum:g}"
-        raise BadArguments(f"runner.{name} must be {limit}, not {value:g}")
-    return float(value)
+#: (setting, minimum, maximum): a heartbeat of at least 10 ms (a smaller
+#: one only burns CPU), and no setting beyond a day (or a weight of 1000).
+_LIMITS: tuple[tuple[str, float, float], ...] = (
+    ("heartbeat", 0.01, 3600.0),
+    ("timeout", 0.02, 86400.0),
+    ("settle", 0.0, 3600.0),
+    ("rebalance_delay", 0.0, 86400.0),
+    ("weight", 0.0, 1000.0),
+    ("stop_timeout", 0.0, 86400.0),
+)
+
+
+def _number(name: str, value: Any, minimum: float, maximum: float) -> float:
+    try:
+        return float(number(value, f"runner.{name}", minimum=minimum, maximum=maximum))
+    except InputRefused as exc:
+        raise BadArguments(str(exc)) from None
 
 
 def _count(name: str, value: Any) -> int:

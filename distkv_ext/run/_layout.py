@@ -18,6 +18,7 @@ from typing import Any
 from distkv.default import CFG
 from moat.util import P, Path
 
+from distkv_ext.codekit.core.checks import MAX_SECONDS, check_storable, number, one_line, target_time
 from distkv_ext.codekit.core.errors import InputRefused
 from distkv_ext.codekit.core.paths import as_path
 
@@ -30,6 +31,7 @@ __all__ = [
     "JOB_FIELDS",
     "NEW_JOB_DEFAULTS",
     "job_value",
+    "job_field",
     "runner_subpath",
     "split_job_path",
     "output_path",
@@ -64,26 +66,42 @@ JOB_FIELDS = (
 )
 
 
-def _num(name: str, v: Any, minimum: float = 0) -> int | float | None:
-    if v is None:
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise InputRefused(f"{name} must be a number, not {v!r}") from None
-    if f < minimum:
-        raise InputRefused(f"{name} must be at least {minimum}, not {f:g}")
+#: The numeric fields of a runner entry and how each is checked: seconds
+#: (0 .. 100 years), a factor of at least 1, a count.
+_LIMITS: dict[str, dict[str, Any]] = {
+    "repeat": {"minimum": 0, "maximum": MAX_SECONDS},
+    "delay": {"minimum": 0, "maximum": MAX_SECONDS},
+    "ok_after": {"minimum": 0, "maximum": MAX_SECONDS},
+    "max_delay": {"minimum": 0, "maximum": MAX_SECONDS},
+    "backoff": {"minimum": 1, "maximum": 1000},
+    "max_tries": {"minimum": 0, "maximum": 2**31 - 1, "integer": True},
+}
+
+
+def job_field(name: str, value: Any) -> int | float:
+    """The numeric job field ``name`` (``target``, ``repeat``, ``delay``,
+    ``ok_after``, ``max_delay``, ``max_tries``, ``backoff``) checked as
+    `job_value` checks it (whole numbers as int); `InputRefused` naming
+    the field when it is no finite number or out of range."""
+    f = target_time(value, name) if name == "target" else number(value, name, **_LIMITS[name])
     return int(f) if f == int(f) else f
+
+
+def _num(name: str, v: Any) -> int | float | None:
+    return None if v is None else job_field(name, v)
 
 
 def job_value(fields: Mapping[str, Any]) -> dict[str, Any]:
     """Check runner entry fields; return the dict to store (DistKV's layout).
-    Raises `InputRefused` for unknown fields, a missing procedure path, bad
-    numbers (negative; a ``backoff`` below 1), data that is no mapping,
-    ``info`` that is not one line."""
+    Raises `InputRefused` for unknown fields, a missing procedure path,
+    numbers that are not finite or out of range (negative; more than 100
+    years of seconds; a ``backoff`` below 1; a ``target`` before 1970 or
+    more than 100 years away, 0 meaning none), data that is no mapping or
+    that DistKV cannot store (`checks.storable_problems`), ``info`` that
+    is not one line."""
     unknown = set(fields) - set(JOB_FIELDS)
     if unknown:
-        raise InputRefused(f"unknown job fields: {', '.join(sorted(unknown))}")
+        raise InputRefused(f"unknown job fields: {', '.join(sorted(map(str, unknown)))}")
     code = fields.get("code")
     if code is None:
         raise InputRefused("a job needs the path of its procedure (-c CODE)")
@@ -91,17 +109,14 @@ def job_value(fields: Mapping[str, Any]) -> dict[str, Any]:
     data = fields.get("data") or {}
     if not isinstance(data, dict):
         raise InputRefused("data must be a mapping of variable names to values")
+    check_storable(data, "data")
     value: dict[str, Any] = {"code": code, "data": dict(data)}
-    for k in ("target", "repeat", "delay", "ok_after", "max_delay", "max_tries"):
+    for k in ("target", "repeat", "delay", "ok_after", "max_delay", "max_tries", "backoff"):
         v = _num(k, fields.get(k))
         if v is not None:
             value[k] = v
-    if fields.get("backoff") is not None:
-        value["backoff"] = _num("backoff", fields["backoff"], minimum=1)
     if fields.get("info") is not None:
-        if not isinstance(fields["info"], str) or "\n" in fields["info"]:
-            raise InputRefused("info must be one line of text")
-        value["info"] = fields["info"]
+        value["info"] = one_line(fields["info"], "info")
     if fields.get("pin"):
         value["pin"] = str(fields["pin"])
     return value

@@ -6,13 +6,13 @@ Thin by design: parse options, call `distkv_ext.run`, format output.
 import time
 
 import asyncclick as click
-from moat.util import P
 
 from distkv_ext.codekit.cli.args import DROP, NO_DEFAULT, collect_variables, variable_options
 from distkv_ext.codekit.cli.boundary import boundary, get_client
 from distkv_ext.codekit.cli.common import EXIT_CODES, show_action
 from distkv_ext.codekit.cli.complete import complete_groups, complete_jobs, complete_procedures
 from distkv_ext.codekit.cli.output import emit, output_option, pick_format, stdout_of, table
+from distkv_ext.codekit.cli.params import one_line_option
 from distkv_ext.codekit.core.errors import NotFound
 from distkv_ext.codekit.core.paths import as_path
 from distkv_ext.codekit.upstream import apply_client
@@ -20,7 +20,6 @@ from distkv_ext.codekit.upstream import apply_client
 from . import (
     NEW_JOB_DEFAULTS,
     OUTPUT_PREFIX,
-    RunnerConfig,
     explain_job,
     follow_output,
     get_job,
@@ -32,11 +31,14 @@ from . import (
     store_job,
 )
 from ._cli_opts import (
+    PROCEDURE,
+    WHEN,
     group_options,
+    job_number,
     kind_of,
     next_start_text,
-    parse_when,
     plain_job,
+    runner_config,
     short,
     state_word,
 )
@@ -78,9 +80,16 @@ async def cli():
 @cli.command("all", epilog=EXIT_CODES)
 @group_options
 @click.option("--name", help="This node's name in the group (default: the host name).")
-@click.option("--weight", type=float, default=None, help="This node's share of any-node jobs (default 1; 0: none).")
-@click.option("--timeout", type=float, default=None, help="Seconds of silence after which a node is gone (default 2).")
-@click.option("--heartbeat", type=float, default=None, help="Seconds between heartbeats (default 0.5).")
+@click.option(
+    "--weight", type=float, default=None, help="This node's share of any-node jobs (default 1; 0: none; at most 1000)."
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=None,
+    help="Seconds of silence after which a node is gone (default 2; at most 86400).",
+)
+@click.option("--heartbeat", type=float, default=None, help="Seconds between heartbeats (default 0.5; 0.01 to 3600).")
 @click.pass_obj
 @boundary
 async def all_(obj, group, node, all_nodes, name, weight, timeout, heartbeat):
@@ -92,7 +101,7 @@ async def all_(obj, group, node, all_nodes, name, weight, timeout, heartbeat):
     take over its any-node jobs at once, and stops its jobs cleanly.
     """
     kind, node = kind_of(node, all_nodes)
-    config = RunnerConfig.load(obj.cfg["runner"], weight=weight, timeout=timeout, heartbeat=heartbeat)
+    config = runner_config(obj.cfg["runner"], weight=weight, timeout=timeout, heartbeat=heartbeat)
     if kind != "single":
         node = name
     await run_daemon(get_client(obj), kind, group, node=node, cfg=config)
@@ -101,15 +110,30 @@ async def all_(obj, group, node, all_nodes, name, weight, timeout, heartbeat):
 @cli.command("set", epilog=EXIT_CODES)
 @click.argument("path", shell_complete=complete_jobs)
 @group_options
-@click.option("-c", "--code", shell_complete=complete_procedures, help="Path of the procedure to run.")
-@click.option("-t", "--time", "when", help="When to start: now, never, seconds from now, or an ISO time.")
-@click.option("-r", "--repeat", type=float, help="Seconds after a successful run to run again (0: don't).")
-@click.option("-d", "--delay", type=float, help="Seconds before retrying after an error (new jobs: 10).")
-@click.option("-b", "--backoff", type=float, help="Factor by which each further retry waits longer (new jobs: 2).")
-@click.option("--max-delay", type=float, help="Longest wait between retries (new jobs: 600).")
-@click.option("--max-tries", type=int, help="Give up after this many errors in a row (0: never).")
-@click.option("-k", "--ok-after", type=float, help="A run that lasts this long is healthy (resets the backoff).")
-@click.option("-i", "--info", help="One line describing the job.")
+@click.option("-c", "--code", type=PROCEDURE, shell_complete=complete_procedures, help="Path of the procedure to run.")
+@click.option(
+    "-t",
+    "--time",
+    "when",
+    type=WHEN,
+    help="When to start: now, never, seconds from now, or an ISO time (100 years at most).",
+)
+@click.option(
+    "-r", "--repeat", type=job_number("repeat"), help="Seconds after a successful run to run again (0: don't)."
+)
+@click.option("-d", "--delay", type=job_number("delay"), help="Seconds before retrying after an error (new jobs: 10).")
+@click.option(
+    "-b",
+    "--backoff",
+    type=job_number("backoff"),
+    help="Factor (1 to 1000) by which each further retry waits longer (new jobs: 2).",
+)
+@click.option("--max-delay", type=job_number("max_delay"), help="Longest wait between retries (new jobs: 600).")
+@click.option("--max-tries", type=job_number("max_tries"), help="Give up after this many errors in a row (0: never).")
+@click.option(
+    "-k", "--ok-after", type=job_number("ok_after"), help="A run that lasts this long is healthy (resets the backoff)."
+)
+@click.option("-i", "--info", callback=one_line_option, help="One line describing the job.")
 @click.option("--pin/--no-pin", default=None, help="Run only the procedure's current version (its hash).")
 @variable_options
 @output_option("yaml", "json")
@@ -153,7 +177,7 @@ async def set_(
             old = dict(NEW_JOB_DEFAULTS)
         new = dict(old)
         if code is not None:
-            new["code"] = P(code)
+            new["code"] = code
         data = dict(new.get("data") or {})
         for k, v in variables:
             if v is DROP or v is NO_DEFAULT:
@@ -173,7 +197,7 @@ async def set_(
             if v is not None:
                 new[k] = v
         if when is not None:
-            new["target"] = parse_when(when)
+            new["target"] = when
         if pin is not None:
             new["pin"] = True if pin else None
         return new
@@ -336,7 +360,7 @@ async def delete(obj, path, group, node, all_nodes, output):
 @click.argument("path", shell_complete=complete_jobs)
 @group_options
 @click.option("--from", "from_", metavar="NODE", help="Only output of runs on NODE.")
-@click.option("--run", "run_no", type=int, help="Only run number N (see 'run state': runs).")
+@click.option("--run", "run_no", type=click.IntRange(min=1), help="Only run number N (see 'run state': runs).")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new output, from whichever node runs the job.")
 @output_option("text", "yaml", "json", default="text")
 @click.pass_obj
@@ -361,6 +385,9 @@ async def logs(obj, path, group, node, all_nodes, from_, run_no, follow, output)
     outputs = [
         o for o in await job_output(client, kind, group, path, node=node, prefix=_output_prefix(obj)) if wanted(o)
     ]
+    if not outputs and not follow and (from_ is not None or run_no is not None):
+        picked = " and ".join(x for x in (from_ and f"from node {from_}", run_no and f"of run {run_no}") if x)
+        raise NotFound("output", as_path(path), f"no output of job {as_path(path)} {picked} is stored")
     if output != "text" and not follow:
         emit(obj, outputs, output)
         return

@@ -3,7 +3,12 @@
 import ast
 
 import asyncclick as click
-from moat.util import P
+
+from distkv_ext.codekit.core.checks import identifier, storable_problems
+from distkv_ext.codekit.core.errors import InputRefused
+from distkv_ext.codekit.core.paths import as_path
+
+from .params import usage_message
 
 __all__ = ["variable_options", "collect_variables", "NO_DEFAULT", "DROP"]
 
@@ -45,30 +50,52 @@ def variable_options(fn):
     return fn
 
 
-def _check_name(name):
-    if not name.isidentifier():
-        raise click.BadParameter(f"{name!r} is not a variable name")
-    return name
+def _check_name(name, hint):
+    try:
+        return identifier(name)
+    except InputRefused as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from None
+
+
+def _literal(name, text):
+    """``-e NAME LITERAL``: a Python literal that DistKV can store."""
+    hint = f"-e {name}"
+    try:
+        val = ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        # TypeError: {[]: 1} (an unhashable key); RecursionError: deep nesting
+        raise click.BadParameter(f"{text!r} is not a Python literal", param_hint=hint) from None
+    problems = storable_problems(val, "value")
+    if problems:
+        raise click.BadParameter(usage_message(problems[0]), param_hint=hint)
+    return val
+
+
+def _path(name, text):
+    try:
+        return as_path(text, "variable")
+    except InputRefused as exc:
+        raise click.BadParameter(str(exc), param_hint=f"-p {name}") from None
 
 
 def collect_variables(values, evals, paths, *, markers=False):
     """The ``-v/-e/-p`` options as a list of (name, value).
 
+    Names must be variable names; ``-e`` values Python literals that
+    DistKV can store (no sets, no complex numbers, finite floats, ...),
+    ``-p`` values DistKV paths; else `click.BadParameter` (exit status 2).
     With ``markers``, ``-e NAME -`` yields (name, `NO_DEFAULT`) and
     ``-e NAME /`` yields (name, `DROP`), as in DistKV's ``code set``.
     """
     res = []
     for k, v in values:
-        res.append((_check_name(k), v))
+        res.append((_check_name(k, f"-v {k}"), v))
     for k, v in evals:
+        _check_name(k, f"-e {k}")
         if markers and v in ("-", "/"):
-            res.append((_check_name(k), NO_DEFAULT if v == "-" else DROP))
+            res.append((k, NO_DEFAULT if v == "-" else DROP))
             continue
-        try:
-            val = ast.literal_eval(v)
-        except (ValueError, SyntaxError):
-            raise click.BadParameter(f"{v!r} is not a Python literal", param_hint=f"-e {k}") from None
-        res.append((_check_name(k), val))
+        res.append((k, _literal(k, v)))
     for k, v in paths:
-        res.append((_check_name(k), P(v)))
+        res.append((_check_name(k, f"-p {k}"), _path(k, v)))
     return res

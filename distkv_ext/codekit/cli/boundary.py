@@ -4,9 +4,17 @@ Library exceptions carry their exit status (`CodeError.exit_status`);
 here they become a click exception, which click prints as one line,
 ``Error: ...``, on stderr and exits with that status.  A traceback is
 printed only with ``distkv -v ...`` (or ``-D``/``--debug``).
+
+A closed pipe on standard output (``distkv client code list | head -1``,
+``run logs -f | head -3``) ends the command quietly with exit status
+141, as a shell reports a command killed by SIGPIPE (128 + 13): the
+reader has what it wanted; nothing is wrong with the server.
 """
 
+import errno
 import functools
+import os
+import select
 import sys
 import traceback
 
@@ -17,7 +25,11 @@ from distkv_ext.codekit.core.errors import CodeError, ServerUnreachable
 from distkv_ext.codekit.core.status import ExitStatus
 from distkv_ext.codekit.store.conn import CONN_ERRORS
 
-__all__ = ["CliError", "boundary", "get_client", "debugging"]
+__all__ = ["CliError", "boundary", "get_client", "debugging", "PIPE_CLOSED"]
+
+#: Exit status when standard output's reader went away: 128 + SIGPIPE, as
+#: the shell reports a command that SIGPIPE killed.
+PIPE_CLOSED = int(ExitStatus.PIPE_CLOSED)
 
 
 class CliError(click.ClickException):
@@ -82,6 +94,43 @@ def _translate(exc):
     return None
 
 
+def _stdout_closed(exc):
+    """Is ``exc`` a write to standard output whose reader has gone?  (A
+    broken connection to the server is an anyio error, not EPIPE; and
+    the check looks at standard output itself.)"""
+    if not isinstance(exc, OSError) or exc.errno != errno.EPIPE:
+        return False
+    try:
+        fd = sys.stdout.fileno()
+        poll = select.poll()
+        poll.register(fd, select.POLLOUT)
+        return any(ev & select.POLLERR for _, ev in poll.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _quiet_exit():
+    """Leave after the reader of standard output went away: nothing more
+    goes there (not even Python's final flush), exit status 141."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+    return Finished(PIPE_CLOSED)
+
+
+def _flush_stdout(obj):
+    """Flush what the command printed, inside the boundary: a closed pipe
+    shows now, not in Python's exit handler."""
+    for stream in {id(s): s for s in (sys.stdout, getattr(obj, "stdout", None)) if s is not None}.values():
+        try:
+            stream.flush()
+        except (AttributeError, ValueError):
+            pass
+
+
 def boundary(fn):
     """Decorate a command callback: errors become one line and an exit status."""
 
@@ -89,10 +138,14 @@ def boundary(fn):
     async def wrapper(*a, **kw):
         ctx = click.get_current_context()
         try:
-            return await fn(*a, **kw)
+            res = await fn(*a, **kw)
+            _flush_stdout(ctx.obj)
+            return res
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except BaseException as exc:
+            if _stdout_closed(_flatten(exc)):
+                raise _quiet_exit() from None
             err = _translate(exc)
             if err is None:
                 if isinstance(_flatten(exc), Exception):

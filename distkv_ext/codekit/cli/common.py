@@ -22,13 +22,16 @@ __all__ = [
     "show_diff",
     "diff_options",
     "script_for_get",
+    "to_option",
+    "depth_option",
 ]
 
 EXIT_CODES = """\b
 Exit status: 0 success (diff: no differences), 1 differences found
-(diff) or another failure, 2 usage error, 3 not found, 4 input refused
-(does not compile, bad file, cycle; nothing written), 5 cannot reach the
-DistKV server, 130 interrupted."""
+(diff) or another failure, 2 usage error (also an option value out of
+range), 3 not found, 4 input refused (does not compile, bad file or
+value, cycle, in use; nothing written), 5 cannot reach the DistKV server,
+130 interrupted, 141 standard output closed by its reader (| head)."""
 
 
 def show_action(obj, path, action, output):
@@ -66,7 +69,9 @@ def show_entry(obj, entry, script, output):
 
 def diff_options(fn):
     fn = click.option("-q", "--quiet", is_flag=True, help="Print nothing; only the exit status.")(fn)
-    fn = click.option("-U", "--unified", "context", type=int, default=3, help="Lines of context.")(fn)
+    fn = click.option(
+        "-U", "--unified", "context", type=click.IntRange(0, 1000), default=3, help="Lines of context (0 to 1000)."
+    )(fn)
     return fn
 
 
@@ -80,6 +85,13 @@ def show_diff(obj, stored, local, file, name, context, quiet):
         out = stdout_of(obj)
         print(highlight(text, "diff", out), end="", file=out)
     raise Finished(1)
+
+
+def depth_option(fn):
+    """``-d/--depth N``: levels below PATH (0 or more)."""
+    return click.option("-d", "--depth", type=click.IntRange(min=0), default=None, help="Levels below PATH to show.")(
+        fn
+    )
 
 
 def script_for_get(fn):
@@ -121,12 +133,20 @@ def show_history(obj, records, current, output):
         emit(obj, rows, fmt)
 
 
+def to_option(fn):
+    """``--to N``: a version number (1 or more)."""
+    return click.option(
+        "--to", "to", type=click.IntRange(min=1), help="Version to bring back (default: the latest saved)."
+    )(fn)
+
+
 def add_history_commands(cli, kind, what, get_current, revert, prefix_of, complete):
     """Add ``history PATH`` and ``revert PATH [--to N]`` to ``cli``.
 
     ``kind``: "proc" or "module" (see `distkv_ext.codekit.history`);
     ``get_current(client, path, prefix=)`` and ``revert(client, path, to,
     prefix=)`` are the library's; ``prefix_of(obj)`` the stored prefix.
+    ``revert=None``: no ``revert`` command (the caller adds its own).
     """
 
     @cli.command(
@@ -153,6 +173,9 @@ def add_history_commands(cli, kind, what, get_current, revert, prefix_of, comple
             raise NotFound(what, as_path(path))
         show_history(obj, records, current, output)
 
+    if revert is None:
+        return history, None
+
     @cli.command(
         "revert",
         epilog=EXIT_CODES,
@@ -164,7 +187,7 @@ def add_history_commands(cli, kind, what, get_current, revert, prefix_of, comple
     """,
     )
     @click.argument("path", shell_complete=complete)
-    @click.option("--to", "to", type=int, help="Version to bring back (default: the latest saved).")
+    @to_option
     @output_option("yaml", "json")
     @click.pass_obj
     @boundary

@@ -14,14 +14,15 @@ under the file name ``<distkv:proc a.b>``).
 
 import ast
 import builtins
-import keyword
 import linecache
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from types import CodeType
 from typing import Any
 
 from moat.util import Path
 
+from .checks import identifier
 from .errors import CompileError, InputRefused
 
 __all__ = [
@@ -61,12 +62,15 @@ def check_variables(variables: Iterable[str]) -> list[str]:
         raise InputRefused(f"variables must be a list of names, not the string {variables!r}")
     res: list[str] = []
     for v in variables:
-        if not isinstance(v, str) or not v.isidentifier() or keyword.iskeyword(v):
-            raise InputRefused(f"{v!r} cannot be a variable name")
+        identifier(v)
         if v in res:
             raise InputRefused(f"variable {v!r} is named twice")
         res.append(v)
     return res
+
+
+#: "... on line 3" / "(detected at line 4)" in a compiler message
+_LINE_REF = re.compile(r"\b(on|at) line (\d+)")
 
 
 def _syntax_error(name: object, exc: SyntaxError, shift_line: int, shift_col: bool) -> CompileError:
@@ -74,6 +78,10 @@ def _syntax_error(name: object, exc: SyntaxError, shift_line: int, shift_col: bo
     if lineno is not None:
         lineno = max(1, lineno - shift_line)
     msg = exc.msg
+    if shift_line:
+        # the message may name a line too (the opening bracket, the 'if'
+        # of a missing block, where a string ends): the user's number
+        msg = _LINE_REF.sub(lambda m: f"{m[1]} line {max(1, int(m[2]) - shift_line)}", msg)
     text = exc.text
     if text is not None and shift_col and text.startswith(_INDENT):
         text = text[len(_INDENT) :]

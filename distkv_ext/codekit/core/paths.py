@@ -6,6 +6,7 @@ from typing import Any, TypeAlias
 
 from moat.util import P, Path
 
+from .checks import module_name
 from .errors import InputRefused
 
 __all__ = ["as_path", "dotted", "normalize_requires", "PathSpec"]
@@ -47,14 +48,16 @@ def normalize_requires(requires: PathSpec | Iterable[PathSpec] | None) -> list[s
     """Return ``requires`` (one name, or an iterable of names; each a dotted
     string or a path) as a list of distinct dotted module names, in order.
 
-    Anything that is not a module name is refused with `InputRefused`."""
+    Anything that is not a module name that ``import`` could find (see
+    `checks.module_name`), or not a list of them, is refused with
+    `InputRefused`."""
     if isinstance(requires, (str, Path)):
         requires = [requires]
+    elif requires is not None and not isinstance(requires, (list, tuple)):
+        raise InputRefused(f"requires must be a list of module names, not {requires!r}")
     res: list[str] = []
     for req in requires or ():
-        r = dotted(req) if isinstance(req, (Path, tuple, list)) else req
-        if not isinstance(r, str) or not all(p.isidentifier() for p in r.split(".")):
-            raise InputRefused(f"{r!r} is not a module name (like util.pid)")
+        r = module_name(req)
         if r not in res:
             res.append(r)
     return res

@@ -28,6 +28,9 @@ class ExitStatus(enum.IntEnum):
     SERVER = 5
     #: Interrupted (Ctrl-C / SIGINT).
     INTERRUPTED = 130
+    #: Standard output was closed by its reader (``... | head -1``): the
+    #: command stopped quietly, as a shell reports one that SIGPIPE ended.
+    PIPE_CLOSED = 141
 
     #: Alias: generic failure.
     FAILURE = 1

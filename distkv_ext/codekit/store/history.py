@@ -15,12 +15,12 @@ from typing import Any, Literal, NotRequired, TypedDict, cast
 from moat.util import P, Path
 
 from distkv_ext.codekit.core.digest import content_hash
-from distkv_ext.codekit.core.errors import NotFound
+from distkv_ext.codekit.core.errors import Conflict, NotFound
 from distkv_ext.codekit.core.paths import PathSpec, as_path
 
 from .clientapi import Client
 from .conn import server_errors
-from .entries import list_entries
+from .entries import list_entries, write_entry
 
 __all__ = [
     "HISTORY_PREFIX",
@@ -37,6 +37,8 @@ __all__ = [
 HISTORY_PREFIX: Path = P(":.distkv.code.history")
 #: How many saved versions of an entry are kept.
 DEFAULT_KEEP = 10
+#: How often `record` tries the next free number before giving up.
+_ATTEMPTS = 50
 
 #: What a history is kept of: procedures or modules.
 HistoryKind = Literal["proc", "module"]
@@ -87,22 +89,38 @@ async def record(
 ) -> int | None:
     """Save ``old_value`` (the version about to be replaced) of ``path``;
     drop versions beyond the last ``keep``.  Returns the new version number;
-    with ``old_value`` None (nothing replaced) saves nothing, returns None."""
+    with ``old_value`` None (nothing replaced) saves nothing, returns None.
+
+    The version is written only if its number is still free (DistKV's
+    conditional write, ``chain=None``); a writer that loses the race for
+    a number takes the next one, so concurrent writers through one server
+    never share a number and no saved version is overwritten.  (Two
+    writers on two servers within the moment the servers take to exchange
+    the write can still collide: DistKV 0.65 decides conditions per
+    server.)"""
     if old_value is None:
         return None
     path = as_path(path)
-    old = await versions(client, kind, path, prefix=prefix)
-    n = (old[-1]["n"] + 1) if old else 1
+    base = prefix + (kind,) + path
     rec = {
         "value": old_value,
         "replaced": time.time(),
         "by": getattr(client, "client_name", None),
         "hash": content_hash(old_value),
     }
+    for _ in range(_ATTEMPTS):
+        old = await versions(client, kind, path, prefix=prefix)
+        n = (old[-1]["n"] + 1) if old else 1
+        try:
+            await write_entry(client, base, Path(str(n)), rec, chain=None)
+        except Conflict:
+            continue  # someone else saved version n meanwhile: take the next
+        break
+    else:
+        raise Conflict(path, f"could not save the replaced version of {path}: too many concurrent changes")
     async with server_errors():
-        await client.set(prefix + (kind,) + path + (str(n),), value=rec)
         for v in old[: max(0, len(old) + 1 - keep)]:
-            await client.delete(prefix + (kind,) + path + (str(v["n"]),))
+            await client.delete(base + (str(v["n"]),))
     return n
 
 

@@ -11,7 +11,8 @@ that applies them:
   DistKV's own through ``distkv_ext/client/main.py``): that, `distkv`,
   `moat_util` (loader), `asyncscope`;
 * `apply_server` (the servers this project starts, see `main`): those
-  and `moat_mqtt`, plus moat-util's main-scope repair.
+  and `moat_mqtt`, plus moat-util's main-scope repair and DistKV's
+  conditional writes (`distkv.apply_server`).
 
 `check_versions` lists repairs whose package is not at its target; a
 test fails then, so a dependency update is noticed, not silently
@@ -52,6 +53,7 @@ def apply_server() -> None:
 
     apply_client()
     moat_util.repair_main_scope()
+    distkv.apply_server()
     moat_mqtt.apply()
 
 

@@ -11,11 +11,24 @@
 2. A failed connection that is not an ``OSError`` (time-out during the
    greeting) crashed with a traceback; it is now an ``OSError`` that the
    commands report as "cannot reach the server" (exit status 5).
+3. (Servers.)  A conditional write (``chain=...``, ``prev=...``) checks
+   its condition *before* it takes the server's event lock, and writes
+   after: two conditional writes of one entry that arrive together both
+   pass and the second overwrites the first ("only if it does not exist
+   yet" let two history records take one number, and one was lost).
+   `apply_server` makes each server take conditional writes one at a
+   time, so check and write are one step.  (Between servers DistKV 0.65
+   still decides per server: two writers on two servers within the
+   moment it takes to pass the write on can both win.)
 
 This module touches click because what it repairs is DistKV's click
-command; it is applied by `distkv_ext.codekit.upstream.apply_client`.
+command; `apply` is applied by `distkv_ext.codekit.upstream.apply_client`,
+`apply_server` by `distkv_ext.codekit.upstream.apply_server`.
 """
 
+import functools
+
+import anyio
 import asyncclick as click  # DistKV's CLI is what this repairs
 import distkv.command.client as dcc
 from distkv.client import open_client
@@ -24,13 +37,14 @@ from moat.util import attrdict
 
 from .moat_util import apply_overrides
 
-__all__ = ["apply", "PACKAGE", "TARGET"]
+__all__ = ["apply", "apply_server", "PACKAGE", "TARGET"]
 
 PACKAGE = "distkv"
 #: The release this repair was written for (see `distkv_ext.codekit.upstream`).
 TARGET = "0.65.0"
 
 _applied = False
+_server_applied = False
 
 
 def _conn_error(exc):
@@ -65,3 +79,32 @@ def apply():
         return
     dcc.client_scope = _client_scope
     _applied = True
+
+
+def _one_conditional_write_at_a_time(orig):
+    @functools.wraps(orig)
+    async def _set_value(self, msg, *a, **kw):
+        if "chain" not in msg and "prev" not in msg:
+            return await orig(self, msg, *a, **kw)
+        server = self.server
+        lock = server.__dict__.get("_distkv_code_cond_lock")
+        if lock is None:
+            lock = server.__dict__["_distkv_code_cond_lock"] = anyio.Lock()
+        async with lock:  # never taken while holding the event lock: no deadlock
+            return await orig(self, msg, *a, **kw)
+
+    return _set_value
+
+
+def apply_server():
+    """Serialize each server's conditional writes (see the module doc, 3;
+    once).  For the servers this project runs, and DistKV's in-process
+    test servers."""
+    global _server_applied
+    if _server_applied:
+        return
+    # only now: the server module (and its backends) is not needed by commands
+    from distkv.server import ServerClient
+
+    ServerClient._set_value = _one_conditional_write_at_a_time(ServerClient._set_value)
+    _server_applied = True

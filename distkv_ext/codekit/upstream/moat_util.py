@@ -10,16 +10,44 @@
 4. ``moat.util.main`` runs the command without an asyncscope main scope,
    so a ``distkv server`` that joins a cluster crashes
    (`repair_main_scope`, for the server entry point only).
+5. A ``-c FILE`` that is not YAML, not a mapping, a directory or
+   unreadable crashed ``distkv`` with a traceback (ruyaml's, or an
+   ``AttributeError`` later), and an unreadable one was silently ignored
+   (moat-util drops ``PermissionError``).  `repair_config_file` makes each
+   one line, ``Error: cannot use the configuration FILE: ...``, and exit
+   status 2 (a usage error: the command line named a bad file); so is a
+   file that does not exist (click's check said so in a usage block).
+
+   moat-util reads ``-c`` in the ``distkv`` group's own callback, before
+   it loads any subcommand, so no plugin code has run yet: the repair is
+   applied when the ``distkv`` command starts, by ``distkv_code.pth``
+   (installed in site-packages with this package; it imports `boot` in
+   ``distkv`` processes only), and by `apply_client` and `apply_server`
+   for everything that runs moat-util's main later.
+
+This module touches click because what it repairs is moat-util's click
+command (as `distkv` does for DistKV's).
 """
 
 import ast
 import types
 
+import asyncclick as click  # moat-util's CLI is what this repairs
 from asyncscope import main_scope
 from moat.util import NotGiven, P
 from moat.util import main as mmain
+from ruyaml.error import MarkedYAMLError, YAMLError
 
-__all__ = ["apply", "apply_overrides", "parse_override", "repair_main_scope", "PACKAGE", "TARGET"]
+__all__ = [
+    "apply",
+    "apply_overrides",
+    "parse_override",
+    "repair_main_scope",
+    "repair_config_file",
+    "BadConfigFile",
+    "PACKAGE",
+    "TARGET",
+]
 
 PACKAGE = "moat-util"
 #: The release this repair was written for (see `distkv_ext.codekit.upstream`).
@@ -27,6 +55,62 @@ TARGET = "0.35.0"
 
 _applied = False
 _main_repaired = False
+_config_repaired = False
+
+
+class BadConfigFile(click.ClickException):
+    """The ``-c`` configuration file cannot be used: one line, exit status 2."""
+
+    exit_code = 2
+
+    def __init__(self, path, why):
+        super().__init__(f"cannot use the configuration {path}: {why}")
+
+
+def _read_config(path):
+    """Read a ``-c`` file as moat-util does; every failure is `BadConfigFile`."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            cfg = mmain.yload(f, attr=True)
+    except IsADirectoryError:
+        raise BadConfigFile(path, "it is a directory") from None
+    except OSError as exc:
+        raise BadConfigFile(path, exc.strerror or str(exc)) from None
+    except UnicodeDecodeError:
+        raise BadConfigFile(path, "not UTF-8 text") from None
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise BadConfigFile(path, f"{where}not YAML: {exc.problem or exc.context}") from None
+    except (YAMLError, ValueError, TypeError) as exc:
+        raise BadConfigFile(path, f"not YAML: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    if cfg is not None and not isinstance(cfg, dict):
+        raise BadConfigFile(path, f"must be a mapping of settings (key: value), not a {type(cfg).__name__}")
+    return cfg
+
+
+def repair_config_file():
+    """Make a bad ``-c FILE`` one line and exit status 2 (see the module
+    doc, 5); the default files (``~/.config/distkv.cfg``, ...) are read as
+    before (once)."""
+    global _config_repaired
+    if _config_repaired:
+        return
+    orig = mmain.read_cfg
+
+    def read_cfg(name, path):
+        if name is not None and path is not None and path is not False:
+            return _read_config(path)
+        return orig(name, path)
+
+    read_cfg.__doc__ = orig.__doc__
+    mmain.read_cfg = read_cfg
+    # click checked that the file exists, with a usage block around the
+    # message: our reader says it in one line like the other failures
+    for param in mmain.main_.params:
+        if param.name == "cfg" and isinstance(param.type, click.Path):
+            param.type = click.Path(dir_okay=True)
+    _config_repaired = True
 
 
 def parse_override(item):
@@ -115,9 +199,10 @@ def repair_main_scope():
 
 
 def apply():
-    """Repair the command loader (once)."""
+    """Repair the command loader and the reading of ``-c FILE`` (once)."""
     global _applied
     if _applied:
         return
     _patch_loader()
+    repair_config_file()
     _applied = True
