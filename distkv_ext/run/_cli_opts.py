@@ -2,25 +2,44 @@
 
 import datetime
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import asyncclick as click
 
 from distkv_ext.codekit.cli.complete import complete_groups
 
-__all__ = ["group_options", "kind_of", "parse_when", "plain_job", "short", "state_word", "next_start_text"]
+__all__ = [
+    "group_options",
+    "kind_of",
+    "parse_when",
+    "plain_job",
+    "short",
+    "state_word",
+    "next_start_text",
+    "parse_bind",
+]
 
 
-def group_options(fn):
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def group_options(fn: _F) -> _F:
     """``-g GROUP``, ``-n NODE`` / ``--all-nodes``: which runner group."""
     fn = click.option("--all-nodes", is_flag=True, help="All-node runner / job (same as '-n -').")(fn)
     fn = click.option("-n", "--node", help="Single-node runner / job of NODE ('-': all nodes).")(fn)
     fn = click.option(
-        "-g", "--group", default="default", show_default=True, shell_complete=complete_groups, help="Runner group."
+        "-g",
+        "--group",
+        required=True,
+        shell_complete=complete_groups,
+        help="Runner group (required: there is no default).",
     )(fn)
     return fn
 
 
-def kind_of(node, all_nodes):
+def kind_of(node: str | None, all_nodes: bool) -> tuple[str, str | None]:
+    """(kind, node) from ``-n NODE`` / ``--all-nodes``."""
     if all_nodes or node == "-":
         if node not in (None, "-"):
             raise click.UsageError("give either -n NODE or --all-nodes, not both")
@@ -83,3 +102,23 @@ def next_start_text(states, now):
         return ""
     d = min(ts) - now
     return "now" if d <= 0 else f"in {d:.0f} s"
+
+
+def parse_bind(text: str, default_port: int, any_port: bool = False) -> tuple[str, int]:
+    """``HOST:PORT``, ``HOST`` or ``:PORT`` (``[::1]:PORT`` for IPv6) -> (host, port);
+    with ``any_port``, port 0 (a free one) is allowed."""
+    t = text.strip()
+    host, port = t, str(default_port)
+    if t.startswith("["):
+        host, _, rest = t[1:].partition("]")
+        if rest.startswith(":"):
+            port = rest[1:]
+    elif t.count(":") == 1:
+        host, port = t.split(":")
+    try:
+        p = int(port)
+    except ValueError:
+        p = -1
+    if not (0 if any_port else 1) <= p < 65536 or (not host and not t.startswith(":")):
+        raise click.BadParameter(f"{text!r}: use HOST:PORT, e.g. 127.0.0.1:{default_port}")
+    return host or "127.0.0.1", p
