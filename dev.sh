@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set-up and tasks for distkv-code.  Needs only Python 3.11 (python3) and bash.
 #
-#   ./dev.sh demo     start a local DistKV node, store/call/list/diff a procedure, stop
+#   ./dev.sh demo     a local node, three runners, a job moving after kill -9, procedures; stops
+#                     everything (--keep: leaves it running, with the status page, until Ctrl-C)
 #   ./dev.sh test     run the whole test suite (what CI runs; pytest options pass through)
 #   ./dev.sh fast     the fast lane: the tests not marked drill or slow (a few minutes)
 #   ./dev.sh lint     ruff check, ruff format --check, mypy distkv_ext; names what failed
@@ -87,5 +88,5 @@ case "$cmd" in
     node)  setup; exec "$VENV/bin/distkv-code-node" "$@" ;;
     docs)  setup; "$VENV/bin/python" -m distkv_ext.devtools.mangen man
            exec "$VENV/bin/python" -m distkv_ext.devtools.complete --scripts completions ;;
-    *)     sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *)     sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
