@@ -16,7 +16,7 @@ from distkv_ext.codekit.cli.common import (
     show_diff,
     show_entry,
 )
-from distkv_ext.codekit.cli.complete import complete_modules
+from distkv_ext.codekit.cli.complete import complete_files, complete_modules
 from distkv_ext.codekit.cli.output import emit, output_option, pick_format, stdout_of, table
 from distkv_ext.codekit.core.depgraph import closure, render_tree
 from distkv_ext.codekit.core.errors import CompileError, NotFound
@@ -57,7 +57,9 @@ async def cli():
 
 @cli.command("set", epilog=EXIT_CODES)
 @click.argument("path", shell_complete=complete_modules)
-@click.option("-s", "--script", metavar="FILE", help="File with the code; '-': standard input.")
+@click.option(
+    "-s", "--script", metavar="FILE", shell_complete=complete_files, help="File with the code; '-': standard input."
+)
 @click.option("-r", "--requires", multiple=True, metavar="MODULE", help="A stored module it needs (loaded first).")
 @click.option("--no-requires", is_flag=True, help="Clear the list of required modules.")
 @click.option("-i", "--info", help="One line describing the module.")
@@ -167,7 +169,7 @@ async def delete(obj, path, force, output):
 
 @cli.command(epilog=EXIT_CODES)
 @click.argument("path", shell_complete=complete_modules)
-@click.argument("file")
+@click.argument("file", shell_complete=complete_files)
 @diff_options
 @click.pass_obj
 @boundary
