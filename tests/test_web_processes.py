@@ -183,3 +183,22 @@ def test_actions_through_a_real_server(node, procs, tmp_path):
     )
     assert status == 200, body
     wait_until(lambda: not web.json("/api/errors"), what="the error acknowledged")
+
+
+def test_page_exits_5_when_its_server_dies(procs, tmp_path):
+    """It kills its server: a node of its own, not the session's."""
+    import signal
+    import subprocess
+
+    from tests.helpers import running_node
+
+    with running_node(tmp_path / "own", n=1) as own:
+        config = own.configs[0]
+        web = procs(WebServer, config)
+        pids = subprocess.run(["pgrep", "-f", f"{config} server"], capture_output=True, check=False).stdout.split()
+        assert pids
+        for p in pids:
+            os.kill(int(p), signal.SIGKILL)
+        assert web.proc.wait(30) == 5
+        with open(web.log, encoding="utf-8", errors="replace") as f:
+            assert "Error: lost the connection to the DistKV server" in f.read()

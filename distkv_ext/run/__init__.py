@@ -20,7 +20,7 @@ from ._assign import owner
 from ._config import RUNNER_DEFAULTS, RunnerConfig
 from ._daemon import ALL_KINDS, kinds_text, run_daemon, status_pages
 from ._entry import RunnerEntry, StateEntry, next_start, retry_delay
-from ._group import Group, GroupMembers, NameClash
+from ._group import Group, GroupMembers, NameClash, watch_connection
 from ._job import ErrorRecorded, JobContext
 from ._layout import (
     JOB_FIELDS,
@@ -83,6 +83,7 @@ __all__ = [
     "sd_notify",
     "watchdog_interval",
     "NameClash",
+    "watch_connection",
     # watching a group without joining it, and the metrics
     "GroupObserver",
     "MemberSeen",

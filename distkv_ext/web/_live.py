@@ -18,8 +18,9 @@ import anyio
 import anyio.abc
 from moat.util import P, Path
 
+from distkv_ext.codekit.core.errors import ServerUnreachable
 from distkv_ext.codekit.store.history import HISTORY_PREFIX
-from distkv_ext.run import OUTPUT_PREFIX, GroupObserver, group_topic
+from distkv_ext.run import OUTPUT_PREFIX, GroupObserver, group_topic, watch_connection
 
 from ._model import StatusModel, shrink_output
 from ._tree import open_tree
@@ -27,6 +28,9 @@ from ._tree import open_tree
 logger = logging.getLogger(__name__)
 
 __all__ = ["run_model", "prefixes"]
+
+#: A quiet message topic whose subscription tells when the server is gone.
+ALIVE_TOPIC = ("distkv_code", "web", "alive")
 
 
 def _path(v: Any, default: Path) -> Path:
@@ -62,10 +66,19 @@ async def run_model(
 ) -> None:
     """Load everything into ``model``, then keep it up to date until
     cancelled.  ``timeout``: the groups' ``runner.timeout``.  Raises
-    `ServerUnreachable` when the connection is lost."""
+    `ServerUnreachable` when the connection is lost (noticed on a quiet
+    message topic of its own, as a single-node runner does)."""
     pre = prefixes(client._cfg)
     model.run_prefix = tuple(pre["run"])
+    lost: list[BaseException] = []
+    gone = anyio.Event()
+
+    def on_lost(exc: BaseException) -> None:
+        lost.append(exc)
+        gone.set()
+
     async with anyio.create_task_group() as tg:
+        await tg.start(watch_connection, client, ALIVE_TOPIC, on_lost)
 
         def new_group(kind: str, group: Any, node: Any) -> None:
             key = (kind, group, node)
@@ -100,4 +113,5 @@ async def run_model(
             model.loaded = True
             logger.info("status page: loaded %d jobs", len(model.jobs))
             task_status.started()
-            await anyio.sleep_forever()
+            await gone.wait()
+            raise ServerUnreachable(f"lost the connection to the DistKV server: {lost[0]!r}")

@@ -14,7 +14,7 @@ is kept as its last lines, not all of them.
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from distkv.obj import ClientEntry
@@ -88,9 +88,12 @@ async def open_tree(
 ) -> AsyncIterator[Tree]:
     """Load the subtree at ``path`` (calling ``on_change`` for each entry),
     then keep it up to date while the context is open."""
-    async with server_errors():
-        async with client.mirror(
-            path, root_type=Tree, need_wait=True, require_client=False, on_change=on_change, shrink=shrink
-        ) as tree:
+    async with AsyncExitStack() as stack:
+        async with server_errors():  # only the start: what the body raises passes unchanged
+            tree = await stack.enter_async_context(
+                client.mirror(
+                    path, root_type=Tree, need_wait=True, require_client=False, on_change=on_change, shrink=shrink
+                )
+            )
             await tree.wait_loaded()
-            yield tree
+        yield tree
