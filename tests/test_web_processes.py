@@ -202,3 +202,25 @@ def test_page_exits_5_when_its_server_dies(procs, tmp_path):
         assert web.proc.wait(30) == 5
         with open(web.log, encoding="utf-8", errors="replace") as f:
             assert "Error: lost the connection to the DistKV server" in f.read()
+
+
+def test_page_tells_systemd(node, procs, tmp_path):
+    import socket
+
+    sock_path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(sock_path)
+    sock.settimeout(60)
+    try:
+        web = procs(WebServer, node.configs[0], env={"NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "2000000"})
+        msgs = []
+        while not any(m.startswith("READY=1") for m in msgs):
+            msgs.append(sock.recv(4096).decode())
+        assert any(f"STATUS=serving {web.url}" in m for m in msgs)
+        while not any("WATCHDOG=1" in m for m in msgs):
+            msgs.append(sock.recv(4096).decode())
+        assert web.term() == 0
+        while not any(m.startswith("STOPPING=1") for m in msgs):
+            msgs.append(sock.recv(4096).decode())
+    finally:
+        sock.close()
