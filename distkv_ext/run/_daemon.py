@@ -97,6 +97,18 @@ def _count_jobs(roots: Sequence[_RunnerRoot]) -> dict[_metrics.JobCount, int]:
     return res
 
 
+def _count_dropped(roots: Sequence[_RunnerRoot]) -> dict[tuple[str, str], int]:
+    """Group messages not believed, by (kind, group): a group that counts
+    them has ``dropped``, {reason: n}."""
+    res: dict[tuple[str, str], int] = {}
+    for root in roots:
+        counts = getattr(root.group, "dropped", None)
+        if isinstance(counts, dict):
+            key = _metrics.labels_of(root.policy.kind, root.state_subpath)
+            res[key] = res.get(key, 0) + sum(int(n) for n in counts.values())
+    return res
+
+
 async def _summary(
     client: Any,
     roots: Sequence[_RunnerRoot],
@@ -207,13 +219,13 @@ async def run_daemon(
     what = f"{kinds_text(kinds)} runner of group {group} as {roots[0].node}"
     logger.info("Started the %s", what)
     stop_metrics: Callable[[], None] | None = None
-    collector: _metrics.JobsCollector | None = None
+    collector: _metrics.DaemonCollector | None = None
     if metrics is not None:
         try:
             stop_metrics = _metrics.serve_metrics(*metrics)
         except OSError as exc:
             raise BadArguments(f"cannot serve metrics on {_hostport(*metrics)}: {exc.strerror or exc}") from None
-        collector = _metrics.JobsCollector(lambda: _count_jobs(roots))
+        collector = _metrics.DaemonCollector(lambda: _count_jobs(roots), lambda: _count_dropped(roots))
         _metrics.REGISTRY.register(collector)
     try:
         if announce is not None:

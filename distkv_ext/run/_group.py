@@ -23,8 +23,6 @@ import anyio.abc
 from distkv.actor import BrokenState, CompleteState, DetachedState, PartialState
 from distkv.exceptions import ServerClosedError, ServerConnectionError, ServerError
 
-from . import _metrics
-
 logger = logging.getLogger(__name__)
 
 __all__ = ["Group", "GroupMembers", "NameClash", "MsgType", "MSG_TYPES", "watch_connection"]
@@ -233,7 +231,9 @@ class Group:
                                 task_status.started()
                                 started = True
                             async for msg in mon:
-                                self.hear(msg)
+                                data = msg.get("data") if hasattr(msg, "get") else None
+                                if isinstance(data, dict):
+                                    self._heard(data)
                     if self._mon_scope.cancel_called:
                         logger.warning("%s: own heartbeats stopped coming back; subscribing again", self.name)
                 except ServerError as exc:  # e.g. dropped for falling behind
@@ -299,18 +299,6 @@ class Group:
             logger.warning("%s: %s not confirmed by the server within %s s", self.name, what, self.timeout)
         except Exception as exc:
             logger.warning("%s: %s not sent: %r", self.name, what, exc)
-
-    def hear(self, msg: Any) -> bool:
-        """Take one message of the group's channel, as ``msg_monitor``
-        yields it: heartbeats, leaves, claims.  Returns False (and counts
-        it in the metrics) when it is dropped as unusable.  `run` feeds
-        every message here; so does a read-only `GroupObserver`."""
-        data = msg.get("data") if hasattr(msg, "get") else None
-        if not isinstance(data, dict) or not isinstance(data.get("node"), str):
-            _metrics.message_dropped(self.topic)
-            return False
-        self._heard(data)
-        return True
 
     def _heard(self, data: dict[str, Any]) -> None:
         node = data.get("node")

@@ -2,13 +2,15 @@
 
 The engine calls the small functions here at the moments that count
 (a run started, a run failed, a job taken over from a node that is gone,
-a claim won, a message of the group channel dropped); they only bump
+a claim won); they only bump
 counters in `REGISTRY`, a registry of our own (not prometheus-client's
 global one, so that a process may also run a status page, whose
 `distkv_ext.web` metrics have the same names).
 
 ``run all --metrics HOST:PORT`` serves `REGISTRY` (`serve_metrics`), with
-the jobs by state as this runner sees them (`JobsCollector`).  The names
+what is read from the runners when scraped (`DaemonCollector`): the jobs
+by state as this runner sees them, and the group messages dropped (a
+group's ``dropped``: {reason: n}, where its group channel counts them).  The names
 and help texts are in `METRICS`; the status page uses the same.
 """
 
@@ -19,7 +21,7 @@ from typing import Any
 
 import trio
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 logger = logging.getLogger(__name__)
@@ -28,12 +30,11 @@ __all__ = [
     "METRICS",
     "CLAIM_BUCKETS",
     "REGISTRY",
-    "JobsCollector",
+    "DaemonCollector",
     "run_started",
     "run_failed",
     "failover",
     "claimed",
-    "message_dropped",
     "serve_metrics",
     "topic_labels",
     "labels_of",
@@ -70,7 +71,6 @@ def _counter(name: str) -> Counter:
 _STARTS = _counter("distkv_run_starts")
 _FAILURES = _counter("distkv_run_failures")
 _FAILOVERS = _counter("distkv_run_failovers")
-_DROPPED = _counter("distkv_run_messages_dropped")
 _CLAIMS = Histogram(
     "distkv_run_claim_seconds",
     METRICS["distkv_run_claim_seconds"][1],
@@ -119,36 +119,45 @@ def labels_of(kind: str, state_subpath: Iterable[Any]) -> tuple[str, str]:
     return kind, sub[1] if len(sub) > 1 else ""
 
 
-def message_dropped(topic: Iterable[Any]) -> None:
-    """A message of the group channel ``topic`` was dropped as unusable."""
-    _DROPPED.labels(*topic_labels(topic)).inc()
-
-
 #: One job's place in the jobs-by-state gauge: (kind, group, state word).
 JobCount = tuple[str, str, str]
 
 
-class JobsCollector(Collector):
-    """The ``distkv_run_jobs`` gauge of a runner daemon: ``count()``
-    returns {(kind, group, state): n}; it runs in the event loop (the
-    metrics server's thread asks it through ``trio.from_thread``), so it
-    reads the mirrors while nothing changes them."""
+class DaemonCollector(Collector):
+    """What a runner daemon's metrics read from its runners when scraped:
+    ``distkv_run_jobs`` (``jobs()`` returns {(kind, group, state): n}, the
+    jobs as this runner sees them) and ``distkv_run_messages_dropped``
+    (``dropped()`` returns {(kind, group): n}, what its groups did not
+    believe).  Both run in the event loop (the metrics server's thread asks
+    through ``trio.from_thread``), so they read the mirrors while nothing
+    changes them."""
 
-    def __init__(self, count: Callable[[], dict[JobCount, int]]) -> None:
-        self._count = count
+    def __init__(
+        self, jobs: Callable[[], dict[JobCount, int]], dropped: Callable[[], dict[tuple[str, str], int]]
+    ) -> None:
+        self._jobs = jobs
+        self._dropped = dropped
         self._token = trio.lowlevel.current_trio_token()
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
+    def _ask(self, fn: Callable[[], dict[Any, int]]) -> dict[Any, int]:
+        try:
+            res: dict[Any, int] = trio.from_thread.run_sync(fn, trio_token=self._token)
+            return res
+        except Exception as exc:  # the loop is gone (stopping): nothing
+            logger.debug("metrics: %r", exc)
+            return {}
+
+    def collect(self) -> Iterable[Metric]:
         _, text, labels = METRICS["distkv_run_jobs"]
         g = GaugeMetricFamily("distkv_run_jobs", text, labels=labels)
-        try:
-            counts = trio.from_thread.run_sync(self._count, trio_token=self._token)
-        except Exception as exc:  # the loop is gone (stopping): no jobs
-            logger.debug("jobs gauge: %r", exc)
-            counts = {}
-        for (kind, group, state), n in sorted(counts.items()):
+        for (kind, group, state), n in sorted(self._ask(self._jobs).items()):
             g.add_metric([kind, group, state], n)
         yield g
+        _, text, labels = METRICS["distkv_run_messages_dropped"]
+        c = CounterMetricFamily("distkv_run_messages_dropped", text, labels=labels)
+        for (kind, group), n in sorted(self._ask(self._dropped).items()):
+            c.add_metric([kind, group], n)
+        yield c
 
 
 def serve_metrics(host: str, port: int) -> Callable[[], None]:

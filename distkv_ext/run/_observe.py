@@ -1,11 +1,17 @@
 """Listening to a runner group without joining it: `GroupObserver`.
 
 The status page (``distkv client run web``) shows who is in a group.  It
-hears the group's channel exactly as a runner does: every message goes
-through `Group.hear`, the runners' own parsing (and, where a group's
-channel is authenticated, its checks), into a `Group` that never sends
-anything: no heartbeats, no claims, no "held" answers.  So the observer
-is invisible to the runners and cannot change what they do.
+hears the group's channel as a runner does: every message goes through
+the runners' own handling (`Group._heard`) into a `Group` that never
+sends anything: no heartbeats, no claims, no "held" answers.  So the
+observer is invisible to the runners and cannot change what they do.
+
+Where a group's channel is authenticated (``runner.group_key``), the
+observer must check each message as the runners do, with the same key:
+the page runs with the runners' configuration.  A silent observer cannot
+use a rule that needs answers to its own messages (a heartbeat that
+acknowledges one of ours): what it shows it may show a little longer than
+a runner would believe it, never act on.
 """
 
 import dataclasses
@@ -85,14 +91,17 @@ class GroupObserver:
         self.heard = 0
 
     def hear(self, msg: Any) -> None:
-        """Take one message of the channel (as ``msg_monitor`` yields it)."""
+        """Take one message of the channel (as ``msg_monitor`` yields it):
+        what the runners' `Group` would do with it, but never answer."""
         self.heard += 1
+        data = msg.get("data") if hasattr(msg, "get") else None
+        if not isinstance(data, dict) or not isinstance(data.get("node"), str):
+            self.dropped += 1
+            return
         try:
-            ok = self.group.hear(msg)
+            self.group._heard(data)  # the runners' own handling of a message
         except Exception as exc:  # whatever a message holds: we keep listening
             logger.debug("%s: message not understood: %r", self.topic, exc)
-            ok = False
-        if not ok:
             self.dropped += 1
 
     def members(self) -> list[MemberSeen]:
