@@ -201,3 +201,22 @@ def test_token_file_is_checked(tmp_path):
     assert load_token(str(f)) == TOKEN
     g = Guard(TOKEN)
     assert g.check_token(TOKEN) and not g.check_token(TOKEN[:-1]) and not Guard(None).check_token(TOKEN)
+
+
+async def test_job_page_tail_is_live(page):
+    model, app, client = page
+    r = await call(app, "GET", "/job?k=any&g=wg&p=good")
+    assert r.status == 200 and "No output stored" in r.text
+    got = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(events, app, f"/events?v={model.version}&k=any&g=wg&p=good", got)
+        lines = [[time.time(), "stdout", f"tick {i} <i>"] for i in range(3)]
+        await client.set(
+            P(":.distkv.output.any.wg.good.3"), value={"node": "r1", "run": 3, "started": 1, "lines": lines}
+        )
+        await wait_for(
+            lambda: [d for e, d in got if e == "section" and "tick 2" in d.get("job-output", "")], timeout=10
+        )
+        sec = next(d for e, d in got if e == "section")
+        assert "tick 2 &lt;i&gt;" in sec["job-output"] and "#3" in sec["job-runs"]
+        tg.cancel_scope.cancel()
