@@ -90,9 +90,7 @@ def script_for_get(fn):
         metavar="FILE",
         shell_complete=complete_files,
         help="Write the code to FILE ('-': stdout), nothing else.",
-    )(
-        fn
-    )
+    )(fn)
 
 
 def show_history(obj, records, current, output):
