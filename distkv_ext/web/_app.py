@@ -9,9 +9,11 @@ same `StatusModel`.  Every response forbids inline script and framing
 loopback host are served (against DNS rebinding).
 """
 
+import functools
 import json
 import logging
 import time
+from collections.abc import Callable
 from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qs
@@ -158,30 +160,40 @@ def make_app(
             "job_actions": [a for a in ACTIONS.values() if a.kind == "job"],
         }
 
-    def part(name: str, ctx: dict[str, Any], key: Any = None, version: int | None = None) -> str:
-        if key is not None and version is not None and not ctx["logged_in"]:
+    def part(name: str, ctx: dict[str, Any], data: Callable[[], dict[str, Any]], key: Any, version: int | None) -> str:
+        """A part of the page, rendered once per version (``data()`` is
+        called only then); parts with forms (they carry the session's
+        CSRF value) are rendered for each logged-in browser."""
+        personal = ctx["logged_in"] and name == "part_errors.html"
+        if version is not None and not personal:
             hit = cache.get(key)
             if hit is not None and hit[0] == version:
                 return hit[1]
-        html = render(name, **ctx)
-        if key is not None and version is not None and not ctx["logged_in"]:
+        html = render(name, **ctx, **data())
+        if version is not None and not personal:
             cache[key] = (version, html)
         return html
 
     views = {"members": members, "errors": errors, "procs": procedures}
 
+    def _view(name: str) -> dict[str, Any]:
+        return {name: views[name](model)}
+
     def sections(ctx: dict[str, Any], names: list[str]) -> dict[str, str]:
-        res = {"summary": part("part_summary.html", {**ctx, "summary": summary(model)}, "summary", model.version)}
+        res = {"summary": part("part_summary.html", ctx, lambda: {"summary": summary(model)}, "summary", model.version)}
         for n in names:
-            res[n] = part(f"part_{n}.html", {**ctx, n: views[n](model)}, n, model.section_versions[n])
+            res[n] = part(f"part_{n}.html", ctx, functools.partial(_view, n), n, model.section_versions[n])
         return res
 
     def job_part(ctx: dict[str, Any], ref: Any) -> str:
         if ref not in model.jobs or not model.shows(ref):
             return ""
-        rows = job_rows(model, ref)
         return part(
-            "part_job.html", {**ctx, "rows": rows, "sort": sort_key(ref)}, ("job", ref), model.job_versions.get(ref)
+            "part_job.html",
+            ctx,
+            lambda: {"rows": job_rows(model, ref), "sort": sort_key(ref)},
+            ("job", ref),
+            model.job_versions.get(ref),
         )
 
     async def index(request: Request) -> Response:
