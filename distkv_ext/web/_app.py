@@ -138,6 +138,15 @@ def make_app(
     env.filters["hms"] = _hms
     env.globals["rel"] = _rel
     cache: dict[Any, tuple[int, str]] = {}  # rendered parts: key -> (version, html)
+    rows_cache: dict[Any, tuple[int | None, list[dict[str, Any]]]] = {}  # job -> (version, rows)
+
+    def rows_of(ref: Any) -> list[dict[str, Any]]:
+        """A job's rows as of its last change (computed once per change)."""
+        version = model.job_versions.get(ref)
+        hit = rows_cache.get(ref)
+        if hit is None or hit[0] != version:
+            hit = rows_cache[ref] = (version, job_rows(model, ref))
+        return hit[1]
 
     def render(name: str, **kw: Any) -> str:
         return env.get_template(name).render(**kw)
@@ -180,18 +189,24 @@ def make_app(
         return {name: views[name](model)}
 
     def sections(ctx: dict[str, Any], names: list[str]) -> dict[str, str]:
-        res = {"summary": part("part_summary.html", ctx, lambda: {"summary": summary(model)}, "summary", model.version)}
+        res = {
+            "summary": part(
+                "part_summary.html", ctx, lambda: {"summary": summary(model, rows_of)}, "summary", model.version
+            )
+        }
         for n in names:
             res[n] = part(f"part_{n}.html", ctx, functools.partial(_view, n), n, model.section_versions[n])
         return res
 
     def job_part(ctx: dict[str, Any], ref: Any) -> str:
         if ref not in model.jobs or not model.shows(ref):
+            rows_cache.pop(ref, None)  # gone: forget it
+            cache.pop(("job", ref), None)
             return ""
         return part(
             "part_job.html",
             ctx,
-            lambda: {"rows": job_rows(model, ref), "sort": sort_key(ref)},
+            lambda: {"rows": rows_of(ref), "sort": sort_key(ref)},
             ("job", ref),
             model.job_versions.get(ref),
         )

@@ -7,7 +7,9 @@ Why a job runs or not is `distkv_ext.run.explain_job`, the words of
 ``distkv client run why``.
 """
 
+import functools
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -262,11 +264,13 @@ def procedures(model: StatusModel) -> list[dict[str, Any]]:
     return res
 
 
-def summary(model: StatusModel) -> dict[str, Any]:
-    """Counts for the page's head: jobs by state, live members, open errors."""
+def summary(model: StatusModel, rows: Callable[[JobRef], list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """Counts for the page's head: jobs by state, live members, open
+    errors.  ``rows(ref)``: a job's rows (default `job_rows`; the page
+    passes its cache, so that a change costs one job's rows)."""
     by_state: dict[str, int] = {}
     for ref in job_list(model):
-        for r in job_rows(model, ref):
+        for r in (rows or functools.partial(job_rows, model))(ref):
             by_state[r["state"]] = by_state.get(r["state"], 0) + 1
     ms = members(model)
     return {
