@@ -209,8 +209,6 @@ def test_page_exits_5_when_its_server_dies(procs, tmp_path):
 
 
 def test_page_tells_systemd(node, procs, tmp_path):
-    import socket
-
     sock_path = str(tmp_path / "notify.sock")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(sock_path)
