@@ -7,6 +7,7 @@ screenshot (``status-page.png`` in its temporary directory; set
 
 import os
 import shutil
+import subprocess
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -108,5 +109,9 @@ def test_page_follows_jobs_and_acknowledges_an_error(node, tmp_path):
     finally:
         for p in started:
             if p.proc.poll() is None:
-                p.proc.kill()
-                p.proc.wait(10)
+                p.proc.terminate()  # the page withdraws its announcement
+                try:
+                    p.proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.proc.kill()
+                    p.proc.wait(10)
