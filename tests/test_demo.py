@@ -70,5 +70,11 @@ def test_demo_keep_leaves_it_running_until_told(tmp_path):
         wait_until(lambda: _leftovers(workdir) == [], timeout=30, what="every process to stop")
     finally:
         if p.poll() is None:
-            p.kill()
-            p.wait()
+            p.terminate()  # it stops what it started (a kill -9 would orphan them)
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for pid in _leftovers(workdir) if "workdir" in locals() else ():
+            os.kill(pid, signal.SIGKILL)
