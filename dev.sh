@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Set-up and tasks for distkv-code.  Needs only Python 3.11 (python3) and bash.
 #
-#   ./dev.sh demo     start a local DistKV node, store/call/list/diff a procedure, stop
+#   ./dev.sh demo     a local node, three runners, a job moving after kill -9, procedures; stops
+#                     everything (--keep: leaves it running, with the status page, until Ctrl-C)
 #   ./dev.sh test     run the whole test suite (what CI runs; pytest options pass through)
 #   ./dev.sh fast     the fast lane: the tests not marked drill or slow (a few minutes)
 #   ./dev.sh lint     ruff check, ruff format --check, mypy distkv_ext; names what failed
 #   ./dev.sh bench    run the benchmarks (bench/)
 #   ./dev.sh node     run a local DistKV node until Ctrl-C
 #   ./dev.sh docs     regenerate man/ and completions/ from the commands
+#   ./dev.sh screenshot  docs/status-page.png: the status page of a demo fleet
 #
 # Each creates (or reuses) the virtual environment .venv and installs the
-# project and its pinned dependencies from constraints.txt into it.
+# project and its pinned dependencies from constraints.txt into it.  test,
+# fast, bench and screenshot also install Debian's chromium and
+# chromium-driver (the browser test's) when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=${DISTKV_CODE_VENV:-.venv}
@@ -37,6 +41,27 @@ setup() {
     export PATH="$PWD/$VENV/bin:$PATH"
 }
 
+# Debian's chromium and chromium-driver, for the browser test and the
+# benchmarks: installed with apt-get (as root, or with sudo) when missing.
+browser() {
+    if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+        return 0
+    fi
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        if sudo -n true 2>/dev/null; then
+            sudo=(sudo -n)
+        else
+            echo "dev.sh: chromium/chromium-driver missing and not root: the browser test will fail" >&2
+            echo "dev.sh: install them with: apt-get install chromium chromium-driver" >&2
+            return 0
+        fi
+    fi
+    echo "== installing Debian's chromium and chromium-driver (browser test)"
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq chromium chromium-driver >/dev/null
+}
+
 # Run every linter (also after one fails), then name the ones that failed.
 lint() {
     local failed=()
@@ -59,12 +84,13 @@ cmd=${1:-help}
 shift || true
 case "$cmd" in
     demo)  setup; exec "$VENV/bin/distkv-code-demo" "$@" ;;
-    test)  setup; exec "$VENV/bin/python" -m pytest "$@" ;;
-    fast)  setup; exec "$VENV/bin/python" -m pytest -m "not drill and not slow" "$@" ;;
+    test)  setup; browser; exec "$VENV/bin/python" -m pytest "$@" ;;
+    fast)  setup; browser; exec "$VENV/bin/python" -m pytest -m "not drill and not slow" "$@" ;;
     lint)  setup; lint ;;
-    bench) setup; exec "$VENV/bin/python" -m bench "$@" ;;
+    bench) setup; browser; exec "$VENV/bin/python" -m bench "$@" ;;
+    screenshot) setup; browser; exec "$VENV/bin/python" -m distkv_ext.devtools.screenshot "${1:-docs/status-page.png}" ;;
     node)  setup; exec "$VENV/bin/distkv-code-node" "$@" ;;
     docs)  setup; "$VENV/bin/python" -m distkv_ext.devtools.mangen man
            exec "$VENV/bin/python" -m distkv_ext.devtools.complete --scripts completions ;;
-    *)     sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *)     sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -10,16 +10,21 @@
 * `overlaps` / `assert_no_overlap`: no two runs of one job at once
   (all-node jobs: on one node).
 * `query`: ``await fn(client)`` on a server from sync code; `Daemon`: one
-  ``distkv client run all`` process.
+  ``distkv client run all`` process; `WebServer`: one ``distkv client run
+  web`` process on a free port, and `http` to ask it.
 """
 
 import inspect
 import itertools
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
@@ -153,6 +158,59 @@ class Daemon:
 
     def alive(self):
         return self.proc.poll() is None
+
+
+class WebServer:
+    """One ``distkv client run web`` process on a free loopback port;
+    ``url`` once it serves (it says so on stderr)."""
+
+    def __init__(self, config, *args, log, env=None, timeout=60):
+        e = dict(os.environ)
+        if env:
+            e.update(env)
+        self.log = log
+        cmd = [DISTKV, "-c", config, "client", "run", "web", "--bind", "127.0.0.1:0", *args]
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=e)
+        self.url = wait_until(self._url, timeout=timeout, step=0.1, what="the status page")
+
+    def _url(self):
+        with open(self.log, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        m = re.search(r"status page: (http://\S+/)", text)
+        if m:
+            return m.group(1)
+        if self.proc.poll() is not None:
+            raise AssertionError(f"run web exited ({self.proc.returncode}):\n{text}")
+        return None
+
+    def get(self, path, **kw):
+        return http(self.url.rstrip("/") + path, **kw)
+
+    def json(self, path):
+        status, _, body = self.get(path)
+        assert status == 200, (status, body)
+        return json.loads(body)
+
+    def term(self, timeout=30):
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def http(url, method="GET", body=None, headers=None, timeout=30):
+    """(status, headers (lower-case names), body text) of one request; no exception for 4xx/5xx."""
+    data = body.encode() if isinstance(body, str) else body
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read().decode()
 
 
 def query(config, fn):

@@ -2,7 +2,7 @@
 
 * Arrows point one way: core <- store <- cli, core <- upstream; the
   features use codekit and each other's *public* package only, in the
-  order module <- code <- run <- deploy; devtools sits on top.  Nothing
+  order module <- code <- run <- deploy, web; devtools sits on top.  Nothing
   in codekit imports a feature or devtools.
 * No import cycles between our modules (module-level and function-level
   imports both count).
@@ -36,13 +36,16 @@ ALLOWED = {
     "code": {"core", "store", "upstream", "cli", "module"},
     "run": {"core", "store", "upstream", "cli", "module", "code"},
     "deploy": {"core", "store", "upstream", "cli", "module", "code", "run"},
+    # the status page: a feature without a command of its own (`run web` calls it)
+    "web": {"core", "store", "upstream", "module", "code", "run"},
     "client": {"upstream"},  # distkv_ext/client: DistKV's `distkv client`, repaired
-    "devtools": {"core", "store", "upstream", "cli", "module", "code", "run", "deploy"},
+    "devtools": {"core", "store", "upstream", "cli", "module", "code", "run", "deploy", "web"},
 }
-FEATURES = {"module", "code", "run", "deploy"}
+FEATURES = {"module", "code", "run", "deploy", "web"}
 # code's CLI offers `code deploy`, and `code delete`/`revert` look at the jobs
-# that run a procedure: the CLI layer of a feature may use a later one
-CLI_EXTRA = {"code": {"deploy", "run"}}
+# that run a procedure; run's offers `run web`: the CLI layer of a feature
+# may use a later one
+CLI_EXTRA = {"code": {"deploy", "run"}, "run": {"web"}}
 #: the repairs of DistKV's and moat-util's click commands import click
 CLICK_REPAIRS = {"distkv_ext.codekit.upstream.distkv", "distkv_ext.codekit.upstream.moat_util"}
 
@@ -263,7 +266,7 @@ def _submodules(module):
     return [f"{module.__name__}.{p.stem}" for p in base.glob("_*.py") if p.stem != "__init__"]
 
 
-@pytest.mark.parametrize("feature", ["code", "module", "run", "deploy"])
+@pytest.mark.parametrize("feature", ["code", "module", "run", "deploy", "web"])
 def test_public_names_have_docstrings(feature):
     mod = importlib.import_module(f"distkv_ext.{feature}")
     assert mod.__doc__ and mod.__doc__.strip()

@@ -111,7 +111,7 @@ def test_policies():
     assert POLICIES == {"any": ANY, "all": ALL, "single": SINGLE}
     assert (ANY.heartbeat_group, ANY.claims, ANY.shares_jobs, ANY.state_per_member) == (True, True, True, False)
     assert (ALL.heartbeat_group, ALL.claims, ALL.shares_jobs, ALL.state_per_member) == (True, False, False, True)
-    assert (SINGLE.heartbeat_group, SINGLE.claims, SINGLE.shares_jobs) == (False, False, False)
+    assert (SINGLE.heartbeat_group, SINGLE.claims, SINGLE.shares_jobs) == (True, False, False)
     assert ALL.state_subpath(("all", "g"), "n1") == ("all", "g", "n1")
     assert ANY.state_subpath(("any", "g"), "n1") == ("any", "g")
     assert ANY.group_topic(("any", "g")) == ("distkv_code", "run", "any", "g")

@@ -189,7 +189,7 @@ def test_sigterm_hands_over_and_notifies_systemd(node3, daemons, tmp_path):
         msgs = []
         while not any(m.startswith("READY=1") for m in msgs):
             msgs.append(sock.recv(4096).decode())
-        assert any("STATUS=running: any-node runner of group st as t1" in m for m in msgs)
+        assert any("STATUS=running: any-node, all-node and single-node runner of group st as t1" in m for m in msgs)
         msgs.append(sock.recv(4096).decode())
         assert any("WATCHDOG=1" in m for m in msgs)
         node3.run("run", "set", "stjob", "-c", "rec.loop", "-g", "st", "-t", "now", "-v", "name", "stjob")

@@ -20,7 +20,7 @@ from distkv_ext.codekit.cli.common import (
     show_entry,
     to_option,
 )
-from distkv_ext.codekit.cli.complete import complete_procedures
+from distkv_ext.codekit.cli.complete import complete_files, complete_procedures
 from distkv_ext.codekit.cli.output import emit, output_option, pick_format, stdout_of, table
 from distkv_ext.codekit.cli.params import module_names, one_line_option, variable_names
 from distkv_ext.codekit.core.errors import CompileError, NotFound
@@ -59,7 +59,9 @@ async def cli():
 
 @cli.command("set", epilog=EXIT_CODES)
 @click.argument("path", shell_complete=complete_procedures)
-@click.option("-s", "--script", metavar="FILE", help="File with the code; '-': standard input.")
+@click.option(
+    "-s", "--script", metavar="FILE", shell_complete=complete_files, help="File with the code; '-': standard input."
+)
 @click.option("--async", "mode", flag_value="async", help="Async code (awaited).")
 @click.option("--sync", "mode", flag_value="sync", help="Sync code, run in the event loop.")
 @click.option("--thread", "mode", flag_value="thread", help="Sync code, run in a worker thread.")
@@ -227,7 +229,7 @@ async def delete(obj, path, force, output):
 
 @cli.command(epilog=EXIT_CODES)
 @click.argument("path", shell_complete=complete_procedures)
-@click.argument("file")
+@click.argument("file", shell_complete=complete_files)
 @diff_options
 @click.pass_obj
 @boundary

@@ -30,7 +30,7 @@ from distkv_ext.module.client import cli as module
 from distkv_ext.run import split_job_path
 from distkv_ext.run.client import cli as run
 
-__all__ = ["main", "scripts", "prefetch", "root_command"]
+__all__ = ["main", "scripts", "prefetch", "root_command", "ours"]
 
 PROG = "distkv"
 COMPLETE_VAR = "_DISTKV_CODE_COMPLETE"
@@ -64,6 +64,12 @@ async def prefetch(words, timeout=1.0):
                 jobs = [split_job_path(p) for p in await names(c, cfg.runner.prefix)]
                 callbacks.CACHE["job"] = sorted({str(j[3]) for j in jobs if j})
                 callbacks.CACHE["group"] = sorted({str(j[1]) for j in jobs if j})
+                jobs_of = {}
+                for j in jobs:
+                    if j:
+                        key = f"{j[0]} {j[1]}" if j[0] != "single" else f"single {j[1]} {j[2]}"
+                        jobs_of.setdefault(key, set()).add(str(j[3]))
+                callbacks.CACHE["jobs_of"] = {k: sorted(v) for k, v in jobs_of.items()}
     except Exception:  # no server: no paths
         pass
 
@@ -117,9 +123,44 @@ def scripts():
     return res
 
 
+#: Options of ``distkv`` and of ``distkv client`` that take a value.
+_ROOT_VALUE = {"-c", "--cfg", "-C", "--conf", "-l", "--log"}
+_CLIENT_VALUE = {"-h", "--host", "-p", "--port", "-a", "--auth"}
+
+
+def ours(words, cword):
+    """Is the command line ``words`` (the word at index ``cword`` being
+    completed) one of our commands (or on its way to one)?  ``distkv
+    client data <TAB>`` is not: DistKV's own commands get nothing from us."""
+    done = words[1:cword]
+
+    def skip(i, takes_value):
+        while i < len(done) and done[i].startswith("-"):
+            i += 2 if done[i] in takes_value else 1
+        return i
+
+    i = skip(0, _ROOT_VALUE)
+    if i >= len(done):
+        return True
+    if done[i] != "client":
+        return False
+    i = skip(i + 1, _CLIENT_VALUE)
+    return i >= len(done) or done[i] in ("code", "module", "run")
+
+
+def _cword(words):
+    cword = os.environ.get("COMP_CWORD", "")
+    if cword.isdigit():  # bash, zsh: the index of the word being completed
+        return int(cword)
+    # fish: the word itself, last on the line unless the line ends in a space
+    return len(words) - 1 if cword and words and words[-1] == cword else len(words)
+
+
 async def _complete(instruction):
 
     words = os.environ.get("COMP_WORDS", "").split()
+    if not ours(words, _cword(words)):
+        return 0
     if "client" in words and {"code", "module", "run"} & set(words):
         await prefetch(words)
     return await shell_complete(root_command(), {}, PROG, COMPLETE_VAR, instruction)

@@ -1,8 +1,9 @@
 """Man pages for ``distkv client code|module|run``, generated from the click tree.
 
 ``python -m distkv_ext.devtools.mangen [DIR]`` (or ``./dev.sh docs``)
-writes ``DIR/distkv-client-{code,module,run}.1`` (default: ``man/``); a
-test fails when the files in the repository differ from what this makes.
+writes ``DIR/distkv-client-{code,module,run}.1`` and the file formats'
+page ``distkv-code-deploy.5`` (`manformats`) (default: ``man/``); a test
+fails when the files in the repository differ from what this makes.
 
 Why not click-man (0.6.0, checked 2026-12-02): it imports plain ``click``
 and keeps only ``click.Option`` parameters, so it drops every option of
@@ -23,7 +24,9 @@ from distkv_ext.codekit.core.status import ExitStatus
 from distkv_ext.module.client import cli as module
 from distkv_ext.run.client import cli as run
 
-__all__ = ["pages", "render", "main"]
+from .manformats import PAGES
+
+__all__ = ["pages", "all_pages", "render", "main"]
 
 #: The installed release (the version lives in setup.cfg only).
 VERSION = importlib.metadata.version("distkv-code")
@@ -55,6 +58,7 @@ EXAMPLES = {
         ("The runner daemon of group boiler (one per machine):", "distkv client run all -g boiler"),
         ("Why is it not running?", "distkv client run why pump -g boiler"),
         ("Follow what it prints, wherever it runs:", "distkv client run logs pump -g boiler -f"),
+        ("The live status page of group boiler, on loopback:", "distkv client run web -g boiler"),
     ],
 }
 
@@ -72,6 +76,7 @@ FILES = {
         ("runner.stop_timeout", "seconds to wait for jobs on stop (10)"),
         ("runner.output", "where the jobs' output goes (default :.distkv.output)"),
         ("runner.output_lines, runner.output_runs", "lines kept per run (200), runs kept per job (5)"),
+        ("runner.web_token_file", "the token of 'run web --allow-actions' (a file only its owner may read)"),
     ],
 }
 
@@ -158,7 +163,10 @@ def render(name, group):
     lines += [".SH EXIT STATUS", "The same for every command of distkv\\-code:"]
     for st, text in EXIT_TEXT.items():
         lines += [".TP", f"\\fB{int(st)}\\fR", _esc(text)]
-    lines += ["Errors are one line on standard error, \\fIError: ...\\fR; \\fBdistkv \\-v\\fR adds the traceback."]
+    lines += [
+        ".PP",
+        "Errors are one line on standard error, \\fIError: ...\\fR; \\fBdistkv \\-v\\fR adds the traceback.",
+    ]
     lines += [".SH EXAMPLES"]
     for text, cmd in EXAMPLES.get(name, ()):
         lines += [".PP", _esc(text), ".PP", ".RS", f"\\fB{_esc(cmd).replace('-', chr(92) + '-')}\\fR", ".RE"]
@@ -169,21 +177,29 @@ def render(name, group):
     for key, text in FILES.get(name, ()):
         lines += [".TP", f"\\fB{_esc(key)}\\fR", _esc(text)]
     others = [f"\\fBdistkv\\-client\\-{o}\\fR(1)" for o in ("code", "module", "run") if o != name]
+    if name == "code":
+        others.append("\\fBdistkv\\-code\\-deploy\\fR(5)")
     lines += [".SH SEE ALSO", ", ".join(others + ["\\fBdistkv\\fR(1)"]) + "; README.md of distkv\\-code."]
     return "\n".join(lines) + "\n"
 
 
 def pages():
-    """{file name: roff text} for every man page."""
+    """{file name: roff text} of the commands' man pages (section 1)."""
 
     return {f"distkv-client-{n}.1": render(n, g) for n, g in (("code", code), ("module", module), ("run", run))}
+
+
+def all_pages():
+    """{file name: roff text} of every man page: the commands' and the
+    file formats' (`manformats`)."""
+    return {**pages(), **{fn: make() for fn, make in PAGES.items()}}
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     out = argv[0] if argv else "man"
     os.makedirs(out, exist_ok=True)
-    for fn, text in pages().items():
+    for fn, text in all_pages().items():
         with open(os.path.join(out, fn), "w", encoding="utf-8") as f:
             f.write(text)
         print(os.path.join(out, fn))

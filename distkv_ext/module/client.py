@@ -17,7 +17,7 @@ from distkv_ext.codekit.cli.common import (
     show_diff,
     show_entry,
 )
-from distkv_ext.codekit.cli.complete import complete_modules
+from distkv_ext.codekit.cli.complete import complete_files, complete_modules
 from distkv_ext.codekit.cli.output import emit, output_option, pick_format, stdout_of, table
 from distkv_ext.codekit.cli.params import module_names, one_line_option
 from distkv_ext.codekit.core.depgraph import closure, render_tree
@@ -59,7 +59,9 @@ async def cli():
 
 @cli.command("set", epilog=EXIT_CODES)
 @click.argument("path", shell_complete=complete_modules)
-@click.option("-s", "--script", metavar="FILE", help="File with the code; '-': standard input.")
+@click.option(
+    "-s", "--script", metavar="FILE", shell_complete=complete_files, help="File with the code; '-': standard input."
+)
 @click.option(
     "-r",
     "--requires",
@@ -176,7 +178,7 @@ async def delete(obj, path, force, output):
 
 @cli.command(epilog=EXIT_CODES)
 @click.argument("path", shell_complete=complete_modules)
-@click.argument("file")
+@click.argument("file", shell_complete=complete_files)
 @diff_options
 @click.pass_obj
 @boundary

@@ -12,15 +12,16 @@ Public API (the names of DistKV 0.65's ``distkv.runner``)::
 See `AnyRunnerRoot` (one live node runs each job, fast failover, load
 balancing), `SingleRunnerRoot`, `AllRunnerRoot`, `RunnerEntry` /
 `StateEntry` for the stored fields, and `RunnerConfig` for the settings
-below ``runner:``.
+below ``runner:``.  ``distkv client run all`` is `run_daemon`; the status
+page (`distkv_ext.web`) hears groups through `GroupObserver`.
 """
 
 from ._admin import ErrorRecorded, JobContext
 from ._assign import owner
 from ._config import RUNNER_DEFAULTS, RunnerConfig
-from ._daemon import run_daemon
+from ._daemon import ALL_KINDS, kinds_text, run_daemon, status_pages
 from ._entry import RunnerEntry, StateEntry, next_start, retry_delay
-from ._group import Group, GroupMembers
+from ._group import Group, GroupMembers, NameClash, watch_connection
 from ._layout import (
     JOB_FIELDS,
     KINDS,
@@ -28,6 +29,7 @@ from ._layout import (
     OUTPUT_PREFIX,
     RUN_PREFIX,
     STATE_PREFIX,
+    WEB_PREFIX,
     job_field,
     job_name,
     job_value,
@@ -35,7 +37,10 @@ from ._layout import (
     runner_subpath,
     split_job_path,
 )
+from ._metrics import CLAIM_BUCKETS, METRICS
+from ._observe import GroupObserver, MemberSeen
 from ._ops import (
+    STATUS_WORDS,
     all_states,
     explain_job,
     follow_output,
@@ -45,10 +50,15 @@ from ._ops import (
     list_jobs,
     remove_job,
     states_of,
+    status_word,
     store_job,
 )
+from ._output import TRACEBACK_STREAM
+from ._policy import POLICIES
 from ._procs import JobRef, ProcedureInUse, delete_procedure, jobs_running, revert_pinned_procedure
 from ._root import AllRunnerRoot, AnyRunnerRoot, SingleRunnerRoot
+from ._sdnotify import notify as sd_notify
+from ._sdnotify import watchdog_interval
 from ._state import StateRoot
 
 __all__ = [
@@ -69,6 +79,19 @@ __all__ = [
     "retry_delay",
     "owner",
     "run_daemon",
+    "ALL_KINDS",
+    "kinds_text",
+    "status_pages",
+    "sd_notify",
+    "watchdog_interval",
+    "NameClash",
+    "watch_connection",
+    # watching a group without joining it, and the metrics
+    "GroupObserver",
+    "MemberSeen",
+    "group_topic",
+    "METRICS",
+    "CLAIM_BUCKETS",
     # where jobs live, what they hold
     "RUN_PREFIX",
     "STATE_PREFIX",
@@ -82,6 +105,8 @@ __all__ = [
     "runner_subpath",
     "split_job_path",
     "output_path",
+    "WEB_PREFIX",
+    "TRACEBACK_STREAM",
     # job operations (what ``distkv client run`` calls)
     "store_job",
     "get_job",
@@ -99,4 +124,13 @@ __all__ = [
     "jobs_running",
     "delete_procedure",
     "revert_pinned_procedure",
+    "status_word",
+    "STATUS_WORDS",
 ]
+
+
+def group_topic(kind: str, group: object, node: object = None) -> tuple[str, ...]:
+    """The message topic of the runners of ``kind`` ("any", "all",
+    "single") in ``group`` (single-node: of ``node``), as `Group` and
+    `GroupObserver` use it."""
+    return POLICIES[kind].group_topic(runner_subpath(kind, group, node))

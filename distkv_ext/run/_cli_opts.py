@@ -2,6 +2,8 @@
 
 import datetime
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import asyncclick as click
 
@@ -26,21 +28,24 @@ __all__ = [
     "short",
     "state_word",
     "next_start_text",
+    "parse_bind",
 ]
 
 
-def group_options(fn):
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def group_options(fn: _F) -> _F:
     """``-g GROUP``, ``-n NODE`` / ``--all-nodes``: which runner group."""
     fn = click.option("--all-nodes", is_flag=True, help="All-node runner / job (same as '-n -').")(fn)
     fn = click.option("-n", "--node", help="Single-node runner / job of NODE ('-': all nodes).")(fn)
     fn = click.option(
         "-g",
         "--group",
-        default="default",
-        show_default=True,
+        required=True,
         shell_complete=complete_groups,
         callback=_group,
-        help="Runner group.",
+        help="Runner group (required: there is no default).",
     )(fn)
     return fn
 
@@ -51,7 +56,8 @@ def _group(ctx, param, value):
     return value
 
 
-def kind_of(node, all_nodes):
+def kind_of(node: str | None, all_nodes: bool) -> tuple[str, str | None]:
+    """(kind, node) from ``-n NODE`` / ``--all-nodes``."""
     if all_nodes or node == "-":
         if node not in (None, "-"):
             raise click.UsageError("give either -n NODE or --all-nodes, not both")
@@ -109,7 +115,7 @@ WHEN = Checked(parse_when, "WHEN")
 PROCEDURE = Checked(lambda text: as_path(text, "procedure"), "CODE")
 
 
-def runner_config(runner_cfg, **options):
+def runner_config(runner_cfg: Any, **options: float | None) -> RunnerConfig:
     """`RunnerConfig` from the ``runner:`` settings and the options of
     ``run all`` (``weight=...``; None: not given).  A bad option value is
     a usage error naming the option (exit status 2); a bad setting in the
@@ -160,3 +166,23 @@ def next_start_text(states, now):
         return ""
     d = min(ts) - now
     return "now" if d <= 0 else f"in {d:.0f} s"
+
+
+def parse_bind(text: str, default_port: int, any_port: bool = False) -> tuple[str, int]:
+    """``HOST:PORT``, ``HOST`` or ``:PORT`` (``[::1]:PORT`` for IPv6) -> (host, port);
+    with ``any_port``, port 0 (a free one) is allowed."""
+    t = text.strip()
+    host, port = t, str(default_port)
+    if t.startswith("["):
+        host, _, rest = t[1:].partition("]")
+        if rest.startswith(":"):
+            port = rest[1:]
+    elif t.count(":") == 1:
+        host, port = t.split(":")
+    try:
+        p = int(port)
+    except ValueError:
+        p = -1
+    if not (0 if any_port else 1) <= p < 65536 or (not host and not t.startswith(":")):
+        raise click.BadParameter(f"{text!r}: use HOST:PORT, e.g. 127.0.0.1:{default_port}")
+    return host or "127.0.0.1", p

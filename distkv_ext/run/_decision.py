@@ -18,7 +18,11 @@ from typing import Protocol
 from ._entry import History, Schedule, next_start
 from ._policy import RunnerPolicy
 
-__all__ = ["Kind", "Decision", "GroupView", "StaticView", "decide", "decide_running"]
+__all__ = ["Kind", "Decision", "GroupView", "StaticView", "decide", "decide_running", "TAKEOVER"]
+
+#: How the reason of a decision to take a job over from a node that is
+#: gone begins (the metrics count these runs as failovers).
+TAKEOVER = "taking over from"
 
 
 class Kind(enum.Enum):
@@ -121,7 +125,7 @@ def decide(entry: Schedule, state: History, now: float, view: GroupView | None =
             if state.node == view.node:  # left by an earlier life of this runner
                 return Decision(Kind.RUN_HERE, "restarting after this runner restarted", node=view.node, at=now)
             if view.policy.shares_jobs and not view.is_live(state.node):
-                return Decision(Kind.RUN_HERE, f"taking over from {state.node}", node=view.node, at=now)
+                return Decision(Kind.RUN_HERE, f"{TAKEOVER} {state.node}", node=view.node, at=now)
         return Decision(Kind.HELD_BY, reason, node=state.node, at=state.started or None)
     if t is None:
         return Decision(Kind.NOT_SCHEDULED, reason)

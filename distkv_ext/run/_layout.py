@@ -8,6 +8,7 @@ The one place that knows DistKV 0.65's layout of runners:
 * their state: ``STATE_PREFIX`` + the same subpath (+ NODE for all-node
   jobs, one state per member) + JOB;
 * their output: ``OUTPUT_PREFIX`` + the state's subpath + JOB + RUN;
+* where status pages announce themselves (`WEB_PREFIX`);
 * the fields of a runner entry (`JOB_FIELDS`), checked by `job_value`,
   with the defaults of a new job (`NEW_JOB_DEFAULTS`).
 """
@@ -36,6 +37,7 @@ __all__ = [
     "split_job_path",
     "output_path",
     "job_name",
+    "WEB_PREFIX",
 ]
 
 #: Where runner entries are kept unless configured (DistKV's ``runner.prefix``).
@@ -46,6 +48,10 @@ STATE_PREFIX = CFG.runner.state
 PROC_PREFIX = CFG.codes.prefix
 #: Where the jobs' output goes unless configured (``runner.output``).
 OUTPUT_PREFIX = P(":.distkv.output")
+
+#: Where status pages (``distkv client run web``) announce themselves:
+#: ``.distkv web HOST:PORT`` = {url, groups, host, pid, started, actions}.
+WEB_PREFIX = P(":.distkv.web")
 
 #: The three kinds of runner: one node of a group, every member, one named node.
 KINDS = ("any", "all", "single")

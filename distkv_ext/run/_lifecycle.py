@@ -25,10 +25,11 @@ from distkv.exceptions import DistKVError
 
 from distkv_ext.codekit.core.errors import CodeError
 
-from . import _output
+from . import _metrics, _output
 from ._admin import ErrorRecorded, JobContext
 from ._assign import score
 from ._claim import StopRequest
+from ._decision import TAKEOVER
 from ._entry import RunnerEntry
 from ._group import MsgType
 from ._host import RunnerHost
@@ -90,6 +91,7 @@ class RunLifecycle:
         cfg = root.config
         claim = run.claim
         group = root.group
+        t0 = time.monotonic()
         if root.policy.claims and group is not None:
             job = entry.job_name
             other = self._recent.pop(job, None)
@@ -122,6 +124,11 @@ class RunLifecycle:
             claim.write_failed()
             return False
         claim.wrote()
+        labels = _metrics.labels_of(root.policy.kind, root.state_subpath)
+        _metrics.claimed(*labels, time.monotonic() - t0)
+        _metrics.run_started(*labels)
+        if reason.startswith(TAKEOVER):
+            _metrics.failover(*labels)
         return True
 
     # --- the run ---
@@ -148,6 +155,8 @@ class RunLifecycle:
                     tg.start_soon(keep)
                     with _output.capture(buf):
                         outcome = await execute(root, entry, run.ctx, on_ok_after=True)
+                    if not outcome.ok:  # `run logs` and `run why` show it
+                        _output.add_failure(buf, outcome.exc, outcome.error)
                     meta.update(stopped=time.time(), ok=bool(outcome.ok), error=outcome.error)
                     tg.cancel_scope.cancel()
         finally:
@@ -209,8 +218,10 @@ class RunLifecycle:
             stop = claim.stop
         elif outcome.ok:
             await self._working(entry)
-        elif not isinstance(outcome.exc, ErrorRecorded):  # that one is recorded already
-            await root.record_job_error(entry, message=outcome.error, exc=outcome.exc)
+        else:
+            _metrics.run_failed(*_metrics.labels_of(root.policy.kind, root.state_subpath))
+            if not isinstance(outcome.exc, ErrorRecorded):  # that one is recorded already
+                await root.record_job_error(entry, message=outcome.error, exc=outcome.exc)
         if state.node != root.node:
             return
         state.node = None

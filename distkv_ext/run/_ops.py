@@ -37,6 +37,8 @@ __all__ = [
     "follow_output",
     "all_states",
     "states_of",
+    "status_word",
+    "STATUS_WORDS",
 ]
 
 
@@ -218,9 +220,35 @@ def explain_job(value: Any, state: Any, now: float | None = None) -> dict[str, A
         "runner_says": st.reason or None,
     }
     res["verdict"] = verdict(d, now)
+    res["status"] = status_word(d, st)
     if d.kind is Kind.WAITING:
         res["next_start"] = d.at
     return res
+
+
+#: The words `status_word` gives a job, for tables and the metrics.
+STATUS_WORDS = ("running", "due", "waiting", "failed", "gave up", "done", "idle", "deleted")
+
+
+def status_word(d: Decision, state: Any) -> str:
+    """One word for a job's state (`STATUS_WORDS`), from its `decide`
+    verdict and its state: running (a node holds it), due (it should run
+    now and nobody does), waiting (it starts later), failed (its last run
+    failed; it is retried), gave up (``max_tries`` errors in a row), done
+    (it ran and will not again), idle (no target), deleted."""
+    if d.kind is Kind.HELD_BY:
+        return "running"
+    if d.kind is Kind.NOT_SCHEDULED:
+        if d.reason.startswith("gave up"):
+            return "gave up"
+        if d.reason == "deleted":
+            return "deleted"
+        if getattr(state, "error", None):
+            return "failed"
+        return "done" if getattr(state, "runs", 0) else "idle"
+    if getattr(state, "error", None) and getattr(state, "backoff", 0):
+        return "failed"
+    return "due" if d.kind is Kind.RUN_HERE else "waiting"
 
 
 def verdict(d: Decision, now: float) -> str:

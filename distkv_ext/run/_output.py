@@ -11,6 +11,9 @@ installed once per process, route to it:
   context (``_log`` and any library the job calls) into its buffer.  The
   record still goes to the normal handlers (the journal) as well.
 
+When a run fails, its traceback (or, for a failure before the code ran,
+the reason) ends its output, as stream ``traceback`` (`add_failure`).
+
 A buffer keeps the last ``output_lines`` lines (and counts what it
 dropped); it is written to ``.distkv output KIND GROUP [NODE] JOB RUN``
 (``runner.output``) at most once a second while the job runs, and at the
@@ -19,8 +22,10 @@ end.  The last ``output_runs`` runs of each job are kept.
 
 import contextvars
 import logging
+import os
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
@@ -28,7 +33,12 @@ from typing import Any, TextIO
 import anyio
 import trio
 
-__all__ = ["OutputBuffer", "install", "capture", "keeper", "prune"]
+__all__ = ["OutputBuffer", "install", "capture", "keeper", "prune", "add_failure", "TRACEBACK_STREAM", "failure_lines"]
+
+#: The stream name of the lines that say why a run failed (its traceback).
+TRACEBACK_STREAM = "traceback"
+#: At most this many traceback lines go into a run's output.
+TRACEBACK_LINES = 60
 
 _current: contextvars.ContextVar["OutputBuffer | None"] = contextvars.ContextVar("distkv_code_job_output", default=None)
 _installed = False
@@ -175,3 +185,36 @@ async def prune(client: Any, path_of: Callable[[int], Any], keep: int, current: 
         await client.delete(path_of(old))
     except Exception:
         pass
+
+
+#: Frames of these files are the runner's plumbing, not the job's code:
+#: left out of a failed run's traceback.
+_PLUMBING = tuple(
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), *d)
+    for d in (("run", ""), ("code", ""), ("codekit", "core", "compiler.py"))
+)
+
+
+def failure_lines(exc: BaseException | None, error: str | None) -> list[str]:
+    """Why a run failed, as lines: the traceback of ``exc`` without the
+    runner's own frames (at most `TRACEBACK_LINES`), or ``error: ...``
+    when there is no traceback worth showing (the code did not compile,
+    its procedure is missing, the job recorded its own error)."""
+    tb = exc.__traceback__ if exc is not None else None
+    if exc is None or tb is None or getattr(exc, "exit_status", None) is not None:
+        return [f"error: {error or exc!r}"]
+    te = traceback.TracebackException(type(exc), exc, tb)
+    own = [f for f in te.stack if not f.filename.startswith(_PLUMBING)]
+    if own:
+        te.stack = traceback.StackSummary.from_list(own)
+    lines = "".join(te.format()).splitlines()
+    if len(lines) > TRACEBACK_LINES:
+        half = TRACEBACK_LINES // 2
+        lines = lines[:half] + [f"... ({len(lines) - TRACEBACK_LINES} lines left out)"] + lines[-half:]
+    return lines
+
+
+def add_failure(buf: OutputBuffer, exc: BaseException | None, error: str | None) -> None:
+    """End a failed run's output with `failure_lines` (stream `TRACEBACK_STREAM`)."""
+    for line in failure_lines(exc, error):
+        buf.add(TRACEBACK_STREAM, line)

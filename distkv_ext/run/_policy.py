@@ -6,7 +6,7 @@ instead of testing which kind it is:
 =====================  ==========  ==========  ===============
                        any-node    all-node    single-node
 =====================  ==========  ==========  ===============
-heartbeat group        yes         yes         no (a watch of the connection)
+heartbeat group        yes         yes         yes (of NODE's runners)
 claims on the channel  yes         no          no
 shares the jobs        yes         no          no
 state per member       no          yes         no
@@ -17,6 +17,13 @@ node by default        the client  the client  NODE of ``at NODE GROUP``
 (`_assign`), a member runs only the jobs assigned to it, takes over those
 of a member that is gone, moves running jobs when the assignment changes
 (rebalance), and stops them when it is cut off from the group.
+
+A single-node runner's heartbeat group (topic ``... at NODE GROUP``) has
+one member when all is well: it is there so that a second runner of the
+same NODE and GROUP (say a ``run all -g GROUP``, which serves this
+machine's single-node jobs too, beside an old ``run all -g GROUP -n
+NODE``) is noticed and stops (`NameClash`) instead of running every job
+twice, and so that the runner notices a dead server.
 
 "Kind" here is the runner kind ("any", "all", "single"), as in
 `runner_subpath` and on the command line.  The group channel's messages
@@ -73,7 +80,7 @@ ALL = RunnerPolicy(
     "all", heartbeat_group=True, claims=False, shares_jobs=False, state_per_member=True, node_in_subpath=False
 )
 SINGLE = RunnerPolicy(
-    "single", heartbeat_group=False, claims=False, shares_jobs=False, state_per_member=False, node_in_subpath=True
+    "single", heartbeat_group=True, claims=False, shares_jobs=False, state_per_member=False, node_in_subpath=True
 )
 
 #: kind -> policy

@@ -20,6 +20,7 @@ from distkv_ext.codekit.upstream import apply_client
 from . import (
     NEW_JOB_DEFAULTS,
     OUTPUT_PREFIX,
+    TRACEBACK_STREAM,
     explain_job,
     follow_output,
     get_job,
@@ -27,9 +28,9 @@ from . import (
     job_states,
     list_jobs,
     remove_job,
-    run_daemon,
     store_job,
 )
+from ._cli_daemon import all_, web
 from ._cli_opts import (
     PROCEDURE,
     WHEN,
@@ -38,7 +39,6 @@ from ._cli_opts import (
     kind_of,
     next_start_text,
     plain_job,
-    runner_config,
     short,
     state_word,
 )
@@ -56,12 +56,31 @@ def _output_prefix(obj):
     return obj.cfg["runner"].get("output", OUTPUT_PREFIX)
 
 
-def _last_lines(outputs, n=5):
-    """The last ``n`` lines of the latest run(s): one list per node."""
+def _latest(outputs):
+    """{node: output of its latest run}."""
     latest = {}
     for o in outputs:
         latest[o.get("node")] = o
-    return {node: [t for _, _, t in (o.get("lines") or ())[-n:]] for node, o in latest.items()}
+    return latest
+
+
+def _last_lines(outputs, n=5):
+    """The last ``n`` lines of the latest run(s) (without a traceback):
+    one list per node."""
+    return {
+        node: [t for _, s, t in (o.get("lines") or ()) if s != TRACEBACK_STREAM][-n:]
+        for node, o in _latest(outputs).items()
+    }
+
+
+def _tracebacks(outputs):
+    """{node: the traceback lines of its latest run}, if that run failed."""
+    res = {}
+    for node, o in _latest(outputs).items():
+        lines = [t for _, s, t in (o.get("lines") or ()) if s == TRACEBACK_STREAM]
+        if lines and o.get("ok") is False:
+            res[node] = lines
+    return res
 
 
 @click.group(short_help="Run stored procedures on one, any or all nodes.", epilog=EXIT_CODES)
@@ -71,40 +90,14 @@ async def cli():
     runs; 'run all -g GROUP' on each machine is the daemon that runs them.
 
     \b
-    Without -n: any-node jobs (one live node of the group runs each).
-    -n NODE:    single-node jobs (only NODE runs them).
+    Jobs of three kinds, each in a group (-g GROUP, always required):
+    without -n: any-node jobs (one live node of the group runs each);
+    -n NODE:    single-node jobs (only NODE runs them);
     --all-nodes (or -n -): all-node jobs (every member runs each).
-    """
 
-
-@cli.command("all", epilog=EXIT_CODES)
-@group_options
-@click.option("--name", help="This node's name in the group (default: the host name).")
-@click.option(
-    "--weight", type=float, default=None, help="This node's share of any-node jobs (default 1; 0: none; at most 1000)."
-)
-@click.option(
-    "--timeout",
-    type=float,
-    default=None,
-    help="Seconds of silence after which a node is gone (default 2; at most 86400).",
-)
-@click.option("--heartbeat", type=float, default=None, help="Seconds between heartbeats (default 0.5; 0.01 to 3600).")
-@click.pass_obj
-@boundary
-async def all_(obj, group, node, all_nodes, name, weight, timeout, heartbeat):
+    'run all -g GROUP' runs all three kinds of this machine; 'run web'
+    serves a live status page of the runners, their jobs and errors.
     """
-    Run the jobs of GROUP here until SIGTERM / Ctrl-C (the runner daemon).
-
-    Tells systemd when it is ready (READY=1 where NOTIFY_SOCKET is set)
-    and pings its watchdog. On SIGTERM it leaves the group, so the others
-    take over its any-node jobs at once, and stops its jobs cleanly.
-    """
-    kind, node = kind_of(node, all_nodes)
-    config = runner_config(obj.cfg["runner"], weight=weight, timeout=timeout, heartbeat=heartbeat)
-    if kind != "single":
-        node = name
-    await run_daemon(get_client(obj), kind, group, node=node, cfg=config)
 
 
 @cli.command("set", epilog=EXIT_CODES)
@@ -281,13 +274,13 @@ async def list_(obj, group, output):
 
 
 async def _job_view(obj, kind, group, path, node):
-    """(entry value, states, last output lines) of a job; `NotFound` if none."""
+    """(entry value, states, last output lines, tracebacks) of a job; `NotFound` if none."""
     client = get_client(obj)
     prefix, state_prefix = _prefixes(obj)
     value, _ = await get_job(client, kind, group, path, node=node, prefix=prefix)
     states = await job_states(client, kind, group, path, node=node, prefix=state_prefix)
-    last = _last_lines(await job_output(client, kind, group, path, node=node, prefix=_output_prefix(obj)))
-    return value, states, last
+    outputs = await job_output(client, kind, group, path, node=node, prefix=_output_prefix(obj))
+    return value, states, _last_lines(outputs), _tracebacks(outputs)
 
 
 @cli.command(epilog=EXIT_CODES)
@@ -299,7 +292,7 @@ async def _job_view(obj, kind, group, path, node):
 async def state(obj, path, group, node, all_nodes, output):
     """Show the state of job PATH (all-node jobs: one per node)."""
     kind, node = kind_of(node, all_nodes)
-    _, states, last = await _job_view(obj, kind, group, path, node)
+    _, states, last, _ = await _job_view(obj, kind, group, path, node)
     if kind != "all":
         res = dict(states.get("", {}))
         res["last_output"] = next(iter(last.values()), [])
@@ -316,14 +309,16 @@ async def state(obj, path, group, node, all_nodes, output):
 @boundary
 async def why(obj, path, group, node, all_nodes, output):
     """
-    Why job PATH is or is not running: its target, backoff, last error,
-    which node holds it, and when it starts next.
+    Why job PATH is or is not running: its target, backoff, last error
+    (with the traceback of the run that failed), which node holds it, and
+    when it starts next.
     """
     kind, node = kind_of(node, all_nodes)
-    value, states, last = await _job_view(obj, kind, group, path, node)
+    value, states, last, tracebacks = await _job_view(obj, kind, group, path, node)
     res = {n or "": explain_job(value, s) for n, s in (states or {"": {}}).items()}
     for n, r in res.items():
         r["last_output"] = last.get(n or (r["running_on"] or r["last_node"]), [])
+        r["traceback"] = tracebacks.get(n or r["last_node"], []) if r["last_error"] else []
     if output != "text":
         emit(obj, res if kind == "all" else res[""], output)
         return
@@ -337,6 +332,10 @@ async def why(obj, path, group, node, all_nodes, output):
             print(f"  last error ({r['errors_in_a_row']} in a row): {r['last_error']}", file=out)
         if r["runner_says"]:
             print(f"  runner says: {r['runner_says']}", file=out)
+        if r["traceback"]:
+            print("  traceback of the last run:", file=out)
+            for line in r["traceback"]:
+                print(f"    {line}", file=out)
         if r["last_output"]:
             print("  last output:", file=out)
             for line in r["last_output"]:
@@ -367,7 +366,8 @@ async def delete(obj, path, group, node, all_nodes, output):
 @boundary
 async def logs(obj, path, group, node, all_nodes, from_, run_no, follow, output):
     """
-    Show what job PATH printed and logged (stdout, stderr, log records).
+    Show what job PATH printed and logged (stdout, stderr, log records);
+    a failed run ends with its traceback (marked '! ', as stderr).
 
     The runners keep the last lines of the last runs of every job (see
     runner.output_lines / output_runs).  Text output prefixes each line with
@@ -396,7 +396,7 @@ async def logs(obj, path, group, node, all_nodes, from_, run_no, follow, output)
     def show(o, lines):
         for _, stream, text in lines:
             tag = f"[{o.get('node')} #{o.get('run')}] " if many else ""
-            print(f"{tag}{'! ' if stream == 'stderr' else ''}{text}", file=out, flush=True)
+            print(f"{tag}{'! ' if stream in ('stderr', TRACEBACK_STREAM) else ''}{text}", file=out, flush=True)
 
     if not follow:
         for o in outputs:
@@ -405,3 +405,7 @@ async def logs(obj, path, group, node, all_nodes, from_, run_no, follow, output)
     async for o, lines in follow_output(client, kind, group, path, node=node, prefix=_output_prefix(obj)):
         if wanted(o):
             show(o, lines)
+
+
+cli.add_command(all_)
+cli.add_command(web)

@@ -17,6 +17,8 @@ import os
 import select
 import sys
 import traceback
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import asyncclick as click
 from distkv.exceptions import ClientError, ServerError
@@ -52,7 +54,7 @@ def debugging(obj):
         return False
 
 
-def get_client(obj):
+def get_client(obj: Any) -> Any:
     """The connected DistKV client, or `ServerUnreachable`."""
     client = obj.client
     try:
@@ -131,7 +133,10 @@ def _flush_stdout(obj):
             pass
 
 
-def boundary(fn):
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def boundary(fn: _F) -> _F:
     """Decorate a command callback: errors become one line and an exit status."""
 
     @functools.wraps(fn)
@@ -156,4 +161,4 @@ def boundary(fn):
                 traceback.print_exception(exc, file=sys.stderr)
             raise err from None
 
-    return wrapper
+    return wrapper  # type: ignore[return-value]  # same signature, as functools.wraps says

@@ -11,6 +11,7 @@ from distkv_ext.codekit.core.textdiff import unified_diff
 from distkv_ext.codekit.store.history import versions
 
 from .boundary import Finished, boundary, get_client
+from .complete import complete_files
 from .output import emit, highlight, output_option, pick_format, stdout_of, table
 
 __all__ = [
@@ -95,9 +96,13 @@ def depth_option(fn):
 
 
 def script_for_get(fn):
-    return click.option("-s", "--script", metavar="FILE", help="Write the code to FILE ('-': stdout), nothing else.")(
-        fn
-    )
+    return click.option(
+        "-s",
+        "--script",
+        metavar="FILE",
+        shell_complete=complete_files,
+        help="Write the code to FILE ('-': stdout), nothing else.",
+    )(fn)
 
 
 def show_history(obj, records, current, output):

@@ -5,10 +5,13 @@ The callbacks answer from `CACHE`, which the completion helper
 from the server before it completes; without it they offer nothing.
 """
 
-__all__ = ["CACHE", "complete_procedures", "complete_modules", "complete_jobs", "complete_groups"]
+from asyncclick.shell_completion import CompletionItem
 
-#: {"code"|"module"|"job"|"group": [stored names]}, filled by the helper.
-CACHE: dict[str, list[str]] = {}
+__all__ = ["CACHE", "complete_procedures", "complete_modules", "complete_jobs", "complete_groups", "complete_files"]
+
+#: {"code"|"module"|"job"|"group": [stored names], "jobs_of": {"KIND GROUP": [job names]}},
+#: filled by the helper.
+CACHE: dict = {}
 
 
 def _matching(kind, incomplete):
@@ -26,10 +29,22 @@ def complete_modules(ctx, param, incomplete):
 
 
 def complete_jobs(ctx, param, incomplete):
-    """Stored job paths."""
-    return _matching("job", incomplete)
+    """Stored job paths: of the group (and kind) given before, if any
+    (``run why -g boiler <TAB>``)."""
+    group = ctx.params.get("group")
+    if not group:
+        return _matching("job", incomplete)
+    node, all_nodes = ctx.params.get("node"), ctx.params.get("all_nodes")
+    kind = "all" if all_nodes or node == "-" else "single" if node else "any"
+    key = f"{kind} {group}" if kind != "single" else f"single {group} {node}"
+    return sorted(p for p in CACHE.get("jobs_of", {}).get(key, ()) if p.startswith(incomplete))
 
 
 def complete_groups(ctx, param, incomplete):
     """Runner groups that have jobs."""
     return _matching("group", incomplete)
+
+
+def complete_files(ctx, param, incomplete):
+    """File names (the shell completes them)."""
+    return [CompletionItem(incomplete, type="file")]
