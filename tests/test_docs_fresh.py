@@ -38,7 +38,7 @@ def test_exit_status_list_ends_before_the_next_paragraph():
 
 def test_deploy_formats_page_names_every_key():
     from distkv_ext.deploy._header import MODULE_KEYS, PROC_KEYS
-    from distkv_ext.deploy._layout import _PLACE_KEYS
+    from distkv_ext.deploy._jobs import _PLACE_KEYS
     from distkv_ext.run import JOB_FIELDS
 
     text = all_pages()["distkv-code-deploy.5"]
