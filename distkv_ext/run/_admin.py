@@ -17,7 +17,7 @@ the job's stack: all of it ends when the job ends, however it ends
 """
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -94,8 +94,9 @@ class JobContext:
     change after that is missed (DistKV's return before).
     """
 
-    def __init__(self, runner: JobHost, entry: RunnerEntry) -> None:
+    def __init__(self, runner: JobHost, entry: RunnerEntry, first: Sequence[Any] = ()) -> None:
         self._runner = runner
+        self._first = tuple(first)  # events for the code right after ReadyMsg(0)
         self._entry = entry
         self._client = runner.client
         self.info = Queue(QLEN)
@@ -139,6 +140,8 @@ class JobContext:
             async with anyio.create_task_group() as tg:
                 self._stack, self._tg = stack, tg
                 self.send_event(runner_classes().ReadyMsg(0))  # as DistKV, before the code starts
+                for evt in self._first:  # (the group's state: DistKV's only says when it changes)
+                    self.send_event(evt)
                 try:
                     yield tg
                 finally:

@@ -145,9 +145,8 @@ class RunLifecycle:
                     run.code_entry = root.code.lookup(entry.code_path)
                 except (CodeError, TypeError, ValueError):  # execute() reports it
                     run.code_entry = None
-                run.ctx = JobContext(root, entry)
-                if root.group is not None:
-                    run.ctx.send_event(root.group.state_event())
+                group = root.group if root.policy.jobs_hear_group else None
+                run.ctx = JobContext(root, entry, () if group is None else (group.state_event(),))
                 buf, meta, keep = self._output_of(entry)
                 async with anyio.create_task_group() as tg:
                     if run.code_entry is not None:

@@ -10,6 +10,7 @@ heartbeat group        yes         yes         yes (of NODE's runners)
 claims on the channel  yes         no          no
 shares the jobs        yes         no          no
 state per member       no          yes         no
+jobs hear the group    yes         yes         no
 node by default        the client  the client  NODE of ``at NODE GROUP``
 =====================  ==========  ==========  ===============
 
@@ -23,7 +24,9 @@ one member when all is well: it is there so that a second runner of the
 same NODE and GROUP (say a ``run all -g GROUP``, which serves this
 machine's single-node jobs too, beside an old ``run all -g GROUP -n
 NODE``) is noticed and stops (`NameClash`) instead of running every job
-twice, and so that the runner notices a dead server.
+twice, and so that the runner notices a dead server.  Its jobs are not
+told about it ("jobs hear the group": the group's state and membership
+events in ``_info``): it says nothing about their world.
 
 "Kind" here is the runner kind ("any", "all", "single"), as in
 `runner_subpath` and on the command line.  The group channel's messages
@@ -55,6 +58,8 @@ class RunnerPolicy:
     state_per_member: bool
     #: the node's name is the NODE of the subpath ``("at", NODE, GROUP)``
     node_in_subpath: bool
+    #: the jobs get the group's state and membership changes in ``_info``
+    jobs_hear_group: bool = True
 
     def state_subpath(self, subpath: tuple[Any, ...], node: str) -> tuple[Any, ...]:
         """Where the states of the jobs at ``subpath`` live (below the state
@@ -80,7 +85,13 @@ ALL = RunnerPolicy(
     "all", heartbeat_group=True, claims=False, shares_jobs=False, state_per_member=True, node_in_subpath=False
 )
 SINGLE = RunnerPolicy(
-    "single", heartbeat_group=True, claims=False, shares_jobs=False, state_per_member=False, node_in_subpath=True
+    "single",
+    heartbeat_group=True,
+    claims=False,
+    shares_jobs=False,
+    state_per_member=False,
+    node_in_subpath=True,
+    jobs_hear_group=False,
 )
 
 #: kind -> policy

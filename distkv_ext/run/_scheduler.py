@@ -123,7 +123,7 @@ class Scheduler:
         """The group's members or connectivity changed: tell the running
         jobs (``_info``), compute the assignment again."""
         group = self.root.group
-        if group is not None:
+        if group is not None and self.root.policy.jobs_hear_group:
             evt, members = group.state_event(), group.changes
             for run in list(self.index.runs.values()):
                 if run.ctx is not None:
