@@ -297,7 +297,9 @@ def test_soak_memory_flat_no_starvation(fleet, drill_report):
     starved = [j for j, w in window.items() if len(w) < SOAK_SECONDS // (SOAK_REPEAT + 5)]
     overlaps = runs.overlaps()
     growth = max((b - a) / a for a, b in zip(rss0, rss1, strict=False))
-    resyncs = sum(pathlib.Path(r.log).read_text(encoding="utf-8", errors="replace").count("dropped the watch") for r in rs)
+    resyncs = sum(
+        pathlib.Path(r.log).read_text(encoding="utf-8", errors="replace").count("dropped the watch") for r in rs
+    )
     drill_report(
         f"soak {SOAK_JOBS} jobs, 3 runners, {SOAK_SECONDS} s (RSS {min(rss0) // 1024}-{max(rss0) // 1024} MB, +{growth:.0%}; watches reloaded {resyncs})",
         total_runs(runs),
