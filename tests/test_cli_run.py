@@ -78,7 +78,7 @@ def test_pin(node):
     r = node.run("run", "set", "p.one", "-c", "cr.add", "-g", "pg", "-e", "a", "1", "--pin")
     assert r.returncode == 0
     pin = json.loads(node.run("run", "get", "p.one", "-g", "pg", "-o", "json").out)["pin"]
-    assert len(pin) == 16
+    assert len(pin) == 64  # SHA-256 of the procedure and the modules it needs
     node.run("run", "set", "p.one", "-g", "pg", "--no-pin")
     assert "pin" not in json.loads(node.run("run", "get", "p.one", "-g", "pg", "-o", "json").out)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from moat.util import NotGiven, Path
 
-from distkv_ext.codekit.core.digest import content_hash as code_hash
+from distkv_ext.codekit.core.digest import pin_hash
 from distkv_ext.codekit.core.errors import InputRefused, NotFound
 from distkv_ext.codekit.core.paths import as_path
 from distkv_ext.codekit.store.conn import server_errors
@@ -16,6 +16,7 @@ from ._decision import Decision, Kind, decide
 from ._entry import RunnerEntry, StateEntry
 from ._layout import (
     JOB_FIELDS,
+    MODULE_PREFIX,
     OUTPUT_PREFIX,
     PROC_PREFIX,
     RUN_PREFIX,
@@ -54,11 +55,13 @@ async def store_job(
     node: Any = None,
     prefix: Path = RUN_PREFIX,
     proc_prefix: Path = PROC_PREFIX,
+    module_prefix: Path = MODULE_PREFIX,
 ) -> tuple[str, Any]:
     """Create or change the runner entry ``path`` of a group.
 
     ``edit(old)`` gets the current fields (None if there is no entry) and
-    returns the new ones; ``pin=True`` pins the procedure's current hash.
+    returns the new ones; ``pin=True`` pins the procedure and the stored
+    modules it needs as they are now (`digest.pin_hash`).
     Refused: a procedure that is not stored (`NotFound`), required
     variables that neither the job's data nor the procedure's defaults
     supply, bad numbers (`InputRefused`).  Returns (action, value), the
@@ -79,7 +82,8 @@ async def store_job(
     if missing:
         raise InputRefused(f"procedure {value['code']} needs {', '.join(missing)}: give them with -v/-e/-p")
     if pin is True:
-        value["pin"] = code_hash(proc)
+        mods = {".".join(str(x) for x in p): v async for p, v in list_entries(client, module_prefix)}
+        value["pin"] = pin_hash(proc, mods.get)
     elif pin:
         value["pin"] = pin
     if old_value is not None and dict(old_value) == value:

@@ -97,7 +97,7 @@ async def record(
         "value": old_value,
         "replaced": time.time(),
         "by": getattr(client, "client_name", None),
-        "hash": content_hash(old_value),
+        "hash": content_hash(old_value, kind),
     }
     async with server_errors():
         await client.set(prefix + (kind,) + path + (str(n),), value=rec)
