@@ -13,8 +13,9 @@ import time
 import anyio
 from moat.util import Path, yformat
 
-from distkv_ext.codekit.core.digest import content_hash
+from distkv_ext.codekit.core.digest import pin_hash
 from distkv_ext.codekit.core.paths import dotted
+from distkv_ext.codekit.core.signing import SIG_FIELD, with_signature
 from distkv_ext.codekit.core.textdiff import unified_diff
 from distkv_ext.codekit.core.values import same_value
 from distkv_ext.codekit.store.entries import list_entries_with_chain
@@ -83,7 +84,7 @@ def _compare(plan, kind, want, have, prune, manages):
                 plan.changes.append(Change(kind, path, "remove", None, old[0], None, old[1], where))
 
 
-def _resolve_jobs(tree, stored, final_procs, pin_all, now):
+def _resolve_jobs(tree, stored, final_procs, final_mods, pin_all, now):
     """Jobs of the directory with ``target: now`` and pins worked out."""
     want = {}
     for key, item in tree.jobs.items():
@@ -95,22 +96,37 @@ def _resolve_jobs(tree, stored, final_procs, pin_all, now):
         if item.pin or pin_all:
             proc = final_procs.get(Path.build(value["code"]))
             if proc is not None:
-                value["pin"] = content_hash(proc)
+                value["pin"] = pin_hash(proc, final_mods.get)
         item.value = value
         want[key] = item
     return want
 
 
-async def plan_deploy(client, tree, *, prune=False, pin=False, prefixes=None, now=None):
+def _sign(tree, stored, key):
+    """Sign the directory's procedures and modules with ``key`` (a
+    `SigningKey`); without one, keep the stored signature of an entry whose
+    content it still fits (so a deploy without the key changes nothing
+    that is signed and unchanged)."""
+    for kind, items, have in (("module", tree.modules, stored["module"]), ("proc", tree.procs, stored["procedure"])):
+        for path, item in items.items():
+            old = have.get(path)
+            carry = [old[0].get(SIG_FIELD)] if old is not None and isinstance(old[0], dict) else []
+            item.value = with_signature(kind, path, item.value, key, carry)
+
+
+async def plan_deploy(client, tree, *, prune=False, pin=False, prefixes=None, now=None, signing_key=None):
     """Compare the `Tree` ``tree`` with the store; return a `Plan`.
 
     ``prune``: entries of the kinds the directory manages that it does not
-    have are removed.  ``pin``: every job pins its procedure's content hash
-    (a job can ask for that itself with ``pin: true``).  Nothing is written.
+    have are removed.  ``pin``: every job pins its procedure (and the
+    modules it needs, see `digest.pin_hash`); a job can ask for that itself
+    with ``pin: true``.  ``signing_key``: a `SigningKey` that signs every
+    procedure and module.  Nothing is written.
     """
     prefixes = prefixes or Prefixes()
     now = time.time() if now is None else now
     stored = await _stored(client, prefixes)
+    _sign(tree, stored, signing_key)
     plan = Plan(root=tree.root, problems=list(tree.problems), prefixes=prefixes)
     _compare(plan, "module", tree.modules, stored["module"], prune, tree.manages)
     _compare(plan, "procedure", tree.procs, stored["procedure"], prune, tree.manages)
@@ -121,7 +137,7 @@ async def plan_deploy(client, tree, *, prune=False, pin=False, prefixes=None, no
     final_procs = {p: v for p, (v, _) in stored["procedure"].items() if ("procedure", p) not in removed}
     final_procs.update({p: i.value for p, i in tree.procs.items()})
 
-    want_jobs = _resolve_jobs(tree, stored, final_procs, pin, now)
+    want_jobs = _resolve_jobs(tree, stored, final_procs, final_mods, pin, now)
     _compare(plan, "job", want_jobs, stored["job"], prune, tree.manages)
 
     plan.problems += check_final(plan, tree, stored, final_mods, final_procs, removed)
