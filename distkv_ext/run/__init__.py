@@ -20,6 +20,7 @@ from ._config import RUNNER_DEFAULTS, RunnerConfig
 from ._daemon import run_daemon
 from ._entry import RunnerEntry, StateEntry, next_start, retry_delay
 from ._group import Group, GroupMembers
+from ._groupauth import GroupKeys, new_group_key
 from ._job import ErrorRecorded, JobContext
 from ._layout import (
     JOB_FIELDS,
@@ -36,9 +37,11 @@ from ._layout import (
 )
 from ._ops import (
     all_states,
+    auth_words,
     explain_job,
     follow_output,
     get_job,
+    group_auth,
     job_output,
     job_states,
     list_jobs,
@@ -59,6 +62,8 @@ __all__ = [
     "StateRoot",
     "Group",
     "GroupMembers",
+    "GroupKeys",
+    "new_group_key",
     "JobContext",
     "ErrorRecorded",
     "RunnerConfig",
@@ -88,6 +93,8 @@ __all__ = [
     "all_states",
     "states_of",
     "explain_job",
+    "group_auth",
+    "auth_words",
     "job_output",
     "follow_output",
 ]

@@ -72,6 +72,10 @@ async def run_daemon(
     cr = await CodeRoot.as_handler(client)
     root = await KINDS[kind].as_handler(client, subpath=subpath, code=cr, node=node, cfg=cfg)
     what = f"{kind}-node runner of group {group} as {root.node}"
+    if root.policy.heartbeat_group:
+        what += f", group {root.group_keys.describe()}"
+    if root.config.trusted_keys:
+        what += f", only code signed by {len(root.config.trusted_keys)} trusted key(s)"
     logger.info("Started the %s", what)
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with anyio.create_task_group() as tg:

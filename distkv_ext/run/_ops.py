@@ -26,6 +26,7 @@ from ._layout import (
     split_job_path,
 )
 from ._policy import POLICIES
+from ._registry import auth_summary, group_records
 
 __all__ = [
     "store_job",
@@ -38,6 +39,8 @@ __all__ = [
     "follow_output",
     "all_states",
     "states_of",
+    "group_auth",
+    "auth_words",
 ]
 
 
@@ -300,3 +303,37 @@ async def follow_output(
                 seen[key] = int(v.get("dropped") or 0) + len(lines)
                 if new:
                     yield v, new
+
+
+async def group_auth(client: Any, kind: str, group: Any, *, state_prefix: Path = STATE_PREFIX) -> dict[str, Any] | None:
+    """How the runners of a group speak, from their records (`_registry`):
+    ``auth`` ("authenticated", "unauthenticated", "mixed", or "unknown" when
+    no runner of the group runs), the nodes without a group key, the key
+    ids, the trusted code keys and the nodes that run unsigned code, plus
+    ``runners`` (the records).  None for single-node jobs: their runner
+    has no group channel."""
+    if not POLICIES[kind].heartbeat_group:
+        return None
+    records = await group_records(client, state_prefix, runner_subpath(kind, group))
+    return dict(auth_summary(records), runners=records)
+
+
+def auth_words(summary: dict[str, Any] | None) -> str | None:
+    """`group_auth`'s answer in words (for ``run why`` / ``run list``), or None."""
+    if summary is None:
+        return None
+    auth = summary["auth"]
+    if auth == "unknown":
+        words = "no runner of the group is running"
+    elif auth == "authenticated":
+        words = f"authenticated (group key {', '.join(summary['keys'])})"
+    else:
+        words = f"UNAUTHENTICATED: no group key on {', '.join(summary['unauthenticated'])}"
+        if auth == "mixed":
+            words = f"MIXED: {words}, the others have one"
+    if summary["runners"]:
+        if summary["unsigned_ok"]:
+            words += f"; unsigned code runs on {', '.join(summary['unsigned_ok'])}"
+        else:
+            words += f"; only code signed by {', '.join(summary['trusted_keys'])} runs"
+    return words
