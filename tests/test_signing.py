@@ -44,9 +44,12 @@ def test_a_signature_covers_what_runs_and_where():
         assert not verify("proc", ("a", "b"), changed, trusted).ok
     assert not verify("proc", ("a", "c"), signed, trusted).ok  # moved
     assert not verify("module", ("a", "b"), signed, trusted).ok  # turned into a module
-    assert verify("proc", ("a", "b"), signed, {OTHER.public}).reason == f"signed by key {key_id(KEY.public)}, which is not trusted"
+    assert (
+        verify("proc", ("a", "b"), signed, {OTHER.public}).reason
+        == f"signed by key {key_id(KEY.public)}, which is not trusted"
+    )
     assert verify("proc", ("a", "b"), dict(PROC), trusted).reason == "unsigned"
-    with pytest.raises(NotTrusted, match="procedure a.b is not signed by a trusted key"):
+    with pytest.raises(NotTrusted, match=r"procedure a\.b is not signed by a trusted key"):
         check_trusted("proc", ("a", "b"), dict(PROC), trusted, "procedure a.b")
 
 
