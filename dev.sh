@@ -16,6 +16,15 @@ cd "$(dirname "$0")"
 VENV=${DISTKV_CODE_VENV:-.venv}
 PY=${PYTHON:-python3}
 
+# Debian packages the tests use, installed where missing (as root, with
+# apt-get): systemd-analyze checks the unit files in systemd/.
+debian_tools() {
+    if ! command -v systemd-analyze >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing Debian's systemd package (for systemd-analyze)" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null
+    fi
+}
+
 setup() {
     if [ ! -x "$VENV/bin/python" ]; then
         "$PY" -m venv "$VENV"
@@ -55,8 +64,8 @@ cmd=${1:-help}
 shift || true
 case "$cmd" in
     demo)  setup; exec "$VENV/bin/distkv-code-demo" "$@" ;;
-    test)  setup; exec "$VENV/bin/python" -m pytest "$@" ;;
-    fast)  setup; exec "$VENV/bin/python" -m pytest -m "not drill and not slow" "$@" ;;
+    test)  setup; debian_tools; exec "$VENV/bin/python" -m pytest "$@" ;;
+    fast)  setup; debian_tools; exec "$VENV/bin/python" -m pytest -m "not drill and not slow" "$@" ;;
     lint)  setup; lint ;;
     bench) setup; exec "$VENV/bin/python" -m bench "$@" ;;
     node)  setup; exec "$VENV/bin/distkv-code-node" "$@" ;;
