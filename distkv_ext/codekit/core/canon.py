@@ -47,45 +47,74 @@ def canonical(value: Any) -> bytes:
     return b"".join(out)
 
 
+def _str(v: str, out: list[bytes], depth: int) -> None:
+    data = v.encode("utf-8", "surrogatepass")
+    out.append(b"s%d:" % len(data))
+    out.append(data)
+
+
+def _int(v: int, out: list[bytes], depth: int) -> None:
+    out.append(b"i%d;" % v)
+
+
+def _float(v: float, out: list[bytes], depth: int) -> None:
+    out.append(b"f" + struct.pack(">d", v))
+
+
+def _bytes(v: bytes, out: list[bytes], depth: int) -> None:
+    data = bytes(v)
+    out.append(b"b%d:" % len(data))
+    out.append(data)
+
+
+def _seq(v: Any, out: list[bytes], depth: int, tag: bytes = b"l") -> None:
+    out.append(tag + b"%d:" % len(v))
+    for x in v:
+        _enc(x, out, depth + 1)
+
+
+def _map(v: dict[Any, Any], out: list[bytes], depth: int) -> None:
+    items = []
+    for k, x in v.items():
+        kb: list[bytes] = []
+        _enc(k, kb, depth + 1)
+        items.append((b"".join(kb), x))
+    items.sort(key=lambda kx: kx[0])
+    out.append(b"d%d:" % len(items))
+    for k, x in items:
+        out.append(k)
+        _enc(x, out, depth + 1)
+
+
+_BY_TYPE = {str: _str, int: _int, float: _float, bytes: _bytes, list: _seq, tuple: _seq, dict: _map}
+
+
 def _enc(v: Any, out: list[bytes], depth: int) -> None:
     if depth > MAX_DEPTH:
         raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
-    if v is None:
+    t = type(v)
+    fn = _BY_TYPE.get(t)  # the common types, exactly (fast); subclasses below
+    if fn is not None:
+        fn(v, out, depth)
+    elif v is None:
         out.append(b"N")
     elif v is True:
         out.append(b"T")
     elif v is False:
         out.append(b"F")
     elif isinstance(v, int):
-        out.append(b"i%d;" % v)
+        _int(v, out, depth)
     elif isinstance(v, float):
-        out.append(b"f" + struct.pack(">d", v))
+        _float(v, out, depth)
     elif isinstance(v, str):
-        data = v.encode("utf-8", "surrogatepass")
-        out.append(b"s%d:" % len(data))
-        out.append(data)
+        _str(v, out, depth)
     elif isinstance(v, (bytes, bytearray, memoryview)):
-        data = bytes(v)
-        out.append(b"b%d:" % len(data))
-        out.append(data)
+        _bytes(v, out, depth)
     elif isinstance(v, Path):  # before list/tuple: a Path is a sequence too
-        out.append(b"p%d:" % len(v))
-        for x in v:
-            _enc(x, out, depth + 1)
+        _seq(v, out, depth, b"p")
     elif isinstance(v, (list, tuple)):
-        out.append(b"l%d:" % len(v))
-        for x in v:
-            _enc(x, out, depth + 1)
+        _seq(v, out, depth)
     elif isinstance(v, dict):
-        items = []
-        for k, x in v.items():
-            kb: list[bytes] = []
-            _enc(k, kb, depth + 1)
-            items.append((b"".join(kb), x))
-        items.sort(key=lambda kx: kx[0])
-        out.append(b"d%d:" % len(items))
-        for k, x in items:
-            out.append(k)
-            _enc(x, out, depth + 1)
+        _map(v, out, depth)
     else:
         raise TypeError(f"no canonical encoding for {type(v).__name__}")
