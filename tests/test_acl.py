@@ -219,6 +219,12 @@ def test_acl_recipe_on_a_repaired_server(tmp_path):
 
         assert "ACLError" in repr(query(cfgs["deploy"], forge))
 
+        # paths that no rule matches are allowed (the README says so)
+        async def elsewhere(c):
+            return await c.set(P("app.data.x"), value=1)
+
+        assert query(cfgs["runner"], elsewhere).changed
+
         # neither can change ACLs or users, nor read password hashes
         for user in ("runner", "deploy"):
             res = admin_attempts(cfgs[user])
@@ -287,6 +293,13 @@ def test_on_a_stock_server_any_logged_in_user_can_change_acls_and_users(tmp_path
             # and with its ACL now '*', the runner writes code
             time.sleep(0.5)
             assert client(cfgs["runner"], "code", "set", "evil", "-s", str(src)).returncode == 0
+
+            # and switches authentication off, for everybody
+            async def auth_off(c):
+                await c._request("set_auth_typ", typ=None)
+
+            query(cfgs["deploy"], auth_off)
+            assert client(config, "code", "get", "evil").returncode == 0  # no login any more
         finally:
             proc.terminate()
             proc.wait(20)
