@@ -26,6 +26,7 @@ stored cannot be signed either.
 """
 
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from moat.util import Path
@@ -61,7 +62,7 @@ def _float(v: float, out: list[bytes], depth: int) -> None:
     out.append(b"f" + struct.pack(">d", v))
 
 
-def _bytes(v: bytes, out: list[bytes], depth: int) -> None:
+def _bytes(v: bytes | bytearray | memoryview, out: list[bytes], depth: int) -> None:
     data = bytes(v)
     out.append(b"b%d:" % len(data))
     out.append(data)
@@ -86,7 +87,16 @@ def _map(v: dict[Any, Any], out: list[bytes], depth: int) -> None:
         _enc(x, out, depth + 1)
 
 
-_BY_TYPE = {str: _str, int: _int, float: _float, bytes: _bytes, list: _seq, tuple: _seq, dict: _map}
+_Encoder = Callable[[Any, list[bytes], int], None]
+_BY_TYPE: dict[type, _Encoder] = {
+    str: _str,
+    int: _int,
+    float: _float,
+    bytes: _bytes,
+    list: _seq,
+    tuple: _seq,
+    dict: _map,
+}
 
 
 def _enc(v: Any, out: list[bytes], depth: int) -> None:
