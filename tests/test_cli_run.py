@@ -37,7 +37,11 @@ def test_set_get_update_delete(node):
     rows = json.loads(r.out)
     assert [(x["path"], x["kind"], x["code"], x["state"]) for x in rows] == [("jobs.one", "any", "cr.add", "never ran")]
     r = node.run("run", "why", "jobs.one", "-g", "cg")
-    assert r.out == "job jobs.one (any-node, group cg) runs cr.add\n  not scheduled: no target\n"
+    assert r.out == (
+        "job jobs.one (any-node, group cg) runs cr.add\n"
+        "  group: no runner of the group is running\n"
+        "  not scheduled: no target\n"
+    )
     r = node.run("run", "delete", "jobs.one", "-g", "cg")
     assert r.out == "deleted: jobs.one\n"
     r = node.run("run", "get", "jobs.one", "-g", "cg")
