@@ -16,8 +16,9 @@ each message (`_wire`: every field; with a group key: its MAC; the
 sender's counter: no replays) and drops what fails.  A node counts as a
 live member only while its heartbeats are *fresh* (they acknowledge one
 of our recent messages), so a recorded heartbeat replayed later keeps
-no dead node alive; claims and "held" answers count only from live
-members, of their current run.  A runner with our name stops us only if
+no dead node alive; claims and "held" answers count only from runs whose
+heartbeats we hear.  After being cut off, a runner listens for
+``timeout`` again before it starts anything (`ready`).  A runner with our name stops us only if
 it is real: with a key, its MAC says so; without, its run must be
 recorded in the store (`_registry`), which only runner users can write.
 """
@@ -188,6 +189,8 @@ class Group:
         self._subscribed: float | None = None  # monotonic time of the last (re)subscription
         self._live = frozenset([name])
         self._connected = False
+        self._connected_since: float | None = None  # monotonic: since when our heartbeats come back
+        self._heard_runs: dict[str, tuple[str, float]] = {}  # node -> (its run, when we last heard a heartbeat)
         self._stopping = False
         self._was_ready = False
         self._outbox: dict[MsgType, set[str]] = {}
@@ -212,10 +215,17 @@ class Group:
 
     @property
     def ready(self) -> bool:
-        """True once we have listened for ``timeout`` seconds, so the live
-        set is complete (before that, a node we have not heard yet is not
-        necessarily gone)."""
-        return self._start is not None and time.monotonic() - self._start >= self.timeout
+        """True once we have listened for ``timeout`` seconds since we
+        started and since we were last cut off, so the live set is complete
+        (before that, a node we have not heard yet, or whose heartbeats do
+        not acknowledge us yet, is not necessarily gone)."""
+        now = time.monotonic()
+        return (
+            self._start is not None
+            and now - self._start >= self.timeout
+            and self._connected_since is not None
+            and now - self._connected_since >= self.timeout
+        )
 
     @property
     def authenticated(self) -> bool:
@@ -385,20 +395,27 @@ class Group:
             if msg.kind == "hb":
                 self._namesake(msg)
             return
-        member = self.members.get(node)
-        current = member is not None and member.instance == msg.instance and node in self._live
+        run = self._heard_runs.get(node)
+        # a run we heard a heartbeat of lately (fresh or not: a runner that
+        # rejoins must be answered "held" before it counts as live again)
+        heard = run is not None and run[0] == msg.instance and now - run[1] < self.timeout
         if msg.kind == "leave":
-            if current:
+            if heard:
                 self.members.pop(node, None)
+                self._heard_runs.pop(node, None)
                 self._update()
             return
         if msg.kind in MSG_TYPES:
-            if not current:
-                self.channel.drop("not-member", f"{msg.kind} of {node}, which is no live member", None)
+            if not heard:
+                self.channel.drop("not-member", f"{msg.kind} of {node}, whose heartbeats we do not hear", None)
                 return
             for job in msg.jobs:
                 self.on_claim(msg.kind, job, node)
             return
+        self._heard_runs[node] = (msg.instance, now)
+        if len(self._heard_runs) > 256:  # forged names, without a key: keep the newest
+            for n, _ in sorted(self._heard_runs.items(), key=lambda kv: kv[1][1])[:-256]:
+                del self._heard_runs[n]
         if not self.channel.fresh(msg):
             return  # not yet (it has not heard us), or a replay of an old heartbeat
         self.members[node] = _Member(now, msg.weight, msg.load, msg.instance)
@@ -481,6 +498,10 @@ class Group:
         heard = {n for n, m in self.members.items() if now - m.seen < self.timeout}
         heard.add(self.name)
         connected = self.connected
+        if not connected:
+            self._connected_since = None
+        elif self._connected_since is None:
+            self._connected_since = now
         live = frozenset(heard)
         ready = self.ready
         if live != self._live or connected != self._connected or ready != self._was_ready:
