@@ -31,69 +31,23 @@ from typing import Any, Literal
 import anyio
 import anyio.abc
 from distkv.actor import BrokenState, CompleteState, DetachedState, PartialState
-from distkv.exceptions import ServerClosedError, ServerConnectionError, ServerError
+from distkv.exceptions import ServerError
 from moat.util import Path
 
+from ._connwatch import GONE
 from ._groupauth import Channel, GroupKeys, new_instance
+from ._namesake import NameClash, Namesakes
 from ._registry import Record
 from ._wire import Malformed, Message, chunks, unpack
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Group", "GroupMembers", "NameClash", "MsgType", "MSG_TYPES", "watch_connection"]
+__all__ = ["Group", "GroupMembers", "NameClash", "MsgType", "MSG_TYPES"]
 
 #: The claim protocol's messages on the group channel: "claim" (I want to
 #: run these jobs) and "held" (I run them).  On the wire: see `_wire`.
 MsgType = Literal["claim", "held"]
 MSG_TYPES: tuple[MsgType, ...] = ("claim", "held")
-
-_GONE = (
-    anyio.EndOfStream,
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-    ServerClosedError,
-    ServerConnectionError,
-    OSError,
-)
-
-
-async def watch_connection(
-    client: Any,
-    topic: tuple[str, ...],
-    on_lost: Callable[[BaseException], None],
-    *,
-    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
-) -> None:
-    """Call ``on_lost(exc)`` when the connection to the server is gone.
-
-    For runners without a group (single-node runners): a group's heartbeat
-    stream tells its runner that the server died; this watches a quiet
-    channel of its own the same way, so that a single-node runner does not
-    keep its jobs running cut off from the store forever.
-    """
-    started = False
-    while True:
-        try:
-            async with client.msg_monitor(topic, raw=True) as mon:  # raw: anybody's garbage must not end it
-                if not started:
-                    task_status.started()
-                    started = True
-                async for _ in mon:
-                    pass
-            exc: BaseException = ServerClosedError("the server ended the connection")
-        except ServerError as e:  # the subscription broke, not the connection
-            logger.warning("connection watch broke (%r); subscribing again", e)
-            await anyio.sleep(0.1)
-            continue
-        except _GONE as e:
-            exc = e
-        break
-    logger.error("lost the DistKV server: %r", exc)
-    on_lost(exc)
-
-
-class NameClash(RuntimeError):
-    """Two runners of one group use the same node name."""
 
 
 class GroupMembers:
@@ -207,9 +161,9 @@ class Group:
             if self.keys.keyed:
                 info.update(auth="hmac-sha256", keys=self.keys.key_ids)
             self._record = Record(client, records, name, self.instance, info)
-        self._namesakes: dict[str, float] = {}  # run -> when (monotonic) we last heard it
-        self._looked_up: dict[str, float] = {}  # run -> when we last looked for its record
         self._tg: anyio.abc.TaskGroup | None = None
+        #: other runs that use our name (a mistake, or a forgery)
+        self.namesakes = Namesakes(self, self._record)
 
     # --- state ---
 
@@ -226,6 +180,11 @@ class Group:
             and self._connected_since is not None
             and now - self._connected_since >= self.timeout
         )
+
+    @property
+    def spawn(self) -> Callable[..., None] | None:
+        """Start a task in the group's task group (None until `run` runs)."""
+        return None if self._tg is None else self._tg.start_soon
 
     @property
     def authenticated(self) -> bool:
@@ -306,7 +265,7 @@ class Group:
                 except ServerError as exc:  # e.g. dropped for falling behind
                     logger.warning("%s: group channel broke (%r); subscribing again", self.name, exc)
                     await anyio.sleep(0.1)
-                except _GONE as exc:  # the connection to the server is gone
+                except GONE as exc:  # the connection to the server is gone
                     logger.error("%s: lost the DistKV server: %r", self.name, exc)
                     self._connected = False
                     self._echo = None
@@ -392,8 +351,8 @@ class Group:
                     self._echo = max(self._echo or msg.sent, min(msg.sent, now))
                     self._update()
                 return
-            if msg.kind == "hb":
-                self._namesake(msg)
+            if msg.kind == "hb" and self.channel.fresh(msg):  # else: an old run of ours, replayed
+                self.namesakes.heard(msg)
             return
         run = self._heard_runs.get(node)
         # a run we heard a heartbeat of lately (fresh or not: a runner that
@@ -423,41 +382,6 @@ class Group:
         if node not in self._live:
             self._update()
 
-    def _namesake(self, msg: Message) -> None:
-        """A heartbeat of another run that uses our name.  If it is real,
-        both would run the same jobs: the younger one stops."""
-        if not self.channel.fresh(msg):
-            return  # an old run of ours, replayed; or it has not heard us yet
-        now = time.monotonic()
-        self._namesakes[msg.instance] = now
-        for d in (self._namesakes, self._looked_up):
-            if len(d) > 64:  # forged ones, without a key: keep the newest
-                for inst, _ in sorted(d.items(), key=lambda kv: kv[1])[:-64]:
-                    del d[inst]
-        if self.keys.keyed:  # its MAC says it holds the key: real
-            self._clash(msg.since, msg.instance)
-        elif self._record is not None and self._tg is not None:
-            looked = self._looked_up.get(msg.instance)
-            if looked is None or now - looked > self.timeout:  # at most once per timeout
-                self._looked_up[msg.instance] = now
-                self._tg.start_soon(self._confirm_namesake, msg.since, msg.instance)
-        else:
-            self.channel.drop("namesake", f"unconfirmed runner called {self.name} (no key, no records)", None)
-
-    async def _confirm_namesake(self, since: float, instance: str) -> None:
-        """Without a key: a namesake is real if its run is recorded."""
-        if self._record is None or self._stopping:
-            return
-        if await self._record.has_run(self.name, instance):
-            self._clash(since, instance)
-        else:
-            self.channel.drop("namesake", f"runner called {self.name}, run {instance}, not recorded", None)
-
-    def _clash(self, since: float, instance: str) -> None:
-        if (since, instance) < (self.since, self.instance):
-            group = ".".join(str(x) for x in self.topic[2:])
-            self.on_lost(NameClash(f"another runner of group {group} is called {self.name}"))
-
     async def _expirer(self) -> None:
         cleaned = False
         while True:
@@ -468,18 +392,7 @@ class Group:
             if not cleaned and self._start is not None and time.monotonic() - self._start > 3 * self.timeout:
                 cleaned = True
                 if self._tg is not None:
-                    self._tg.start_soon(self._forget_old_runs)
-
-    async def _forget_old_runs(self) -> None:
-        """Delete the records of earlier runs of our name that we have not
-        heard (a runner killed without a word leaves its record behind)."""
-        if self._record is None:
-            return
-        now = time.monotonic()
-        for inst in await self._record.namesakes():
-            seen = self._namesakes.get(inst)
-            if seen is None or now - seen > 2 * self.timeout:
-                await self._record.forget(inst)
+                    self._tg.start_soon(self.namesakes.forget_old_runs)
 
     def _check_subscription(self) -> None:
         """Subscribe again when our own heartbeats have not come back for

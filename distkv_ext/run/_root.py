@@ -23,8 +23,9 @@ from distkv_ext.codekit.store.errtree import error_root
 from distkv_ext.codekit.store.resync import ResyncRoot
 
 from ._config import RunnerConfig
+from ._connwatch import watch_connection
 from ._entry import JobPath, RunnerEntry, StateEntry
-from ._group import Group, watch_connection
+from ._group import Group
 from ._groupauth import GroupKeys
 from ._layout import STATE_PREFIX
 from ._policy import ALL, ANY, SINGLE, RunnerPolicy
