@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from distkv_ext.codekit.core.canon import canonical
+from distkv_ext.codekit.core.errors import BadKeyFile
 from distkv_ext.codekit.core.keyfile import loose_mode, read_key_file, write_key_file
 
 from ._wire import MAX_ACKS, Kind, Malformed, Message, decode, encode
@@ -108,8 +109,6 @@ class GroupKeys:
         try:
             return cls(*keys)
         except ValueError as exc:
-            from distkv_ext.codekit.core.errors import BadKeyFile  # only now: the one error this raises
-
             raise BadKeyFile(str(exc)) from None
 
     @property
