@@ -13,12 +13,15 @@
 #
 # Each creates (or reuses) the virtual environment .venv and installs the
 # project and its pinned dependencies from constraints.txt into it.  test,
-# fast, bench and screenshot also install Debian's chromium and
-# chromium-driver (the browser test's) when they are missing.
+# fast, bench and screenshot also install the Debian packages they need
+# (chromium, chromium-driver, systemd) where missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=${DISTKV_CODE_VENV:-.venv}
 PY=${PYTHON:-python3}
+
+# Debian packages the tests use, installed where missing (as root, with
+# apt-get): systemd-analyze checks the unit files in systemd/.
 
 setup() {
     if [ ! -x "$VENV/bin/python" ]; then
@@ -41,25 +44,32 @@ setup() {
     export PATH="$PWD/$VENV/bin:$PATH"
 }
 
-# Debian's chromium and chromium-driver, for the browser test and the
-# benchmarks: installed with apt-get (as root, or with sudo) when missing.
-browser() {
-    if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
-        return 0
-    fi
+# Debian packages the tests need, installed where missing (as root, or
+# with password-less sudo): chromium and chromium-driver (the browser test),
+# systemd (systemd-analyze, for the units' test).
+debian_packages() {
+    local missing=()
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+    command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+    [ ${#missing[@]} -eq 0 ] && return 0
     local sudo=()
     if [ "$(id -u)" -ne 0 ]; then
         if sudo -n true 2>/dev/null; then
             sudo=(sudo -n)
         else
-            echo "dev.sh: chromium/chromium-driver missing and not root: the browser test will fail" >&2
-            echo "dev.sh: install them with: apt-get install chromium chromium-driver" >&2
+            echo "dev.sh: missing Debian packages ${missing[*]} and not root: tests that need them will fail" >&2
+            echo "dev.sh: install them with: apt-get install ${missing[*]}" >&2
             return 0
         fi
     fi
-    echo "== installing Debian's chromium and chromium-driver (browser test)"
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "dev.sh: missing ${missing[*]} and no apt-get: tests that need them will fail" >&2
+        return 0
+    fi
+    echo "== installing Debian's ${missing[*]}"
     "${sudo[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq chromium chromium-driver >/dev/null
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
 # Run every linter (also after one fails), then name the ones that failed.
@@ -84,11 +94,11 @@ cmd=${1:-help}
 shift || true
 case "$cmd" in
     demo)  setup; exec "$VENV/bin/distkv-code-demo" "$@" ;;
-    test)  setup; browser; exec "$VENV/bin/python" -m pytest "$@" ;;
-    fast)  setup; browser; exec "$VENV/bin/python" -m pytest -m "not drill and not slow" "$@" ;;
+    test)  setup; debian_packages; exec "$VENV/bin/python" -m pytest "$@" ;;
+    fast)  setup; debian_packages; exec "$VENV/bin/python" -m pytest -m "not drill and not slow" "$@" ;;
     lint)  setup; lint ;;
-    bench) setup; browser; exec "$VENV/bin/python" -m bench "$@" ;;
-    screenshot) setup; browser; exec "$VENV/bin/python" -m distkv_ext.devtools.screenshot "${1:-docs/status-page.png}" ;;
+    bench) setup; debian_packages; exec "$VENV/bin/python" -m bench "$@" ;;
+    screenshot) setup; debian_packages; exec "$VENV/bin/python" -m distkv_ext.devtools.screenshot "${1:-docs/status-page.png}" ;;
     node)  setup; exec "$VENV/bin/distkv-code-node" "$@" ;;
     docs)  setup; "$VENV/bin/python" -m distkv_ext.devtools.mangen man
            exec "$VENV/bin/python" -m distkv_ext.devtools.complete --scripts completions ;;

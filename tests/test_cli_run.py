@@ -37,7 +37,11 @@ def test_set_get_update_delete(node):
     rows = json.loads(r.out)
     assert [(x["path"], x["kind"], x["code"], x["state"]) for x in rows] == [("jobs.one", "any", "cr.add", "never ran")]
     r = node.run("run", "why", "jobs.one", "-g", "cg")
-    assert r.out == "job jobs.one (any-node, group cg) runs cr.add\n  not scheduled: no target\n"
+    assert r.out == (
+        "job jobs.one (any-node, group cg) runs cr.add\n"
+        "  group: no runner of the group is running\n"
+        "  not scheduled: no target\n"
+    )
     r = node.run("run", "delete", "jobs.one", "-g", "cg")
     assert r.out == "deleted: jobs.one\n"
     r = node.run("run", "get", "jobs.one", "-g", "cg")
@@ -79,7 +83,7 @@ def test_pin(node):
     r = node.run("run", "set", "p.one", "-c", "cr.add", "-g", "pg", "-e", "a", "1", "--pin")
     assert r.returncode == 0
     pin = json.loads(node.run("run", "get", "p.one", "-g", "pg", "-o", "json").out)["pin"]
-    assert len(pin) == 16
+    assert len(pin) == 64  # SHA-256 of the procedure and the modules it needs
     node.run("run", "set", "p.one", "-g", "pg", "--no-pin")
     assert "pin" not in json.loads(node.run("run", "get", "p.one", "-g", "pg", "-o", "json").out)
 

@@ -7,6 +7,7 @@ import pytest
 from moat.util import P
 
 from distkv_ext.code import CodeRoot, get_procedure, store_procedure
+from distkv_ext.codekit.core.digest import pin_hash
 from distkv_ext.codekit.core.errors import NotFound
 from distkv_ext.codekit.store import history
 from distkv_ext.codekit.store.entries import list_entries
@@ -63,7 +64,8 @@ async def test_example_into_an_empty_store_then_a_no_op(example, autojump_clock,
     assert list(mod["requires"]) == ["util"] and mod["info"] == "A plain PID controller"
     job, _ = await get_job(client, "any", "boiler", "heating.pump.1")
     assert job["code"] == P("heating.pump") and job["data"] == {"pump": 1} and job["target"] > 0
-    assert job["pin"] == history.content_hash(proc)
+    mods = {"util": (await get_module(client, "util"))[0], "util.pid": mod}
+    assert job["pin"] == pin_hash(proc, mods.get)  # the procedure and the modules it needs
     single, _ = await get_job(client, "single", "boiler", "heating.report", node="pi1")
     assert single["repeat"] == 3600 and single["delay"] == 10  # the defaults of a new job
 
@@ -162,14 +164,14 @@ async def test_deploy_pins_and_the_runner_refuses_changed_code(tmp_path, autojum
     write(root, "jobs.yaml", "jobs:\n  - code: p\n    group: g\n    target: now\n    repeat: 1\n    delay: 1\n")
     plan, _ = await deploy(client, root, pin=True)
     job, _ = await get_job(client, "any", "g", "p")
-    assert job["pin"] == history.content_hash((await get_procedure(client, "p"))[0])
+    assert job["pin"] == pin_hash((await get_procedure(client, "p"))[0], {}.get)
     cr = await CodeRoot.as_handler(client)
     r = await AnyRunnerRoot.as_handler(client, subpath=("any", "g"), code=cr, node="n1", cfg=FAST)
     entry = r.follow(P("p"))
     await wait_for(lambda: entry.state.result == 7, timeout=60, step=0.1)
     await store_procedure(client, "p", lambda old: dict(old, code="return 8"))
     await wait_for(lambda: entry.state.error is not None, timeout=60, step=0.1)
-    assert entry.state.error.startswith("procedure p changed: its hash is ")
+    assert entry.state.error.startswith("the procedure or a module it needs changed since the job was pinned")
     # deploying again puts the pinned code back
     plan = await plan_deploy(client, read_tree(root), pin=True)
     assert actions(plan) == [("change", "procedure p")]

@@ -263,16 +263,16 @@ async def test_single_node_runs_only_there(autojump_clock, cluster2):
 
 
 async def test_pinned_job_refuses_changed_code(autojump_clock, client, cr):
-    from distkv_ext.codekit.core.digest import content_hash as code_hash
+    from distkv_ext.codekit.core.digest import pin_hash
 
     await cr.add("pinned", code="return 1")
     r = await AnyRunnerRoot.as_handler(client, subpath=("any", "g"), code=cr, node="n1", cfg=FAST)
-    pin = code_hash(cr.lookup("pinned").value)
+    pin = pin_hash(cr.lookup("pinned").value, cr.modules.value_of)
     job = await add_job(r, "pj", "pinned", pin=pin, repeat=1, delay=1)
     await wait_for(lambda: job.state.result == 1)
     await cr.add("pinned", code="return 2")
     await wait_for(lambda: job.state.error is not None)
-    assert job.state.error.startswith("procedure pinned changed: its hash is ")
+    assert job.state.error.startswith("the procedure or a module it needs changed since the job was pinned")
     assert job.state.result == 1
 
 

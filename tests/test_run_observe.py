@@ -49,3 +49,24 @@ async def test_observer_hears_members_and_stays_invisible(client):
         await g1.leave()
         await wait_for(lambda: "n1" not in {m.name for m in obs.members()}, timeout=10)
         tg.cancel_scope.cancel()
+
+
+async def test_observer_of_a_keyed_group_checks_the_mac(client, tmp_path):
+    """With the group's key the page believes only messages with a valid
+    MAC: a member forged without the key is dropped (no MAC), as the
+    runners drop it."""
+    from distkv_ext.run import GroupKeys, new_group_key
+
+    new_group_key(str(tmp_path / "k"))
+    keys = GroupKeys.load(str(tmp_path / "k"))
+    topic = group_topic("any", "obskey")
+    obs = GroupObserver(client, topic, timeout=1.0, keys=keys)
+    g1 = Group(client, topic, "n1", ping=0.2, timeout=1.0, keys=keys)
+    forger = Group(client, topic, "ghost", ping=0.2, timeout=1.0)  # no key
+    async with anyio.create_task_group() as tg:
+        await tg.start(obs.run)
+        await tg.start(g1.run)
+        await tg.start(forger.run)
+        await wait_for(lambda: obs.channel.dropped["no-mac"] >= 3, timeout=10)
+        assert [m.name for m in obs.members() if m.live] == ["n1"]
+        tg.cancel_scope.cancel()

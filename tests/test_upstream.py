@@ -92,3 +92,51 @@ def test_setup_py_puts_the_startup_hook_into_the_wheel():
     assert ns["PTH"].replace("/", ".").endswith("upstream.distkv_code.pth")
     assert (root / ns["PTH"]).resolve() == pathlib.Path(boot.PTH_FILE)
     assert issubclass(ns["BuildPyWithPth"], Distribution().get_command_class("build_py"))
+
+
+def test_administrative_commands_need_an_administrator():
+    """distkv_admin: a logged-in user under an ACL is refused DistKV's
+    administrative commands, meta data paths and wildcard subscriptions;
+    a user without an ACL (and every client of a server without
+    authentication) is not.  Against real servers: tests/test_acl.py."""
+    from distkv.types import NullACL
+    from moat.util import Path
+
+    from distkv_ext.codekit.upstream.distkv_admin import ADMIN_ONLY, refusal
+
+    class Restricted:
+        user, _user, acl = object(), None, object()
+
+    class Admin(Restricted):
+        acl = NullACL
+
+    class NotLoggedIn(Restricted):
+        user = None
+
+    for action in ADMIN_ONLY:
+        assert refusal(Restricted(), {"action": action}) and refusal(Admin(), {"action": action}) is None
+    for msg in (
+        {"action": "set_value", "path": Path(None, "acl", "x")},
+        {"action": "get_tree", "path": (None, "auth")},
+        {"action": "get_value", "node": "s1", "tick": 3},
+        {"action": "msg_monitor", "topic": ("#",)},
+        {"action": "msg_monitor", "topic": "a/+/b"},
+    ):
+        assert refusal(Restricted(), msg), msg
+        assert refusal(Admin(), msg) is None and refusal(NotLoggedIn(), msg) is None
+    for msg in (
+        {"action": "set_value", "path": Path(".distkv", "state", "x")},
+        {"action": "msg_send", "topic": ("distkv_code", "run", "any", "g")},
+        {"action": "get_value", "path": ("a",)},
+    ):
+        assert refusal(Restricted(), msg) is None
+
+
+def test_distkv_acl_command_paths_can_follow_a_tuple():
+    """`distkv client acl get|set` add the parsed path to a tuple (a
+    TypeError in DistKV 0.65); the repaired parser's paths allow it."""
+    import distkv.command.client.acl as dacl
+
+    upstream.apply_client()
+    path = dacl.P(":.distkv.code.#")
+    assert ("acl", "deploy") + path == ("acl", "deploy", ".distkv", "code", "#") and len(path) == 3

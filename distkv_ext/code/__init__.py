@@ -12,7 +12,9 @@ Plus helpers for reading the store without a live handler, used by
 
 from distkv_ext.codekit.core.compiler import Procedure, compile_procedure
 from distkv_ext.codekit.core.errors import CodeError, CompileError, EmptyCode, InputRefused, NotFound
+from distkv_ext.codekit.core.signing import SigningKey
 
+from ._keys import load_signing_key, new_signing_key
 from ._ops import (
     DEFAULT_PREFIX,
     call_procedure,
@@ -37,6 +39,9 @@ __all__ = [
     "remove_procedure",
     "call_procedure",
     "revert_procedure",
+    "new_signing_key",
+    "load_signing_key",
+    "SigningKey",
     "DEFAULT_PREFIX",
     "MODES",
     "mode_of",

@@ -8,6 +8,7 @@ import asyncclick as click
 from distkv_ext.codekit.cli.boundary import Finished, boundary, get_client
 from distkv_ext.codekit.cli.common import EXIT_CODES
 from distkv_ext.codekit.cli.output import emit, highlight, output_option, stdout_of, use_color
+from distkv_ext.codekit.cli.signing import signing_key_of
 from distkv_ext.codekit.core.errors import InputRefused
 
 __all__ = ["deploy", "show_plan", "show_problems", "Progress", "plan_data"]
@@ -166,15 +167,24 @@ async def deploy(obj, directory, dry_run, prune, name, take_over, pin, no_diff, 
     Then modules, procedures and jobs are written, each only if nobody
     changed it since the plan was made (else: exit status 1, not
     overwritten).  --dry-run exits 1 when there are changes, 0 when none.
+    With codes.signing_key set, every procedure and module is signed.
     """
     # lazy: deploy (with the runner engine) costs ~30 ms at every start of
     # `distkv client code`; only this command needs it
     from distkv_ext.deploy import DeployRefused, Prefixes, apply_deploy, plan_deploy, read_tree
 
+    key = signing_key_of(obj)
     tree = read_tree(directory)
     client = get_client(obj)
     plan = await plan_deploy(
-        client, tree, prune=prune, pin=pin, prefixes=Prefixes.from_config(obj.cfg), name=name, take_over=take_over
+        client,
+        tree,
+        prune=prune,
+        pin=pin,
+        prefixes=Prefixes.from_config(obj.cfg),
+        name=name,
+        take_over=take_over,
+        signing_key=key,
     )
     if plan.problems:
         if output:

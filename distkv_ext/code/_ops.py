@@ -13,6 +13,7 @@ from distkv.default import CFG
 from distkv_ext.codekit.core.compiler import compile_procedure
 from distkv_ext.codekit.core.errors import BadArguments, CodeError, ProcedureFailed
 from distkv_ext.codekit.core.paths import as_path
+from distkv_ext.codekit.core.signing import SIG_FIELD, with_signature
 from distkv_ext.codekit.core.values import same_value
 from distkv_ext.codekit.store import history
 from distkv_ext.codekit.store.entries import delete_entry, get_entry, list_entries, write_entry
@@ -59,7 +60,7 @@ def _as_kwargs(value):
     )
 
 
-async def store_procedure(client, path, edit, *, prefix=DEFAULT_PREFIX, dry_run=False):
+async def store_procedure(client, path, edit, *, prefix=DEFAULT_PREFIX, dry_run=False, signing_key=None, carry=()):
     """Create or change a stored procedure.
 
     ``edit(old)`` receives the current fields (a dict with the keyword
@@ -67,6 +68,11 @@ async def store_procedure(client, path, edit, *, prefix=DEFAULT_PREFIX, dry_run=
     returns the new ones.  The result is compiled first: code that does
     not compile raises `CompileError` and nothing is written.  The write
     is conditional on the entry not having changed since it was read.
+
+    ``signing_key``: a `SigningKey`: the new version is signed with it.
+    Without one, a signature of the stored version (or one of ``carry``,
+    signatures of other versions) that is still valid for the new content
+    is kept, so changing only ``info`` keeps it signed.
 
     Returns ``(action, value)``: action is ``"created"``, ``"updated"`` or
     ``"unchanged"`` (then nothing is written).
@@ -84,6 +90,8 @@ async def store_procedure(client, path, edit, *, prefix=DEFAULT_PREFIX, dry_run=
     if unknown:
         raise TypeError(f"unknown procedure fields: {sorted(unknown)}")
     value = procedure_value(path, **new)
+    stored_sig = [old_value.get(SIG_FIELD)] if isinstance(old_value, dict) else []
+    value = with_signature("proc", path, value, signing_key, [*carry, *stored_sig])
     if old_value is not None and same_value(old_value, value):
         return "unchanged", old_value
     if not dry_run:
@@ -101,13 +109,17 @@ async def remove_procedure(client, path, *, prefix=DEFAULT_PREFIX):
     return await delete_entry(client, prefix, path, "procedure")
 
 
-async def revert_procedure(client, path, to=None, *, prefix=DEFAULT_PREFIX):
+async def revert_procedure(client, path, to=None, *, prefix=DEFAULT_PREFIX, signing_key=None):
     """Store version ``to`` (default: the latest saved) of a procedure's
-    history again; the version it replaces is saved in turn.  Returns
-    (action, value); `NotFound` if there is no such version."""
+    history again; the version it replaces is saved in turn.  The saved
+    version's signature comes back with it (or ``signing_key`` signs it).
+    Returns (action, value); `NotFound` if there is no such version."""
     path = as_path(path, "procedure")
     rec = await history.pick(client, "proc", path, to)
-    return await store_procedure(client, path, lambda old: _as_kwargs(rec["value"]), prefix=prefix)
+    carry = [rec["value"].get(SIG_FIELD)] if isinstance(rec["value"], dict) else []
+    return await store_procedure(
+        client, path, lambda old: _as_kwargs(rec["value"]), prefix=prefix, signing_key=signing_key, carry=carry
+    )
 
 
 async def call_procedure(client, path, args=(), kw=None, *, prefix=DEFAULT_PREFIX):

@@ -10,8 +10,9 @@ from moat.util import NotGiven, Path
 
 from distkv_ext.codekit import upstream
 from distkv_ext.codekit.core.compiler import compile_procedure
-from distkv_ext.codekit.core.errors import CodeError, EmptyCode, InputRefused, NotFound
+from distkv_ext.codekit.core.errors import CodeError, EmptyCode, InputRefused, NotFound, NotTrusted
 from distkv_ext.codekit.core.paths import as_path
+from distkv_ext.codekit.core.signing import check_trusted, with_signature
 from distkv_ext.codekit.store.conn import server_errors
 from distkv_ext.codekit.store.errtree import error_root
 from distkv_ext.codekit.store.mirror import StoreRoot
@@ -78,6 +79,8 @@ class CodeEntry(ClientEntry):
             logger.warning("Procedure %s does not compile: %s", self.name, exc)
             await self.root.report(self.subpath, exc)
             return
+        if not self._trusted(value):
+            return
         if self.root.modules is None and uses_stored_modules(value["code"], value.get("requires", ())):
             await self.root.need_modules(f"procedure {self.name}")
         self.error = None
@@ -87,6 +90,24 @@ class CodeEntry(ClientEntry):
         await self.root.report(self.subpath, None)
         self.reload_event.set()
         self.reload_event = anyio.Event()
+
+    def _trusted(self, value):
+        """With trusted keys (`CodeRoot.trust`): is ``value`` signed by one?
+        If not, nothing of this procedure serves (not even an earlier
+        version): ``error`` is `NotTrusted`, running jobs of it stop."""
+        keys = self.root.trusted
+        if keys is None:
+            return True
+        try:
+            check_trusted("proc", self.subpath, value, keys, f"procedure {self.name}")
+        except NotTrusted as exc:
+            logger.warning("%s", exc)
+            self.procedure = None
+            self.error = exc
+            self.reload_event.set()
+            self.reload_event = anyio.Event()
+            return False
+        return True
 
     def __call__(self, *a, **kw):
         """Run the procedure.
@@ -135,6 +156,8 @@ class CodeRoot(StoreRoot):
     _modules_lock = None
     _module_listeners = ()
     _deferred = None
+    #: public keys (bytes) whose signature a procedure needs to run; None: any runs
+    trusted = None
 
     @classmethod
     def child_type(cls, name):
@@ -146,6 +169,17 @@ class CodeRoot(StoreRoot):
         upstream.apply_library()
         async with server_errors():
             return await super().as_handler(client, *a, **kw)
+
+    async def trust(self, keys):
+        """From now on, serve only procedures (and import only modules) signed
+        by one of ``keys`` (32-byte Ed25519 public keys); None: any.  The
+        stored procedures are checked again at once."""
+        self.trusted = None if keys is None else frozenset(keys)
+        if self.modules is not None:
+            self.modules.trust(keys)
+        for e in list(self.all_children):
+            if e.value is not NotGiven and e.value is not None:
+                await e.set_value(e.value)
 
     def load_requires(self, requires, who):
         """Import stored modules ``requires``, in order (see `ModuleRoot`)."""
@@ -180,7 +214,8 @@ class CodeRoot(StoreRoot):
         return it.  Concurrent calls share one start."""
         async with self._modules_lock:
             if self.modules is None:
-                self._use_modules(await ModuleRoot.as_handler(self.client))
+                # trusted from the start: the import hook serves as soon as it runs
+                self._use_modules(await ModuleRoot.as_handler(self.client, trusted=self.trusted))
         return self.modules
 
     async def need_modules(self, who):
@@ -196,6 +231,8 @@ class CodeRoot(StoreRoot):
 
     def _use_modules(self, mods):
         self.modules = mods
+        if self.trusted is not None:  # (a handler that ran before us may trust nothing yet)
+            mods.trust(self.trusted)
         if self._deferred is not None:
             self._deferred.done = True
         for cb in self._module_listeners:
@@ -231,13 +268,16 @@ class CodeRoot(StoreRoot):
         info=None,
         default=None,
         chain=NotGiven,
+        signing_key=None,
     ):
         """Compile and store a procedure; return when this handler has it.
 
         Code that does not compile raises `CompileError` and nothing is
         written.  ``code=None`` removes the procedure (as in DistKV).
         ``chain``: write only if the stored entry still has this change
-        chain (``None``: only if there is no entry).
+        chain (``None``: only if there is no entry).  ``signing_key``: a
+        `SigningKey` to sign it with; without one, the stored signature is
+        kept if it is still valid (only ``info`` changed).
         """
         path = as_path(path, "procedure")
         if code is None:
@@ -251,6 +291,9 @@ class CodeRoot(StoreRoot):
             info=info,
             default=default,
         )
+        old = self.follow(path, create=False)
+        carry = [old.value.get("sig")] if old is not None and isinstance(old.value, dict) else []
+        value = with_signature("proc", path, value, signing_key, carry)
         return await self.write(path, value, chain=chain)
 
     async def remove(self, path):

@@ -23,8 +23,10 @@ from distkv_ext.codekit.cli.common import (
 from distkv_ext.codekit.cli.complete import complete_files, complete_procedures
 from distkv_ext.codekit.cli.output import emit, output_option, pick_format, stdout_of, table
 from distkv_ext.codekit.cli.params import module_names, one_line_option, variable_names
+from distkv_ext.codekit.cli.signing import signing_key_of
 from distkv_ext.codekit.core.errors import CompileError, NotFound
 from distkv_ext.codekit.core.paths import as_path
+from distkv_ext.codekit.core.signing import key_id
 from distkv_ext.codekit.core.source import read_source
 from distkv_ext.codekit.upstream import apply_client
 
@@ -34,6 +36,7 @@ from . import (
     get_procedure,
     list_procedures,
     mode_of,
+    new_signing_key,
     store_procedure,
 )
 from ._cli_deploy import deploy
@@ -92,7 +95,9 @@ async def set_(obj, path, script, mode, info, values, evals, paths, required, re
     '-v/-e/-p NAME VALUE' declare variable NAME with a default;
     '-e NAME -' removes its default (so it is required), '-e NAME /'
     removes the variable.  Prints 'created', 'updated' or 'unchanged'.
+    With codes.signing_key set, the procedure is signed.
     """
+    key = signing_key_of(obj)
     code = NotGiven
     if script is not None:
         code = read_source(script)
@@ -132,7 +137,7 @@ async def set_(obj, path, script, mode, info, values, evals, paths, required, re
         return new
 
     try:
-        action, _ = await store_procedure(get_client(obj), path, edit, prefix=_prefix(obj))
+        action, _ = await store_procedure(get_client(obj), path, edit, prefix=_prefix(obj), signing_key=key)
     except CompileError as exc:
         if code is not NotGiven:
             exc.filename = fname
@@ -262,6 +267,26 @@ async def call(obj, path, values, evals, paths, output):
     kw = dict(collect_variables(values, evals, paths))
     res = await call_procedure(get_client(obj), path, (), kw, prefix=_prefix(obj))
     emit(obj, res, output)
+
+
+@cli.command(epilog=EXIT_CODES)
+@click.argument("file", type=click.Path(dir_okay=False))
+@output_option("yaml", "json")
+@click.pass_obj
+@boundary
+async def keygen(obj, file, output):
+    """
+    Make a code signing key: write it to the new FILE (mode 0600) and
+    print its public key.
+
+    Name FILE as codes.signing_key in the configuration of whoever stores
+    code ('code set', 'module set', 'code deploy' then sign what they
+    store), and list the public key in runner.trusted_keys of the runners
+    that may run only signed code.  An existing FILE is not overwritten
+    (exit status 4).  Needs no DistKV server.
+    """
+    key = new_signing_key(file)
+    emit(obj, {"file": file, "public_key": key.public_text, "key_id": key_id(key.public)}, output)
 
 
 add_history_commands(cli, "proc", "procedure", get_procedure, None, _prefix, complete_procedures)

@@ -13,10 +13,14 @@ without ``procs/`` no procedure is touched (nor pruned), and so on.
 
 Everything that can be checked without the store is checked here: every
 file is read, decoded and compiled, every job's fields are checked; all
-problems are collected (not just the first).
+problems are collected (not just the first).  The deploy stays inside
+its directory: a symlink that leads out of it, and anything that is no
+regular file (a fifo would block the read, a device is not source), is
+a problem, so nothing is written (exit status 4).
 """
 
 import os
+import stat
 from dataclasses import dataclass, field
 
 from moat.util import Path
@@ -78,32 +82,83 @@ def read_tree(root):
     found = False
     for sub, kind in (("modules", "module"), ("procs", "procedure")):
         d = os.path.join(root, sub)
-        if os.path.isdir(d):
+        if os.path.lexists(d):  # lexists: a dangling or outside link is refused, not skipped
             found = True
             tree.manages.add(kind)
             _read_code_dir(tree, d, sub, kind)
     jobs = os.path.join(root, "jobs.yaml")
-    if os.path.exists(jobs):
+    if os.path.lexists(jobs):
         found = True
         tree.manages.add("job")
-        read_jobs(tree, jobs, os.path.relpath(jobs, tree.root), _job_item)
+        rel = os.path.relpath(jobs, tree.root)
+        problem = _outside(tree, jobs) or (f"{rel}: not a file" if os.path.isdir(jobs) else None)
+        if problem:
+            tree.problems.append(problem)
+        else:
+            read_jobs(tree, jobs, rel, _job_item)
     if not found:
         raise BadFile(f"{root}: has none of procs/, modules/, jobs.yaml: nothing to deploy")
     return tree
 
 
-def _files(base):
-    for dirpath, dirnames, filenames in os.walk(base):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
+def _outside(tree, full):
+    """A problem if ``full`` is, or leads by a symlink, outside the deploy
+    directory or is no regular file or directory (a fifo, a device, a
+    socket, a dangling link); else None."""
+    rel = os.path.relpath(full, tree.root)
+    real = os.path.realpath(full)
+    top = os.path.realpath(tree.root)
+    if os.path.commonpath([real, top]) != top:
+        return f"{rel}: a symlink to {real}, outside {tree.root}: refused"
+    try:
+        mode = os.stat(full).st_mode
+    except OSError as exc:
+        return f"{rel}: {exc.strerror or exc}"
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        return f"{rel}: not a regular file (a fifo, device or socket): refused"
+    return None
+
+
+def _files(tree, base):
+    """The files below ``base`` to read, in order; symlinks are followed
+    only while they stay inside the deploy directory, and special files
+    are refused (both are problems of the tree, so nothing is written)."""
+    seen = set()
+    for dirpath, dirnames, filenames in os.walk(base, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a symlink loop, or a second way to one directory
+            tree.problems.append(f"{os.path.relpath(dirpath, tree.root)}: the same directory as another one: refused")
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        keep = []
+        for d in sorted(dirnames):
+            if d.startswith(".") or d == "__pycache__":
+                continue
+            problem = _outside(tree, os.path.join(dirpath, d))
+            if problem:
+                tree.problems.append(problem)
+            else:
+                keep.append(d)
+        dirnames[:] = keep
         for f in sorted(filenames):
             if f.startswith(".") or f.endswith(_IGNORED_SUFFIXES) or f.upper().startswith("README"):
                 continue
-            yield os.path.join(dirpath, f)
+            full = os.path.join(dirpath, f)
+            problem = _outside(tree, full)
+            if problem:
+                tree.problems.append(problem)
+                continue
+            yield full
 
 
 def _read_code_dir(tree, base, sub, kind):
     items = tree.modules if kind == "module" else tree.procs
-    for full in _files(base):
+    problem = _outside(tree, base) or (None if os.path.isdir(base) else f"{sub}: not a directory")
+    if problem:
+        tree.problems.append(problem)
+        return
+    for full in _files(tree, base):
         rel = os.path.relpath(full, tree.root)
         parts = os.path.relpath(full, base).split(os.sep)
         if not parts[-1].endswith(".py"):

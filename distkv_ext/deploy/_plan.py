@@ -15,8 +15,9 @@ import time
 import anyio
 from moat.util import Path, yformat
 
-from distkv_ext.codekit.core.digest import content_hash
+from distkv_ext.codekit.core.digest import pin_hash
 from distkv_ext.codekit.core.paths import dotted
+from distkv_ext.codekit.core.signing import SIG_FIELD, with_signature
 from distkv_ext.codekit.core.textdiff import unified_diff
 from distkv_ext.codekit.core.values import same_value
 from distkv_ext.codekit.store.entries import list_entries_with_chain
@@ -128,7 +129,7 @@ def _leftovers(plan, kind, want, have, prune, manages):
             plan.entries[mkey] = h  # still the tree's: a later --prune removes it
 
 
-def _resolve_jobs(tree, stored, final_procs, pin_all, now):
+def _resolve_jobs(tree, stored, final_procs, final_mods, pin_all, now):
     """Jobs of the directory with ``target: now`` and pins worked out."""
     want = {}
     for key, item in tree.jobs.items():
@@ -140,13 +141,27 @@ def _resolve_jobs(tree, stored, final_procs, pin_all, now):
         if item.pin or pin_all:
             proc = final_procs.get(Path.build(value["code"]))
             if proc is not None:
-                value["pin"] = content_hash(proc)
+                value["pin"] = pin_hash(proc, final_mods.get)
         item.value = value
         want[key] = item
     return want
 
 
-async def plan_deploy(client, tree, *, prune=False, pin=False, prefixes=None, now=None, name=None, take_over=False):
+def _sign(tree, stored, key):
+    """Sign the directory's procedures and modules with ``key`` (a
+    `SigningKey`); without one, keep the stored signature of an entry whose
+    content it still fits (so a deploy without the key changes nothing
+    that is signed and unchanged)."""
+    for kind, items, have in (("module", tree.modules, stored["module"]), ("proc", tree.procs, stored["procedure"])):
+        for path, item in items.items():
+            old = have.get(path)
+            carry = [old[0].get(SIG_FIELD)] if old is not None and isinstance(old[0], dict) else []
+            item.value = with_signature(kind, path, item.value, key, carry)
+
+
+async def plan_deploy(
+    client, tree, *, prune=False, pin=False, prefixes=None, now=None, name=None, take_over=False, signing_key=None
+):
     """Compare the `Tree` ``tree`` with the store; return a `Plan`.
 
     ``name``: the deploy tree's name (default: the directory's name; see
@@ -154,14 +169,17 @@ async def plan_deploy(client, tree, *, prune=False, pin=False, prefixes=None, no
     wrote, that it no longer has and that are still as it wrote them are
     removed (only of the kinds the directory has: procedures only with a
     ``procs/`` directory, and so on).  ``pin``: every job pins its
-    procedure's content hash (a job can ask for that itself with ``pin:
-    true``).  ``take_over``: entries that another tree's manifest lists
-    move to this tree (else each is a problem).  Nothing is written.
+    procedure (and the modules it needs, see `digest.pin_hash`); a job can
+    ask for that itself with ``pin: true``.  ``take_over``: entries that
+    another tree's manifest lists move to this tree (else each is a
+    problem).  ``signing_key``: a `SigningKey` that signs every procedure
+    and module.  Nothing is written.
     """
     prefixes = prefixes or Prefixes()
     now = time.time() if now is None else now
     name = check_tree_name(name if name is not None else tree.name)
     stored, manifests = await _stored(client, prefixes)
+    _sign(tree, stored, signing_key)
     plan = Plan(root=tree.root, problems=list(tree.problems), prefixes=prefixes, name=name)
     plan.manifest = manifests.pop(name, None)
     plan.others = manifests
@@ -178,7 +196,7 @@ async def plan_deploy(client, tree, *, prune=False, pin=False, prefixes=None, no
     final_procs = {p: v for p, (v, _) in stored["procedure"].items() if ("procedure", p) not in removed}
     final_procs.update({p: i.value for p, i in tree.procs.items()})
 
-    want_jobs = _resolve_jobs(tree, stored, final_procs, pin, now)
+    want_jobs = _resolve_jobs(tree, stored, final_procs, final_mods, pin, now)
     _compare(plan, "job", want_jobs, stored["job"], take_over)
     _leftovers(plan, "job", want_jobs, stored["job"], prune, tree.manages)
 

@@ -63,8 +63,14 @@ EXAMPLES = {
 }
 
 FILES = {
-    "code": [("codes.prefix", "where procedures are stored (default :.distkv.code.proc)")],
-    "module": [("modules.prefix", "where modules are stored (default :.distkv.code.module)")],
+    "code": [
+        ("codes.prefix", "where procedures are stored (default :.distkv.code.proc)"),
+        ("codes.signing_key", "a key file (code keygen): set, deploy and revert sign what they store"),
+    ],
+    "module": [
+        ("modules.prefix", "where modules are stored (default :.distkv.code.module)"),
+        ("codes.signing_key", "a key file (code keygen): set and revert sign what they store"),
+    ],
     "run": [
         ("runner.prefix", "runner entries (default :.distkv.run)"),
         ("runner.state", "their state entries (default :.distkv.state)"),
@@ -77,6 +83,9 @@ FILES = {
         ("runner.output", "where the jobs' output goes (default :.distkv.output)"),
         ("runner.output_lines, runner.output_runs", "lines kept per run (200), runs kept per job (5)"),
         ("runner.web_token_file", "the token of 'run web --allow-actions' (a file only its owner may read)"),
+        ("runner.group_key", "a key file (run keygen): the group's messages are authenticated (none: they are not)"),
+        ("runner.group_key_next", "a second key file, also accepted (key rotation)"),
+        ("runner.trusted_keys", "public keys (code keygen): run and import only code signed by one of them"),
     ],
 }
 

@@ -6,6 +6,7 @@ from distkv_ext.codekit.core.compiler import compile_module_code
 from distkv_ext.codekit.core.depgraph import find_cycle, needed_by, static_imports
 from distkv_ext.codekit.core.errors import CodeError, InputRefused
 from distkv_ext.codekit.core.paths import as_path
+from distkv_ext.codekit.core.signing import SIG_FIELD, with_signature
 from distkv_ext.codekit.store import history
 from distkv_ext.codekit.store.entries import delete_entry, get_entry, list_entries, write_entry
 
@@ -73,14 +74,15 @@ def needs_of(value, stored):
     return sorted(set(requires_of(value)) | imports)
 
 
-async def store_module(client, path, edit, *, prefix=DEFAULT_PREFIX, dry_run=False):
+async def store_module(client, path, edit, *, prefix=DEFAULT_PREFIX, dry_run=False, signing_key=None, carry=()):
     """Create or change a stored module.
 
     ``edit(old)`` gets ``{"code", "requires", "info"}`` (or None when
     nothing is stored) and returns the new fields.  Refused, with nothing
     written: code that does not compile, ``requires`` that would close a
     cycle.  The write is conditional on the entry being unchanged since it
-    was read.  Returns ``(action, value)`` as `store_procedure` does.
+    was read.  ``signing_key`` and ``carry``: as for `store_procedure`
+    (the signature).  Returns ``(action, value)`` as `store_procedure` does.
     """
     path = as_path(path, "module")
     name = dotted(path)
@@ -98,12 +100,15 @@ async def store_module(client, path, edit, *, prefix=DEFAULT_PREFIX, dry_run=Fal
     value = module_value(path, new["code"], requires=new.get("requires", ()), info=new.get("info"))
     graph = {k: requires_of(v) for k, v in mods.items()}
     check_requires_acyclic(graph, name, value["requires"])
+    stored_sig = [old_value.get(SIG_FIELD)] if isinstance(old_value, dict) else []
+    value = with_signature("module", path, value, signing_key, [*carry, *stored_sig])
     if old is not None and old == {
         "code": value["code"],
         "requires": value["requires"],
         "info": value.get("info"),
     }:
-        return "unchanged", old_value
+        if old_value.get(SIG_FIELD) == value.get(SIG_FIELD):
+            return "unchanged", old_value
     if not dry_run:
         await history.record(client, "module", path, old_value)
         await write_entry(client, prefix, path, value, chain=chain)
@@ -129,14 +134,21 @@ async def remove_module(client, path, *, force=False, prefix=DEFAULT_PREFIX, pro
     return await delete_entry(client, prefix, path, "module")
 
 
-async def revert_module(client, path, to=None, *, prefix=DEFAULT_PREFIX):
+async def revert_module(client, path, to=None, *, prefix=DEFAULT_PREFIX, signing_key=None):
     """Store version ``to`` (default: the latest saved) of a module's history
-    again (checked like any change); returns (action, value)."""
+    again (checked like any change), with its signature (or signed with
+    ``signing_key``); returns (action, value)."""
     path = as_path(path, "module")
     rec = await history.pick(client, "module", path, to)
     v = rec["value"]
+    carry = [v.get(SIG_FIELD)] if isinstance(v, dict) else []
     return await store_module(
-        client, path, lambda old: {"code": _code(v), "requires": requires_of(v), "info": v.get("info")}, prefix=prefix
+        client,
+        path,
+        lambda old: {"code": _code(v), "requires": requires_of(v), "info": v.get("info")},
+        prefix=prefix,
+        signing_key=signing_key,
+        carry=carry,
     )
 
 

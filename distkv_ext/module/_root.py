@@ -8,7 +8,9 @@ from distkv.obj import ClientEntry
 from moat.util import Path
 
 from distkv_ext.codekit.core.depgraph import closure, dependents
+from distkv_ext.codekit.core.errors import NotTrusted
 from distkv_ext.codekit.core.paths import as_path, dotted
+from distkv_ext.codekit.core.signing import check_trusted, with_signature
 from distkv_ext.codekit.store.mirror import StoreRoot
 
 from . import _importer
@@ -64,9 +66,13 @@ class ModuleRoot(StoreRoot):
 
     CFG = "modules"
     HISTORY_KIND = "module"
+    #: public keys (bytes) whose signature a module needs to be imported; None: any
+    trusted = None
 
-    def __init__(self, *a, **kw):
+    def __init__(self, *a, trusted=None, **kw):
         super().__init__(*a, **kw)
+        # trusted before the import hook serves anything (as_handler(..., trusted=KEYS))
+        self.trust(trusted)
         self._imported = {}  # name -> set of names it needs
         self._listeners = []
         self._namespaces = set()  # namespace packages handed out
@@ -101,6 +107,12 @@ class ModuleRoot(StoreRoot):
             return None
         return self.follow(path, create=False) if len(path) else None
 
+    def value_of(self, name):
+        """The stored value (a mapping) of the module ``name``, or None."""
+        node = self._node(name)
+        v = None if node is None else node.value
+        return v if isinstance(v, dict) else None
+
     def kind_of(self, name):
         """``"module"``, ``"namespace"`` or None: what is stored at ``name``."""
         node = self._node(name)
@@ -113,11 +125,22 @@ class ModuleRoot(StoreRoot):
         return None
 
     def module_source(self, name):
-        """(text, requires) of a stored module."""
+        """(text, requires) of a stored module; with trusted keys (`trust`),
+        an `ImportError` if it is not signed by one of them."""
         node = self._node(name)
         if node is None or node.code is None:
             raise ModuleNotFoundError(f"no module stored at {name}", name=name)
+        if self.trusted is not None:
+            try:
+                check_trusted("module", node.subpath, node.value, self.trusted, f"module {name}")
+            except NotTrusted as exc:
+                raise ImportError(str(exc), name=name) from exc
         return node.code, node.requires
+
+    def trust(self, keys):
+        """From now on, import only modules signed by one of ``keys`` (32-byte
+        Ed25519 public keys); None: any.  Modules loaded before stay loaded."""
+        self.trusted = None if keys is None else frozenset(keys)
 
     def loaded(self, name, needs):
         self._imported[name] = set(needs)
@@ -187,18 +210,23 @@ class ModuleRoot(StoreRoot):
         """{module name: requires} of every stored module."""
         return {e.name: list(e.requires) for e in self.all_children if e.code is not None}
 
-    async def add(self, path, code=None, requires=(), *, info=None):
+    async def add(self, path, code=None, requires=(), *, info=None, signing_key=None):
         """Check and store a module; return when this handler has it.
 
         Refused (`CompileError` / `InputRefused`, nothing written): code
         that does not compile, and ``requires`` that would close a cycle.
-        ``code=None`` removes the module.
+        ``code=None`` removes the module.  ``signing_key``: a `SigningKey`
+        to sign it with; without one, the stored signature is kept if it is
+        still valid.
         """
         path = as_path(path, "module")
         if code is None:
             return await self.remove(path)
         value = module_value(path, code, requires=requires, info=info)
         check_requires_acyclic(self.requires_graph(), dotted(path), value["requires"])
+        old = self.follow(path, create=False)
+        carry = [old.value.get("sig")] if old is not None and isinstance(old.value, dict) else []
+        value = with_signature("module", path, value, signing_key, carry)
         return await self.write(path, value)
 
     async def remove(self, path):

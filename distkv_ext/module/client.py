@@ -20,6 +20,7 @@ from distkv_ext.codekit.cli.common import (
 from distkv_ext.codekit.cli.complete import complete_files, complete_modules
 from distkv_ext.codekit.cli.output import emit, output_option, pick_format, stdout_of, table
 from distkv_ext.codekit.cli.params import module_names, one_line_option
+from distkv_ext.codekit.cli.signing import signing_key_of
 from distkv_ext.codekit.core.depgraph import closure, render_tree
 from distkv_ext.codekit.core.errors import CompileError, NotFound
 from distkv_ext.codekit.core.paths import as_path
@@ -81,8 +82,10 @@ async def set_(obj, path, script, requires, no_requires, info, output):
 
     Refused, with nothing written: code that does not compile (with its
     file's line number), requires that would close a cycle (the message
-    names it).  Options not given keep their stored values.
+    names it).  Options not given keep their stored values.  With
+    codes.signing_key set, the module is signed.
     """
+    key = signing_key_of(obj)
     code = read_source(script) if script is not None else None
 
     def edit(old):
@@ -102,7 +105,7 @@ async def set_(obj, path, script, requires, no_requires, info, output):
         return new
 
     try:
-        action, _ = await store_module(get_client(obj), path, edit, prefix=_prefixes(obj)["prefix"])
+        action, _ = await store_module(get_client(obj), path, edit, prefix=_prefixes(obj)["prefix"], signing_key=key)
     except CompileError as exc:
         if code is not None:
             exc.filename = script if script != "-" else "<stdin>"

@@ -19,9 +19,11 @@ page (`distkv_ext.web`) hears groups through `GroupObserver`.
 from ._admin import ErrorRecorded, JobContext
 from ._assign import owner
 from ._config import RUNNER_DEFAULTS, RunnerConfig
+from ._connwatch import watch_connection
 from ._daemon import ALL_KINDS, kinds_text, run_daemon, status_pages
 from ._entry import RunnerEntry, StateEntry, next_start, retry_delay
-from ._group import Group, GroupMembers, NameClash, watch_connection
+from ._group import Group, GroupMembers, NameClash
+from ._groupauth import GroupKeys, new_group_key
 from ._layout import (
     JOB_FIELDS,
     KINDS,
@@ -42,9 +44,11 @@ from ._observe import GroupObserver, MemberSeen
 from ._ops import (
     STATUS_WORDS,
     all_states,
+    auth_words,
     explain_job,
     follow_output,
     get_job,
+    group_auth,
     job_output,
     job_states,
     list_jobs,
@@ -71,6 +75,8 @@ __all__ = [
     "StateRoot",
     "Group",
     "GroupMembers",
+    "GroupKeys",
+    "new_group_key",
     "JobContext",
     "ErrorRecorded",
     "RunnerConfig",
@@ -116,6 +122,8 @@ __all__ = [
     "all_states",
     "states_of",
     "explain_job",
+    "group_auth",
+    "auth_words",
     "job_output",
     "follow_output",
     # procedures and the jobs that run them (``code delete``, ``code revert``)

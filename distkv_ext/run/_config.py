@@ -16,8 +16,10 @@ from moat.util import P, Path
 
 from distkv_ext.codekit.core.checks import number
 from distkv_ext.codekit.core.errors import BadArguments, InputRefused
+from distkv_ext.codekit.core.signing import parse_public_key
 
 from ._layout import OUTPUT_PREFIX
+from ._wire import MAX_WEIGHT
 
 __all__ = ["RunnerConfig", "RUNNER_DEFAULTS"]
 
@@ -36,8 +38,15 @@ class RunnerConfig:
     output: where the jobs' output goes (a path)
     output_lines: lines kept per run (>= 1)
     output_runs: runs kept per job and node (>= 1)
+    group_key: file with the group's key (base64 of >= 32 random bytes):
+      every group message is authenticated; None: the group is not
+    group_key_next: a second key file, also accepted (key rotation)
+    trusted_keys: Ed25519 public keys (base64): run and import only code
+      signed by one of them; empty: any code runs
 
-    Constructing one checks it; a bad value raises `BadArguments`.
+    Constructing one checks it; a bad value raises `BadArguments`.  The
+    key files are read when the runner starts (`GroupKeys.load`), not here:
+    this value holds no secret.
     """
 
     heartbeat: float = 0.5
@@ -50,6 +59,9 @@ class RunnerConfig:
     output: Path = OUTPUT_PREFIX
     output_lines: int = 200
     output_runs: int = 5
+    group_key: str | None = None
+    group_key_next: str | None = None
+    trusted_keys: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name, minimum, maximum in _LIMITS:
@@ -64,6 +76,15 @@ class RunnerConfig:
             raise BadArguments(f"runner.rebalance must be true or false, not {self.rebalance!r}")
         object.__setattr__(self, "rebalance", bool(self.rebalance))
         object.__setattr__(self, "output", _path("output", self.output))
+        if self.weight > MAX_WEIGHT:
+            raise BadArguments(f"runner.weight must be at most {MAX_WEIGHT:g}, not {self.weight:g}")
+        for name in ("group_key", "group_key_next"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, str) or not v):
+                raise BadArguments(f"runner.{name} must name a key file, not {v!r}")
+        if self.group_key_next is not None and self.group_key is None:
+            raise BadArguments("runner.group_key_next needs runner.group_key")
+        object.__setattr__(self, "trusted_keys", _keys(self.trusted_keys))
 
     @classmethod
     def load(cls, runner_cfg: Mapping[str, Any] | None = None, **overrides: Any) -> "RunnerConfig":
@@ -78,6 +99,11 @@ class RunnerConfig:
         values = {k: v for k, v in (runner_cfg or {}).items() if k in ours and v is not None}
         values.update((k, v) for k, v in overrides.items() if v is not None)
         return cls(**values)
+
+    @property
+    def trusted(self) -> frozenset[bytes]:
+        """`trusted_keys` as 32-byte public keys."""
+        return frozenset(parse_public_key(k) for k in self.trusted_keys)
 
     def replace(self, **overrides: Any) -> "RunnerConfig":
         """A copy with ``overrides`` (None: keep), checked again."""
@@ -107,6 +133,19 @@ def _count(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value // 1 or value < 1:
         raise BadArguments(f"runner.{name} must be a whole number of at least 1, not {value!r}")
     return int(value)
+
+
+def _keys(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise BadArguments(f"runner.trusted_keys must be a list of public keys, not {value!r}")
+    for k in value:
+        try:
+            parse_public_key(k)
+        except ValueError as exc:
+            raise BadArguments(f"runner.trusted_keys: {exc}") from None
+    return tuple(str(k).strip() for k in value)
 
 
 def _path(name: str, value: Any) -> Path:

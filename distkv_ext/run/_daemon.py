@@ -124,15 +124,18 @@ async def _summary(
         found.append(
             f"{n} {root.policy.kind}-node" + (f" (of node {root.node})" if root.policy.kind == "single" else "")
         )
-    key = (client._cfg.get("runner") or {}).get("group_key")
+    keys = roots[0].group_keys
     lines = [
         f"distkv-code runner {name} of group {group}: serving {kinds_text(kinds)} jobs",
         f"  jobs found: {', '.join(found)}",
-        f"  group channel: authenticated with runner.group_key ({key})"
-        if key
+        f"  group channel: authenticated ({keys.describe()}, runner.group_key)"
+        if keys.keyed
         else "  group channel: NOT authenticated (no runner.group_key): anyone who can reach"
-        " the DistKV server can send to it",
+        " a DistKV server or the MQTT broker can speak in it",
     ]
+    trusted = roots[0].config.trusted_keys
+    if trusted:
+        lines.append(f"  code: only code signed by one of {len(trusted)} trusted key(s) runs (runner.trusted_keys)")
     pages = await status_pages(client, group)
     if pages:
         for p in pages:
@@ -219,6 +222,9 @@ async def run_daemon(
     for root in roots:
         await root.wait_ready()
     what = f"{kinds_text(kinds)} runner of group {group} as {roots[0].node}"
+    what += f", group {roots[0].group_keys.describe()}"
+    if roots[0].config.trusted_keys:
+        what += f", only code signed by {len(roots[0].config.trusted_keys)} trusted key(s)"
     logger.info("Started the %s", what)
     stop_metrics: Callable[[], None] | None = None
     collector: _metrics.DaemonCollector | None = None

@@ -10,66 +10,44 @@ notice a dead node; this takes ``timeout`` (2 s by default).
 A runner also watches its *own* heartbeats come back: if they stop, it is
 cut off, and it must stop its any-node jobs before the others take them
 over (`Group.connected`).
+
+Nothing that arrives is believed unchecked: `_groupauth.Channel` checks
+each message (`_wire`: every field; with a group key: its MAC; the
+sender's counter: no replays) and drops what fails.  A node counts as a
+live member only while its heartbeats are *fresh* (they acknowledge one
+of our recent messages), so a recorded heartbeat replayed later keeps
+no dead node alive; claims and "held" answers count only from runs whose
+heartbeats we hear.  After being cut off, a runner listens for
+``timeout`` again before it starts anything (`ready`).  A runner with our name stops us only if
+it is real: with a key, its MAC says so; without, its run must be
+recorded in the store (`_registry`), which only runner users can write.
 """
 
 import logging
-import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 import anyio
 import anyio.abc
 from distkv.actor import BrokenState, CompleteState, DetachedState, PartialState
-from distkv.exceptions import ServerClosedError, ServerConnectionError, ServerError
+from distkv.exceptions import ServerError
+from moat.util import Path
+
+from ._connwatch import GONE
+from ._groupauth import Channel, GroupKeys, new_instance
+from ._namesake import NameClash, Namesakes
+from ._registry import Record
+from ._wire import Malformed, Message, chunks, unpack
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Group", "GroupMembers", "NameClash", "MsgType", "MSG_TYPES", "watch_connection"]
+__all__ = ["Group", "GroupMembers", "NameClash", "MsgType", "MSG_TYPES"]
 
 #: The claim protocol's messages on the group channel: "claim" (I want to
-#: run these jobs) and "held" (I run them).  On the wire: ``{type: [job, ...]}``.
+#: run these jobs) and "held" (I run them).  On the wire: see `_wire`.
 MsgType = Literal["claim", "held"]
 MSG_TYPES: tuple[MsgType, ...] = ("claim", "held")
-
-_GONE = (
-    anyio.EndOfStream,
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-    ServerClosedError,
-    ServerConnectionError,
-    OSError,
-)
-
-
-async def watch_connection(
-    client: Any,
-    topic: tuple[str, ...],
-    on_lost: Callable[[BaseException], None],
-    *,
-    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
-) -> None:
-    """Call ``on_lost(exc)`` when the connection to the server is gone.
-
-    For runners without a group (single-node runners): a group's heartbeat
-    stream tells its runner that the server died; this watches a quiet
-    channel of its own the same way, so that a single-node runner does not
-    keep its jobs running cut off from the store forever.
-    """
-    try:
-        async with client.msg_monitor(topic) as mon:
-            task_status.started()
-            async for _ in mon:
-                pass
-        exc: BaseException = ServerClosedError("the server ended the connection")
-    except _GONE as e:
-        exc = e
-    logger.error("lost the DistKV server: %r", exc)
-    on_lost(exc)
-
-
-class NameClash(RuntimeError):
-    """Two runners of one group use the same node name."""
 
 
 class GroupMembers:
@@ -88,12 +66,13 @@ class GroupMembers:
 
 
 class _Member:
-    __slots__ = ("seen", "weight", "load")
+    __slots__ = ("seen", "weight", "load", "instance")
 
-    def __init__(self, seen: float, weight: float, load: Any) -> None:
+    def __init__(self, seen: float, weight: float, load: int, instance: str) -> None:
         self.seen = seen
         self.weight = weight
         self.load = load
+        self.instance = instance
 
 
 class Group:
@@ -121,6 +100,10 @@ class Group:
         "held"); None: they are ignored
       on_lost: called (sync) with the exception when the connection to the
         server is gone; `run` then returns
+      keys: the group key(s) (`GroupKeys`); None or no key: unauthenticated
+      records: where the group's runner records live (`_registry.records_base`);
+        None: no record is written (and, without a key, no namesake is believed)
+      record: what this runner's record says besides who it is (``trusted_keys``)
     """
 
     def __init__(
@@ -136,6 +119,9 @@ class Group:
         load: Callable[[], int] | None = None,
         on_claim: Callable[[MsgType, str, str], None] | None = None,
         on_lost: Callable[[BaseException], None] | None = None,
+        keys: GroupKeys | None = None,
+        records: Path | None = None,
+        record: Mapping[str, Any] | None = None,
     ) -> None:
         if timeout < 2 * ping:
             raise ValueError(f"timeout ({timeout}) must be at least twice ping ({ping})")
@@ -157,23 +143,61 @@ class Group:
         self._subscribed: float | None = None  # monotonic time of the last (re)subscription
         self._live = frozenset([name])
         self._connected = False
+        self._connected_since: float | None = None  # monotonic: since when our heartbeats come back
+        self._heard_runs: dict[str, tuple[str, float]] = {}  # node -> (its run, when we last heard a heartbeat)
         self._stopping = False
         self._was_ready = False
         self._outbox: dict[MsgType, set[str]] = {}
         self._outbox_evt = anyio.Event()
         #: the last change of the live members (an ``_info`` event)
         self.changes = GroupMembers(self._live)
-        self.instance = os.urandom(6).hex()  # tells our echo from a namesake
+        self.instance = new_instance()  # tells our echo from a namesake, and this run from earlier ones
         self.since = time.time()
+        self.keys = keys if keys is not None else GroupKeys()
+        self.channel = Channel(self.topic, name, self.instance, self.keys, self.timeout)
+        self._record: Record | None = None
+        if records is not None:
+            info = {"since": self.since, "auth": "none", "keys": [], **(record or {})}
+            if self.keys.keyed:
+                info.update(auth="hmac-sha256", keys=self.keys.key_ids)
+            self._record = Record(client, records, name, self.instance, info)
+        self._tg: anyio.abc.TaskGroup | None = None
+        #: other runs that use our name (a mistake, or a forgery)
+        self.namesakes = Namesakes(self, self._record)
 
     # --- state ---
 
     @property
     def ready(self) -> bool:
-        """True once we have listened for ``timeout`` seconds, so the live
-        set is complete (before that, a node we have not heard yet is not
-        necessarily gone)."""
-        return self._start is not None and time.monotonic() - self._start >= self.timeout
+        """True once we have listened for ``timeout`` seconds since we
+        started and since we were last cut off, so the live set is complete
+        (before that, a node we have not heard yet, or whose heartbeats do
+        not acknowledge us yet, is not necessarily gone)."""
+        now = time.monotonic()
+        return (
+            self._start is not None
+            and now - self._start >= self.timeout
+            and self._connected_since is not None
+            and now - self._connected_since >= self.timeout
+        )
+
+    @property
+    def spawn(self) -> Callable[..., None] | None:
+        """Start a task in the group's task group (None until `run` runs)."""
+        return None if self._tg is None else self._tg.start_soon
+
+    @property
+    def authenticated(self) -> bool:
+        """Does the group use a key (`GroupKeys`)?  Without one, anybody who
+        can reach a DistKV server or the MQTT broker can speak in it."""
+        return self.keys.keyed
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Messages not believed since the start, by reason (``malformed``,
+        ``bad-mac``, ``no-mac``, ``unknown-key``, ``replay``, ``not-member``,
+        ``namesake``)."""
+        return dict(self.channel.dropped)
 
     @property
     def connected(self) -> bool:
@@ -216,8 +240,12 @@ class Group:
         100 messages behind) or the stream breaks, we subscribe again; the
         gap looks like a short disconnection.
         """
+        if self._record is not None:
+            with anyio.move_on_after(self.timeout):
+                await self._record.write()
         self._start = time.monotonic()
         async with anyio.create_task_group() as tg:
+            self._tg = tg
             tg.start_soon(self._sender)
             tg.start_soon(self._expirer)
             tg.start_soon(self._flusher)
@@ -225,21 +253,19 @@ class Group:
             while True:
                 try:
                     with anyio.CancelScope() as self._mon_scope:
-                        async with self.client.msg_monitor(self.topic) as mon:
+                        async with self.client.msg_monitor(self.topic, raw=True) as mon:
                             self._subscribed = time.monotonic()
                             if not started:
                                 task_status.started()
                                 started = True
                             async for msg in mon:
-                                data = msg.get("data") if hasattr(msg, "get") else None
-                                if isinstance(data, dict):
-                                    self._heard(data)
+                                self._receive(msg)
                     if self._mon_scope.cancel_called:
                         logger.warning("%s: own heartbeats stopped coming back; subscribing again", self.name)
                 except ServerError as exc:  # e.g. dropped for falling behind
                     logger.warning("%s: group channel broke (%r); subscribing again", self.name, exc)
                     await anyio.sleep(0.1)
-                except _GONE as exc:  # the connection to the server is gone
+                except GONE as exc:  # the connection to the server is gone
                     logger.error("%s: lost the DistKV server: %r", self.name, exc)
                     self._connected = False
                     self._echo = None
@@ -252,7 +278,9 @@ class Group:
         self._stopping = True
         try:
             with anyio.move_on_after(2, shield=True):
-                await self.client.msg_send(self.topic, {"node": self.name, "leave": True})
+                await self.client.msg_send(self.topic, self.channel.outgoing("leave"))
+                if self._record is not None:
+                    await self._record.delete()
         except Exception as exc:
             logger.debug("could not send leave: %r", exc)
 
@@ -270,21 +298,18 @@ class Group:
             self._outbox_evt = anyio.Event()
             box, self._outbox = self._outbox, {}
             for msg_type, jobs in box.items():
-                await self._send({"node": self.name, msg_type: sorted(jobs)}, msg_type)
+                for batch in chunks(sorted(jobs)):
+                    await self._send(self.channel.outgoing(msg_type, jobs=batch), msg_type)
 
     async def _sender(self) -> None:
-        seq = 0
         while True:
-            seq += 1
-            msg = {
-                "node": self.name,
-                "i": self.instance,
-                "s": self.since,
-                "w": 0.0 if self._stopping else self.weight,
-                "n": self.load(),
-                "seq": seq,
-                "t": time.monotonic(),  # this process's clock: only we compare it
-            }
+            msg = self.channel.outgoing(
+                "hb",
+                since=self.since,
+                weight=0.0 if self._stopping else self.weight,
+                load=max(0, int(self.load())),
+                sent=time.monotonic(),  # this process's clock: only we compare it
+            )
             await self._send(msg, "heartbeat")
             await anyio.sleep(self.ping)
 
@@ -300,54 +325,74 @@ class Group:
         except Exception as exc:
             logger.warning("%s: %s not sent: %r", self.name, what, exc)
 
-    def _heard(self, data: dict[str, Any]) -> None:
-        node = data.get("node")
-        if not isinstance(node, str):
-            return
-        now = time.monotonic()
-        if node == self.name:
-            if data.get("i", self.instance) != self.instance:
-                # another runner of this group uses our name: both would run
-                # the same jobs.  The younger one stops.
-                theirs = (data.get("s") or 0, str(data.get("i")))
-                if theirs < (self.since, self.instance):
-                    group = ".".join(str(x) for x in self.topic[2:])
-                    self.on_lost(NameClash(f"another runner of group {group} is called {self.name}"))
-                return
-            try:
-                sent = float(data.get("t", now))
-            except (TypeError, ValueError):
-                sent = now
-            self._echo = max(self._echo or sent, min(sent, now))
-            self._update()
-            return
-        if data.get("leave"):
-            self.members.pop(node, None)
-            self._update()
-            return
-        for msg_type in MSG_TYPES:
-            if msg_type in data:
-                jobs = data[msg_type]
-                # DistKV's codec turns lists into tuples
-                for job in [jobs] if isinstance(jobs, str) else jobs if isinstance(jobs, (list, tuple)) else ():
-                    self.on_claim(msg_type, str(job), node)
-                if node in self.members:
-                    self.members[node].seen = now
-                return
+    def _receive(self, msg: Any) -> None:
+        """One message from the group channel, as DistKV's monitor gives it
+        (raw: we unpack it, see `_wire.unpack`)."""
         try:
-            weight = float(data.get("w", 1.0))
-        except (TypeError, ValueError):
-            weight = 1.0
-        self.members[node] = _Member(now, weight, data.get("n", 0))
+            try:
+                data = unpack(msg.get("raw") if hasattr(msg, "get") else None)
+            except Malformed as exc:
+                self.channel.drop("malformed", str(exc), None)
+                return
+            checked = self.channel.incoming(data)
+            if checked is not None:
+                self._heard(checked)
+        except Exception as exc:  # nothing that arrives may stop a runner
+            logger.exception("%s: a group message broke its handling", self.name)
+            self.channel.drop("internal", repr(exc)[:100], None)
+
+    def _heard(self, msg: Message) -> None:
+        """A checked message (see the module doc for what is believed)."""
+        now = time.monotonic()
+        node = msg.node
+        if node == self.name:
+            if msg.instance == self.instance:
+                if msg.kind == "hb":
+                    self._echo = max(self._echo or msg.sent, min(msg.sent, now))
+                    self._update()
+                return
+            if msg.kind == "hb" and self.channel.fresh(msg):  # else: an old run of ours, replayed
+                self.namesakes.heard(msg)
+            return
+        run = self._heard_runs.get(node)
+        # a run we heard a heartbeat of lately (fresh or not: a runner that
+        # rejoins must be answered "held" before it counts as live again)
+        heard = run is not None and run[0] == msg.instance and now - run[1] < self.timeout
+        if msg.kind == "leave":
+            if heard:
+                self.members.pop(node, None)
+                self._heard_runs.pop(node, None)
+                self._update()
+            return
+        if msg.kind in MSG_TYPES:
+            if not heard:
+                self.channel.drop("not-member", f"{msg.kind} of {node}, whose heartbeats we do not hear", None)
+                return
+            for job in msg.jobs:
+                self.on_claim(msg.kind, job, node)
+            return
+        self._heard_runs[node] = (msg.instance, now)
+        if len(self._heard_runs) > 256:  # forged names, without a key: keep the newest
+            for n, _ in sorted(self._heard_runs.items(), key=lambda kv: kv[1][1])[:-256]:
+                del self._heard_runs[n]
+        if not self.channel.fresh(msg):
+            return  # not yet (it has not heard us), or a replay of an old heartbeat
+        self.members[node] = _Member(now, msg.weight, msg.load, msg.instance)
         self.known.add(node)
         if node not in self._live:
             self._update()
 
     async def _expirer(self) -> None:
+        cleaned = False
         while True:
             await anyio.sleep(self.ping / 2)
             self._update()
             self._check_subscription()
+            self.channel.log_drops()
+            if not cleaned and self._start is not None and time.monotonic() - self._start > 3 * self.timeout:
+                cleaned = True
+                if self._tg is not None:
+                    self._tg.start_soon(self.namesakes.forget_old_runs)
 
     def _check_subscription(self) -> None:
         """Subscribe again when our own heartbeats have not come back for
@@ -366,6 +411,10 @@ class Group:
         heard = {n for n, m in self.members.items() if now - m.seen < self.timeout}
         heard.add(self.name)
         connected = self.connected
+        if not connected:
+            self._connected_since = None
+        elif self._connected_since is None:
+            self._connected_since = now
         live = frozenset(heard)
         ready = self.ready
         if live != self._live or connected != self._connected or ready != self._was_ready:

@@ -16,13 +16,14 @@ from typing import Any
 import anyio
 from moat.util import P, Path, combine_dict, digits
 
-from distkv_ext.codekit.core.digest import content_hash as code_hash
-from distkv_ext.codekit.core.errors import CodeError
+from distkv_ext.codekit.core.errors import CodeError, NotTrusted
+from distkv_ext.codekit.core.redact import redact
 
 from ._admin import ErrorRecorded, JobContext
 from ._entry import RunnerEntry
 from ._host import JobHost
 from ._jobtasks import job_classes, runner_classes
+from ._pin import pin_problem
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +78,8 @@ async def execute(runner: JobHost, entry: RunnerEntry, ctx: JobContext, *, on_ok
     """Run ``entry``'s procedure once; return an `Outcome`.
 
     Globals of the code: ``_entry`` (the runner entry), ``_client``,
-    ``_cfg`` (the client's configuration), ``_self`` (`JobContext`),
+    ``_cfg`` (the client's configuration without its secrets, see
+    `distkv_ext.codekit.core.redact`), ``_self`` (`JobContext`),
     ``_log`` (a logger for this job), ``_P``, ``_Path``, ``_cls`` and
     ``_digits`` (as in DistKV) and, for async code, ``_info``.
     Variables come from the entry's ``data`` over the procedure's
@@ -87,12 +89,12 @@ async def execute(runner: JobHost, entry: RunnerEntry, ctx: JobContext, *, on_ok
     try:
         code_entry = runner.code.lookup(entry.code_path)
         if code_entry.procedure is None:
+            if isinstance(code_entry.error, NotTrusted):
+                raise code_entry.error
             raise CodeError(f"procedure {entry.code_path} does not compile: {code_entry.error}")
-        if entry.pin and code_hash(code_entry.value) != entry.pin:
-            raise CodeError(
-                f"procedure {entry.code_path} changed: its hash is"
-                f" {code_hash(code_entry.value)}, the job is pinned to {entry.pin}"
-            )
+        problem = pin_problem(entry.pin, entry.code_path, code_entry.value, runner.code.modules)
+        if problem:
+            raise CodeError(problem)
     except CodeError as exc:
         return Outcome(False, error=str(exc), exc=exc, started=started)
     except (TypeError, ValueError) as exc:  # a 'code' that is no path
@@ -103,7 +105,7 @@ async def execute(runner: JobHost, entry: RunnerEntry, ctx: JobContext, *, on_ok
     kw.update(
         _entry=entry,
         _client=runner.client,
-        _cfg=runner.client._cfg,
+        _cfg=redact(runner.client._cfg),  # no secrets: what code returns or logs may be stored
         _self=ctx,
         _log=logging.getLogger(f"distkv_code.job.{'.'.join(str(x) for x in entry.subpath)}"),
         _P=P,  # as DistKV's runner: build paths in stored code

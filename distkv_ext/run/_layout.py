@@ -27,6 +27,7 @@ __all__ = [
     "RUN_PREFIX",
     "STATE_PREFIX",
     "PROC_PREFIX",
+    "MODULE_PREFIX",
     "OUTPUT_PREFIX",
     "KINDS",
     "JOB_FIELDS",
@@ -46,6 +47,8 @@ RUN_PREFIX = CFG.runner.prefix
 STATE_PREFIX = CFG.runner.state
 #: Where procedures are kept unless configured (DistKV's ``codes.prefix``).
 PROC_PREFIX = CFG.codes.prefix
+#: Where modules are kept unless configured (DistKV's ``modules.prefix``).
+MODULE_PREFIX = CFG.modules.prefix
 #: Where the jobs' output goes unless configured (``runner.output``).
 OUTPUT_PREFIX = P(":.distkv.output")
 

@@ -1,17 +1,20 @@
 """Listening to a runner group without joining it: `GroupObserver`.
 
 The status page (``distkv client run web``) shows who is in a group.  It
-hears the group's channel as a runner does: every message goes through
-the runners' own handling (`Group._heard`) into a `Group` that never
-sends anything: no heartbeats, no claims, no "held" answers.  So the
-observer is invisible to the runners and cannot change what they do.
+hears the group's channel as a runner does, through the same checks
+(`_groupauth.Channel`: every field (`_wire`), with a group key the MAC,
+no replays), but never sends anything: no heartbeats, no claims, no
+"held" answers.  So the observer is invisible to the runners and cannot
+change what they do.
 
 Where a group's channel is authenticated (``runner.group_key``), the
-observer must check each message as the runners do, with the same key:
-the page runs with the runners' configuration.  A silent observer cannot
-use a rule that needs answers to its own messages (a heartbeat that
-acknowledges one of ours): what it shows it may show a little longer than
-a runner would believe it, never act on.
+observer needs the same key (the page runs with the runners'
+configuration); without it every message is dropped (counted as
+``no-mac``) and the page shows no members.  A silent observer cannot use
+the runners' rule that a heartbeat counts only while it acknowledges one
+of our own messages (it sends none): without a key, a forger that speaks
+in the group can make the page show a member that is not there.  The
+page only shows; it never acts on what it hears.
 """
 
 import dataclasses
@@ -27,7 +30,10 @@ from distkv.exceptions import ServerError
 
 from distkv_ext.codekit.core.errors import ServerUnreachable
 
-from ._group import _GONE, Group, MsgType
+from ._connwatch import GONE
+from ._group import MSG_TYPES, MsgType
+from ._groupauth import Channel, GroupKeys, new_instance
+from ._wire import Malformed, Message, unpack
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +46,7 @@ class MemberSeen:
 
     name: its node name; weight: its share of any-node jobs (from its
     heartbeats); load: how many jobs it said it runs; last_heard: when
-    (Unix time) its last message arrived; live: heard within the group's
+    (Unix time) its last heartbeat arrived; live: heard within the group's
     timeout.
     """
 
@@ -51,15 +57,24 @@ class MemberSeen:
     live: bool
 
 
+@dataclasses.dataclass
+class _Heard:
+    instance: str
+    seen: float  # monotonic
+    weight: float
+    load: int
+
+
 class GroupObserver:
     """Hears the channel ``topic`` of a runner group, read-only.
 
     ``await tg.start(observer.run)`` listens until cancelled; `members`
     lists who was heard.  ``timeout``: seconds of silence after which a
-    member counts as gone (the group's ``runner.timeout``).
+    member counts as gone (the group's ``runner.timeout``); ``keys``: the
+    group's `GroupKeys` (None or no key: the group is unauthenticated).
     ``on_change()`` is called when the live members change;
-    ``on_claim(msg_type, job, node)`` for each claim protocol message
-    ("claim": ``node`` wants ``job``; "held": it runs it).  Raises
+    ``on_claim(msg_type, job, node)`` for each claim protocol message of a
+    member ("claim": ``node`` wants ``job``; "held": it runs it).  Raises
     `ServerUnreachable` when the connection to the server is gone.
     """
 
@@ -69,54 +84,83 @@ class GroupObserver:
         topic: Iterable[str],
         *,
         timeout: float = 2.0,
+        keys: GroupKeys | None = None,
         on_change: Callable[[], None] | None = None,
         on_claim: Callable[[MsgType, str, str], None] | None = None,
     ) -> None:
         self.topic = tuple(topic)
+        self.timeout = float(timeout)
         self._client = client
-        # a name no runner has: the group never hears it, and its own
-        # (nonexistent) echo never makes it count as a member
-        name = f"observer.{os.urandom(6).hex()}"
-        self.group = Group(
-            client,
-            self.topic,
-            name,
-            weight=0.0,
-            ping=timeout / 2,
-            timeout=timeout,
-            on_change=on_change,
-            on_claim=on_claim,
+        self._on_change = on_change or (lambda: None)
+        self._on_claim = on_claim or (lambda msg_type, job, node: None)
+        # a name no runner has, and a run of its own: it never acknowledges
+        # anything, so no runner ever counts it as a member
+        self.channel = Channel(
+            self.topic, f"observer.{os.urandom(6).hex()}", new_instance(), keys or GroupKeys(), self.timeout
         )
-        self.dropped = 0
+        self._members: dict[str, _Heard] = {}
+        self._live: frozenset[str] = frozenset()
         self.heard = 0
 
+    @property
+    def dropped(self) -> int:
+        """Messages not believed since the start (malformed, no valid MAC,
+        replayed, claims of non-members)."""
+        return sum(self.channel.dropped.values())
+
     def hear(self, msg: Any) -> None:
-        """Take one message of the channel (as ``msg_monitor`` yields it):
-        what the runners' `Group` would do with it, but never answer."""
+        """Take one message of the channel (as ``msg_monitor(raw=True)``
+        yields it): check it as the runners do, never answer.  Never raises."""
         self.heard += 1
-        data = msg.get("data") if hasattr(msg, "get") else None
-        if not isinstance(data, dict) or not isinstance(data.get("node"), str):
-            self.dropped += 1
-            return
         try:
-            self.group._heard(data)  # the runners' own handling of a message
+            try:
+                data = unpack(msg.get("raw") if hasattr(msg, "get") else None)
+            except Malformed as exc:
+                self.channel.drop("malformed", str(exc), None)
+                return
+            checked = self.channel.incoming(data)
+            if checked is not None:
+                self._heard(checked)
         except Exception as exc:  # whatever a message holds: we keep listening
             logger.debug("%s: message not understood: %r", self.topic, exc)
-            self.dropped += 1
+            self.channel.drop("internal", repr(exc)[:100], None)
+
+    def _heard(self, msg: Message) -> None:
+        now = time.monotonic()
+        m = self._members.get(msg.node)
+        if msg.kind == "leave":
+            if m is not None and m.instance == msg.instance:
+                del self._members[msg.node]
+                self._update()
+            return
+        if msg.kind in MSG_TYPES:
+            if m is None or m.instance != msg.instance or now - m.seen >= self.timeout:
+                self.channel.drop("not-member", f"{msg.kind} of {msg.node}, whose heartbeats we do not hear", None)
+                return
+            for job in msg.jobs:
+                self._on_claim(msg.kind, job, msg.node)
+            return
+        self._members[msg.node] = _Heard(msg.instance, now, msg.weight, msg.load)
+        if len(self._members) > 256:  # forged names, without a key: keep the newest
+            for name, _ in sorted(self._members.items(), key=lambda kv: kv[1].seen)[:-256]:
+                del self._members[name]
+        self._update()
+
+    def _update(self) -> None:
+        now = time.monotonic()
+        live = frozenset(n for n, m in self._members.items() if now - m.seen < self.timeout)
+        if live != self._live:
+            self._live = live
+            self._on_change()
 
     def members(self) -> list[MemberSeen]:
         """Every member heard since we started (a member that said
         goodbye is dropped), sorted by name."""
         now, mono = time.time(), time.monotonic()
-        g = self.group
-        res = []
-        for name, m in sorted(g.members.items()):
-            try:
-                load = int(m.load)
-            except (TypeError, ValueError):
-                load = 0
-            res.append(MemberSeen(name, m.weight, load, now - (mono - m.seen), mono - m.seen < g.timeout))
-        return res
+        return [
+            MemberSeen(name, m.weight, m.load, now - (mono - m.seen), mono - m.seen < self.timeout)
+            for name, m in sorted(self._members.items())
+        ]
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Listen until cancelled; subscribe again when the server drops
@@ -126,7 +170,7 @@ class GroupObserver:
             tg.start_soon(self._expire)
             while True:
                 try:
-                    async with self._client.msg_monitor(self.topic) as mon:
+                    async with self._client.msg_monitor(self.topic, raw=True) as mon:
                         if not started:
                             task_status.started()
                             started = True
@@ -136,11 +180,11 @@ class GroupObserver:
                 except ServerError as exc:
                     logger.warning("%s: group channel broke (%r); subscribing again", self.topic, exc)
                     await anyio.sleep(0.1)
-                except _GONE as exc:
+                except GONE as exc:
                     raise ServerUnreachable(f"lost the connection to the DistKV server: {exc!r}") from exc
 
     async def _expire(self) -> None:
-        g = self.group
         while True:
-            await anyio.sleep(g.ping / 2)
-            g._update()  # members not heard for `timeout` are gone: on_change
+            await anyio.sleep(self.timeout / 4)
+            self._update()  # members not heard for `timeout` are gone: on_change
+            self.channel.log_drops()

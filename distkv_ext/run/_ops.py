@@ -6,7 +6,7 @@ from typing import Any
 
 from moat.util import NotGiven, Path
 
-from distkv_ext.codekit.core.digest import content_hash as code_hash
+from distkv_ext.codekit.core.digest import pin_hash
 from distkv_ext.codekit.core.errors import InputRefused, NotFound
 from distkv_ext.codekit.core.paths import as_path
 from distkv_ext.codekit.store.conn import server_errors
@@ -16,6 +16,7 @@ from ._decision import Decision, Kind, decide
 from ._entry import RunnerEntry, StateEntry
 from ._layout import (
     JOB_FIELDS,
+    MODULE_PREFIX,
     OUTPUT_PREFIX,
     PROC_PREFIX,
     RUN_PREFIX,
@@ -25,6 +26,7 @@ from ._layout import (
     split_job_path,
 )
 from ._policy import POLICIES
+from ._registry import auth_summary, group_records
 
 __all__ = [
     "store_job",
@@ -39,6 +41,8 @@ __all__ = [
     "states_of",
     "status_word",
     "STATUS_WORDS",
+    "group_auth",
+    "auth_words",
 ]
 
 
@@ -56,11 +60,13 @@ async def store_job(
     node: Any = None,
     prefix: Path = RUN_PREFIX,
     proc_prefix: Path = PROC_PREFIX,
+    module_prefix: Path = MODULE_PREFIX,
 ) -> tuple[str, Any]:
     """Create or change the runner entry ``path`` of a group.
 
     ``edit(old)`` gets the current fields (None if there is no entry) and
-    returns the new ones; ``pin=True`` pins the procedure's current hash.
+    returns the new ones; ``pin=True`` pins the procedure and the stored
+    modules it needs as they are now (`digest.pin_hash`).
     Refused: a procedure that is not stored (`NotFound`), required
     variables that neither the job's data nor the procedure's defaults
     supply, bad numbers (`InputRefused`).  Returns (action, value), the
@@ -81,7 +87,8 @@ async def store_job(
     if missing:
         raise InputRefused(f"procedure {value['code']} needs {', '.join(missing)}: give them with -v/-e/-p")
     if pin is True:
-        value["pin"] = code_hash(proc)
+        mods = {".".join(str(x) for x in p): v async for p, v in list_entries(client, module_prefix)}
+        value["pin"] = pin_hash(proc, mods.get)
     elif pin:
         value["pin"] = pin
     if old_value is not None and dict(old_value) == value:
@@ -324,3 +331,37 @@ async def follow_output(
                 seen[key] = int(v.get("dropped") or 0) + len(lines)
                 if new:
                     yield v, new
+
+
+async def group_auth(client: Any, kind: str, group: Any, *, state_prefix: Path = STATE_PREFIX) -> dict[str, Any] | None:
+    """How the runners of a group speak, from their records (`_registry`):
+    ``auth`` ("authenticated", "unauthenticated", "mixed", or "unknown" when
+    no runner of the group runs), the nodes without a group key, the key
+    ids, the trusted code keys and the nodes that run unsigned code, plus
+    ``runners`` (the records).  None for single-node jobs: their runner
+    has no group channel."""
+    if not POLICIES[kind].heartbeat_group:
+        return None
+    records = await group_records(client, state_prefix, runner_subpath(kind, group))
+    return dict(auth_summary(records), runners=records)
+
+
+def auth_words(summary: dict[str, Any] | None) -> str | None:
+    """`group_auth`'s answer in words (for ``run why`` / ``run list``), or None."""
+    if summary is None:
+        return None
+    auth = summary["auth"]
+    if auth == "unknown":
+        words = "no runner of the group is running"
+    elif auth == "authenticated":
+        words = f"authenticated (group key {', '.join(summary['keys'])})"
+    else:
+        words = f"UNAUTHENTICATED: no group key on {', '.join(summary['unauthenticated'])}"
+        if auth == "mixed":
+            words = f"MIXED: {words}, the others have one"
+    if summary["runners"]:
+        if summary["unsigned_ok"]:
+            words += f"; unsigned code runs on {', '.join(summary['unsigned_ok'])}"
+        else:
+            words += f"; only code signed by {', '.join(summary['trusted_keys'])} runs"
+    return words

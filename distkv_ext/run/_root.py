@@ -18,14 +18,19 @@ from moat.util import Path, combine_dict
 
 from distkv_ext.code import CodeRoot
 from distkv_ext.codekit import upstream
+from distkv_ext.codekit.core.signing import key_id
 from distkv_ext.codekit.store.conn import server_errors
 from distkv_ext.codekit.store.errtree import error_root
 from distkv_ext.codekit.store.resync import ResyncRoot
 
 from ._config import RunnerConfig
+from ._connwatch import watch_connection
 from ._entry import JobPath, RunnerEntry, StateEntry
-from ._group import Group, watch_connection
+from ._group import Group
+from ._groupauth import GroupKeys
+from ._layout import STATE_PREFIX
 from ._policy import ALL, ANY, SINGLE, RunnerPolicy
+from ._registry import records_base
 from ._scheduler import Scheduler
 from ._state import StateRoot
 
@@ -52,6 +57,7 @@ class _RunnerRoot(ResyncRoot):
         code: Any = None,
         node: str,
         config: RunnerConfig | None = None,
+        group_keys: GroupKeys | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(client, path, **kw)
@@ -59,6 +65,8 @@ class _RunnerRoot(ResyncRoot):
         self._code = code
         self.node = node
         self.config = config if config is not None else RunnerConfig()
+        #: the group key(s); no key: the group is unauthenticated
+        self.group_keys = group_keys if group_keys is not None else GroupKeys()
         self.err: Any = None
         self.state: StateRoot | None = None
         self.group: Group | None = None
@@ -97,7 +105,8 @@ class _RunnerRoot(ResyncRoot):
         ``runner:`` configuration (DistKV's keys and ours, see
         `RUNNER_DEFAULTS`), or a `RunnerConfig` (ours; DistKV's keys then
         come from the client's configuration).  Raises `BadArguments` for
-        a bad setting, `ServerUnreachable` when the server cannot be reached.
+        a bad setting (`BadKeyFile` for a key file that cannot be read),
+        `ServerUnreachable` when the server cannot be reached.
         """
         upstream.apply_library()
         subpath = tuple(subpath)
@@ -112,6 +121,7 @@ class _RunnerRoot(ResyncRoot):
         else:
             rcfg = combine_dict(cfg or {}, base)
             config = RunnerConfig.load(rcfg)
+        keys = GroupKeys.load(config.group_key, config.group_key_next) if policy.heartbeat_group else GroupKeys()
         async with server_errors():
             root: Self = await super().as_handler(
                 client,
@@ -122,6 +132,7 @@ class _RunnerRoot(ResyncRoot):
                 code=code,
                 node=node,
                 config=config,
+                group_keys=keys,
                 **kw,
             )
             await root.wait_loaded()
@@ -158,6 +169,8 @@ class _RunnerRoot(ResyncRoot):
         if self._code is None:
             self._code = await CodeRoot.as_handler(self.client)
         self._code.add_module_listener(self.scheduler.modules_changed)
+        if self.config.trusted_keys:  # before any job runs: only signed code
+            await self._code.trust(self.config.trusted)
         self.state = await StateRoot.as_handler(self.client, cfg=self._cfg, subpath=self.state_subpath)
         self.state.set_runner(self)
         await super().run_starting()
@@ -176,7 +189,17 @@ class _RunnerRoot(ResyncRoot):
                 load=lambda: len(self.scheduler.jobs),
                 on_claim=self.scheduler.claim_message if policy.claims else None,
                 on_lost=self._lost,
+                keys=self.group_keys,
+                records=records_base(self._cfg.get("state", STATE_PREFIX), self._subpath),
+                record={"kind": policy.kind, "trusted_keys": sorted(key_id(k) for k in self.config.trusted)},
             )
+            if not self.group_keys.keyed:
+                logger.warning(
+                    "%s: group %s is UNAUTHENTICATED (no runner.group_key): anybody who can reach"
+                    " a DistKV server or the MQTT broker can speak in it; see the README, 'Trust'",
+                    self.node,
+                    ".".join(str(x) for x in self._subpath),
+                )
             listen: Callable[..., Awaitable[None]] = self.group.run
         else:
             listen = partial(watch_connection, self.client, self.group_topic(), self._lost)

@@ -3,6 +3,7 @@
 Thin by design: parse options, call `distkv_ext.run`, format output.
 """
 
+import sys
 import time
 
 import asyncclick as click
@@ -21,12 +22,15 @@ from . import (
     NEW_JOB_DEFAULTS,
     OUTPUT_PREFIX,
     TRACEBACK_STREAM,
+    auth_words,
     explain_job,
     follow_output,
     get_job,
+    group_auth,
     job_output,
     job_states,
     list_jobs,
+    new_group_key,
     remove_job,
     store_job,
 )
@@ -100,6 +104,24 @@ async def cli():
     """
 
 
+@cli.command(epilog=EXIT_CODES)
+@click.argument("file", type=click.Path(dir_okay=False))
+@output_option("yaml", "json")
+@click.pass_obj
+@boundary
+async def keygen(obj, file, output):
+    """
+    Make a group key: write 32 random bytes (base64) to the new FILE
+    (mode 0600) and print the key's id.
+
+    Copy FILE to every runner of the group and name it as runner.group_key
+    in their configuration: then every group message is authenticated.
+    An existing FILE is not overwritten (exit status 4).  Needs no DistKV
+    server.
+    """
+    emit(obj, {"file": file, "key_id": new_group_key(file)}, output)
+
+
 @cli.command("set", epilog=EXIT_CODES)
 @click.argument("path", shell_complete=complete_jobs)
 @group_options
@@ -127,7 +149,9 @@ async def cli():
     "-k", "--ok-after", type=job_number("ok_after"), help="A run that lasts this long is healthy (resets the backoff)."
 )
 @click.option("-i", "--info", callback=one_line_option, help="One line describing the job.")
-@click.option("--pin/--no-pin", default=None, help="Run only the procedure's current version (its hash).")
+@click.option(
+    "--pin/--no-pin", default=None, help="Run only the procedure and its modules as stored now (their SHA-256)."
+)
 @variable_options
 @output_option("yaml", "json")
 @click.pass_obj
@@ -197,7 +221,15 @@ async def set_(
 
     prefix, _ = _prefixes(obj)
     action, _ = await store_job(
-        get_client(obj), kind, group, path, edit, node=node, prefix=prefix, proc_prefix=obj.cfg["codes"]["prefix"]
+        get_client(obj),
+        kind,
+        group,
+        path,
+        edit,
+        node=node,
+        prefix=prefix,
+        proc_prefix=obj.cfg["codes"]["prefix"],
+        module_prefix=obj.cfg["modules"]["prefix"],
     )
     show_action(obj, as_path(path), action, output)
 
@@ -226,10 +258,13 @@ async def list_(obj, group, output):
 
     A table on a terminal (path, kind, group, code, node, state, next
     start, last error or else the last line of output); YAML in a pipe.
+    Groups whose runners speak without a group key are named on stderr
+    (in YAML/JSON: each job's group_auth).
     """
     prefix, state_prefix = _prefixes(obj)
     now = time.time()
     rows = []
+    auth = {}
     async for j in list_jobs(
         get_client(obj), group, prefix=prefix, state_prefix=state_prefix, output_prefix=_output_prefix(obj)
     ):
@@ -248,10 +283,17 @@ async def list_(obj, group, output):
                 "last_output": j["last_output"],
             }
         )
+        key = (j["kind"], j["group"])
+        if key not in auth:
+            auth[key] = await group_auth(get_client(obj), j["kind"], j["group"], state_prefix=state_prefix)
+        rows[-1]["group_auth"] = None if auth[key] is None else auth[key]["auth"]
     if group is not None and not rows:
         raise NotFound("job", group, f"no jobs in group {group}")
     fmt = pick_format(output, stdout_of(obj), table_ok=True)
     if fmt == "table":
+        for (kind, grp), summary in sorted(auth.items()):
+            if summary is not None and summary["auth"] in ("unauthenticated", "mixed"):
+                print(f"warning: {kind}-node group {grp}: {auth_words(summary)}", file=sys.stderr)
         table(
             obj,
             ["PATH", "KIND", "GROUP", "CODE", "NODE", "STATE", "NEXT", "LAST ERROR / OUTPUT"],
@@ -311,20 +353,25 @@ async def why(obj, path, group, node, all_nodes, output):
     """
     Why job PATH is or is not running: its target, backoff, last error
     (with the traceback of the run that failed), which node holds it, and
-    when it starts next.
+    when it starts next; and how its group's runners speak (with a group
+    key or unauthenticated) and whether they run only signed code.
     """
     kind, node = kind_of(node, all_nodes)
     value, states, last, tracebacks = await _job_view(obj, kind, group, path, node)
     res = {n or "": explain_job(value, s) for n, s in (states or {"": {}}).items()}
+    words = auth_words(await group_auth(get_client(obj), kind, group, state_prefix=_prefixes(obj)[1]))
     for n, r in res.items():
         r["last_output"] = last.get(n or (r["running_on"] or r["last_node"]), [])
         r["traceback"] = tracebacks.get(n or r["last_node"], []) if r["last_error"] else []
+        r["group"] = words
     if output != "text":
         emit(obj, res if kind == "all" else res[""], output)
         return
     out = stdout_of(obj)
     v = plain_job(value)
     print(f"job {as_path(path)} ({kind}-node, group {group}) runs {v['code']}", file=out)
+    if words:
+        print(f"  group: {words}", file=out)
     for n, r in sorted(res.items()):
         who = f"on {n}: " if n else ""
         print(f"  {who}{r['verdict']}", file=out)

@@ -20,7 +20,7 @@ from moat.util import P, Path
 
 from distkv_ext.codekit.core.errors import ServerUnreachable
 from distkv_ext.codekit.store.history import HISTORY_PREFIX
-from distkv_ext.run import OUTPUT_PREFIX, GroupObserver, group_topic, watch_connection
+from distkv_ext.run import OUTPUT_PREFIX, GroupKeys, GroupObserver, group_topic, watch_connection
 
 from ._model import StatusModel, shrink_output
 from ._tree import open_tree
@@ -62,10 +62,12 @@ async def run_model(
     model: StatusModel,
     *,
     timeout: float = 2.0,
+    keys: GroupKeys | None = None,
     task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Load everything into ``model``, then keep it up to date until
-    cancelled.  ``timeout``: the groups' ``runner.timeout``.  Raises
+    cancelled.  ``timeout``: the groups' ``runner.timeout``; ``keys``: their
+    `GroupKeys` (the page checks what it hears as the runners do).  Raises
     `ServerUnreachable` when the connection is lost (noticed on a quiet
     message topic of its own, as a single-node runner does)."""
     pre = prefixes(client._cfg)
@@ -88,6 +90,7 @@ async def run_model(
                 client,
                 group_topic(kind, group, node),
                 timeout=timeout,
+                keys=keys,
                 on_change=model.members_changed,
                 on_claim=functools.partial(model.on_claim, kind, group),
             )

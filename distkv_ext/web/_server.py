@@ -82,7 +82,7 @@ async def serve_web(
     stopped = anyio.Event()
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with anyio.create_task_group() as tg:
-            await tg.start(functools.partial(run_model, client, model, timeout=config.timeout))
+            await tg.start(functools.partial(run_model, client, model, timeout=config.timeout, keys=config.group_keys))
             app = make_app(model, guard, client, pre, host=config.host, info=info)
 
             async def run_http(*, task_status: anyio.abc.TaskStatus[Any]) -> None:

@@ -73,6 +73,28 @@ def _describe(exc):
     return msg
 
 
+_RIGHTS = {
+    "r": "read",
+    "w": "write",
+    "d": "delete",
+    "c": "create",
+    "n": "new path elements",
+    "x": "access",
+    "e": "enumerate",
+}
+
+
+def _refused(text):
+    """DistKV's refusals in words: an ACL error (``ACLError(<AclEntry ...>,
+    'w')``) or an administrator's command (`upstream.distkv_admin`)."""
+    if text.startswith("ACLError(") and text.endswith("')") and len(text) > 4:
+        flag = text[-3]
+        return f"permission denied: this DistKV user's ACL lacks '{flag}' ({_RIGHTS.get(flag, '?')}) there"
+    if text.startswith("AdminRequired("):
+        return f"permission denied: {text[len('AdminRequired(') + 1 : -2]}"
+    return None
+
+
 def _flatten(exc):
     """trio's MultiError / ExceptionGroup with one leaf: that leaf."""
     while True:
@@ -92,7 +114,7 @@ def _translate(exc):
     if isinstance(exc, CONN_ERRORS):
         return CliError(f"cannot talk to the DistKV server: {_describe(exc)}", ExitStatus.SERVER)
     if isinstance(exc, (ServerError, ClientError)):
-        return CliError(f"DistKV: {type(exc).__name__}: {exc}", ExitStatus.FAILURE)
+        return CliError(_refused(str(exc)) or f"DistKV: {type(exc).__name__}: {exc}", ExitStatus.FAILURE)
     return None
 
 

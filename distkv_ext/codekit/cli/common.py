@@ -7,12 +7,14 @@ import asyncclick as click
 from distkv_ext.codekit.core.digest import content_hash
 from distkv_ext.codekit.core.errors import NotFound
 from distkv_ext.codekit.core.paths import as_path
+from distkv_ext.codekit.core.signing import SIG_FIELD, verify
 from distkv_ext.codekit.core.textdiff import unified_diff
 from distkv_ext.codekit.store.history import versions
 
 from .boundary import Finished, boundary, get_client
 from .complete import complete_files
 from .output import emit, highlight, output_option, pick_format, stdout_of, table
+from .signing import signing_key_of
 
 __all__ = [
     "EXIT_CODES",
@@ -105,8 +107,18 @@ def script_for_get(fn):
     )(fn)
 
 
-def show_history(obj, records, current, output):
-    """The saved versions (oldest first) and the current one."""
+def _signed(kind, path, value):
+    """Who signed a stored version: a key id, "invalid" (a signature that
+    does not fit), or "" (none)."""
+    if not isinstance(value, dict) or value.get(SIG_FIELD) is None:
+        return ""
+    v = verify(kind, path, value, ())
+    return v.key if v.key else "invalid"
+
+
+def show_history(obj, records, current, output, kind=None, path=()):
+    """The saved versions (oldest first) and the current one (``kind``:
+    "proc" or "module", ``path``: the entry's, to check signatures)."""
 
     def when(t):
         return datetime.datetime.fromtimestamp(t).isoformat(timespec="seconds") if t else ""
@@ -122,17 +134,27 @@ def show_history(obj, records, current, output):
             "by": r.get("by"),
             "hash": r.get("hash"),
             "lines": lines(r["value"]),
+            "signed": _signed(kind, path, r["value"]),
         }
         for r in records
     ]
     if current is not None:
-        rows.append({"n": "current", "replaced": "", "by": "", "hash": content_hash(current), "lines": lines(current)})
+        rows.append(
+            {
+                "n": "current",
+                "replaced": "",
+                "by": "",
+                "hash": content_hash(current, kind),
+                "lines": lines(current),
+                "signed": _signed(kind, path, current),
+            }
+        )
     fmt = pick_format(output, stdout_of(obj), table_ok=True)
     if fmt == "table":
         table(
             obj,
-            ["VERSION", "REPLACED", "BY", "HASH", "LINES"],
-            [[r["n"], r["replaced"], r["by"], r["hash"], r["lines"]] for r in rows],
+            ["VERSION", "REPLACED", "BY", "HASH", "LINES", "SIGNED"],
+            [[r["n"], r["replaced"], r["by"], (r["hash"] or "")[:16], r["lines"], r["signed"]] for r in rows],
         )
     else:
         emit(obj, rows, fmt)
@@ -176,7 +198,7 @@ def add_history_commands(cli, kind, what, get_current, revert, prefix_of, comple
             current = None
         if not records and current is None:
             raise NotFound(what, as_path(path))
-        show_history(obj, records, current, output)
+        show_history(obj, records, current, output, kind, as_path(path))
 
     if revert is None:
         return history, None
@@ -188,7 +210,8 @@ def add_history_commands(cli, kind, what, get_current, revert, prefix_of, comple
     Store a saved version of the {what} PATH again.
 
     The version it replaces is saved in turn, so a revert can be reverted.
-    The old version is checked like any change (it must compile).
+    The old version is checked like any change (it must compile), and
+    comes back with its signature (or is signed with codes.signing_key).
     """,
     )
     @click.argument("path", shell_complete=complete)
@@ -197,7 +220,7 @@ def add_history_commands(cli, kind, what, get_current, revert, prefix_of, comple
     @click.pass_obj
     @boundary
     async def revert_(obj, path, to, output):
-        action, _ = await revert(get_client(obj), path, to, prefix=prefix_of(obj))
+        action, _ = await revert(get_client(obj), path, to, prefix=prefix_of(obj), signing_key=signing_key_of(obj))
         show_action(obj, as_path(path), "reverted" if action != "unchanged" else action, output)
 
     return history, revert_

@@ -19,6 +19,8 @@ __all__ = [
     "BadArguments",
     "MissingModule",
     "Conflict",
+    "NotTrusted",
+    "BadKeyFile",
 ]
 
 
@@ -135,3 +137,15 @@ class Conflict(CodeError):
     def __init__(self, path: object, message: str | None = None) -> None:
         self.path = path
         super().__init__(message or f"{path} was changed by someone else meanwhile; not overwritten")
+
+
+class NotTrusted(InputRefused):
+    """Code that is not signed by a trusted key (``runner: {trusted_keys:
+    ...}``): it is not run or imported.  The message names the entry and
+    why (unsigned, signed by another key, signature does not match)."""
+
+
+class BadKeyFile(BadArguments):
+    """A key file named in the configuration (``runner.group_key``,
+    ``codes.signing_key``) cannot be read or holds no usable key (exit
+    status 2, as for any bad setting): the message names the setting."""

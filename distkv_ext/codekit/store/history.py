@@ -106,7 +106,7 @@ async def record(
         "value": old_value,
         "replaced": time.time(),
         "by": getattr(client, "client_name", None),
-        "hash": content_hash(old_value),
+        "hash": content_hash(old_value, kind),
     }
     for _ in range(_ATTEMPTS):
         old = await versions(client, kind, path, prefix=prefix)

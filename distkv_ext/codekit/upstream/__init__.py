@@ -11,8 +11,9 @@ that applies them:
   DistKV's own through ``distkv_ext/client/main.py``): that, `distkv`,
   `moat_util` (loader), `asyncscope`;
 * `apply_server` (the servers this project starts, see `main`): those
-  and `moat_mqtt`, plus moat-util's main-scope repair and DistKV's
-  conditional writes (`distkv.apply_server`).
+  and `moat_mqtt`, moat-util's main-scope repair, DistKV's conditional
+  writes (`distkv.apply_server`), and `distkv_admin` (DistKV's
+  administrative commands need an administrator).
 
 `check_versions` lists repairs whose package is not at its target; a
 test fails then, so a dependency update is noticed, not silently
@@ -27,7 +28,7 @@ from . import asyncscope, distkv, moat_util, trio
 __all__ = ["apply_library", "apply_client", "apply_server", "check_versions", "REPAIRS"]
 
 #: Every repair module (below this package), in the order they are applied.
-REPAIRS = ("trio", "asyncscope", "moat_util", "distkv", "moat_mqtt")
+REPAIRS = ("trio", "asyncscope", "moat_util", "distkv", "moat_mqtt", "distkv_admin")
 
 
 def apply_library() -> None:
@@ -47,14 +48,16 @@ def apply_client() -> None:
 def apply_server() -> None:
     """Apply what this project's ``distkv server`` processes need
     (idempotent): the client repairs, moat-util's main scope and
-    ``-C`` handling, and moat-mqtt's broker-restart repairs."""
-    # lazy: moat-mqtt costs ~50 ms; only servers need it, not every CLI call
-    from . import moat_mqtt
+    ``-C`` handling, moat-mqtt's broker-restart repairs, and administrative
+    commands for administrators only (`distkv_admin`)."""
+    # lazy: moat-mqtt costs ~50 ms, DistKV's server module more; only servers need them
+    from . import distkv_admin, moat_mqtt
 
     apply_client()
     moat_util.repair_main_scope()
     distkv.apply_server()
     moat_mqtt.apply()
+    distkv_admin.apply()
 
 
 def check_versions() -> list[tuple[str, str, str]]:

@@ -20,6 +20,10 @@
    time, so check and write are one step.  (Between servers DistKV 0.65
    still decides per server: two writers on two servers within the
    moment it takes to pass the write on can both win.)
+4. ``distkv client acl get|set NAME PATH`` crash (``TypeError: can only
+   concatenate tuple (not "Path") to tuple``): the command adds the path it
+   parsed to a tuple.  Repaired by parsing it into a `Path` that a tuple
+   can be added to (``acl`` only; ``acl test`` and ``list`` worked).
 
 This module touches click because what it repairs is DistKV's click
 command; `apply` is applied by `distkv_ext.codekit.upstream.apply_client`,
@@ -31,9 +35,10 @@ import functools
 import anyio
 import asyncclick as click  # DistKV's CLI is what this repairs
 import distkv.command.client as dcc
+import distkv.command.client.acl as dacl
 from distkv.client import open_client
 from distkv.exceptions import DistKVError
-from moat.util import attrdict
+from moat.util import P, Path, attrdict
 
 from .moat_util import apply_overrides
 
@@ -72,12 +77,27 @@ async def _client_scope(_name=None, **cfg):
         raise _conn_error(exc) from exc
 
 
+class _AclPath(Path):
+    """A `Path` that a tuple can be added to (``("acl", name) + path``)."""
+
+    def __radd__(self, other):
+        if isinstance(other, tuple):
+            return other + tuple(self)
+        return NotImplemented
+
+
+def _acl_path(text):
+    return _AclPath(*P(text))
+
+
 def apply():
-    """Replace ``distkv.command.client.client_scope`` (once)."""
+    """Replace ``distkv.command.client.client_scope`` and the path parser
+    of ``distkv client acl`` (once)."""
     global _applied
     if _applied:
         return
     dcc.client_scope = _client_scope
+    dacl.P = _acl_path
     _applied = True
 
 

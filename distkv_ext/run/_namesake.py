@@ -1,0 +1,90 @@
+"""Runners that use our name: a mistake, or a forgery.
+
+Two runners of a group with one name would run the same jobs, so the
+younger one stops (`NameClash`, exit status 2).  A heartbeat under our
+name must not stop us unless it is real: it must be fresh (acknowledge
+one of our recent messages, so it is no replay of an earlier run of
+ours), and, with a group key, its MAC says it is real; without one, its
+run must be recorded in the store (`_registry.Record`), which only DistKV
+users that may write runner state can do.
+"""
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from ._registry import Record
+from ._wire import Message
+
+if TYPE_CHECKING:
+    from ._group import Group  # (creates us)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["NameClash", "Namesakes"]
+
+_KEEP = 64  # runs remembered (without a key, forged ones could be many)
+
+
+class NameClash(RuntimeError):
+    """Two runners of one group use the same node name."""
+
+
+class Namesakes:
+    """The other runs of our name that ``group`` heard (see the module doc);
+    ``record``: our runner record, if we write one."""
+
+    def __init__(self, group: "Group", record: Record | None) -> None:
+        self.group = group
+        self.record = record
+        self.heard_at: dict[str, float] = {}  # run -> when (monotonic) we last heard it
+        self._looked_up: dict[str, float] = {}  # run -> when we last looked for its record
+
+    def heard(self, msg: Message) -> None:
+        """A fresh heartbeat of another run that uses our name."""
+        g = self.group
+        now = time.monotonic()
+        self.heard_at[msg.instance] = now
+        for d in (self.heard_at, self._looked_up):
+            if len(d) > _KEEP:
+                for inst, _ in sorted(d.items(), key=lambda kv: kv[1])[:-_KEEP]:
+                    del d[inst]
+        if g.keys.keyed:  # its MAC says it holds the key: real
+            self.clash(msg.since, msg.instance)
+        elif self.record is not None and g.spawn is not None:
+            looked = self._looked_up.get(msg.instance)
+            if looked is None or now - looked > g.timeout:  # at most once per timeout
+                self._looked_up[msg.instance] = now
+                g.spawn(self._confirm, msg.since, msg.instance)
+        else:
+            g.channel.drop("namesake", f"unconfirmed runner called {g.name} (no key, no records)", None)
+
+    async def _confirm(self, since: float, instance: str) -> None:
+        """Without a key: a namesake is real if its run is recorded."""
+        if self.record is None:
+            return
+        if await self.record.has_run(self.group.name, instance):
+            self.clash(since, instance)
+        else:
+            self.group.channel.drop("namesake", f"runner called {self.group.name}, run {instance}, not recorded", None)
+
+    def clash(self, since: float, instance: str) -> None:
+        """A real namesake: if we are the younger one, we stop."""
+        g = self.group
+        if (since, instance) < (g.since, g.instance):
+            group = ".".join(str(x) for x in g.topic[2:])
+            g.on_lost(NameClash(f"another runner of group {group} is called {g.name}"))
+
+    async def forget_old_runs(self) -> None:
+        """Delete the records of earlier runs of our name that we have not
+        heard (a runner killed without a word leaves its record behind)."""
+        if self.record is None:
+            return
+        now = time.monotonic()
+        for inst in await self.record.namesakes():
+            seen = self.heard_at.get(inst)
+            if seen is None or now - seen > 2 * self.group.timeout:
+                await self.record.forget(inst)
+
+    def __repr__(self) -> str:
+        return f"<Namesakes of {self.group.name}: {sorted(self.heard_at)}>"
