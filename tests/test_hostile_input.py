@@ -18,6 +18,7 @@ import time
 import pytest
 from moat.util import P
 
+from distkv_ext.codekit.core.digest import pin_matches
 from tests.helpers import DISTKV, query, store_unchanged
 
 pytestmark = pytest.mark.usefixtures("node")
@@ -325,6 +326,8 @@ def test_revert_repin_and_delete_force(node, stored):
     r = node.run("code", "revert", "hi.pin", "--repin")
     assert r.outcome == (0, "reverted: hi.pin\nrepinned: job hi.pinjob (any hig)\n", "")
     pin = json.loads(node.run("run", "get", "hi.pinjob", "-g", "hig", "-o", "json").out)["pin"]
-    assert pin == stored[1]  # the version brought back
+    code = json.loads(node.run("code", "get", "hi.pin", "-o", "json").out)
+    assert code["code"] == "return 1\n"  # the version brought back ...
+    assert pin_matches(pin, code, {}.get)  # ... is what the job is pinned to (it needs no modules)
     r = node.run("code", "delete", "hi.p", "--force")
     assert r.outcome == (0, "deleted: hi.p\n", "")

@@ -103,13 +103,14 @@ def test_old_pins_are_honoured():
 
 
 async def test_a_runner_refuses_a_pinned_job_whose_module_changed(autojump_clock, client, cr):
-    await cr.modules.add("pinmod", code="VALUE = 1\n")
+    mods = await cr.load_modules()  # (modules load on demand)
+    await mods.add("pinmod", code="VALUE = 1\n")
     await cr.add("pinproc", code="import pinmod\nreturn pinmod.VALUE")
     r = await AnyRunnerRoot.as_handler(client, subpath=("any", "g"), code=cr, node="n1", cfg=FAST)
-    pin = pin_hash(cr.lookup("pinproc").value, cr.modules.value_of)
+    pin = pin_hash(cr.lookup("pinproc").value, mods.value_of)
     job = await add_job(r, "pm", "pinproc", pin=pin, repeat=1, delay=1)
     await wait_for(lambda: job.state.result == 1)
-    await cr.modules.add("pinmod", code="VALUE = 2\n")
+    await mods.add("pinmod", code="VALUE = 2\n")
     await wait_for(lambda: job.state.error is not None)
     assert "changed since the job was pinned" in job.state.error
     assert job.state.result == 1  # the changed module never ran

@@ -267,7 +267,7 @@ async def test_pinned_job_refuses_changed_code(autojump_clock, client, cr):
 
     await cr.add("pinned", code="return 1")
     r = await AnyRunnerRoot.as_handler(client, subpath=("any", "g"), code=cr, node="n1", cfg=FAST)
-    pin = pin_hash(cr.lookup("pinned").value, cr.modules.value_of)
+    pin = pin_hash(cr.lookup("pinned").value, (await cr.load_modules()).value_of)
     job = await add_job(r, "pj", "pinned", pin=pin, repeat=1, delay=1)
     await wait_for(lambda: job.state.result == 1)
     await cr.add("pinned", code="return 2")

@@ -116,8 +116,9 @@ async def test_history_and_revert_keep_signatures(autojump_clock, client):
 
 
 async def test_a_runner_with_trusted_keys_runs_only_signed_code(autojump_clock, client, cr):
-    await cr.modules.add("goodmod", code="V = 10\n", signing_key=KEY)
-    await cr.modules.add("badmod", code="V = 20\n")  # unsigned
+    mods = await cr.load_modules()  # (modules load on demand)
+    await mods.add("goodmod", code="V = 10\n", signing_key=KEY)
+    await mods.add("badmod", code="V = 20\n")  # unsigned
     await cr.add("good", code="import goodmod\nreturn goodmod.V", signing_key=KEY)
     await cr.add("unsigned", code="return 2")
     await cr.add("foreign", code="return 3", signing_key=OTHER)

@@ -23,6 +23,7 @@ from ._ops import (
     remove_module,
     requires_of,
     revert_module,
+    snapshot,
     store_module,
 )
 from ._root import ModuleEntry, ModuleRoot
@@ -44,6 +45,7 @@ __all__ = [
     "remove_module",
     "revert_module",
     "module_graph",
+    "snapshot",
     "needs_of",
     "requires_of",
     "check_modules",

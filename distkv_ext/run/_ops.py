@@ -333,16 +333,19 @@ async def follow_output(
                     yield v, new
 
 
-async def group_auth(client: Any, kind: str, group: Any, *, state_prefix: Path = STATE_PREFIX) -> dict[str, Any] | None:
+async def group_auth(
+    client: Any, kind: str, group: Any, node: str | None = None, *, state_prefix: Path = STATE_PREFIX
+) -> dict[str, Any] | None:
     """How the runners of a group speak, from their records (`_registry`):
     ``auth`` ("authenticated", "unauthenticated", "mixed", or "unknown" when
     no runner of the group runs), the nodes without a group key, the key
     ids, the trusted code keys and the nodes that run unsigned code, plus
-    ``runners`` (the records).  None for single-node jobs: their runner
-    has no group channel."""
-    if not POLICIES[kind].heartbeat_group:
+    ``runners`` (the records).  ``node``: the NODE of single-node jobs
+    (their runners' group is NODE's).  None when the kind's runners have
+    no group channel."""
+    if not POLICIES[kind].heartbeat_group or (kind == "single" and not node):
         return None
-    records = await group_records(client, state_prefix, runner_subpath(kind, group))
+    records = await group_records(client, state_prefix, runner_subpath(kind, group, node))
     return dict(auth_summary(records), runners=records)
 
 

@@ -16,11 +16,12 @@ from typing import Any
 from moat.util import Path
 
 from distkv_ext.code import get_procedure, remove_procedure, revert_procedure
-from distkv_ext.codekit.core.digest import content_hash
+from distkv_ext.codekit.core.digest import content_hash, pin_hash, pin_matches
 from distkv_ext.codekit.core.errors import Conflict, InputRefused, NotFound
 from distkv_ext.codekit.core.paths import as_path
 from distkv_ext.codekit.store import history
 from distkv_ext.codekit.store.entries import list_entries_with_chain, write_entry
+from distkv_ext.module import snapshot
 
 from ._layout import PROC_PREFIX, RUN_PREFIX, runner_subpath, split_job_path
 
@@ -100,11 +101,15 @@ async def delete_procedure(
     return await remove_procedure(client, path, prefix=prefix)
 
 
-def _version_name(hash_: str, current: str | None, saved: Sequence[history.Version]) -> str:
-    if hash_ == current:
-        return f"{hash_} (the current version)"
-    ns = [v["n"] for v in saved if v.get("hash") == hash_]
-    return f"{hash_} (version {ns[-1]})" if ns else hash_
+def _version_name(pin: str, current: Any, saved: Sequence[history.Version], lookup: Any) -> str:
+    """Which version of a procedure ``pin`` fits, by its content hash (as
+    ``code history`` shows it): the current one, a saved one, or none."""
+    if current is not None and pin_matches(pin, current, lookup):
+        return f"{content_hash(current)} (the current version)"
+    for v in reversed(saved):
+        if isinstance(v.get("value"), dict) and pin_matches(pin, v["value"], lookup):
+            return f"{v.get('hash') or content_hash(v['value'])} (version {v['n']})"
+    return f"{pin} (no saved version)"
 
 
 async def revert_pinned_procedure(
@@ -130,14 +135,15 @@ async def revert_pinned_procedure(
     saved = await history.versions(client, "proc", path)
     rec = await history.pick(client, "proc", path, to)
     target = content_hash(rec["value"])
+    mods, _ = await snapshot(client, proc_prefix=None)  # a pin covers the modules too
     pinned = [j for j in await jobs_running(client, path, prefix=job_prefix) if j.pin]
-    stale = [j for j in pinned if j.pin != target]
+    stale = [j for j in pinned if not pin_matches(j.pin, rec["value"], mods.get)]
     if stale and not repin and not force:
         try:
-            current = content_hash((await get_procedure(client, path, prefix=prefix))[0])
+            current = (await get_procedure(client, path, prefix=prefix))[0]
         except NotFound:
             current = None
-        pins = "; ".join(f"{j.label} is pinned to {_version_name(str(j.pin), current, saved)}" for j in stale)
+        pins = "; ".join(f"{j.label} is pinned to {_version_name(str(j.pin), current, saved, mods.get)}" for j in stale)
         raise ProcedureInUse(
             f"reverting {path} to version {rec['n']} ({target}) stops jobs pinned to another version: {pins};"
             " --repin pins them to the reverted version, --force reverts anyway"
@@ -145,7 +151,7 @@ async def revert_pinned_procedure(
     action, value = await revert_procedure(client, path, to, prefix=prefix)
     repinned: list[str] = []
     if repin:
-        new = content_hash(value)
+        new = pin_hash(value, mods.get)
         for j in pinned:
             if j.pin == new:
                 continue

@@ -283,17 +283,18 @@ async def list_(obj, group, output):
                 "last_output": j["last_output"],
             }
         )
-        key = (j["kind"], j["group"])
+        key = (j["kind"], j["group"], j["node"])
         if key not in auth:
-            auth[key] = await group_auth(get_client(obj), j["kind"], j["group"], state_prefix=state_prefix)
+            auth[key] = await group_auth(get_client(obj), *key, state_prefix=state_prefix)
         rows[-1]["group_auth"] = None if auth[key] is None else auth[key]["auth"]
     if group is not None and not rows:
         raise NotFound("job", group, f"no jobs in group {group}")
     fmt = pick_format(output, stdout_of(obj), table_ok=True)
     if fmt == "table":
-        for (kind, grp), summary in sorted(auth.items()):
+        for (kind, grp, nd), summary in sorted(auth.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or "")):
             if summary is not None and summary["auth"] in ("unauthenticated", "mixed"):
-                print(f"warning: {kind}-node group {grp}: {auth_words(summary)}", file=sys.stderr)
+                of = f" of {nd}" if nd else ""
+                print(f"warning: {kind}-node group {grp}{of}: {auth_words(summary)}", file=sys.stderr)
         table(
             obj,
             ["PATH", "KIND", "GROUP", "CODE", "NODE", "STATE", "NEXT", "LAST ERROR / OUTPUT"],
@@ -359,7 +360,7 @@ async def why(obj, path, group, node, all_nodes, output):
     kind, node = kind_of(node, all_nodes)
     value, states, last, tracebacks = await _job_view(obj, kind, group, path, node)
     res = {n or "": explain_job(value, s) for n, s in (states or {"": {}}).items()}
-    words = auth_words(await group_auth(get_client(obj), kind, group, state_prefix=_prefixes(obj)[1]))
+    words = auth_words(await group_auth(get_client(obj), kind, group, node, state_prefix=_prefixes(obj)[1]))
     for n, r in res.items():
         r["last_output"] = last.get(n or (r["running_on"] or r["last_node"]), [])
         r["traceback"] = tracebacks.get(n or r["last_node"], []) if r["last_error"] else []
