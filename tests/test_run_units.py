@@ -125,7 +125,7 @@ async def test_conflict_verdict_applies_after_the_echo_window(autojump_clock):
             def root(self):
                 return self
 
-            def spawn(self, fn):
+            async def spawn(self, fn):  # a coroutine, as DistKV 0.65's ClientRoot.spawn
                 tg.start_soon(fn)
 
             def state_changed(self, state, old_node):

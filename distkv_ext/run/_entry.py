@@ -176,7 +176,7 @@ class StateEntry(_JobEntry):
                 # then nothing follows, and it applies once the window ends
                 self.chain = self._written
                 if self._deferred is None:
-                    self.root.spawn(self._apply_deferred)
+                    await self.root.spawn(self._apply_deferred)  # a coroutine in DistKV 0.65
                 self._deferred = (value, incoming)
                 return
             self._written = None

@@ -37,3 +37,19 @@ def pytest_terminal_summary(terminalreporter, config):
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
     terminalreporter.write_line(f"(written to {path})")
+
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed drill's report ends with the end of every process log of
+    its fleet (servers, broker, runners), so that a CI log says what went
+    wrong."""
+    outcome = yield
+    rep = outcome.get_result()
+    tmp = item.funcargs.get("tmp_path") if hasattr(item, "funcargs") else None
+    if rep.when != "call" or not rep.failed or tmp is None:
+        return
+    for path in sorted(tmp.glob("*.log")):
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        rep.sections.append((f"{path.name} (last 40 of {len(lines)} lines)", "\n".join(lines[-40:])))
