@@ -58,6 +58,7 @@ class Supervised:
         self.kills = []  # (time, pid) of kill -9 by the drill
         self.starts = 0
         self.supervise = True
+        self.down_for = None  # seconds the next restart waits (RESTART_DELAY if None)
         self._start()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
@@ -79,7 +80,8 @@ class Supervised:
                 time.sleep(0.1)
                 continue
             self.exits.append((time.time(), rc))
-            time.sleep(RESTART_DELAY)
+            down, self.down_for = self.down_for, None
+            time.sleep(RESTART_DELAY if down is None else down)
             if self.supervise:
                 self._start()
 
@@ -87,7 +89,10 @@ class Supervised:
     def pid(self):
         return self.proc.pid
 
-    def kill9(self):
+    def kill9(self, down=None):
+        """kill -9 the process; it is restarted after ``down`` seconds
+        (default RESTART_DELAY)."""
+        self.down_for = down
         t, pid = time.time(), self.proc.pid
         self.kills.append((t, pid))
         self.proc.send_signal(signal.SIGKILL)
