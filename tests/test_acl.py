@@ -196,7 +196,7 @@ def test_acl_recipe_on_a_repaired_server(tmp_path):
         msrc.write_text("NAME = 'evil'\n")
         evil_dir = tmp_path / "evil"
         (evil_dir / "procs").mkdir(parents=True)
-        (evil_dir / "procs" / "ok.py").write_text("return 'evil'\n")
+        (evil_dir / "procs" / "ok.py").write_text("return 'evil'\n")  # 'ok' is the deploy user's tree's
         for argv in (
             ("code", "set", "evil", "-s", str(src)),
             ("code", "set", "ok", "-s", str(src)),
@@ -204,7 +204,7 @@ def test_acl_recipe_on_a_repaired_server(tmp_path):
             ("module", "set", "evilmod", "-s", str(msrc)),
             ("run", "set", "evil", "-c", "ok", "-g", "aclg", "-t", "now"),
             ("run", "delete", "ok", "-g", "aclg"),
-            ("code", "deploy", str(evil_dir)),
+            ("code", "deploy", "--take-over", str(evil_dir)),
         ):
             r = client(cfgs["runner"], *argv)
             assert r.returncode == 1 and "permission denied" in r.err, (argv, r.outcome)
