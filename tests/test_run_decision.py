@@ -4,9 +4,9 @@ a view of the group) and ``run why`` (without)."""
 
 import pytest
 
-from distkv_ext.run import RunnerEntry, StateEntry
+from distkv_ext.run import GroupHeard, RunnerEntry, StateEntry
 from distkv_ext.run._decision import Decision, Kind, StaticView, decide, decide_running
-from distkv_ext.run._ops import _Shim, explain_job
+from distkv_ext.run._explain import _Shim, explain_job
 from distkv_ext.run._policy import ALL, ANY, POLICIES, SINGLE
 
 NOW = 1000.0
@@ -46,6 +46,74 @@ def test_run_why_verdicts(value, st, verdict):
     res = explain_job(None if value is None else {"code": "p", **value}, st, NOW)
     assert res["verdict"] == verdict
     assert ("next_start" in res) == verdict.startswith("starts in")
+
+
+ALIVE = GroupHeard(frozenset({"r1"}), True, False, 0.5, 2.0)
+OTHERS = GroupHeard(frozenset({"r2"}), True, False, 2.0, 2.0)
+NOBODY = GroupHeard(frozenset(), True, False, 2.0, 2.0)
+DEAF = GroupHeard(frozenset(), True, True, 2.0, 2.0)  # a keyed group, and we lack the key
+CUT_SHORT = GroupHeard(frozenset(), False, False, 1.0, 2.0)  # listened less than the timeout
+GONE = "was running on r1 (started 40 s ago); that runner is gone (not heard in its group for 2 s)"
+
+
+@pytest.mark.parametrize(
+    ("heard", "kind", "node", "st", "verdict", "status"),
+    [
+        (ALIVE, "any", None, {"node": "r1", "started": NOW - 40}, "running on r1 since 40 s", "running"),
+        (
+            OTHERS,
+            "any",
+            None,
+            {"node": "r1", "started": NOW - 40},
+            f"{GONE}: a live runner of the group takes it over",
+            "runner gone",
+        ),
+        (
+            NOBODY,
+            "any",
+            None,
+            {"node": "r1", "started": NOW - 40},
+            f"{GONE}, and no runner of the group is running",
+            "runner gone",
+        ),
+        (
+            NOBODY,
+            "all",
+            "r1",
+            {"node": "r1", "started": NOW - 40},
+            f"{GONE}: the job runs again when it is back",
+            "runner gone",
+        ),
+        (
+            OTHERS,
+            "single",
+            "r1",
+            {"node": "r1", "started": NOW - 40},
+            f"{GONE}: the job runs again when it is back",
+            "runner gone",
+        ),
+        (DEAF, "any", None, {"node": "r1", "started": NOW - 40}, "running on r1 since 40 s", "running"),
+        (CUT_SHORT, "any", None, {"node": "r1", "started": NOW - 40}, "running on r1 since 40 s", "running"),
+        (NOBODY, "any", None, {}, "due now (target); no runner of the group is running", "due"),
+        (ALIVE, "any", None, {}, "due now (target); a runner of the group starts it", "due"),
+        (
+            ALIVE,
+            "single",
+            "r9",
+            {},
+            "due now (target); no runner for node r9 is running (not heard in its group for 2 s)",
+            "due",
+        ),
+        (DEAF, "single", "r9", {}, "due now (target); a runner of the group starts it", "due"),
+    ],
+)
+def test_run_why_minds_the_runners(heard, kind, node, st, verdict, status):
+    """With what listening to the group found: a job whose runner is not
+    heard is not "running"; nothing is claimed of a group not heard long
+    enough, or not understood (no key)."""
+    res = explain_job({"code": "p", "target": NOW - 5}, st, NOW, heard=heard, kind=kind, node=node)
+    assert (res["verdict"], res["status"]) == (verdict, status)
+    assert res["runner_gone"] is (status == "runner gone")
 
 
 def test_no_view_decisions():

@@ -22,6 +22,7 @@ from ._config import RUNNER_DEFAULTS, RunnerConfig
 from ._connwatch import watch_connection
 from ._daemon import ALL_KINDS, kinds_text, run_daemon, status_pages
 from ._entry import RunnerEntry, StateEntry, next_start, retry_delay
+from ._explain import STATUS_WORDS, explain_job, status_word
 from ._group import Group, GroupMembers, NameClash
 from ._groupauth import GroupKeys, new_group_key
 from ._layout import (
@@ -39,13 +40,12 @@ from ._layout import (
     runner_subpath,
     split_job_path,
 )
+from ._liveness import GroupHeard, hear_groups, hear_groups_as_configured
 from ._metrics import CLAIM_BUCKETS, METRICS
 from ._observe import GroupObserver, MemberSeen
 from ._ops import (
-    STATUS_WORDS,
     all_states,
     auth_words,
-    explain_job,
     follow_output,
     get_job,
     group_auth,
@@ -54,7 +54,6 @@ from ._ops import (
     list_jobs,
     remove_job,
     states_of,
-    status_word,
     store_job,
 )
 from ._output import TRACEBACK_STREAM
@@ -94,6 +93,9 @@ __all__ = [
     "watch_connection",
     # watching a group without joining it, and the metrics
     "GroupObserver",
+    "GroupHeard",
+    "hear_groups",
+    "hear_groups_as_configured",
     "MemberSeen",
     "group_topic",
     "METRICS",

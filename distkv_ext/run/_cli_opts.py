@@ -143,12 +143,24 @@ def short(text, n=50):
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def state_word(states):
+listen_option = click.option(
+    "--listen/--no-listen",
+    default=True,
+    show_default=True,
+    help="Listen to the job's group (at most runner.timeout) to tell running jobs from those whose runner is gone.",
+)
+
+
+def state_word(states, gone=()):
+    """One word per state (all-node jobs: ``NODE:word`` each); ``gone``:
+    the nodes whose runners were not heard in their group."""
     if not states:
         return "never ran"
     words = []
     for n, s in sorted(states.items()):
-        if s.get("node"):
+        if s.get("node") and s.get("node") in gone:
+            w = "runner gone"
+        elif s.get("node"):
             w = "running"
         elif s.get("error"):
             w = "failed"

@@ -26,9 +26,9 @@ from distkv_ext.codekit.store.entries import list_entries
 
 from . import _metrics
 from ._config import RunnerConfig
+from ._explain import explain_job
 from ._group import NameClash
 from ._layout import WEB_PREFIX, runner_subpath
-from ._ops import explain_job
 from ._root import AllRunnerRoot, AnyRunnerRoot, SingleRunnerRoot, _RunnerRoot
 from ._sdnotify import notify, watchdog_interval
 

@@ -1,10 +1,9 @@
 """One-shot operations on runner entries (what ``distkv client run`` calls)."""
 
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from moat.util import NotGiven, Path
+from moat.util import Path
 
 from distkv_ext.codekit.core.digest import pin_hash
 from distkv_ext.codekit.core.errors import InputRefused, NotFound
@@ -12,8 +11,6 @@ from distkv_ext.codekit.core.paths import as_path
 from distkv_ext.codekit.store.conn import server_errors
 from distkv_ext.codekit.store.entries import delete_entry, get_entry, list_entries, write_entry
 
-from ._decision import Decision, Kind, decide
-from ._entry import RunnerEntry, StateEntry
 from ._layout import (
     JOB_FIELDS,
     MODULE_PREFIX,
@@ -34,13 +31,10 @@ __all__ = [
     "remove_job",
     "list_jobs",
     "job_states",
-    "explain_job",
     "job_output",
     "follow_output",
     "all_states",
     "states_of",
-    "status_word",
-    "STATUS_WORDS",
     "group_auth",
     "auth_words",
 ]
@@ -188,92 +182,6 @@ async def list_jobs(
             lines = [last[sub + tuple(job)]] if sub + tuple(job) in last else []
         out = max(lines)[1] if lines else None
         yield {"kind": kind, "group": grp, "node": node, "path": job, "value": v, "states": st, "last_output": out}
-
-
-class _Shim:
-    """Stand-in for a mirror entry, so that `decide` can judge a stored
-    value without a running handler: the fields of ``cls`` (its ATTRS)
-    from ``value``, else the class's defaults."""
-
-    def __init__(self, cls: type[RunnerEntry] | type[StateEntry], value: Any) -> None:
-        self.value = value if value is not None else NotGiven
-        for k in cls.ATTRS:
-            setattr(self, k, value.get(k, getattr(cls, k)) if isinstance(value, dict) else getattr(cls, k))
-
-    def __getattr__(self, name: str) -> Any:
-        # only for the type checker: the fields are set above, per class
-        raise AttributeError(name)
-
-
-def explain_job(value: Any, state: Any, now: float | None = None) -> dict[str, Any]:
-    """Why the job runs or not, as a dict (see ``distkv client run why``):
-    the state's facts (running_on, last_node, started, stopped, runs,
-    errors_in_a_row, last_error, result, runner_says), the ``verdict`` in
-    words and, if it starts later, ``next_start``.  ``value``: the runner
-    entry's stored value (None: deleted); ``state``: its state's (or None)."""
-    now = time.time() if now is None else now
-    entry = _Shim(RunnerEntry, value)
-    st = _Shim(StateEntry, state or {})
-    d = decide(entry, st, now)
-    res: dict[str, Any] = {
-        "running_on": st.node,
-        "last_node": st.last_node,
-        "started": st.started or None,
-        "stopped": st.stopped or None,
-        "runs": st.runs,
-        "errors_in_a_row": st.backoff,
-        "last_error": st.error,
-        "result": None if st.result is NotGiven else st.result,
-        "runner_says": st.reason or None,
-    }
-    res["verdict"] = verdict(d, now)
-    res["status"] = status_word(d, st)
-    if d.kind is Kind.WAITING:
-        res["next_start"] = d.at
-    return res
-
-
-#: The words `status_word` gives a job, for tables and the metrics.
-STATUS_WORDS = ("running", "due", "waiting", "failed", "gave up", "done", "idle", "deleted")
-
-
-def status_word(d: Decision, state: Any) -> str:
-    """One word for a job's state (`STATUS_WORDS`), from its `decide`
-    verdict and its state: running (a node holds it), due (it should run
-    now and nobody does), waiting (it starts later), failed (its last run
-    failed; it is retried), gave up (``max_tries`` errors in a row), done
-    (it ran and will not again), idle (no target), deleted."""
-    if d.kind is Kind.HELD_BY:
-        return "running"
-    if d.kind is Kind.NOT_SCHEDULED:
-        if d.reason.startswith("gave up"):
-            return "gave up"
-        if d.reason == "deleted":
-            return "deleted"
-        if getattr(state, "error", None):
-            return "failed"
-        return "done" if getattr(state, "runs", 0) else "idle"
-    if getattr(state, "error", None) and getattr(state, "backoff", 0):
-        return "failed"
-    return "due" if d.kind is Kind.RUN_HERE else "waiting"
-
-
-def verdict(d: Decision, now: float) -> str:
-    """A `decide` verdict made without a group view, in words (``run why``)."""
-    if d.kind is Kind.HELD_BY and d.node:
-        return f"running on {d.node} since {_ago(now, d.at)}"
-    if d.kind is Kind.RUN_HERE:
-        return f"due now ({d.reason}); a runner of the group starts it"
-    if d.kind is Kind.WAITING and d.at is not None:
-        return f"starts in {d.at - now:.0f} s ({d.reason})"
-    # NOT_SCHEDULED; a state naming no usable node ("running on " + "")
-    return f"not scheduled: {d.reason}"
-
-
-def _ago(now: float, t: float | None) -> str:
-    if not t:
-        return "?"
-    return f"{now - t:.0f} s"
 
 
 def _job_output_root(kind: str, group: Any, node: Any = None) -> Path:

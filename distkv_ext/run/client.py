@@ -27,6 +27,7 @@ from . import (
     follow_output,
     get_job,
     group_auth,
+    hear_groups_as_configured,
     job_output,
     job_states,
     list_jobs,
@@ -41,6 +42,7 @@ from ._cli_opts import (
     group_options,
     job_number,
     kind_of,
+    listen_option,
     next_start_text,
     plain_job,
     short,
@@ -249,26 +251,39 @@ async def get(obj, path, group, node, all_nodes, output):
 
 @cli.command("list", epilog=EXIT_CODES)
 @click.option("-g", "--group", default=None, shell_complete=complete_groups, help="Only this group.")
+@listen_option
 @output_option("table", "yaml", "json")
 @click.pass_obj
 @boundary
-async def list_(obj, group, output):
+async def list_(obj, group, listen, output):
     """
     List the jobs (of GROUP, or all) with where they run and their state.
 
     A table on a terminal (path, kind, group, code, node, state, next
     start, last error or else the last line of output); YAML in a pipe.
     Groups whose runners speak without a group key are named on stderr
-    (in YAML/JSON: each job's group_auth).
+    (in YAML/JSON: each job's group_auth).  A job whose runner is not
+    heard in its group (listened to for at most runner.timeout) shows as
+    'runner gone' (in YAML/JSON: runner_gone lists those nodes).
     """
     prefix, state_prefix = _prefixes(obj)
     now = time.time()
     rows = []
     auth = {}
-    async for j in list_jobs(
-        get_client(obj), group, prefix=prefix, state_prefix=state_prefix, output_prefix=_output_prefix(obj)
-    ):
+    jobs = [
+        j
+        async for j in list_jobs(
+            get_client(obj), group, prefix=prefix, state_prefix=state_prefix, output_prefix=_output_prefix(obj)
+        )
+    ]
+    expect: dict = {}
+    for j in jobs:
+        expect.setdefault((j["kind"], j["group"], j["node"]), set()).update(_holders(j["kind"], j["node"], j["states"]))
+    heard = await _hear(obj, expect) if listen else {}
+    for j in jobs:
         running = sorted(s.get("node") for s in j["states"].values() if s.get("node"))
+        g = heard.get((j["kind"], j["group"], j["node"]))
+        gone = [n for n in running if g is not None and g.gone(n)]
         rows.append(
             {
                 "path": str(j["path"]),
@@ -277,7 +292,8 @@ async def list_(obj, group, output):
                 "node": j["node"],
                 "code": plain_job(j["value"])["code"],
                 "running_on": running,
-                "state": state_word(j["states"]),
+                "runner_gone": gone,
+                "state": state_word(j["states"], gone),
                 "next": next_start_text(j["states"], now),
                 "error": next((s.get("error") for s in j["states"].values() if s.get("error")), None),
                 "last_output": j["last_output"],
@@ -316,6 +332,20 @@ async def list_(obj, group, output):
         emit(obj, rows, fmt)
 
 
+def _holders(kind, node, states):
+    """The nodes whose runners matter for a job: those its states say run
+    it, and a single-node job's NODE."""
+    res = {s.get("node") for s in states.values() if s.get("node")}
+    if kind == "single" and node:
+        res.add(node)
+    return res
+
+
+async def _hear(obj, expect):
+    """Listen to the groups of ``expect`` ((kind, group, node) -> nodes)."""
+    return await hear_groups_as_configured(get_client(obj), expect, obj.cfg.get("runner"))
+
+
 async def _job_view(obj, kind, group, path, node):
     """(entry value, states, last output lines, tracebacks) of a job; `NotFound` if none."""
     client = get_client(obj)
@@ -347,19 +377,28 @@ async def state(obj, path, group, node, all_nodes, output):
 @cli.command(epilog=EXIT_CODES)
 @click.argument("path", shell_complete=complete_jobs)
 @group_options
+@listen_option
 @output_option("text", "yaml", "json", default="text")
 @click.pass_obj
 @boundary
-async def why(obj, path, group, node, all_nodes, output):
+async def why(obj, path, group, node, all_nodes, listen, output):
     """
     Why job PATH is or is not running: its target, backoff, last error
     (with the traceback of the run that failed), which node holds it, and
     when it starts next; and how its group's runners speak (with a group
     key or unauthenticated) and whether they run only signed code.
+
+    The store says which node started the job; whether that node's
+    runner is still alive only its group can tell: 'run why' listens to
+    it (at most runner.timeout, about one heartbeat when all is well) and
+    says "that runner is gone" for a job whose runner was not heard.
     """
     kind, node = kind_of(node, all_nodes)
     value, states, last, tracebacks = await _job_view(obj, kind, group, path, node)
-    res = {n or "": explain_job(value, s) for n, s in (states or {"": {}}).items()}
+    states = states or {"": {}}
+    heard = await _hear(obj, {(kind, group, node): _holders(kind, node, states)}) if listen else {}
+    g = heard.get((kind, group, node))
+    res = {n or "": explain_job(value, s, heard=g, kind=kind, node=node or n or None) for n, s in states.items()}
     words = auth_words(await group_auth(get_client(obj), kind, group, node, state_prefix=_prefixes(obj)[1]))
     for n, r in res.items():
         r["last_output"] = last.get(n or (r["running_on"] or r["last_node"]), [])

@@ -1,0 +1,141 @@
+"""Why a job runs or not, in words and as a status word: `explain_job`.
+
+Judged from the stored entry and state alone (`decide` without a group
+view), and, where the caller listened to the job's group
+(`hear_groups`), from which of its runners are alive: the store keeps
+"running on r1" after r1 died; the group channel knows better.
+"""
+
+import time
+from typing import Any
+
+from moat.util import NotGiven
+
+from ._decision import Decision, Kind, decide
+from ._entry import RunnerEntry, StateEntry
+from ._liveness import GroupHeard
+
+__all__ = ["explain_job", "status_word", "verdict", "STATUS_WORDS"]
+
+
+class _Shim:
+    """Stand-in for a mirror entry, so that `decide` can judge a stored
+    value without a running handler: the fields of ``cls`` (its ATTRS)
+    from ``value``, else the class's defaults."""
+
+    def __init__(self, cls: type[RunnerEntry] | type[StateEntry], value: Any) -> None:
+        self.value = value if value is not None else NotGiven
+        for k in cls.ATTRS:
+            setattr(self, k, value.get(k, getattr(cls, k)) if isinstance(value, dict) else getattr(cls, k))
+
+    def __getattr__(self, name: str) -> Any:
+        # only for the type checker: the fields are set above, per class
+        raise AttributeError(name)
+
+
+def explain_job(
+    value: Any,
+    state: Any,
+    now: float | None = None,
+    *,
+    heard: GroupHeard | None = None,
+    kind: str = "any",
+    node: Any = None,
+) -> dict[str, Any]:
+    """Why the job runs or not, as a dict (see ``distkv client run why``):
+    the state's facts (running_on, last_node, started, stopped, runs,
+    errors_in_a_row, last_error, result, runner_says), the ``verdict`` in
+    words and, if it starts later, ``next_start``.  ``value``: the runner
+    entry's stored value (None: deleted); ``state``: its state's (or None).
+
+    ``heard``: what listening to the job's group found (`hear_groups`);
+    with it, a job whose runner is gone is no longer "running" (status
+    ``runner gone``), and a due job nobody can start says so.  ``kind``
+    and ``node`` (single-node jobs: their NODE) say whose runners those are."""
+    now = time.time() if now is None else now
+    entry = _Shim(RunnerEntry, value)
+    st = _Shim(StateEntry, state or {})
+    d = decide(entry, st, now)
+    res: dict[str, Any] = {
+        "running_on": st.node,
+        "last_node": st.last_node,
+        "started": st.started or None,
+        "stopped": st.stopped or None,
+        "runs": st.runs,
+        "errors_in_a_row": st.backoff,
+        "last_error": st.error,
+        "result": None if st.result is NotGiven else st.result,
+        "runner_says": st.reason or None,
+    }
+    res["verdict"] = verdict(d, now)
+    res["status"] = status_word(d, st)
+    res["runner_gone"] = False
+    if heard is not None:
+        _mind_the_runners(res, d, heard, kind, node, now)
+    if d.kind is Kind.WAITING:
+        res["next_start"] = d.at
+    return res
+
+
+def _mind_the_runners(res: dict[str, Any], d: Decision, heard: GroupHeard, kind: str, node: Any, now: float) -> None:
+    """Correct ``res`` (of `explain_job`) by what was heard of the group."""
+    silent = f"not heard in its group for {heard.timeout:g} s"
+    if d.kind is Kind.HELD_BY and d.node and heard.gone(d.node):
+        res["runner_gone"] = True
+        res["status"] = "runner gone"
+        then = f"was running on {d.node} (started {_ago(now, d.at)} ago); that runner is gone ({silent})"
+        if kind != "any":
+            res["verdict"] = f"{then}: the job runs again when it is back"
+        elif heard.nobody:
+            res["verdict"] = f"{then}, and no runner of the group is running"
+        else:
+            res["verdict"] = f"{then}: a live runner of the group takes it over"
+    elif d.kind is Kind.RUN_HERE:
+        if kind == "single" and node is not None and heard.gone(node):
+            res["verdict"] = f"due now ({d.reason}); no runner for node {node} is running ({silent})"
+        elif heard.nobody:
+            res["verdict"] = f"due now ({d.reason}); no runner of the group is running"
+
+
+#: The words `status_word` gives a job, for tables and the metrics.
+STATUS_WORDS = ("running", "due", "waiting", "failed", "gave up", "done", "idle", "deleted", "runner gone")
+
+
+def status_word(d: Decision, state: Any) -> str:
+    """One word for a job's state (`STATUS_WORDS`), from its `decide`
+    verdict and its state: running (a node holds it), due (it should run
+    now and nobody does), waiting (it starts later), failed (its last run
+    failed; it is retried), gave up (``max_tries`` errors in a row), done
+    (it ran and will not again), idle (no target), deleted.  (The last
+    word, "runner gone", is `explain_job`'s, from what it heard.)"""
+    if d.kind is Kind.HELD_BY:
+        return "running"
+    if d.kind is Kind.NOT_SCHEDULED:
+        if d.reason.startswith("gave up"):
+            return "gave up"
+        if d.reason == "deleted":
+            return "deleted"
+        if getattr(state, "error", None):
+            return "failed"
+        return "done" if getattr(state, "runs", 0) else "idle"
+    if getattr(state, "error", None) and getattr(state, "backoff", 0):
+        return "failed"
+    return "due" if d.kind is Kind.RUN_HERE else "waiting"
+
+
+def verdict(d: Decision, now: float) -> str:
+    """A `decide` verdict made without a group view, in words (``run why``)."""
+    if d.kind is Kind.HELD_BY and d.node:
+        return f"running on {d.node} since {_ago(now, d.at)}"
+    if d.kind is Kind.RUN_HERE:
+        return f"due now ({d.reason}); a runner of the group starts it"
+    if d.kind is Kind.WAITING and d.at is not None:
+        return f"starts in {d.at - now:.0f} s ({d.reason})"
+    # NOT_SCHEDULED; a state naming no usable node ("running on " + "")
+    return f"not scheduled: {d.reason}"
+
+
+def _ago(now: float, t: float | None) -> str:
+    if not t:
+        return "?"
+    return f"{now - t:.0f} s"

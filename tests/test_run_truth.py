@@ -1,0 +1,84 @@
+"""What 'run why' and 'run list' say is tied to live runners (real
+daemons on a real server): after kill -9 of the only runner of a group,
+its any-node, all-node and single-node jobs no longer show as running,
+and a single-node job of a node without a runner says so."""
+
+import json
+
+import pytest
+
+from tests.helpers import Daemon, running_node, wait_until
+
+pytestmark = pytest.mark.slow
+
+FOREVER = "import anyio\nawait anyio.sleep_forever()\n"
+GROUP_ARGS = ["--timeout", "2", "--heartbeat", "0.5"]
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    with running_node(tmp_path_factory.mktemp("truth"), n=1, timeout=120) as nd:
+        r = nd.run("code", "set", "tr.forever", "--async", "-s", "-", input=FOREVER)
+        assert r.returncode == 0, r.stderr
+        yield nd
+
+
+def _set(node, *args):
+    r = node.run("run", "set", *args, "-c", "tr.forever", "-t", "now")
+    assert r.returncode == 0, r.stderr
+
+
+def _list(node, *args):
+    r = node.run("run", "list", "-g", "tg", "-o", "json", *args)
+    assert r.returncode == 0, r.stderr
+    return {(x["kind"], x["path"]): x for x in json.loads(r.stdout)}
+
+
+def _why(node, *args):
+    r = node.run("run", "why", *args)
+    assert r.returncode == 0, r.stderr
+    return r.out
+
+
+def test_a_dead_runner_s_jobs_do_not_show_as_running(node, tmp_path):
+    d = Daemon(node.configs[0], "-g", "tg", "--name", "r1", *GROUP_ARGS, log=str(tmp_path / "r1.log"))
+    try:
+        _set(node, "ta", "-g", "tg")
+        _set(node, "tl", "-g", "tg", "--all-nodes")
+        _set(node, "ts", "-g", "tg", "-n", "r1")
+        _set(node, "tz", "-g", "tg", "-n", "nobody")
+        jobs = [("any", "ta"), ("all", "tl"), ("single", "ts")]
+        listed = wait_until(
+            lambda: (lambda ls: ls if all(ls[j]["running_on"] == ["r1"] for j in jobs) else None)(_list(node)),
+            what="the jobs running on r1",
+        )
+        assert [(listed[j]["state"], listed[j]["runner_gone"]) for j in jobs] == [
+            ("running", []),
+            ("r1:running", []),
+            ("running", []),
+        ]
+        # a single-node job whose node has no runner
+        assert "due now (target); no runner for node nobody is running (not heard in its group for 2 s)" in _why(
+            node, "tz", "-g", "tg", "-n", "nobody"
+        )
+        assert "running on r1 since" in _why(node, "ta", "-g", "tg")
+    finally:
+        d.kill()
+    # the store still says r1 runs them; the group says r1 is gone
+    listed = _list(node)
+    for j in jobs:
+        assert listed[j]["running_on"] == ["r1"] and listed[j]["runner_gone"] == ["r1"], listed[j]
+    assert listed[("any", "ta")]["state"] == "runner gone"
+    assert listed[("all", "tl")]["state"] == "r1:runner gone"
+    gone = "was running on r1 (started {} ago); that runner is gone (not heard in its group for 2 s)"
+    out = _why(node, "ta", "-g", "tg")
+    assert gone.format(out.split("(started ")[1].split(" ago")[0]) + ", and no runner of the group is running" in out
+    for args in (("tl", "-g", "tg", "--all-nodes"), ("ts", "-g", "tg", "-n", "r1")):
+        out = _why(node, *args)
+        assert "that runner is gone (not heard in its group for 2 s): the job runs again when it is back" in out
+    # --no-listen: the stored state only, at once
+    assert "running on r1 since" in _why(node, "ta", "-g", "tg", "--no-listen")
+    assert _list(node, "--no-listen")[("any", "ta")]["runner_gone"] == []
+    r = node.run("run", "why", "ta", "-g", "tg", "-o", "json")
+    res = json.loads(r.stdout)
+    assert (res["status"], res["runner_gone"]) == ("runner gone", True)
