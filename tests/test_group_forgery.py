@@ -64,6 +64,7 @@ async def _listen(client, heard, *, task_status=anyio.TASK_STATUS_IGNORED):
                 pass
 
 
+@pytest.mark.slow  # 8 s each
 @pytest.mark.parametrize("keyed", [True, False], ids=["with key", "without key"])
 async def test_forged_messages_change_nothing(keyed, tmp_path, autojump_clock, cluster):
     keyfile = str(tmp_path / "group.key") if keyed else None
@@ -129,6 +130,7 @@ async def test_a_real_namesake_still_stops_the_younger_runner(tmp_path, autojump
         assert not old.lost_event.is_set()
 
 
+@pytest.mark.slow  # 13-19 s each
 @pytest.mark.parametrize("keyed", [True, False], ids=["with key", "without key"])
 async def test_each_forgery_alone(keyed, tmp_path, autojump_clock, cluster):
     """Send each forgery on its own and note what the runners made of it

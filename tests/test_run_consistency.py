@@ -68,6 +68,7 @@ async def runner(st, stack, i, name, kind=AnyRunnerRoot, subpath=("any", "g")):
     return await kind.as_handler(c, subpath=subpath, code=cr, node=name, cfg=FAST)
 
 
+@pytest.mark.slow  # 12 s
 async def test_caches_agree_through_joins_edits_deletes_and_leaves(autojump_clock):
     async with cluster(n=2) as st, AsyncExitStack() as stack:
         c0 = await stack.enter_async_context(st.client(0))
