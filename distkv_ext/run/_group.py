@@ -38,7 +38,7 @@ from ._connwatch import GONE
 from ._groupauth import Channel, GroupKeys, new_instance
 from ._namesake import NameClash, Namesakes
 from ._registry import Record
-from ._wire import Malformed, Message, chunks, unpack
+from ._wire import Message, chunks
 
 logger = logging.getLogger(__name__)
 
@@ -329,12 +329,7 @@ class Group:
         """One message from the group channel, as DistKV's monitor gives it
         (raw: we unpack it, see `_wire.unpack`)."""
         try:
-            try:
-                data = unpack(msg.get("raw") if hasattr(msg, "get") else None)
-            except Malformed as exc:
-                self.channel.drop("malformed", str(exc), None)
-                return
-            checked = self.channel.incoming(data)
+            checked = self.channel.receive(msg)
             if checked is not None:
                 self._heard(checked)
         except Exception as exc:  # nothing that arrives may stop a runner

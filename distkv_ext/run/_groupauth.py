@@ -36,7 +36,7 @@ from distkv_ext.codekit.core.canon import canonical
 from distkv_ext.codekit.core.errors import BadKeyFile
 from distkv_ext.codekit.core.keyfile import loose_mode, read_key_file, write_key_file
 
-from ._wire import MAX_ACKS, Kind, Malformed, Message, decode, encode
+from ._wire import MAX_ACKS, Kind, Malformed, Message, decode, encode, unpack
 
 logger = logging.getLogger(__name__)
 
@@ -253,6 +253,16 @@ class Channel:
         return None
 
     # --- receiving ---
+
+    def receive(self, msg: Any) -> Message | None:
+        """`incoming` for one message as DistKV's raw monitor gives it
+        (``msg_monitor(raw=True)``: unpacked here, see `_wire.unpack`)."""
+        try:
+            data = unpack(msg.get("raw") if hasattr(msg, "get") else None)
+        except Malformed as exc:
+            self.drop("malformed", str(exc), None)
+            return None
+        return self.incoming(data)
 
     def incoming(self, data: object) -> Message | None:
         """The checked `Message` in received ``data``, or None (dropped,

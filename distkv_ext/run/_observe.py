@@ -33,7 +33,7 @@ from distkv_ext.codekit.core.errors import ServerUnreachable
 from ._connwatch import GONE
 from ._group import MSG_TYPES, MsgType
 from ._groupauth import Channel, GroupKeys, new_instance
-from ._wire import Malformed, Message, unpack
+from ._wire import Message
 
 logger = logging.getLogger(__name__)
 
@@ -113,12 +113,7 @@ class GroupObserver:
         yields it): check it as the runners do, never answer.  Never raises."""
         self.heard += 1
         try:
-            try:
-                data = unpack(msg.get("raw") if hasattr(msg, "get") else None)
-            except Malformed as exc:
-                self.channel.drop("malformed", str(exc), None)
-                return
-            checked = self.channel.incoming(data)
+            checked = self.channel.receive(msg)
             if checked is not None:
                 self._heard(checked)
         except Exception as exc:  # whatever a message holds: we keep listening
