@@ -38,6 +38,9 @@ class RunnerConfig:
     output: where the jobs' output goes (a path)
     output_lines: lines kept per run (>= 1)
     output_runs: runs kept per job and node (>= 1)
+    output_line_chars: a longer output line is cut, with a marker saying how much
+    output_run_chars: a run keeps at most this many characters of output (its last lines)
+    result_bytes: a larger result is not stored (the run counts as failed); error texts are cut to it
     group_key: file with the group's key (base64 of >= 32 random bytes):
       every group message is authenticated; None: the group is not
     group_key_next: a second key file, also accepted (key rotation)
@@ -59,6 +62,9 @@ class RunnerConfig:
     output: Path = OUTPUT_PREFIX
     output_lines: int = 200
     output_runs: int = 5
+    output_line_chars: int = 2000
+    output_run_chars: int = 100_000
+    result_bytes: int = 65536
     group_key: str | None = None
     group_key_next: str | None = None
     trusted_keys: tuple[str, ...] = ()
@@ -70,8 +76,11 @@ class RunnerConfig:
             raise BadArguments(
                 f"runner.timeout ({self.timeout:g}) must be at least twice runner.heartbeat ({self.heartbeat:g})"
             )
-        for name in ("output_lines", "output_runs"):
+        for name in ("output_lines", "output_runs", "output_line_chars", "output_run_chars", "result_bytes"):
             object.__setattr__(self, name, _count(name, getattr(self, name)))
+        for name in ("output_line_chars", "output_run_chars", "result_bytes"):
+            if getattr(self, name) > MAX_CAP:  # what it caps must stay far below DistKV's value limit
+                raise BadArguments(f"runner.{name} must be at most {MAX_CAP}, not {getattr(self, name)}")
         if not isinstance(self.rebalance, int):  # bool is an int
             raise BadArguments(f"runner.rebalance must be true or false, not {self.rebalance!r}")
         object.__setattr__(self, "rebalance", bool(self.rebalance))
@@ -109,6 +118,10 @@ class RunnerConfig:
         """A copy with ``overrides`` (None: keep), checked again."""
         return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
+
+#: The largest output and result caps (1 MiB): a run's output and a state
+#: are single DistKV values, which every server replicates.
+MAX_CAP = 1024 * 1024
 
 #: (setting, minimum, maximum): a heartbeat of at least 10 ms (a smaller
 #: one only burns CPU), and no setting beyond a day (or a weight of 1000).

@@ -28,6 +28,7 @@ from distkv_ext.codekit.core.errors import CodeError
 from . import _metrics, _output
 from ._admin import ErrorRecorded, JobContext
 from ._assign import score
+from ._caps import fit_outcome
 from ._claim import StopRequest
 from ._decision import TAKEOVER
 from ._entry import RunnerEntry
@@ -153,14 +154,17 @@ class RunLifecycle:
                         tg.start_soon(self._watch_code, run)
                     tg.start_soon(keep)
                     with _output.capture(buf):
-                        outcome = await execute(root, entry, run.ctx, on_ok_after=True)
+                        outcome = fit_outcome(
+                            await execute(root, entry, run.ctx, on_ok_after=True), root.config.result_bytes
+                        )
                     if not outcome.ok:  # `run logs` and `run why` show it
                         _output.add_failure(buf, outcome.exc, outcome.error)
                     meta.update(stopped=time.time(), ok=bool(outcome.ok), error=outcome.error)
                     tg.cancel_scope.cancel()
         finally:
-            if outcome is None and run.ctx is not None:
-                outcome = run.ctx.returned  # the code ended before the stop took effect
+            if outcome is None and run.ctx is not None and run.ctx.returned is not None:
+                # the code ended before the stop took effect
+                outcome = fit_outcome(run.ctx.returned, root.config.result_bytes)
             with anyio.CancelScope(shield=True):
                 with anyio.move_on_after(5):
                     await self._finish(entry, run, outcome)
@@ -177,7 +181,7 @@ class RunLifecycle:
         state = entry.state
         run_no = int(state.runs or 1)
         _output.install()
-        buf = _output.OutputBuffer(cfg.output_lines)
+        buf = _output.OutputBuffer(cfg.output_lines, cfg.output_line_chars, cfg.output_run_chars)
         meta: dict[str, object] = {"node": root.node, "run": run_no, "started": state.started or time.time()}
 
         def path_of(n: int) -> object:

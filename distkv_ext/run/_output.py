@@ -33,7 +33,17 @@ from typing import Any, TextIO
 import anyio
 import trio
 
-__all__ = ["OutputBuffer", "install", "capture", "keeper", "prune", "add_failure", "TRACEBACK_STREAM", "failure_lines"]
+__all__ = [
+    "OutputBuffer",
+    "cut_marker",
+    "install",
+    "capture",
+    "keeper",
+    "prune",
+    "add_failure",
+    "TRACEBACK_STREAM",
+    "failure_lines",
+]
 
 #: The stream name of the lines that say why a run failed (its traceback).
 TRACEBACK_STREAM = "traceback"
@@ -45,13 +55,20 @@ _installed = False
 
 
 class OutputBuffer:
-    """The captured output of one run: at most ``max_lines`` lines."""
+    """The captured output of one run: its last ``max_lines`` lines, of at
+    most ``max_chars`` characters together; a line longer than
+    ``max_line_chars`` is cut and ends with `cut_marker` (an endless line
+    without a newline too: memory stays bounded whatever the job writes)."""
 
-    def __init__(self, max_lines: int = 200) -> None:
+    def __init__(self, max_lines: int = 200, max_line_chars: int = 2000, max_chars: int = 100_000) -> None:
         self.max_lines = max_lines
+        self.max_line_chars = max_line_chars
+        self.max_chars = max(max_chars, max_line_chars + 100)
         self.lines: list[list[Any]] = []  # [time, stream, text]
         self.dropped = 0
+        self._chars = 0
         self._partial: dict[str, str] = {}
+        self._cut: dict[str, int] = {}  # characters cut off the unfinished line of a stream
         self.changed = anyio.Event()
         self.dirty = False
         self._token = trio.lowlevel.current_trio_token()
@@ -59,17 +76,37 @@ class OutputBuffer:
     def write(self, stream: str, text: str) -> None:
         """Add ``text`` written to ``stream``; an unfinished line waits for its end."""
         text = self._partial.pop(stream, "") + text
+        cut = self._cut.pop(stream, 0)
         *done, rest = text.split("\n")
+        for line in done:
+            self.add(stream, line, cut)
+            cut = 0  # only the first line continues the unfinished one
+        if len(rest) > self.max_line_chars:
+            cut += len(rest) - self.max_line_chars
+            rest = rest[: self.max_line_chars]
         if rest:
             self._partial[stream] = rest
-        for line in done:
-            self.add(stream, line)
+        if cut:
+            self._cut[stream] = cut
 
-    def add(self, stream: str, line: str) -> None:
-        """Add one line (the oldest go beyond ``max_lines``)."""
+    def add(self, stream: str, line: str, cut: int = 0) -> None:
+        """Add one line (cut to ``max_line_chars``; ``cut``: characters cut
+        off it before).  The oldest lines go beyond ``max_lines`` or
+        ``max_chars``."""
+        if len(line) > self.max_line_chars:
+            cut += len(line) - self.max_line_chars
+            line = line[: self.max_line_chars]
+        if cut:
+            line += cut_marker(cut)
         self.lines.append([time.time(), stream, line])
-        if len(self.lines) > self.max_lines:
-            n = len(self.lines) - self.max_lines
+        self._chars += len(line)
+        n = max(0, len(self.lines) - self.max_lines)
+        gone = sum(len(x[2]) for x in self.lines[:n])
+        while self._chars - gone > self.max_chars and n < len(self.lines) - 1:
+            gone += len(self.lines[n][2])
+            n += 1
+        if n:
+            self._chars -= gone
             del self.lines[:n]
             self.dropped += n
         self.dirty = True
@@ -81,8 +118,14 @@ class OutputBuffer:
     def close(self) -> None:
         """Add the unfinished lines."""
         for stream, rest in list(self._partial.items()):
-            self.add(stream, rest)
+            self.add(stream, rest, self._cut.pop(stream, 0))
         self._partial = {}
+        self._cut = {}
+
+
+def cut_marker(cut: int) -> str:
+    """What ends a line that was cut (``cut`` characters are missing)."""
+    return f" [... {cut} more characters cut]"
 
 
 class RoutedStream:
