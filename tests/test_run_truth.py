@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.helpers import Daemon, running_node, wait_until
+from tests.helpers import Daemon, query, running_node, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -82,3 +82,40 @@ def test_a_dead_runner_s_jobs_do_not_show_as_running(node, tmp_path):
     r = node.run("run", "why", "ta", "-g", "tg", "-o", "json")
     res = json.loads(r.stdout)
     assert (res["status"], res["runner_gone"]) == ("runner gone", True)
+
+
+def _error_paths(node):
+    from moat.util import P
+
+    async def get(c):
+        return sorted([tuple(str(x) for x in r.path) async for r in c.get_tree(P(":.distkv.error"))])
+
+    return query(node.configs[0], get)
+
+
+def test_restarts_add_no_error_records(node, tmp_path):
+    """A daemon names its error records by host, node and group, not by
+    PID: restarting it while a job keeps failing adds no entries."""
+    r = node.run("code", "set", "tr.fails", "-s", "-", input="raise RuntimeError('always')\n")
+    assert r.returncode == 0, r.stderr
+    r = node.run("run", "set", "tf", "-c", "tr.fails", "-g", "tr2", "-t", "now", "-r", "1", "-b", "1", "--max-delay", "1")
+    assert r.returncode == 0, r.stderr
+    counts = []
+    for i in range(4):
+        d = Daemon(node.configs[0], "-g", "tr2", "--name", "rr", *GROUP_ARGS, log=str(tmp_path / f"rr{i}.log"))
+        try:
+            wait_until(
+                lambda: "RuntimeError: always" in node.run("run", "why", "tf", "-g", "tr2", "--no-listen").out,
+                what="the job's error",
+            )
+            runs = json.loads(node.run("run", "state", "tf", "-g", "tr2", "-o", "json").out)["runs"]
+            wait_until(
+                lambda r0=runs: (
+                    json.loads(node.run("run", "state", "tf", "-g", "tr2", "-o", "json").out)["runs"] >= r0 + 2
+                ),
+                what="two more failed runs",
+            )
+        finally:
+            assert d.term() == 0
+        counts.append(len(_error_paths(node)))
+    assert counts[1:] == counts[:1] * 3, counts

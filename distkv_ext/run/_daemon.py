@@ -23,6 +23,7 @@ from moat.util import NotGiven
 from distkv_ext.code import CodeRoot
 from distkv_ext.codekit.core.errors import BadArguments, ServerUnreachable
 from distkv_ext.codekit.store.entries import list_entries
+from distkv_ext.codekit.store.errtree import name_error_records
 
 from . import _metrics
 from ._config import RunnerConfig
@@ -214,6 +215,8 @@ async def run_daemon(
         raise BadArguments(f"unknown runner kinds: {kind!r}")
     if node is None and (len(kinds) > 1 or kinds[0] == "single"):
         node = client.client_name
+    # the same name after a restart: a restart adds no error records
+    name_error_records(client, f"{client.client_name}.{node or client.client_name}.{group}")
     cr = await CodeRoot.as_handler(client)
     roots: list[_RunnerRoot] = []
     for k in kinds:

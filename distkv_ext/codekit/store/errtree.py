@@ -15,9 +15,17 @@ cannot happen").  So when ours starts the handler it is named
 tests do), that one, named by the client's name, is used.  Records are
 looked up by subsystem and path, not by name, so an error recorded by
 one process is still resolved by another.
+
+Each name adds its own detail entry to every record it touches, so a
+daemon's records must not be named by its PID: every restart would add
+a set.  A daemon names its handler (`name_error_records`) by what stays
+the same across restarts and differs between daemons that run at once
+(a runner: host, node and group; a second runner of a node and group
+refuses to start).
 """
 
 import os
+import weakref
 from typing import Any
 
 from distkv.errors import ErrorRoot
@@ -25,7 +33,7 @@ from moat.util import Path
 
 from .clientapi import Client
 
-__all__ = ["error_root", "service_name"]
+__all__ = ["error_root", "name_error_records", "service_name"]
 
 
 def service_name(client: Client) -> str:
@@ -40,11 +48,22 @@ async def error_root(client: Client) -> Any:
     (ours, or DistKV's own from ``ErrorRoot.as_handler(client)``), else
     one started now (named ``HOST.PID``, loaded before it is returned),
     shared by every later call with the same client and by DistKV's
-    ``ErrorRoot.as_handler(client)``."""
-    name = f"{client.client_name}.{os.getpid()}"
+    ``ErrorRoot.as_handler(client)``.  Named as `name_error_records` said,
+    if it was called for this client."""
+    name = _NAMES.get(client) or f"{client.client_name}.{os.getpid()}"
     cfg = client._cfg[ErrorRoot.CFG]
 
     def make() -> Any:
         return client.mirror(cfg["prefix"], root_type=ErrorRoot, need_wait=True, cfg=cfg, name=name)
 
     return await client.unique_helper(service_name(client), factory=make)
+
+
+_NAMES: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
+
+
+def name_error_records(client: Client, name: str) -> None:
+    """Name the error records ``client``'s handler writes ``name`` (instead
+    of ``HOST.PID``): call it before anything starts that handler.  For a
+    daemon, so that restarts add no records (see the module doc)."""
+    _NAMES[client] = str(name)
