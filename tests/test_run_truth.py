@@ -98,7 +98,9 @@ def test_restarts_add_no_error_records(node, tmp_path):
     PID: restarting it while a job keeps failing adds no entries."""
     r = node.run("code", "set", "tr.fails", "-s", "-", input="raise RuntimeError('always')\n")
     assert r.returncode == 0, r.stderr
-    r = node.run("run", "set", "tf", "-c", "tr.fails", "-g", "tr2", "-t", "now", "-r", "1", "-b", "1", "--max-delay", "1")
+    r = node.run(
+        "run", "set", "tf", "-c", "tr.fails", "-g", "tr2", "-t", "now", "-r", "1", "-b", "1", "--max-delay", "1"
+    )
     assert r.returncode == 0, r.stderr
     counts = []
     for i in range(4):

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 from distkv.exceptions import DistKVError
+from moat.util import NotGiven
 
 from distkv_ext.codekit.core.errors import CodeError
 
@@ -211,6 +212,9 @@ class RunLifecycle:
                 await state.delete()
             except _WRITE_ERRORS:
                 pass
+            await _output.forget_runs(
+                root.client, self._output_base(entry)
+            )  # written at the end of the run, after the others forgot it
             return
         # first the awaits (error records), then change the attributes and
         # save at once: an echo arriving in between would undo the changes
@@ -247,6 +251,28 @@ class RunLifecycle:
             await state.save()
         except _WRITE_ERRORS as exc:
             logger.warning("%s: could not save the state of %s: %r", root.node, entry, exc)
+
+    async def forget(self, entry: RunnerEntry) -> None:
+        """``entry`` was deleted and does not run here: delete its state
+        (unless a node holds it: that one deletes it when its run ends)
+        and the output of its runs, and resolve its error record, so that
+        nothing of a deleted job stays in the store.  Every runner that
+        sees the deletion does this; a second delete changes nothing."""
+        root = self.root
+        state = entry.state
+        with anyio.move_on_after(max(root.config.timeout, 5)):
+            if state.value is not NotGiven and not state.node:
+                try:
+                    await state.delete()
+                except _WRITE_ERRORS as exc:
+                    logger.debug("%s: state of deleted %s: %r", root.node, entry, exc)
+            await _output.forget_runs(root.client, self._output_base(entry))
+            await self._working(entry)
+
+    def _output_base(self, entry: RunnerEntry) -> object:
+        """Where the runs of ``entry`` keep their output (without the run number)."""
+        root = self.root
+        return output_path(root.config.output, root.state_subpath, entry.subpath, 0)[:-1]
 
     async def _working(self, entry: RunnerEntry) -> None:
         try:

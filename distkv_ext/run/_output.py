@@ -33,6 +33,8 @@ from typing import Any, TextIO
 import anyio
 import trio
 
+from distkv_ext.codekit.store.entries import list_entries
+
 __all__ = [
     "OutputBuffer",
     "cut_marker",
@@ -49,6 +51,8 @@ __all__ = [
 TRACEBACK_STREAM = "traceback"
 #: At most this many traceback lines go into a run's output.
 TRACEBACK_LINES = 60
+
+logger = logging.getLogger(__name__)
 
 _current: contextvars.ContextVar["OutputBuffer | None"] = contextvars.ContextVar("distkv_code_job_output", default=None)
 _installed = False
@@ -228,6 +232,22 @@ async def prune(client: Any, path_of: Callable[[int], Any], keep: int, current: 
         await client.delete(path_of(old))
     except Exception:
         pass
+
+
+async def forget_runs(client: Any, job_base: Any) -> int:
+    """Delete every stored run of a job whose output is kept below
+    ``job_base`` (the path without the run number); return how many.
+    Only values that are a run's output (its number is its name) go: a
+    job named like ``JOB.1.x`` keeps its own."""
+    gone = 0
+    async for p, v in list_entries(client, job_base, max_depth=1):
+        if len(p) == 1 and str(p[0]).isdigit() and isinstance(v, dict) and v.get("run") == int(str(p[0])):
+            try:
+                await client.delete(job_base + p)
+                gone += 1
+            except Exception as exc:  # gone meanwhile, or the server went away: nothing to keep
+                logger.debug("could not delete %s: %r", job_base + p, exc)
+    return gone
 
 
 #: Frames of these files are the runner's plumbing, not the job's code:

@@ -141,6 +141,8 @@ class Scheduler:
         elif self.index.add_entry(path, entry.job_name):
             self._stale = True
         run = self.index.run_at(path)
+        if run is None and entry.value is NotGiven and self._tg is not None:
+            self._tg.start_soon(self.lifecycle.forget, entry)  # nothing of a deleted job stays
         if run is not None:
             old = run.started_value
             if entry.value is NotGiven:

@@ -1,0 +1,67 @@
+"""Nothing of a deleted job stays in the store: its state and the output of
+its runs go, whether it ran at that moment or not (in-process DistKV)."""
+
+import anyio
+import pytest
+from moat.util import P
+
+from distkv_ext.run import AllRunnerRoot, AnyRunnerRoot, job_states, remove_job
+from tests.helpers import wait_for
+from tests.test_run_lib import FAST, FOREVER, add_job
+
+
+async def _outputs(client, kind, job):
+    res = []
+    async for e in client.get_tree(P(f":.distkv.output.{kind}.g")):
+        if "value" in e and job in [str(x) for x in e.path]:
+            res.append(tuple(str(x) for x in e.path))
+    return res
+
+
+@pytest.mark.parametrize("running", [False, True], ids=["done", "running"])
+async def test_a_deleted_job_leaves_nothing(running, autojump_clock, client, cr):
+    await cr.add("talks", code="print('hi')\nreturn 1")
+    await cr.add("forever", code=FOREVER, variables=["name"], is_async=True)
+    r = await AnyRunnerRoot.as_handler(client, subpath=("any", "g"), code=cr, node="n1", cfg=FAST)
+    if running:
+        job = await add_job(r, "gone.job", "forever", data={"name": "gone.job"})
+        await wait_for(lambda: job.state.node == "n1")
+    else:
+        job = await add_job(r, "gone.job", "talks", repeat=0.5)
+        await wait_for(lambda: (job.state.runs or 0) >= 3)
+    keep = await add_job(r, "gone.job.kept", "talks")  # below the deleted one: stays
+    await wait_for(lambda: keep.state.result == 1)
+    await wait_for(lambda: _outputs(client, "any", "kept"), what="the kept job's output")
+    assert await _outputs(client, "any", "job") != []
+    await remove_job(client, "any", "g", "gone.job")
+
+    async def nothing_left():
+        return not await job_states(client, "any", "g", "gone.job") and not [
+            p for p in await _outputs(client, "any", "job") if "kept" not in p
+        ]
+
+    await wait_for(nothing_left, timeout=10, what="the deleted job's state and output to go")
+    await anyio.sleep(2)
+    assert await nothing_left()
+    assert await job_states(client, "any", "g", "gone.job.kept") and await _outputs(client, "any", "kept")
+    assert not r.lost_event.is_set()
+
+
+async def test_an_all_node_job_s_states_go_on_every_node(autojump_clock, client, cr):
+    await cr.add("talks", code="print('hi')\nreturn 1")
+    rs = [
+        await AllRunnerRoot.as_handler(client, subpath=("all", "g"), code=cr, node=n, cfg=FAST) for n in ("a1", "a2")
+    ]
+    await add_job(rs[0], "aj", "talks")
+    await wait_for(lambda: len(_sync_states(rs)) == 2, what="both nodes ran it")
+    await wait_for(lambda: job_states(client, "all", "g", "aj"), what="the states")
+    await remove_job(client, "all", "g", "aj")
+
+    async def nothing_left():
+        return not await job_states(client, "all", "g", "aj") and not await _outputs(client, "all", "aj")
+
+    await wait_for(nothing_left, timeout=10, what="every node's state and output to go")
+
+
+def _sync_states(rs):
+    return [r for r in rs if (r.follow(P("aj"), create=False).state.runs or 0) >= 1]
