@@ -49,9 +49,7 @@ async def test_a_deleted_job_leaves_nothing(running, autojump_clock, client, cr)
 
 async def test_an_all_node_job_s_states_go_on_every_node(autojump_clock, client, cr):
     await cr.add("talks", code="print('hi')\nreturn 1")
-    rs = [
-        await AllRunnerRoot.as_handler(client, subpath=("all", "g"), code=cr, node=n, cfg=FAST) for n in ("a1", "a2")
-    ]
+    rs = [await AllRunnerRoot.as_handler(client, subpath=("all", "g"), code=cr, node=n, cfg=FAST) for n in ("a1", "a2")]
     await add_job(rs[0], "aj", "talks")
     await wait_for(lambda: len(_sync_states(rs)) == 2, what="both nodes ran it")
     await wait_for(lambda: job_states(client, "all", "g", "aj"), what="the states")

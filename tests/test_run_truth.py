@@ -121,3 +121,44 @@ def test_restarts_add_no_error_records(node, tmp_path):
             assert d.term() == 0
         counts.append(len(_error_paths(node)))
     assert counts[1:] == counts[:1] * 3, counts
+
+
+@pytest.mark.parametrize(
+    ("mode", "code"),
+    [("--thread", "import time\nwhile True:\n    time.sleep(0.05)\n"), ("--sync", "while True:\n    pass\n")],
+    ids=["thread", "sync, the loop blocked"],
+)
+def test_sigterm_ends_the_daemon_whatever_its_jobs_do(node, tmp_path, mode, code):
+    """A thread job that never looks at its stop, or sync code that keeps
+    the event loop busy: SIGTERM still ends the daemon, after
+    runner.stop_timeout, saying which jobs did not stop (both hung for good)."""
+    from moat.util import yformat, yload
+
+    with open(node.configs[0], encoding="utf-8") as f:
+        cfg = yload(f)
+    cfg.setdefault("runner", {})["stop_timeout"] = 1
+    config = tmp_path / "stubborn.yaml"
+    config.write_text(yformat(cfg))
+    name = mode.strip("-")
+    r = node.run("code", "set", f"tr.stubborn.{name}", mode, "-s", "-", input=code)
+    assert r.returncode == 0, r.stderr
+    r = node.run("run", "set", "stub", "-c", f"tr.stubborn.{name}", "-g", f"tr3{name}", "-t", "now")
+    assert r.returncode == 0, r.stderr
+    log = tmp_path / "stub.log"
+    d = Daemon(str(config), "-g", f"tr3{name}", "--name", "rs", *GROUP_ARGS, log=str(log))
+    try:
+        wait_until(
+            lambda: _list_group(node, f"tr3{name}")[("any", "stub")]["running_on"] == ["rs"], what="the job running"
+        )
+        rc = d.term(timeout=60)  # not timed: it must end at all (it hung for good)
+    finally:
+        if d.alive():
+            d.kill()
+    assert rc == 1, log.read_text()
+    assert "did not stop within runner.stop_timeout (1 s): stub; exiting" in log.read_text()
+
+
+def _list_group(node, group):
+    r = node.run("run", "list", "-g", group, "-o", "json", "--no-listen")
+    assert r.returncode == 0, r.stderr
+    return {(x["kind"], x["path"]): x for x in json.loads(r.stdout)}

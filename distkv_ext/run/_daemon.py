@@ -32,6 +32,7 @@ from ._group import NameClash
 from ._layout import WEB_PREFIX, runner_subpath
 from ._root import AllRunnerRoot, AnyRunnerRoot, SingleRunnerRoot, _RunnerRoot
 from ._sdnotify import notify, watchdog_interval
+from ._stopguard import StopGuard, hard_exit
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,11 @@ async def status_pages(client: Any, group: Any = None) -> list[dict[str, Any]]:
     except Exception as exc:  # nothing announced, or no right to read it
         logger.debug("status pages: %r", exc)
     return sorted(res, key=lambda v: str(v.get("url")))
+
+
+def _running_jobs(roots: Sequence[_RunnerRoot]) -> list[str]:
+    """The jobs whose runs have not ended (read-only: also from a thread)."""
+    return [str(run.entry.job_name) for root in roots for run in list(root.scheduler.index.runs.values())]
 
 
 def _count_jobs(roots: Sequence[_RunnerRoot]) -> dict[_metrics.JobCount, int]:
@@ -241,7 +247,9 @@ async def run_daemon(
     try:
         if announce is not None:
             announce(await _summary(client, roots, group, kinds, metrics))
+        guard = StopGuard(roots[0].config.stop_timeout, lambda: _running_jobs(roots))
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            guard.install()  # after the receiver's own handlers: it calls them
             async with anyio.create_task_group() as tg:
                 interval = watchdog_interval()
                 if interval:
@@ -258,6 +266,9 @@ async def run_daemon(
                     async with anyio.create_task_group() as stops:  # each leaves its group first
                         for root in roots:
                             stops.start_soon(root.stop)
+                if _running_jobs(roots):  # code that ignores its stop: it cannot be cancelled either
+                    hard_exit(guard.message())
+                guard.cancel()
                 tg.cancel_scope.cancel()
     finally:
         if collector is not None:
