@@ -39,7 +39,6 @@ def pytest_terminal_summary(terminalreporter, config):
     terminalreporter.write_line(f"(written to {path})")
 
 
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """A failed drill's report ends with the end of every process log of
