@@ -359,12 +359,11 @@ async def test_entry_with_wrong_types_is_reported_and_others_run(autojump_clock,
     await client.set(P(":.distkv.run.any.g.badcode"), value={"code": 42, "target": 1})
     good = await add_job(r, "good", "forty.two")
     await wait_for(lambda: good.state.result == 42)
-    # 'notadict' is not reported (see the xfail test below)
-    await _wait_for_errors(client, {"broken": "unusable runner entry", "badcode": "bad code path 42"})
-
-
-@pytest.mark.xfail(strict=True, reason="product gap: a runner entry that is not a dict is ignored without an error")
-async def test_entry_that_is_not_a_dict_is_reported(autojump_clock, client, cr):
-    await AnyRunnerRoot.as_handler(client, subpath=("any", "g"), code=cr, node="n1", cfg=FAST)
-    await client.set(P(":.distkv.run.any.g.notadict"), value="code target")
-    await _wait_for_errors(client, {"notadict": ""})
+    await _wait_for_errors(
+        client,
+        {
+            "broken": "unusable runner entry: target must be a number, not 'soon'",
+            "badcode": "bad code path 42",
+            "notadict": "unusable runner entry: stored value is str, not a mapping",
+        },
+    )

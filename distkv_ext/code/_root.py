@@ -10,7 +10,7 @@ from moat.util import NotGiven, Path
 
 from distkv_ext.codekit import upstream
 from distkv_ext.codekit.core.compiler import compile_procedure
-from distkv_ext.codekit.core.errors import CodeError, EmptyCode, InputRefused, NotFound, NotTrusted
+from distkv_ext.codekit.core.errors import CodeError, EmptyCode, NotFound, NotTrusted
 from distkv_ext.codekit.core.paths import as_path
 from distkv_ext.codekit.core.signing import check_trusted, with_signature
 from distkv_ext.codekit.store.conn import server_errors
@@ -18,7 +18,7 @@ from distkv_ext.codekit.store.errtree import error_root
 from distkv_ext.codekit.store.mirror import StoreRoot
 from distkv_ext.module import Deferred, ModuleRoot, defer, load_requires, uses_stored_modules
 
-from ._value import procedure_value
+from ._value import check_stored, procedure_value
 
 logger = logging.getLogger(__name__)
 
@@ -63,14 +63,11 @@ class CodeEntry(ClientEntry):
             self.reload_event = anyio.Event()
             return
         try:
-            if not isinstance(value, dict):
-                raise InputRefused(f"stored value is {type(value).__name__}, not a mapping")
-            if "code" not in value:
-                raise InputRefused("stored value has no 'code'")
+            check_stored(value)
             proc = compile_procedure(
                 value["code"],
                 self.name,
-                variables=value.get("vars", ()),
+                variables=value.get("vars") or (),
                 is_async=value.get("is_async", None),
                 defaults=value.get("default", None),
             )

@@ -40,7 +40,7 @@ import anyio.from_thread
 
 from distkv_ext.codekit.core.compiler import compile_module_code, source_name
 from distkv_ext.codekit.core.depgraph import static_imports
-from distkv_ext.codekit.core.errors import CompileError, MissingModule
+from distkv_ext.codekit.core.errors import CompileError, InputRefused, MissingModule
 
 __all__ = [
     "register",
@@ -125,6 +125,8 @@ class _Loader(importlib.abc.Loader):
                 code = compile_module_code(text, name)
             except CompileError as exc:
                 raise ImportError(f"stored module {name} does not compile: {exc}", name=name) from exc
+            except InputRefused as exc:  # no text
+                raise ImportError(f"stored module {name}: {exc}", name=name) from None
             self.root.loaded(name, set(requires) | static_imports(text))
             try:
                 exec(code, module.__dict__)

@@ -5,16 +5,16 @@ import sys
 from contextlib import asynccontextmanager
 
 from distkv.obj import ClientEntry
-from moat.util import Path
+from moat.util import NotGiven, Path
 
 from distkv_ext.codekit.core.depgraph import closure, dependents
-from distkv_ext.codekit.core.errors import NotTrusted
+from distkv_ext.codekit.core.errors import InputRefused, NotTrusted
 from distkv_ext.codekit.core.paths import as_path, dotted
 from distkv_ext.codekit.core.signing import check_trusted, with_signature
 from distkv_ext.codekit.store.mirror import StoreRoot
 
 from . import _importer
-from ._value import check_requires_acyclic, module_value
+from ._value import check_requires_acyclic, check_stored, module_value
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +118,8 @@ class ModuleRoot(StoreRoot):
         node = self._node(name)
         if node is None:
             return None
-        if node.code is not None:
-            return "module"
+        if node.value is not NotGiven and node.value is not None:
+            return "module"  # (if it is no module's value, importing it says why)
         if any(True for _ in node.all_children):
             return "namespace"
         return None
@@ -128,8 +128,12 @@ class ModuleRoot(StoreRoot):
         """(text, requires) of a stored module; with trusted keys (`trust`),
         an `ImportError` if it is not signed by one of them."""
         node = self._node(name)
-        if node is None or node.code is None:
+        if node is None or node.value is NotGiven or node.value is None:
             raise ModuleNotFoundError(f"no module stored at {name}", name=name)
+        try:
+            check_stored(node.value)
+        except InputRefused as exc:
+            raise ImportError(f"stored module {name}: {exc}", name=name) from None
         if self.trusted is not None:
             try:
                 check_trusted("module", node.subpath, node.value, self.trusted, f"module {name}")

@@ -1,12 +1,12 @@
 """The stored form of a module (DistKV 0.65's layout: ``{code, requires}``)."""
 
-from distkv_ext.codekit.core.checks import module_name, one_line
+from distkv_ext.codekit.core.checks import mapping, module_name, name_list, one_line
 from distkv_ext.codekit.core.compiler import compile_module_code
 from distkv_ext.codekit.core.depgraph import find_cycle
 from distkv_ext.codekit.core.errors import InputRefused
 from distkv_ext.codekit.core.paths import dotted, normalize_requires
 
-__all__ = ["module_value", "check_requires_acyclic"]
+__all__ = ["module_value", "check_stored", "check_requires_acyclic"]
 
 
 def module_value(path, code, *, requires=(), info=None):
@@ -25,6 +25,18 @@ def module_value(path, code, *, requires=(), info=None):
     if info is not None:
         value["info"] = one_line(info, "info")
     return value
+
+
+def check_stored(value):
+    """Check the shape of a stored module (written by anyone, with any
+    client) before it is imported: a mapping with ``code`` and
+    ``requires`` a list of module names (absent or null: none).  Raises
+    `InputRefused` naming what is wrong; the compiler checks the text."""
+    mapping(value)
+    if "code" not in value:
+        raise InputRefused("stored value has no 'code'")
+    if value.get("requires") is not None:
+        name_list(value["requires"], "'requires'", module_name)
 
 
 def check_requires_acyclic(graph, name, requires):

@@ -7,6 +7,8 @@ so an operator editing a job never races a runner on one entry.
 """
 
 import functools
+import logging
+import math
 import time
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -14,6 +16,10 @@ from typing import Any, Protocol
 import anyio
 from distkv.obj import AttrClientEntry
 from moat.util import NotGiven, P, Path
+
+from distkv_ext.codekit.core.checks import type_name
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["RunnerEntry", "StateEntry", "Schedule", "History", "next_start", "retry_delay", "chain_covers"]
 
@@ -182,7 +188,7 @@ class StateEntry(_JobEntry):
             self._written = None
         self._deferred = None
         old_node = self.node
-        await super().set_value(value)
+        await super().set_value(value if value is NotGiven else usable_state(value, self))
         self.root.state_changed(self, old_node)
 
     async def _apply_deferred(self) -> None:
@@ -192,6 +198,53 @@ class StateEntry(_JobEntry):
             self._written = None
             value, self.chain = pending
             await self.set_value(value)
+
+
+def _time(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63
+
+
+def _text(v: Any) -> bool:
+    return v is None or isinstance(v, str)
+
+
+def _flag(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+#: What each field of a state entry must be (others are not read)
+_STATE_FIELDS = {
+    "started": _time,
+    "stopped": _time,
+    "pinged": _time,
+    "computed": _time,
+    "node": _text,
+    "last_node": _text,
+    "reason": _text,
+    "error": _text,
+    "backoff": _count,
+    "runs": _count,
+    "resume": _flag,
+}
+
+
+def usable_state(value: Any, where: object) -> dict[str, Any]:
+    """``value``, a stored state entry (runners write them, but anyone
+    can), without the fields of the wrong type (a ``started`` of
+    ``"yesterday"`` or nan, a ``node`` of 5): they read as their defaults
+    and the next run writes them anew.  A value that is no mapping reads
+    as an empty state.  What is left out is logged (``where``: the entry)."""
+    if not isinstance(value, Mapping):
+        logger.warning("state %s is %s, not a mapping: ignored", where, type_name(value))
+        return {}
+    bad = [k for k, ok in _STATE_FIELDS.items() if k in value and not ok(value[k])]
+    if bad:
+        logger.warning("state %s: ignoring %s", where, ", ".join(f"{k}={value[k]!r}" for k in bad))
+    return {k: v for k, v in value.items() if k not in bad}
 
 
 def chain_covers(new: Mapping[str, Any] | None, old: Mapping[str, Any] | None) -> bool:

@@ -101,7 +101,9 @@ async def execute(runner: JobHost, entry: RunnerEntry, ctx: JobContext, *, on_ok
         return Outcome(False, error=f"bad code path {entry.code!r}: {exc}", exc=exc, started=started)
 
     data = entry.data if isinstance(entry.data, dict) else {}
-    kw = combine_dict(dict(data), dict(code_entry.value.get("default") or {}), deep=True)
+    # the defaults of the version that runs: the stored value may be a newer
+    # one that does not compile (the previous version keeps serving)
+    kw = combine_dict(dict(data), dict(code_entry.procedure.defaults), deep=True)
     kw.update(
         _entry=entry,
         _client=runner.client,

@@ -19,7 +19,15 @@ from typing import Any
 from distkv.default import CFG
 from moat.util import P, Path
 
-from distkv_ext.codekit.core.checks import MAX_SECONDS, check_storable, number, one_line, target_time
+from distkv_ext.codekit.core.checks import (
+    MAX_SECONDS,
+    check_storable,
+    mapping,
+    number,
+    one_line,
+    target_time,
+    type_name,
+)
 from distkv_ext.codekit.core.errors import InputRefused
 from distkv_ext.codekit.core.paths import as_path
 
@@ -34,6 +42,7 @@ __all__ = [
     "NEW_JOB_DEFAULTS",
     "job_value",
     "job_field",
+    "entry_problem",
     "runner_subpath",
     "split_job_path",
     "output_path",
@@ -129,6 +138,29 @@ def job_value(fields: Mapping[str, Any]) -> dict[str, Any]:
     if fields.get("pin"):
         value["pin"] = str(fields["pin"])
     return value
+
+
+def entry_problem(value: Any) -> str | None:
+    """Why a stored runner entry (written by anyone, with any client)
+    cannot be scheduled, in one line (``'data' is list, not a mapping``,
+    ``repeat must be a finite number, not nan``); None if it can.  The
+    checks of `job_value` on what the scheduler uses; unknown fields are
+    left alone (DistKV's, or a later release's)."""
+    try:
+        mapping(value)
+        code = value.get("code")
+        if code is not None and not isinstance(code, (str, list, tuple, Path)):
+            raise InputRefused(f"bad code path {code!r}: {type_name(code)}, not a path")
+        if value.get("data") is not None:
+            mapping(value["data"], "'data'")
+        for k in ("target", *_LIMITS):
+            if value.get(k) is not None:
+                job_field(k, value[k])
+        if value.get("pin") and not isinstance(value["pin"], str):
+            raise InputRefused(f"pin is {type_name(value['pin'])}, not a hash")
+    except InputRefused as exc:
+        return str(exc)
+    return None
 
 
 #: Settings of a job created by ``run set`` or a deploy, where not given:

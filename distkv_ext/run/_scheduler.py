@@ -38,6 +38,7 @@ from ._entry import JobPath, RunnerEntry, StateEntry
 from ._group import MsgType
 from ._host import RunnerHost
 from ._index import JobIndex
+from ._layout import entry_problem
 from ._lifecycle import RunLifecycle
 from ._policy import RunnerPolicy
 from ._running import Running
@@ -176,7 +177,8 @@ class Scheduler:
             ce = run.code_entry
             if ce is None or ce.value is NotGiven:
                 continue
-            needs = set(ce.requires) | static_imports(ce.value.get("code") or "")
+            code = ce.value.get("code") if isinstance(ce.value, dict) else None
+            needs = set(ce.requires) | static_imports(code if isinstance(code, str) else "")
             mods = self.root.code.modules
             if mods is not None:
                 needs = closure(mods.requires_graph(), needs) | needs
@@ -232,13 +234,15 @@ class Scheduler:
         found = (root.follow(p, create=False) for p in paths)
         return [e for e in found if e is not None and e.value is not NotGiven]
 
-    async def _bad_entry(self, entry: RunnerEntry, exc: Exception) -> None:
+    async def _bad_entry(self, entry: RunnerEntry, exc: Exception | str) -> None:
         key = entry.job_path
-        if self._bad.get(key) == entry.value:
-            return  # reported already
+        if key in self._bad and (self._bad[key] is entry.value or self._bad[key] == entry.value):
+            return  # reported already (a value holding a nan is not equal to itself)
         self._bad[key] = entry.value
-        logger.error("%s: runner entry %s is unusable: %r", self.root.node, entry, exc)
-        await self.root.record_job_error(entry, message=f"unusable runner entry: {exc}", exc=exc)
+        logger.error("%s: runner entry %s is unusable: %s", self.root.node, entry, exc)
+        await self.root.record_job_error(
+            entry, message=f"unusable runner entry: {exc}", exc=exc if isinstance(exc, Exception) else None
+        )
 
     def _reassign(self) -> set[JobPath]:
         """Compute who runs which shared job (see `_assign.assign`);
@@ -271,6 +275,10 @@ class Scheduler:
         if run is not None:
             return self._check_running(entry, run, now)
         if entry.value is NotGiven:
+            return None
+        problem = entry_problem(entry.value)
+        if problem is not None:
+            await self._bad_entry(entry, problem)
             return None
         state = entry.state
         d = decide(entry, state, now, self.view)

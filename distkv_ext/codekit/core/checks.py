@@ -27,7 +27,7 @@ import datetime
 import keyword
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from distkv.codec import packer
@@ -46,6 +46,9 @@ __all__ = [
     "one_line",
     "identifier",
     "module_name",
+    "type_name",
+    "mapping",
+    "name_list",
     "storable_problems",
     "check_storable",
 ]
@@ -177,6 +180,35 @@ def module_name(name: Any) -> str:
     if not parts:
         raise InputRefused("a module needs a name (like util.pid)")
     return text
+
+
+def type_name(value: Any) -> str:
+    """What ``value`` is, as a message names it: ``list`` for a list or a
+    tuple (DistKV hands a stored list back as a tuple), ``mapping``,
+    ``null``, else the name of its type (``str``, ``int``, ``bytes``)."""
+    if isinstance(value, (list, tuple)):
+        return "list"
+    if isinstance(value, Mapping):
+        return "mapping"
+    return "null" if value is None else type(value).__name__
+
+
+def mapping(value: Any, what: str = "stored value") -> Mapping[str, Any]:
+    """``value`` if it is a mapping; else `InputRefused` (``'default' is
+    list, not a mapping``).  For values read from the store, where anyone
+    may have written anything."""
+    if not isinstance(value, Mapping):
+        raise InputRefused(f"{what} is {type_name(value)}, not a mapping")
+    return value
+
+
+def name_list(value: Any, what: str, check: Callable[[Any], str]) -> list[str]:
+    """``value`` (a list or tuple) as a list of names, each passed through
+    ``check`` (`identifier`, `module_name`); else `InputRefused`
+    (``'requires' is str, not a list``, or what ``check`` says)."""
+    if not isinstance(value, (list, tuple)):
+        raise InputRefused(f"{what} is {type_name(value)}, not a list")
+    return [check(v) for v in value]
 
 
 def _where(base: str, key: Any) -> str:
