@@ -6,6 +6,7 @@ tests fail then, so the repair is looked at again.
 """
 
 import importlib
+import re
 
 import pytest
 
@@ -140,3 +141,22 @@ def test_distkv_acl_command_paths_can_follow_a_tuple():
     upstream.apply_client()
     path = dacl.P(":.distkv.code.#")
     assert ("acl", "deploy") + path == ("acl", "deploy", ".distkv", "code", "#") and len(path) == 3
+
+
+async def test_a_nan_is_refused_and_the_server_lives(client):
+    """DistKV 0.65's server died on a value holding a nan (its own update
+    did not equal itself); the repaired one refuses it, naming where it is,
+    and goes on serving."""
+    import math
+
+    from distkv.exceptions import DistKVError
+    from moat.util import P
+
+    await client.set(P("nan.ok"), value={"a": [1.0, math.inf]})
+    for value, where in ((math.nan, "value"), ({"a": [1, {"b": math.nan}]}, "value.a[1].b")):
+        with pytest.raises(DistKVError, match=rf"\b{re.escape(where)} is nan: not stored"):
+            await client.set(P("nan.bad"), value=value)
+    assert (await client.get(P("nan.ok"))).value == {"a": (1.0, math.inf)}  # DistKV gives lists as tuples
+    assert "value" not in await client.get(P("nan.bad"))
+    await client.set(P("nan.bad"), value=1)
+    assert (await client.get(P("nan.bad"))).value == 1

@@ -25,6 +25,14 @@
    parsed to a tuple.  Repaired by parsing it into a `Path` that a tuple
    can be added to (``acl`` only; ``acl test`` and ``list`` worked).
 
+5. (Servers.)  A value that holds a nan kills the server that stores
+   it: applying its own update, ``Entry.apply`` asserts that the value it
+   has equals the new one, and nan is not equal to itself.  Any client
+   with write access could stop a server with one write.  `apply_server`
+   makes each server refuse such a value (the client gets an error
+   naming where the nan is, and nothing is stored); infinities compare
+   equal and are stored as before.
+
 This module touches click because what it repairs is DistKV's click
 command; `apply` is applied by `distkv_ext.codekit.upstream.apply_client`,
 `apply_server` by `distkv_ext.codekit.upstream.apply_server`.
@@ -37,7 +45,7 @@ import asyncclick as click  # DistKV's CLI is what this repairs
 import distkv.command.client as dcc
 import distkv.command.client.acl as dacl
 from distkv.client import open_client
-from distkv.exceptions import DistKVError
+from distkv.exceptions import ClientError, DistKVError
 from moat.util import P, Path, attrdict
 
 from .moat_util import apply_overrides
@@ -116,15 +124,43 @@ def _one_conditional_write_at_a_time(orig):
     return _set_value
 
 
+def nan_in(value: object, where: str = "value") -> str | None:
+    """Where in ``value`` a nan is (``value.a[2]``), or None.  Iterative:
+    any depth the codec allows."""
+    todo = [(value, where)]
+    while todo:
+        v, w = todo.pop()
+        if isinstance(v, float):
+            if v != v:
+                return w
+        elif isinstance(v, dict):
+            todo.extend((x, f"{w}.{k}") for k, x in v.items())
+        elif isinstance(v, (list, tuple)):
+            todo.extend((x, f"{w}[{i}]") for i, x in enumerate(v))
+    return None
+
+
+def _refuse_nan(orig):
+    @functools.wraps(orig)
+    async def _set_value(self, msg, *a, **kw):
+        value = kw["value"] if "value" in kw else a[0] if a else None
+        where = nan_in(value)
+        if where is not None:
+            raise ClientError(f"{where} is nan: not stored (a nan is not equal to itself, which DistKV 0.65 requires)")
+        return await orig(self, msg, *a, **kw)
+
+    return _set_value
+
+
 def apply_server():
-    """Serialize each server's conditional writes (see the module doc, 3;
-    once).  For the servers this project runs, and DistKV's in-process
-    test servers."""
+    """Serialize each server's conditional writes and refuse values that
+    hold a nan (see the module doc, 3 and 5; once).  For the servers this
+    project runs, and DistKV's in-process test servers."""
     global _server_applied
     if _server_applied:
         return
     # only now: the server module (and its backends) is not needed by commands
     from distkv.server import ServerClient
 
-    ServerClient._set_value = _one_conditional_write_at_a_time(ServerClient._set_value)
+    ServerClient._set_value = _refuse_nan(_one_conditional_write_at_a_time(ServerClient._set_value))
     _server_applied = True
