@@ -4,6 +4,7 @@ its any-node, all-node and single-node jobs no longer show as running,
 and a single-node job of a node without a runner says so."""
 
 import json
+import time
 
 import pytest
 
@@ -162,3 +163,42 @@ def _list_group(node, group):
     r = node.run("run", "list", "-g", group, "-o", "json", "--no-listen")
     assert r.returncode == 0, r.stderr
     return {(x["kind"], x["path"]): x for x in json.loads(r.stdout)}
+
+
+def test_a_busy_sync_job_freezes_nothing_and_stops_when_deleted(node, tmp_path):
+    """``while True: pass`` as sync code (DistKV's default mode) in a group
+    of two: the runner that has it goes on (heartbeats, a canary job), so
+    the job is not passed from runner to runner; ``run delete`` stops it
+    (its ``finally`` runs).  It froze every runner of the group in turn."""
+    marker = tmp_path / "stopped"
+    busy = f"try:\n    while True:\n        pass\nfinally:\n    open({str(marker)!r}, 'w').write('stopped')\n"
+    r = node.run("code", "set", "tr.busy", "--sync", "-s", "-", input=busy)
+    assert r.returncode == 0, r.stderr
+    ds = [
+        Daemon(node.configs[0], "-g", "frz", "--name", n, *GROUP_ARGS, log=str(tmp_path / f"{n}.log"))
+        for n in ("f1", "f2")
+    ]
+    try:
+        _set(node, "canary", "-g", "frz")
+        r = node.run("run", "set", "busy", "-c", "tr.busy", "-g", "frz", "-t", "now")
+        assert r.returncode == 0, r.stderr
+        jobs = wait_until(
+            lambda: (lambda ls: ls if all(ls[("any", j)]["running_on"] for j in ("busy", "canary")) else None)(
+                _list_group(node, "frz")
+            ),
+            what="both jobs running",
+        )
+        holder = jobs[("any", "busy")]["running_on"]
+        time.sleep(8)  # 4 group timeouts: a frozen runner would have lost the job by now
+        state = json.loads(node.run("run", "state", "busy", "-g", "frz", "-o", "json").out)
+        assert (state["node"], state["runs"]) == (holder[0], 1), state
+        listed = _list_group(node, "frz")
+        assert listed[("any", "canary")]["state"] == "running"
+        assert all(d.alive() for d in ds)
+        r = node.run("run", "delete", "busy", "-g", "frz")
+        assert r.returncode == 0, r.stderr
+        wait_until(marker.exists, what="the busy loop's finally")
+        assert all(d.alive() for d in ds)
+    finally:
+        for d in ds:
+            d.term()

@@ -124,6 +124,22 @@ class CodeEntry(ClientEntry):
             return anyio.to_thread.run_sync(partial(proc, *a, **kw))
         return proc(*a, **kw)
 
+    def bound(self, *a, **kw):
+        """For sync and thread code: a function of no arguments that runs
+        the procedure with these arguments (in whichever thread calls it);
+        its required modules are loaded now, in the caller's.  Raises
+        `EmptyCode` as calling it would."""
+        proc = self.procedure
+        if proc is None:
+            if self.error is not None:
+                raise EmptyCode(f"{self.name} does not compile: {self.error}")
+            raise EmptyCode(f"{self.name} holds no code")
+        if proc.is_async:
+            raise TypeError(f"{self.name} is async code: await it")
+        if self.requires:
+            self.root.load_requires(self.requires, f"procedure {self.name}")
+        return partial(proc, *a, **kw)
+
 
 class CodeRoot(StoreRoot):
     """The stored procedures (``.distkv code proc``), compiled and kept current.

@@ -66,7 +66,7 @@ async def cli():
     "-s", "--script", metavar="FILE", shell_complete=complete_files, help="File with the code; '-': standard input."
 )
 @click.option("--async", "mode", flag_value="async", help="Async code (awaited).")
-@click.option("--sync", "mode", flag_value="sync", help="Sync code, run in the event loop.")
+@click.option("--sync", "mode", flag_value="sync", help="Sync code (runners run it in a worker thread).")
 @click.option("--thread", "mode", flag_value="thread", help="Sync code, run in a worker thread.")
 @click.option("-i", "--info", callback=one_line_option, help="One line describing the procedure.")
 @variable_options

@@ -6,7 +6,6 @@ the code does (only cancellation passes through).  The ``_self`` global
 (`JobContext`) is `_admin`'s.
 """
 
-import inspect
 import logging
 import math
 import time
@@ -24,6 +23,7 @@ from ._entry import RunnerEntry
 from ._host import JobHost
 from ._jobtasks import job_classes, runner_classes
 from ._pin import pin_problem
+from ._threads import run_stoppable
 
 logger = logging.getLogger(__name__)
 
@@ -127,9 +127,10 @@ async def execute(runner: JobHost, entry: RunnerEntry, ctx: JobContext, *, on_ok
                     await ctx.setup_done()
 
                 tg.start_soon(healthy_after, float(entry.ok_after))
-            res = code_entry(**kw)
-            if inspect.isawaitable(res):
-                res = await res
+            if code_entry.is_async:
+                res = await code_entry(**kw)
+            else:  # sync and thread code: in a worker thread that a stop can end (see _threads)
+                res = await run_stoppable(code_entry.bound(**kw))
             # the code has ended: a stop that comes now (sync code that
             # blocked the event loop gets fenced as soon as it returns)
             # must not turn this run into an interrupted one

@@ -434,16 +434,14 @@ def test_hostile_input_written_behind_the_cli(fleet, drill_report):
     time.sleep(5)
     runs = f.runs()
     canary = [r for r in runs.runs["canary"] if r["end"] is None or r["end"] > t0]
-    # h.blocks stalls its runner's event loop for 3 s, longer than the group
-    # timeout: the others take the stalled runner's jobs over while those
-    # sit frozen, and they stop as soon as it runs again.  So the canary may
-    # overlap a takeover, for at most the stall (README: use --thread for
-    # blocking code); never otherwise.
+    # h.blocks is sync code that blocks for 3 s, longer than the group
+    # timeout: it runs in a worker thread (run/_threads.py), so its runner
+    # goes on (it used to stall the event loop: the others took the stalled
+    # runner's jobs over, and the canary could overlap for the stall).
     overlaps = runs.overlaps()
     longest = max((a["end"] - b["start"] for _, a, b in overlaps), default=0.0)
-    # a sync procedure that blocks the event loop (h.blocks) starves DistKV's
-    # client, which drops the connection when a message waits over 1 s: the
-    # runner then leaves with status 5 and is restarted (systemd would)
+    # a runner that lost its server leaves with status 5 and is restarted
+    # (systemd would); nothing here should make it, but it is no failure
     exits = [rc for r in rs for _, rc in r.exits]
     alive = all(r.proc.poll() is None for r in rs) and set(exits) <= {5}
 
@@ -452,7 +450,7 @@ def test_hostile_input_written_behind_the_cli(fleet, drill_report):
 
     drill_report(
         f"hostile input ({len(HOSTILE_PROCS) + len(HOSTILE_JOBS) + 3} cases; runner restarts {len(exits)}; "
-        f"longest overlap {longest:.1f} s, during stalls; 10 MB code: {huge})",
+        f"longest overlap {longest:.1f} s; 10 MB code: {huge})",
         total_runs(runs),
         len(HOSTILE_PROCS) + len(HOSTILE_JOBS) + 1,
         0 if runs.running("canary") else 1,
@@ -461,5 +459,5 @@ def test_hostile_input_written_behind_the_cli(fleet, drill_report):
     )
     assert alive
     assert len(runs.running("canary")) == 1 and canary
-    assert longest < 3.5, overlaps
+    assert overlaps == [], overlaps
     assert f.client(intact)
