@@ -124,14 +124,22 @@ def test_restarts_add_no_error_records(node, tmp_path):
     assert counts[1:] == counts[:1] * 3, counts
 
 
+#: code that swallows its stop (JobStopped) for ever
+SWALLOWS = "import time\nwhile True:\n    try:\n        while True:\n            time.sleep(0.05)\n    except BaseException:\n        pass\n"
+
+
 @pytest.mark.parametrize(
-    ("mode", "code"),
-    [("--thread", "import time\nwhile True:\n    time.sleep(0.05)\n"), ("--sync", "while True:\n    pass\n")],
-    ids=["thread", "sync, the loop blocked"],
+    ("mode", "code", "rc"),
+    [
+        ("--thread", "import time\nwhile True:\n    time.sleep(0.05)\n", 0),
+        ("--thread", SWALLOWS, 1),
+        ("--async", "while True:\n    pass\n", 1),
+    ],
+    ids=["thread, stopped", "thread that swallows its stop", "async, the loop blocked"],
 )
-def test_sigterm_ends_the_daemon_whatever_its_jobs_do(node, tmp_path, mode, code):
-    """A thread job that never looks at its stop, or sync code that keeps
-    the event loop busy: SIGTERM still ends the daemon, after
+def test_sigterm_ends_the_daemon_whatever_its_jobs_do(node, tmp_path, mode, code, rc):
+    """A thread job that swallows its stop, or async code that keeps the
+    event loop busy: SIGTERM still ends the daemon, after
     runner.stop_timeout, saying which jobs did not stop (both hung for good)."""
     from moat.util import yformat, yload
 
@@ -140,7 +148,7 @@ def test_sigterm_ends_the_daemon_whatever_its_jobs_do(node, tmp_path, mode, code
     cfg.setdefault("runner", {})["stop_timeout"] = 1
     config = tmp_path / "stubborn.yaml"
     config.write_text(yformat(cfg))
-    name = mode.strip("-")
+    name = f"{mode.strip('-')}{rc}"
     r = node.run("code", "set", f"tr.stubborn.{name}", mode, "-s", "-", input=code)
     assert r.returncode == 0, r.stderr
     r = node.run("run", "set", "stub", "-c", f"tr.stubborn.{name}", "-g", f"tr3{name}", "-t", "now")
@@ -151,12 +159,12 @@ def test_sigterm_ends_the_daemon_whatever_its_jobs_do(node, tmp_path, mode, code
         wait_until(
             lambda: _list_group(node, f"tr3{name}")[("any", "stub")]["running_on"] == ["rs"], what="the job running"
         )
-        rc = d.term(timeout=60)  # not timed: it must end at all (it hung for good)
+        exit_status = d.term(timeout=60)  # not timed: it must end at all (it hung for good)
     finally:
         if d.alive():
             d.kill()
-    assert rc == 1, log.read_text()
-    assert "did not stop within runner.stop_timeout (1 s): stub; exiting" in log.read_text()
+    assert exit_status == rc, log.read_text()
+    assert ("did not stop within runner.stop_timeout (1 s): stub; exiting" in log.read_text()) is (rc == 1)
 
 
 def _list_group(node, group):

@@ -226,3 +226,25 @@ def test_page_tells_systemd(node, procs, tmp_path):
             msgs.append(sock.recv(4096).decode())
     finally:
         sock.close()
+
+
+def test_a_dead_runner_s_job_shows_runner_gone(node, procs, tmp_path):
+    """kill -9 of the only runner of a group: the page no longer shows its
+    job running (the store still names the node; the group does not hear it)."""
+    node.run("code", "set", "wp.forever", "--async", "-s", "-", input="import anyio\nawait anyio.sleep_forever()\n")
+    web = procs(WebServer, node.configs[1], "-g", "wpg")
+    d = procs(Daemon, node.configs[0], "-g", "wpg", "--name", "wg1", "--timeout", "2", "--heartbeat", "0.5")
+    r = node.run("run", "set", "long", "-c", "wp.forever", "-g", "wpg", "-t", "now")
+    assert r.returncode == 0, r.err
+    job = wait_until(
+        lambda: (lambda j: j if j and j["state"] == "running" else None)(_job(web.json("/api/jobs"), "long")),
+        what="the job running on the page",
+    )
+    assert job["running_on"] == "wg1"
+    d.kill()
+    job = wait_until(
+        lambda: (lambda j: j if j and j["state"] == "runner gone" else None)(_job(web.json("/api/jobs"), "long")),
+        what="the page to see the runner gone",
+    )
+    assert job["running_on"] == "wg1" and "that runner is gone" in job["why"]
+    assert "no runner of the group is running" in job["why"]

@@ -17,7 +17,6 @@ gone, which is then certain.  No clock of another machine is read.
 """
 
 import dataclasses
-import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -28,44 +27,13 @@ from distkv_ext.codekit.core.errors import BadArguments
 from ._config import RunnerConfig
 from ._groupauth import GroupKeys
 from ._layout import runner_subpath
-from ._observe import GroupObserver
+from ._observe import GroupHeard, GroupObserver
 from ._policy import POLICIES
 
 __all__ = ["GroupHeard", "hear_groups", "hear_groups_as_configured"]
 
 #: (kind, group, node): the group a job's runners form (node: single-node jobs' NODE)
 GroupRef = tuple[str, Any, Any]
-
-#: the reasons a message is dropped that mean "we lack the group's key"
-_KEYLESS = ("no-mac", "bad-mac", "unknown-key")
-
-
-@dataclasses.dataclass(frozen=True)
-class GroupHeard:
-    """What listening to one group found.
-
-    live: the nodes heard within the timeout; complete: the whole timeout
-    was listened to (or every node asked about was heard), so a node asked
-    about and not in ``live`` is gone; deaf: the group speaks with a key we
-    do not hold (its messages were dropped, nobody could be heard), so
-    nothing can be said; listened: seconds spent; timeout: the silence
-    after which a runner counts as gone.
-    """
-
-    live: frozenset[str]
-    complete: bool
-    deaf: bool
-    listened: float
-    timeout: float
-
-    def gone(self, node: Any) -> bool:
-        """Is ``node``'s runner certainly not running?"""
-        return self.complete and not self.deaf and str(node) not in self.live
-
-    @property
-    def nobody(self) -> bool:
-        """Is certainly no runner of the group running?"""
-        return self.complete and not self.deaf and not self.live
 
 
 def _topic(ref: GroupRef) -> tuple[str, ...]:
@@ -106,19 +74,15 @@ async def hear_groups(
     async with anyio.create_task_group() as tg:
         for obs in observers.values():
             await tg.start(obs.run)
-        start = time.monotonic()  # listening from now on
-        with anyio.move_on_after(timeout):
+        with anyio.move_on_after(timeout):  # each listened this long when it ends
             while not all(satisfied(ref) for ref in want):
                 await news[0].wait()
                 news[0] = anyio.Event()
         tg.cancel_scope.cancel()
-    spent = time.monotonic() - start
     res = {}
     for ref, obs in observers.items():
-        live = heard(ref)
-        dropped = obs.channel.dropped
-        deaf = not live and any(dropped.get(k, 0) for k in _KEYLESS)
-        res[ref] = GroupHeard(live, spent >= timeout or satisfied(ref), deaf, spent, timeout)
+        h = obs.heard_now()
+        res[ref] = dataclasses.replace(h, complete=h.complete or satisfied(ref))
     return res
 
 

@@ -37,7 +37,39 @@ from ._wire import Message
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GroupObserver", "MemberSeen"]
+__all__ = ["GroupHeard", "GroupObserver", "MemberSeen", "KEYLESS"]
+
+
+#: the reasons a message is dropped that mean "we lack the group's key"
+KEYLESS = ("no-mac", "bad-mac", "unknown-key")
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupHeard:
+    """What listening to one group found.
+
+    live: the nodes heard within the timeout; complete: the whole timeout
+    was listened to (or every node asked about was heard), so a node asked
+    about and not in ``live`` is gone; deaf: the group speaks with a key we
+    do not hold (its messages were dropped, nobody could be heard), so
+    nothing can be said; listened: seconds spent; timeout: the silence
+    after which a runner counts as gone.
+    """
+
+    live: frozenset[str]
+    complete: bool
+    deaf: bool
+    listened: float
+    timeout: float
+
+    def gone(self, node: Any) -> bool:
+        """Is ``node``'s runner certainly not running?"""
+        return self.complete and not self.deaf and str(node) not in self.live
+
+    @property
+    def nobody(self) -> bool:
+        """Is certainly no runner of the group running?"""
+        return self.complete and not self.deaf and not self.live
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +133,8 @@ class GroupObserver:
         self._members: dict[str, _Heard] = {}
         self._live: frozenset[str] = frozenset()
         self.heard = 0
+        self._since: float | None = None  # monotonic: listening since
+        self._complete = False  # listened a whole timeout (said once through on_change)
 
     @property
     def dropped(self) -> int:
@@ -157,6 +191,14 @@ class GroupObserver:
             for name, m in sorted(self._members.items())
         ]
 
+    def heard_now(self) -> GroupHeard:
+        """What has been heard so far, as `hear_groups` answers: who is live,
+        and whether it listened a whole timeout (so an absent node is gone)."""
+        listened = 0.0 if self._since is None else time.monotonic() - self._since
+        live = frozenset(m.name for m in self.members() if m.live)
+        deaf = not live and any(self.channel.dropped.get(k, 0) for k in KEYLESS)
+        return GroupHeard(live, listened >= self.timeout, deaf, listened, self.timeout)
+
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Listen until cancelled; subscribe again when the server drops
         the subscription (it does when we fall 100 messages behind)."""
@@ -167,6 +209,7 @@ class GroupObserver:
                 try:
                     async with self._client.msg_monitor(self.topic, raw=True) as mon:
                         if not started:
+                            self._since = time.monotonic()
                             task_status.started()
                             started = True
                         async for msg in mon:
@@ -182,4 +225,7 @@ class GroupObserver:
         while True:
             await anyio.sleep(self.timeout / 4)
             self._update()  # members not heard for `timeout` are gone: on_change
+            if not self._complete and self._since is not None and time.monotonic() - self._since >= self.timeout:
+                self._complete = True  # now an absent member is known to be gone
+                self._on_change()
             self.channel.log_drops()

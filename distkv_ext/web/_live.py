@@ -91,7 +91,7 @@ async def run_model(
                 group_topic(kind, group, node),
                 timeout=timeout,
                 keys=keys,
-                on_change=model.members_changed,
+                on_change=functools.partial(model.members_changed, kind, group, node),
                 on_claim=functools.partial(model.on_claim, kind, group),
             )
             model.observers[key] = obs

@@ -288,9 +288,21 @@ class StatusModel:
             h[n] = value
         self.section_changed("procs")
 
-    def members_changed(self) -> None:
-        """A group's live members changed (called by its observer)."""
+    def members_changed(self, kind: str | None = None, group: Any = None, node: Any = None) -> None:
+        """A group's live members changed (called by its observer, which
+        names its group): the members, and the rows of the group's jobs
+        (a job whose runner is gone is no longer shown running)."""
         self.section_changed("members")
+        if kind is None:
+            return
+        for ref in list(self.jobs):
+            if ref.kind == kind and str(ref.group) == str(group) and (kind != "single" or ref.node == node):
+                self.job_changed(ref)
+
+    def heard_of(self, ref: JobRef) -> Any:
+        """What the page heard of ``ref``'s group (`GroupHeard`), or None."""
+        obs = self.observers.get((ref.kind, ref.group, ref.node if ref.kind == "single" else None))
+        return None if obs is None else obs.heard_now()
 
     # --- what it saw happen ---
 

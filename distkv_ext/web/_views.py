@@ -98,9 +98,15 @@ def ref_from_query(q: Any) -> JobRef | None:
     return JobRef(kind, group[0], None if node is None else node[0], tuple(path))
 
 
-def _explain(value: Any, state: Any) -> dict[str, Any]:
+def _explain(value: Any, state: Any, heard: Any = None, kind: str = "any", node: Any = None) -> dict[str, Any]:
     try:
-        return explain_job(value if isinstance(value, dict) else None, state if isinstance(state, dict) else None)
+        return explain_job(
+            value if isinstance(value, dict) else None,
+            state if isinstance(state, dict) else None,
+            heard=heard,
+            kind=kind,
+            node=node,
+        )
     except Exception as exc:  # fields of the wrong type, written behind our back
         return {"status": "broken", "verdict": f"unusable runner entry: {exc}", "running_on": None}
 
@@ -122,7 +128,7 @@ def job_rows(model: StatusModel, ref: JobRef) -> list[dict[str, Any]]:
     rows = []
     for member in members or [None]:
         st = states.get(member) if member is not None or ref.kind != "all" else None
-        ex = _explain(value, st)
+        ex = _explain(value, st, model.heard_of(ref), ref.kind, ref.node if ref.kind == "single" else member)
         sd = st if isinstance(st, dict) else {}
         running = ex.get("running_on")
         node = member if ref.kind == "all" else ref.node if ref.kind == "single" else running or sd.get("last_node")
