@@ -113,6 +113,14 @@ class CodeEntry(ClientEntry):
         returns a coroutine; threaded code (``is_async`` False) returns an
         awaitable that runs it in a worker thread.
         """
+        proc = self._ready()
+        if proc.is_async is False:
+            return anyio.to_thread.run_sync(partial(proc, *a, **kw))
+        return proc(*a, **kw)
+
+    def _ready(self):
+        """The compiled procedure, its required modules loaded; `EmptyCode`
+        if there is none."""
         proc = self.procedure
         if proc is None:
             if self.error is not None:
@@ -120,25 +128,16 @@ class CodeEntry(ClientEntry):
             raise EmptyCode(f"{self.name} holds no code")
         if self.requires:
             self.root.load_requires(self.requires, f"procedure {self.name}")
-        if proc.is_async is False:
-            return anyio.to_thread.run_sync(partial(proc, *a, **kw))
-        return proc(*a, **kw)
+        return proc
 
     def bound(self, *a, **kw):
         """For sync and thread code: a function of no arguments that runs
         the procedure with these arguments (in whichever thread calls it);
         its required modules are loaded now, in the caller's.  Raises
         `EmptyCode` as calling it would."""
-        proc = self.procedure
-        if proc is None:
-            if self.error is not None:
-                raise EmptyCode(f"{self.name} does not compile: {self.error}")
-            raise EmptyCode(f"{self.name} holds no code")
-        if proc.is_async:
+        if self.procedure is not None and self.procedure.is_async:
             raise TypeError(f"{self.name} is async code: await it")
-        if self.requires:
-            self.root.load_requires(self.requires, f"procedure {self.name}")
-        return partial(proc, *a, **kw)
+        return partial(self._ready(), *a, **kw)
 
 
 class CodeRoot(StoreRoot):
