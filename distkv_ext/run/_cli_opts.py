@@ -14,7 +14,7 @@ from distkv_ext.codekit.core.errors import BadArguments, InputRefused
 from distkv_ext.codekit.core.paths import as_path
 
 from ._config import RunnerConfig
-from ._layout import job_field
+from ._layout import OUTPUT_PREFIX, job_field
 
 __all__ = [
     "group_options",
@@ -198,3 +198,14 @@ def parse_bind(text: str, default_port: int, any_port: bool = False) -> tuple[st
     if not (0 if any_port else 1) <= p < 65536 or (not host and not t.startswith(":")):
         raise click.BadParameter(f"{text!r}: use HOST:PORT, e.g. 127.0.0.1:{default_port}")
     return host or "127.0.0.1", p
+
+
+def prefixes_of(obj: Any) -> tuple[Any, Any]:
+    """(runner entries, states): where the configuration keeps them."""
+    r = obj.cfg["runner"]
+    return r["prefix"], r["state"]
+
+
+def output_prefix_of(obj: Any) -> Any:
+    """Where the configuration keeps the jobs' output."""
+    return obj.cfg["runner"].get("output", OUTPUT_PREFIX)
