@@ -64,11 +64,8 @@ async def hear_groups(
 
     observers = {ref: GroupObserver(client, _topic(ref), timeout=timeout, keys=keys, on_change=changed) for ref in want}
 
-    def heard(ref: GroupRef) -> frozenset[str]:
-        return frozenset(m.name for m in observers[ref].members() if m.live)
-
     def satisfied(ref: GroupRef) -> bool:
-        live = heard(ref)
+        live = observers[ref].heard_now().live
         return bool(live) and want[ref] <= live
 
     async with anyio.create_task_group() as tg:
