@@ -20,6 +20,7 @@ from ._admin import ErrorRecorded, JobContext
 from ._assign import owner
 from ._config import RUNNER_DEFAULTS, RunnerConfig
 from ._connwatch import watch_connection
+from ._control import resume_job
 from ._daemon import ALL_KINDS, kinds_text, run_daemon, status_pages
 from ._entry import RunnerEntry, StateEntry, next_start, retry_delay
 from ._explain import STATUS_WORDS, explain_job, status_word
@@ -121,6 +122,7 @@ __all__ = [
     "store_job",
     "get_job",
     "remove_job",
+    "resume_job",
     "list_jobs",
     "job_states",
     "all_states",

@@ -102,6 +102,9 @@ class JobContext:
         self.info = Queue(QLEN)
         self.dropped = 0
         self.healthy = False
+        #: thread-safe calls that stop the code where it runs outside the
+        #: event loop (its worker thread); `halt` makes them
+        self.halts: list[Callable[[], None]] = []
         self.returned: Outcome | None = None  # the Outcome, once the code has ended
         self.cancelled = False  # the code called cancel()
         self.reads_info = False  # the code got ``_info`` (async code)
@@ -148,6 +151,15 @@ class JobContext:
                     tg.cancel_scope.cancel()
                     self._tg = None
         self._stack = None
+
+    def halt(self) -> None:
+        """Stop the code where it runs outside the event loop (any thread
+        may call this; see `halts`)."""
+        for stop in list(self.halts):
+            try:
+                stop()
+            except Exception:  # one that fails must not keep the others
+                logger.exception("could not halt %s", self._entry)
 
     def _group(self) -> anyio.abc.TaskGroup:
         if self._tg is None:

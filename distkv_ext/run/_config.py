@@ -46,6 +46,13 @@ class RunnerConfig:
     group_key_next: a second key file, also accepted (key rotation)
     trusted_keys: Ed25519 public keys (base64): run and import only code
       signed by one of them; empty: any code runs
+    threads: worker threads for sync and thread code (a job beyond them waits for one)
+    stall_limit: async job code that keeps the event loop busy this long is
+      stopped (`_watchdog`); None: half of ``timeout``; less than ``timeout``
+    quarantine_after: a job that stalled runners this many times in a row
+      is quarantined (not started again until ``run resume``)
+    write_timeout: a store write or read on the claim and fence path that
+      takes longer fails (the runner fences itself); None: half of ``timeout``
 
     Constructing one checks it; a bad value raises `BadArguments`.  The
     key files are read when the runner starts (`GroupKeys.load`), not here:
@@ -68,6 +75,10 @@ class RunnerConfig:
     group_key: str | None = None
     group_key_next: str | None = None
     trusted_keys: tuple[str, ...] = ()
+    threads: int = 40
+    stall_limit: float | None = None
+    quarantine_after: int = 3
+    write_timeout: float | None = None
 
     def __post_init__(self) -> None:
         for name, minimum, maximum in _LIMITS:
@@ -76,7 +87,22 @@ class RunnerConfig:
             raise BadArguments(
                 f"runner.timeout ({self.timeout:g}) must be at least twice runner.heartbeat ({self.heartbeat:g})"
             )
-        for name in ("output_lines", "output_runs", "output_line_chars", "output_run_chars", "result_bytes"):
+        for name in ("stall_limit", "write_timeout"):
+            value = getattr(self, name)
+            if value is not None:  # None: half of timeout (`stall_seconds`, `write_seconds`)
+                value = _number(name, value, 0.01, 86400.0)
+                if value >= self.timeout:
+                    raise BadArguments(f"runner.{name} ({value:g}) must be less than runner.timeout ({self.timeout:g})")
+                object.__setattr__(self, name, value)
+        for name in (
+            "output_lines",
+            "output_runs",
+            "output_line_chars",
+            "output_run_chars",
+            "result_bytes",
+            "threads",
+            "quarantine_after",
+        ):
             object.__setattr__(self, name, _count(name, getattr(self, name)))
         for name in ("output_line_chars", "output_run_chars", "result_bytes"):
             if getattr(self, name) > MAX_CAP:  # what it caps must stay far below DistKV's value limit
@@ -108,6 +134,16 @@ class RunnerConfig:
         values = {k: v for k, v in (runner_cfg or {}).items() if k in ours and v is not None}
         values.update((k, v) for k, v in overrides.items() if v is not None)
         return cls(**values)
+
+    @property
+    def stall_seconds(self) -> float:
+        """`stall_limit`, or half of `timeout` if not set."""
+        return self.timeout / 2 if self.stall_limit is None else self.stall_limit
+
+    @property
+    def write_seconds(self) -> float:
+        """`write_timeout`, or half of `timeout` if not set."""
+        return self.timeout / 2 if self.write_timeout is None else self.write_timeout
 
     @property
     def trusted(self) -> frozenset[bytes]:

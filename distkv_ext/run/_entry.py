@@ -133,9 +133,17 @@ class StateEntry(_JobEntry):
       error: the last error, one line (cleared on success)
       resume: the last run was interrupted (moved to another node, code
         changed, runner stopped): start it again at once, wherever
+      waiting: what the running job's code waits for (a worker thread), or None
+      stalls: the runners whose event loop the job's code stalled, in a row
+        (`_loopwatch`; cleared by a run that ends well or becomes healthy)
+      quarantined: why the job is not started again (its stalls) until
+        ``run resume``; None: it is not quarantined
     """
 
-    ATTRS = "started stopped pinged computed reason result node backoff last_node runs error resume".split()
+    ATTRS = (
+        "started stopped pinged computed reason result node backoff last_node runs error resume"
+        " waiting stalls quarantined"
+    ).split()
 
     started: float = 0
     stopped: float = 0
@@ -149,6 +157,9 @@ class StateEntry(_JobEntry):
     runs: int = 0
     error: str | None = None
     resume: bool = False
+    waiting: str | None = None
+    stalls: tuple[str, ...] | list[str] = ()  # replaced, never changed in place
+    quarantined: str | None = None
 
     chain: Any  # DistKV's: the change chain of the value we have
     _written: Any = None  # chain of our last write, until the mirror has seen it
@@ -216,6 +227,10 @@ def _flag(v: Any) -> bool:
     return isinstance(v, bool)
 
 
+def _names(v: Any) -> bool:
+    return isinstance(v, (list, tuple)) and len(v) <= 100 and all(isinstance(x, str) and len(x) <= 200 for x in v)
+
+
 #: What each field of a state entry must be (others are not read)
 _STATE_FIELDS = {
     "started": _time,
@@ -229,6 +244,9 @@ _STATE_FIELDS = {
     "backoff": _count,
     "runs": _count,
     "resume": _flag,
+    "waiting": _text,
+    "stalls": _names,
+    "quarantined": _text,
 }
 
 
@@ -293,6 +311,7 @@ class History(Protocol):
     resume: Any
     reason: Any
     backoff: Any
+    quarantined: Any
 
 
 def retry_delay(entry: Schedule, n_errors: int) -> float:
@@ -320,6 +339,8 @@ def next_start(entry: Schedule, state: History, now: float | None = None) -> tup
         return None, "no target"
     if state.node is not None:
         return None, f"running on {state.node}"
+    if state.quarantined:
+        return None, f"quarantined: {state.quarantined}; `run resume` to try again"
     started = state.started or 0
     stopped = state.stopped or 0
     if target > started:

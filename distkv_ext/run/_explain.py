@@ -68,6 +68,8 @@ def explain_job(
         "runner_says": st.reason or None,
     }
     res["verdict"] = verdict(d, now)
+    if d.kind is Kind.HELD_BY and isinstance(st.waiting, str) and st.waiting:
+        res["verdict"] += f", {st.waiting}"
     res["status"] = status_word(d, st)
     res["runner_gone"] = False
     if heard is not None:
@@ -98,7 +100,18 @@ def _mind_the_runners(res: dict[str, Any], d: Decision, heard: GroupHeard, kind:
 
 
 #: The words `status_word` gives a job, for tables and the metrics.
-STATUS_WORDS = ("running", "due", "waiting", "failed", "gave up", "done", "idle", "deleted", "runner gone")
+STATUS_WORDS = (
+    "running",
+    "due",
+    "waiting",
+    "failed",
+    "gave up",
+    "quarantined",
+    "done",
+    "idle",
+    "deleted",
+    "runner gone",
+)
 
 
 def status_word(d: Decision, state: Any) -> str:
@@ -109,10 +122,12 @@ def status_word(d: Decision, state: Any) -> str:
     (it ran and will not again), idle (no target), deleted.  (The last
     word, "runner gone", is `explain_job`'s, from what it heard.)"""
     if d.kind is Kind.HELD_BY:
-        return "running"
+        return "waiting" if getattr(state, "waiting", None) else "running"
     if d.kind is Kind.NOT_SCHEDULED:
         if d.reason.startswith("gave up"):
             return "gave up"
+        if d.reason.startswith("quarantined"):
+            return "quarantined"
         if d.reason == "deleted":
             return "deleted"
         if getattr(state, "error", None):
@@ -131,6 +146,8 @@ def verdict(d: Decision, now: float) -> str:
         return f"due now ({d.reason}); a runner of the group starts it"
     if d.kind is Kind.WAITING and d.at is not None:
         return f"starts in {d.at - now:.0f} s ({d.reason})"
+    if d.kind is Kind.NOT_SCHEDULED and d.reason.startswith("quarantined"):
+        return d.reason
     # NOT_SCHEDULED; a state naming no usable node ("running on " + "")
     return f"not scheduled: {d.reason}"
 

@@ -162,6 +162,8 @@ class Group:
                 info.update(auth="hmac-sha256", keys=self.keys.key_ids)
             self._record = Record(client, records, name, self.instance, info)
         self._tg: anyio.abc.TaskGroup | None = None
+        #: why we do not take part (see `suspend`), or None
+        self.suspended: str | None = None
         #: other runs that use our name (a mistake, or a forgery)
         self.namesakes = Namesakes(self, self._record)
 
@@ -206,7 +208,18 @@ class Group:
         *sent*, so that after this process stalls (sync code blocking the
         event loop) it counts as cut off until a heartbeat sent after the
         stall returns, behind every message that queued up meanwhile."""
+        if self.suspended is not None:
+            return False
         return self._echo is not None and time.monotonic() - self._echo < self.timeout * 0.75
+
+    def suspend(self, reason: str | None) -> None:
+        """Our store writes are not confirmed (``reason``): send no
+        heartbeats and count as cut off (our shared jobs stop; the others
+        take them over), until called with None."""
+        if (reason is None) != (self.suspended is None):
+            logger.warning("%s: %s", self.name, reason or "store writes confirmed again: rejoining the group")
+        self.suspended = reason
+        self.on_change()
 
     def live(self) -> dict[str, float]:
         """{name: weight} of the live members, this node included."""
@@ -301,8 +314,17 @@ class Group:
                 for batch in chunks(sorted(jobs)):
                     await self._send(self.channel.outgoing(msg_type, jobs=batch), msg_type)
 
+    async def confirm_write(self) -> None:
+        """Write something small (our runner record) and return once the
+        server has confirmed it; raises what the write raises."""
+        if self._record is not None:
+            await self._record.confirm()
+
     async def _sender(self) -> None:
         while True:
+            if self.suspended is not None:
+                await anyio.sleep(self.ping)
+                continue
             msg = self.channel.outgoing(
                 "hb",
                 since=self.since,

@@ -35,6 +35,15 @@ class JobHost(Protocol):
     async def job_healthy(self, entry: RunnerEntry) -> None:
         """The job says it is set up (or ran ``ok_after`` seconds)."""
 
+    @property
+    def thread_limiter(self) -> Any:
+        """The worker threads for sync and thread code (an anyio
+        ``CapacityLimiter`` of ``runner.threads`` tokens)."""
+
+    async def job_waiting(self, entry: RunnerEntry, reason: str | None) -> None:
+        """The job's code waits (``reason``) or, with None, no longer does:
+        its state says so."""
+
     async def record_job_error(
         self,
         entry: RunnerEntry,
@@ -53,6 +62,9 @@ class JobHost(Protocol):
 
 class RunnerHost(JobHost, Protocol):
     """A runner root, as its `Scheduler` and runs see it."""
+
+    def writes_unconfirmed(self, reason: str) -> None:
+        """A write on the claim path was not confirmed in time: fence."""
 
     @property
     def node(self) -> str:

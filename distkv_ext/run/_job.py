@@ -10,6 +10,7 @@ import logging
 import math
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -22,6 +23,7 @@ from ._admin import ErrorRecorded, JobContext
 from ._entry import RunnerEntry
 from ._host import JobHost
 from ._jobtasks import job_classes, runner_classes
+from ._loopwatch import LoopStalled, stalled_in
 from ._pin import pin_problem
 from ._threads import run_stoppable
 
@@ -130,7 +132,7 @@ async def execute(runner: JobHost, entry: RunnerEntry, ctx: JobContext, *, on_ok
             if code_entry.is_async:
                 res = await code_entry(**kw)
             else:  # sync and thread code: in a worker thread that a stop can end (see _threads)
-                res = await run_stoppable(code_entry.bound(**kw))
+                res = await _in_thread(runner, entry, ctx, code_entry.bound(**kw))
             # the code has ended: a stop that comes now (sync code that
             # blocked the event loop gets fenced as soon as it returns)
             # must not turn this run into an interrupted one
@@ -138,6 +140,8 @@ async def execute(runner: JobHost, entry: RunnerEntry, ctx: JobContext, *, on_ok
     except ErrorRecorded as exc:
         return Outcome(False, error=str(exc), exc=exc, started=started)
     except BaseException as exc:
+        if stalled_in(exc):  # the watchdog stopped code that blocked the event loop
+            return Outcome(False, error=str(LoopStalled()), exc=LoopStalled(), started=started)
         # the code's error, possibly grouped with a stop that arrived at the
         # same moment (a group with a cancellation in it is no Exception)
         errors = own_errors(exc)
@@ -155,6 +159,25 @@ async def execute(runner: JobHost, entry: RunnerEntry, ctx: JobContext, *, on_ok
     if ctx.returned is None:  # cannot be: the code returned (above) or raised
         raise RuntimeError(f"{entry} ended without an outcome")
     return ctx.returned
+
+
+async def _in_thread(runner: JobHost, entry: RunnerEntry, ctx: JobContext, fn: Callable[[], Any]) -> Any:
+    """``fn()`` in a worker thread of the runner's (``runner.threads`` of
+    them); while none is free, the job's state says it waits for one."""
+    limiter = runner.thread_limiter
+    waited = False
+
+    if limiter.available_tokens < 1:
+        waited = True
+        await runner.job_waiting(
+            entry, f"waiting for a worker thread (all {limiter.total_tokens:g} busy; runner.threads)"
+        )
+
+    async def on_start() -> None:
+        if waited:
+            await runner.job_waiting(entry, None)
+
+    return await run_stoppable(fn, limiter=limiter, halts=ctx.halts, on_start=on_start)
 
 
 def own_errors(exc: BaseException) -> list[BaseException]:

@@ -32,12 +32,13 @@ from ._assign import score
 from ._caps import fit_outcome
 from ._claim import StopRequest
 from ._decision import TAKEOVER
-from ._entry import RunnerEntry
+from ._entry import RunnerEntry, StateEntry
 from ._group import MsgType
 from ._host import RunnerHost
 from ._index import JobIndex
 from ._job import Outcome, execute
 from ._layout import output_path
+from ._loopwatch import LoopStalled
 from ._running import Running
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ _WRITE_ERRORS = (DistKVError, anyio.ClosedResourceError, anyio.BrokenResourceErr
 
 #: forget others' claims after this many settle times
 _RECENT_SETTLES = 4
+#: stalls remembered in a job's state (the names of the runners it stalled)
+_MAX_STALLS = 10
 
 
 class RunLifecycle:
@@ -120,8 +123,8 @@ class RunLifecycle:
         state.computed = 0
         state.resume = False
         try:
-            await state.save()
-        except _WRITE_ERRORS as exc:
+            await self.save_confirmed(state)
+        except (*_WRITE_ERRORS, TimeoutError) as exc:
             logger.info("%s: could not claim %s: %r", root.node, entry, exc)
             claim.write_failed()
             return False
@@ -132,6 +135,18 @@ class RunLifecycle:
         if reason.startswith(TAKEOVER):
             _metrics.failover(*labels)
         return True
+
+    async def save_confirmed(self, state: StateEntry) -> None:
+        """Save ``state``; a write the server has not confirmed within
+        ``runner.write_timeout`` raises TimeoutError, and the runner fences
+        itself until the server answers again (`writes_unconfirmed`)."""
+        limit = self.root.config.write_seconds
+        try:
+            with anyio.fail_after(limit):
+                await state.save()
+        except TimeoutError:
+            self.root.writes_unconfirmed(f"the state of {state} was not written within {limit:g} s")
+            raise
 
     # --- the run ---
 
@@ -234,6 +249,7 @@ class RunLifecycle:
         state.node = None
         state.stopped = time.time()
         state.resume = False
+        state.waiting = None
         if stop is not None:
             state.reason = stop.reason
             state.resume = stop.restart
@@ -242,15 +258,29 @@ class RunLifecycle:
             state.backoff = 0
             state.error = None
             state.reason = "finished"
+            state.stalls = []
         elif outcome is not None:
             healthy = run.ctx is not None and run.ctx.healthy
             state.backoff = 1 if healthy else int(state.backoff or 0) + 1
             state.error = outcome.error
             state.reason = "failed"
+            if isinstance(outcome.exc, LoopStalled):
+                self._stalled(state)
         try:
-            await state.save()
-        except _WRITE_ERRORS as exc:
+            await self.save_confirmed(state)
+        except (*_WRITE_ERRORS, TimeoutError) as exc:
             logger.warning("%s: could not save the state of %s: %r", root.node, entry, exc)
+
+    def _stalled(self, state: StateEntry) -> None:
+        """The run ended because its code stalled this runner: count it;
+        ``runner.quarantine_after`` stalls in a row quarantine the job."""
+        stalls = [*(state.stalls or ()), self.root.node][-_MAX_STALLS:]
+        state.stalls = stalls
+        n = self.root.config.quarantine_after
+        if len(stalls) >= n:
+            state.quarantined = "stalled " + ", ".join(stalls[-n:])
+            state.reason = f"quarantined: {state.quarantined}"
+            logger.error("%s: %s is quarantined: %s", self.root.node, state, state.quarantined)
 
     async def forget(self, entry: RunnerEntry) -> None:
         """``entry`` was deleted and does not run here: delete its state
@@ -280,13 +310,27 @@ class RunLifecycle:
         except Exception as exc:
             logger.debug("record_working failed: %r", exc)
 
+    async def job_waiting(self, entry: RunnerEntry, reason: str | None) -> None:
+        """The job holds its claim but its code waits (for a worker
+        thread): its state says so (``waiting``; None: it runs now)."""
+        state = entry.state
+        if state.node != self.root.node or state.waiting == reason:
+            return
+        state.waiting = reason
+        with anyio.move_on_after(self.root.config.write_seconds):
+            try:
+                await state.save()
+            except _WRITE_ERRORS as exc:
+                logger.debug("could not note that %s waits: %r", entry, exc)
+
     async def job_healthy(self, entry: RunnerEntry) -> None:
         """The job said it is set up (or ran ``ok_after`` seconds): reset
-        its error count, resolve its error."""
+        its error count and its stalls, resolve its error."""
         state = entry.state
-        if state.node == self.root.node and state.backoff:
+        if state.node == self.root.node and (state.backoff or state.stalls):
             state.backoff = 0
             state.error = None
+            state.stalls = []
             try:
                 await state.save()
             except _WRITE_ERRORS:

@@ -65,6 +65,11 @@ class Record:
         except (DistKVError, OSError) as exc:
             logger.warning("%s: could not write the runner record %s: %r", self.node, self.path, exc)
 
+    async def confirm(self) -> None:
+        """Store the record again; raises what the write raises (a probe:
+        are our writes confirmed?)."""
+        await self.client.set(self.path, value=self.value)
+
     async def delete(self) -> None:
         """Delete the record (on a clean stop)."""
         try:

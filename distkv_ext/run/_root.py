@@ -29,6 +29,7 @@ from ._entry import JobPath, RunnerEntry, StateEntry
 from ._group import Group
 from ._groupauth import GroupKeys
 from ._layout import STATE_PREFIX
+from ._loopwatch import LoopWatchdog
 from ._policy import ALL, ANY, SINGLE, RunnerPolicy
 from ._registry import records_base
 from ._scheduler import Scheduler
@@ -75,6 +76,14 @@ class _RunnerRoot(ResyncRoot):
         self.ready_event = anyio.Event()
         self.lost: BaseException | None = None  # the exception, once the server connection is gone
         self.lost_event = anyio.Event()
+        #: called (from the watchdog thread) when job code keeps the event
+        #: loop stuck and cannot be stopped: the daemon ends the process
+        #: (`hard_exit`); None: only log it (runners inside other programs)
+        self.on_stuck: Callable[[str], None] | None = None
+        self._threads: anyio.CapacityLimiter | None = None
+        self.watchdog = LoopWatchdog(
+            node, self.config.stall_seconds, self.config.timeout * 0.75, self._fence_stalled, self._stuck
+        )
 
     @classmethod
     def child_type(cls, name: str) -> type[RunnerEntry]:
@@ -211,6 +220,7 @@ class _RunnerRoot(ResyncRoot):
         background, as DistKV's runner starts its actor: `as_handler`
         returns once the entries are loaded, costing the server no more
         events than DistKV's; `wait_ready` waits for this."""
+        await self._tg.start(self.watchdog.run)
         await self._tg.start(listen)
         await self._tg.start(self.scheduler.run)
         self.ready = True
@@ -227,6 +237,44 @@ class _RunnerRoot(ResyncRoot):
 
             tg.start_soon(wait, self.ready_event)
             tg.start_soon(wait, self.lost_event)
+
+    def _fence_stalled(self, reason: str) -> None:
+        """The event loop has been stuck long enough for the group to take
+        our shared jobs over: stop their code that runs outside the loop
+        (called in the watchdog thread; see `_loopwatch`)."""
+        if self.policy.shares_jobs and self.watchdog.token is not None:
+            self.scheduler.fence_from_thread(self.watchdog.token, reason)
+
+    def writes_unconfirmed(self, reason: str) -> None:
+        """A write on the claim path was not confirmed in time: fence (our
+        group counts us as gone, our shared jobs stop) until the server
+        answers again (see `Group.suspend`)."""
+        group = self.group
+        if group is None or group.suspended is not None or group.spawn is None:
+            return
+        group.suspend(f"fencing: {reason}")
+        group.spawn(self._until_the_store_answers)
+
+    async def _until_the_store_answers(self) -> None:
+        cfg = self.config
+        while True:
+            await anyio.sleep(cfg.heartbeat)
+            with anyio.move_on_after(cfg.write_seconds):
+                try:
+                    if self.group is not None:
+                        await self.group.confirm_write()
+                except Exception as exc:  # not yet: try again
+                    logger.debug("%s: the store does not answer yet: %r", self.node, exc)
+                    continue
+                if self.group is not None:
+                    self.group.suspend(None)
+                return
+
+    def _stuck(self, message: str) -> None:
+        if self.on_stuck is not None:
+            self.on_stuck(message)
+        else:
+            logger.error("%s", message)
 
     def _lost(self, exc: BaseException) -> None:
         self.lost = exc
@@ -251,6 +299,18 @@ class _RunnerRoot(ResyncRoot):
         self.scheduler.state_changed(state, old_node)
 
     # --- for the code (JobContext) ---
+
+    @property
+    def thread_limiter(self) -> anyio.CapacityLimiter:
+        """The worker threads of this runner's sync and thread jobs
+        (``runner.threads``; created on first use, in the event loop)."""
+        if self._threads is None:
+            self._threads = anyio.CapacityLimiter(self.config.threads)
+        return self._threads
+
+    async def job_waiting(self, entry: RunnerEntry, reason: str | None) -> None:
+        """The job waits for a worker thread (``reason``), or no longer (None)."""
+        await self.scheduler.lifecycle.job_waiting(entry, reason)
 
     async def job_healthy(self, entry: RunnerEntry) -> None:
         """The job is set up (or ran ``ok_after`` seconds): reset its error count."""

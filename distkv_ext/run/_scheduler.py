@@ -321,8 +321,8 @@ class Scheduler:
         state.resume = True
         state.reason = reason
         try:
-            await state.save()
-        except _WRITE_ERRORS as exc:
+            await self.lifecycle.save_confirmed(state)
+        except (*_WRITE_ERRORS, TimeoutError) as exc:
             logger.debug("could not release %s: %r", state, exc)
 
     async def _note(self, state: StateEntry, t: float | None, reason: str) -> None:
@@ -335,8 +335,8 @@ class Scheduler:
             return
         state.computed, state.reason = computed, reason
         try:
-            await state.save()
-        except _WRITE_ERRORS as exc:
+            await self.lifecycle.save_confirmed(state)
+        except (*_WRITE_ERRORS, TimeoutError) as exc:
             logger.debug("could not note the state of %s: %r", state, exc)
 
     def _start(self, entry: RunnerEntry, reason: str) -> None:
@@ -365,6 +365,32 @@ class Scheduler:
         with anyio.move_on_after(self.root.config.stop_timeout):
             for run in runs:
                 await run.done.wait()
+
+    def fence_from_thread(self, token: Any, reason: str) -> None:
+        """The event loop is stuck (`_loopwatch`, called in its thread):
+        stop the code of every run here that runs outside the loop (its
+        worker thread or process), and fence the run once the loop moves
+        again (``token``: the loop's ``TrioToken``; its ``run_sync_soon``
+        is the one call another thread may make)."""
+        for _ in range(5):  # the loop thread may change the dict meanwhile
+            try:
+                runs = list(self.index.runs.values())
+                break
+            except RuntimeError:
+                continue
+        else:
+            return
+        for run in runs:
+            token.run_sync_soon(self._fence_stalled, run, reason)  # before the thread's end reaches the run
+            if run.ctx is not None:
+                run.ctx.halt()
+
+    @staticmethod
+    def _fence_stalled(run: Running, reason: str) -> None:
+        if run.claim.holds_state:
+            run.fence(reason)  # others may hold it by now: write nothing
+        else:
+            run.stop(reason, restart=True)
 
     # --- for tests ---
 

@@ -22,9 +22,11 @@ thread: worker threads are reused, and one pending when the function ends
 is withdrawn.
 """
 
+import contextlib
 import ctypes
+import math
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -71,12 +73,33 @@ class _ThreadRun:
                 _set_async_exc(self.ident, ctypes.py_object(JobStopped))
 
 
-async def run_stoppable(fn: Callable[[], Any], *, limiter: anyio.CapacityLimiter | None = None) -> Any:
-    """``fn()`` in a worker thread (of ``limiter``); its result.  Cancelling
-    the caller raises `JobStopped` inside the thread and waits until the
-    function has ended (however long that takes), then raises the
-    cancellation."""
+async def run_stoppable(
+    fn: Callable[[], Any],
+    *,
+    limiter: anyio.CapacityLimiter | None = None,
+    halts: list[Callable[[], None]] | None = None,
+    on_start: Callable[[], Awaitable[None]] | None = None,
+) -> Any:
+    """``fn()`` in a worker thread; its result.  Cancelling the caller
+    raises `JobStopped` inside the thread and waits until the function has
+    ended (however long that takes), then raises the cancellation.
+
+    ``limiter``: holds one of its tokens while the function runs (it waits
+    for one first: ``runner.threads``); ``on_start``: awaited once the
+    token is held, before the thread starts.  ``halts``: while it runs,
+    this list holds a call that any thread may make to stop it (the caller
+    must then be cancelled: the `JobStopped` that ends the function is
+    raised here again otherwise)."""
+    async with limiter if limiter is not None else contextlib.nullcontext():
+        if on_start is not None:
+            await on_start()
+        return await _run(fn, halts)
+
+
+async def _run(fn: Callable[[], Any], halts: list[Callable[[], None]] | None) -> Any:
     run = _ThreadRun(fn)
+    if halts is not None:
+        halts.append(run.stop)
     result: list[Any] = []
 
     async def stopper() -> None:
@@ -88,7 +111,9 @@ async def run_stoppable(fn: Callable[[], Any], *, limiter: anyio.CapacityLimiter
     async with anyio.create_task_group() as tg:
         tg.start_soon(stopper)
         try:
-            result.append(await anyio.to_thread.run_sync(run.work, cancellable=False, limiter=limiter))
+            # the token of `limiter` is what limits us: anyio's own limiter
+            # (40 threads) must not make a job wait unseen
+            result.append(await anyio.to_thread.run_sync(run.work, cancellable=False, limiter=_unlimited()))
         except JobStopped:
             if not run.stop_requested:  # the code raised it itself: its own error
                 raise
@@ -96,4 +121,10 @@ async def run_stoppable(fn: Callable[[], Any], *, limiter: anyio.CapacityLimiter
             raise
         finally:
             tg.cancel_scope.cancel()
+            if halts is not None:
+                halts.remove(run.stop)
     return result[0]
+
+
+def _unlimited() -> anyio.CapacityLimiter:
+    return anyio.CapacityLimiter(math.inf)

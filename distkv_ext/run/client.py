@@ -19,6 +19,7 @@ from . import (
     get_job,
     new_group_key,
     remove_job,
+    resume_job,
     store_job,
 )
 from ._cli_daemon import all_, web
@@ -208,6 +209,25 @@ async def delete(obj, path, group, node, all_nodes, output):
     kind, node = kind_of(node, all_nodes)
     await remove_job(get_client(obj), kind, group, path, node=node, prefix=prefixes_of(obj)[0])
     show_action(obj, as_path(path), "deleted", output)
+
+
+@cli.command(epilog=EXIT_CODES)
+@click.argument("path", shell_complete=complete_jobs)
+@group_options
+@output_option("yaml", "json")
+@click.pass_obj
+@boundary
+async def resume(obj, path, group, node, all_nodes, output):
+    """Start the quarantined job PATH again.
+
+    A job whose code stalled its runners (kept their event loop busy)
+    runner.quarantine_after times in a row is not started again; 'run why'
+    says so. This lifts the quarantine: a runner starts the job at once.
+    """
+    kind, node = kind_of(node, all_nodes)
+    prefix, state_prefix = prefixes_of(obj)
+    done = await resume_job(get_client(obj), kind, group, path, node=node, prefix=prefix, state_prefix=state_prefix)
+    show_action(obj, as_path(path), "resumed" if any(done.values()) else "not quarantined", output)
 
 
 for command in (list_, state, why, logs, all_, web):
