@@ -9,12 +9,10 @@ import time
 
 import anyio
 import pytest
-from moat.util import P
 
 from distkv_ext.codekit.core.errors import BadArguments, NotFound
 from distkv_ext.run import AnyRunnerRoot, explain_job, resume_job
 from distkv_ext.run._config import RunnerConfig
-from distkv_ext.run._entry import StateEntry
 from distkv_ext.run._loopwatch import LoopStalled, job_frame, stalled_in
 from tests.helpers import wait_for
 from tests.test_run_lib import FAST, add_job
