@@ -28,7 +28,7 @@ def test_settings_are_checked():
     assert RunnerConfig.load({"stall_limit": 0.5, "write_timeout": 1}).stall_seconds == 0.5
     with pytest.raises(BadArguments, match=r"^runner.stall_limit \(2\) must be less than runner.timeout \(2\)$"):
         RunnerConfig.load({"stall_limit": 2})
-    with pytest.raises(BadArguments, match="^runner.write_timeout must be"):
+    with pytest.raises(BadArguments, match=r"^runner.write_timeout must be"):
         RunnerConfig.load({"write_timeout": "soon"})
     for name in ("threads", "quarantine_after"):
         with pytest.raises(BadArguments, match=f"^runner.{name} must be a whole number of at least 1, not 0$"):
@@ -97,7 +97,7 @@ async def test_code_outside_a_stuck_loop_is_fenced(autojump_clock, client, cr):
     await wait_for(lambda: job.state.node == "n1")
     await anyio.sleep(0.5)
     assert not ended.is_set()
-    time.sleep(2)  # the event loop is stuck here, in no job's code, for 2 s (timeout: 1 s)
+    time.sleep(2)  # noqa: ASYNC251 (on purpose: the event loop is stuck here, in no job code, 2 s; timeout 1 s)
     assert ended.is_set()  # stopped by the watchdog while the loop was stuck
     await wait_for(lambda: job.state.runs >= 2, what="the job starts again")  # this node holds it again
 
