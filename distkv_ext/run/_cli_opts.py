@@ -161,7 +161,9 @@ def state_word(states, gone=()):
         if s.get("node") and s.get("node") in gone:
             w = "runner gone"
         elif s.get("node"):
-            w = "running"
+            w = "waiting" if s.get("waiting") else "running"
+        elif s.get("quarantined"):
+            w = "quarantined"
         elif s.get("error"):
             w = "failed"
         elif s.get("runs"):

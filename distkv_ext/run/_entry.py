@@ -339,7 +339,7 @@ def next_start(entry: Schedule, state: History, now: float | None = None) -> tup
         return None, "no target"
     if state.node is not None:
         return None, f"running on {state.node}"
-    if state.quarantined:
+    if isinstance(state.quarantined, str) and state.quarantined:
         return None, f"quarantined: {state.quarantined}; `run resume` to try again"
     started = state.started or 0
     stopped = state.stopped or 0

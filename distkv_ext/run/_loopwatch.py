@@ -88,7 +88,7 @@ def job_frame(frame: FrameType | None) -> FrameType | None:
 
 
 class LoopWatchdog:
-    """Watches this root's event loop from a thread (see the module doc).
+    """Watches its root's event loop (see the module doc).
 
     ``limit``: seconds of a stuck loop before job code in it is stopped;
     ``cutoff``: seconds after which ``fence(reason)`` is called (in the
@@ -96,6 +96,9 @@ class LoopWatchdog:
     ``run_sync_soon``) and stuck job code ends the process (``on_stuck``,
     called with a message; in-process tests pass one that only logs);
     ``name``: for the log.
+
+    The runner roots of one event loop (a daemon runs three) share one
+    watchdog thread (`_Watcher`): one stall is stopped once.
     """
 
     def __init__(
@@ -111,62 +114,107 @@ class LoopWatchdog:
         self.limit = limit
         self.cutoff = max(cutoff, limit)
         self.fence = fence
-        self.tick = max(0.01, min(limit, cutoff) / 10)
-        self.stalls = 0  # how often job code was stopped (for tests and the log)
-        self._beat = _now()
-        self._stop = threading.Event()
-        self._loop_ident = 0
+        self.tick = max(0.01, self.limit / 10)
         self.token: trio.lowlevel.TrioToken | None = None
+        self._watcher: _Watcher | None = None
+
+    @property
+    def stalls(self) -> int:
+        """How often job code was stopped in this loop (for tests)."""
+        return 0 if self._watcher is None else self._watcher.stalls
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Watch until cancelled."""
-        self._loop_ident = threading.get_ident()
+        ident = threading.get_ident()
         self.token = trio.lowlevel.current_trio_token()
-        self._beat = _now()
-        self._stop.clear()
-        thread = threading.Thread(target=self._watch, name=f"watchdog {self.name}", daemon=True)
-        thread.start()
+        with _LOCK:
+            watcher = _WATCHERS.get(ident)
+            if watcher is None:
+                watcher = _WATCHERS[ident] = _Watcher(ident)
+            watcher.add(self)
+        self._watcher = watcher
         task_status.started()
         try:
-            while True:
-                self._beat = _now()
+            while True:  # every root beats: the loop moves as long as any one does
+                watcher.beat = _now()
                 await anyio.sleep(self.tick)
         finally:
+            with _LOCK:
+                if watcher.remove(self):
+                    del _WATCHERS[ident]
+
+
+_LOCK = threading.Lock()
+#: loop thread -> its watcher
+_WATCHERS: dict[int, "_Watcher"] = {}
+
+
+class _Watcher:
+    """The watchdog thread of one event loop, for its `LoopWatchdog`s."""
+
+    def __init__(self, loop_ident: int) -> None:
+        self.loop_ident = loop_ident
+        self.beat = _now()
+        self.stalls = 0
+        self.dogs: list[LoopWatchdog] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, dog: LoopWatchdog) -> None:
+        self.dogs.append(dog)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._watch, name=f"watchdog {dog.name}", daemon=True)
+            self._thread.start()
+
+    def remove(self, dog: LoopWatchdog) -> bool:
+        """Remove ``dog``; True when none is left (the thread ends)."""
+        self.dogs.remove(dog)
+        if not self.dogs:
             self._stop.set()
+            return True
+        return False
 
     def _watch(self) -> None:
         beat, raised, fenced = None, 0.0, False
-        while not self._stop.wait(self.tick):
-            if self._beat != beat:  # the loop moved: a new stall starts from here
-                beat, raised, fenced = self._beat, 0.0, False
+        while True:
+            dogs = list(self.dogs)
+            if not dogs:
+                return
+            limit = min(d.limit for d in dogs)
+            if self._stop.wait(min(d.tick for d in dogs)):
+                return
+            if self.beat != beat:  # the loop moved: a new stall starts from here
+                beat, raised, fenced = self.beat, 0.0, False
                 continue
             stuck = _now() - beat
-            if stuck >= self.limit and stuck - raised >= self.limit:
+            if stuck >= limit and stuck - raised >= limit:
                 raised = stuck  # again every `limit` while it stays stuck (swallowed)
-                self._stop_job_code(beat, stuck)
-            if stuck >= self.cutoff and not fenced:
+                self._stop_job_code(dogs[0].name, beat, stuck)
+            if not fenced and stuck >= min(d.cutoff for d in dogs):
                 fenced = True
-                reason = f"event loop stalled for {stuck:.1f} s"
-                try:
-                    self.fence(reason)
-                except Exception:  # never let the watchdog die of it
-                    logger.exception("%s: fencing failed", self.name)
-                frame = job_frame(sys._current_frames().get(self._loop_ident))
-                if frame is not None and self._beat == beat and not self._stop.is_set():
-                    self.on_stuck(
-                        f"{self.name}: job code kept the event loop busy for {stuck:.1f} s and did not stop"
-                        f" ({frame.f_code.co_filename}): exiting, so that no job runs twice"
-                    )
+                self._fence(dogs, beat, stuck)
 
-    def _stop_job_code(self, beat: float, stuck: float) -> None:
-        frame = job_frame(sys._current_frames().get(self._loop_ident))
-        if self._beat != beat:
-            return  # the loop moved on meanwhile: nothing to stop
+    def _fence(self, dogs: list[LoopWatchdog], beat: float, stuck: float) -> None:
+        reason = f"event loop stalled for {stuck:.1f} s"
+        for dog in dogs:
+            try:
+                dog.fence(reason)
+            except Exception:  # never let the watchdog die of it
+                logger.exception("%s: fencing failed", dog.name)
+        frame = job_frame(sys._current_frames().get(self.loop_ident))
+        if frame is not None and self.beat == beat and not self._stop.is_set():
+            dogs[0].on_stuck(
+                f"{dogs[0].name}: job code kept the event loop busy for {stuck:.1f} s and did not stop"
+                f" ({frame.f_code.co_filename}): exiting, so that no job runs twice"
+            )
+
+    def _stop_job_code(self, name: str, beat: float, stuck: float) -> None:
+        frame = job_frame(sys._current_frames().get(self.loop_ident))
         if frame is None:
-            logger.warning("%s: event loop stalled for %.1f s (not in job code)", self.name, stuck)
+            logger.warning("%s: event loop stalled for %.1f s (not in job code)", name, stuck)
             return
+        if self.beat != beat:
+            return  # the loop moved on meanwhile: nothing to stop
         self.stalls += 1
-        logger.error(
-            "%s: %s kept the event loop busy for %.1f s: stopping it", self.name, frame.f_code.co_filename, stuck
-        )
-        _set_async_exc(self._loop_ident, ctypes.py_object(LoopStalled))
+        logger.error("%s: %s kept the event loop busy for %.1f s: stopping it", name, frame.f_code.co_filename, stuck)
+        _set_async_exc(self.loop_ident, ctypes.py_object(LoopStalled))
