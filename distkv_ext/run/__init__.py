@@ -40,6 +40,7 @@ from ._layout import (
     output_path,
     runner_subpath,
     split_job_path,
+    stamp_target,
 )
 from ._liveness import GroupHeard, hear_groups, hear_groups_as_configured
 from ._metrics import CLAIM_BUCKETS, METRICS
@@ -109,6 +110,7 @@ __all__ = [
     "JOB_FIELDS",
     "NEW_JOB_DEFAULTS",
     "job_value",
+    "stamp_target",
     "job_field",
     "entry_problem",
     "job_name",

@@ -49,6 +49,8 @@ class RunnerEntry(_JobEntry):
       code: path of the procedure to run
       data: dict of variables for it (on top of the procedure's defaults)
       target: time (Unix seconds) to start at; 0/None: don't start
+      written: the writer's clock when it set ``target`` (ours; None:
+        unknown): a target at or before it meant "now" (see `next_start`)
       repeat: seconds after a successful run to start again (0: don't)
       delay: seconds to wait before retrying after an error
       backoff: factor: the n-th error in a row waits ``delay * backoff**n``
@@ -59,7 +61,7 @@ class RunnerEntry(_JobEntry):
       info: one line (ours)
     """
 
-    ATTRS = "code data delay ok_after repeat backoff target max_delay max_tries info pin".split()
+    ATTRS = "code data delay ok_after repeat backoff target max_delay max_tries info pin written".split()
 
     # The stored fields, as written by anyone: their types are what a good
     # entry holds, not checked (the scheduler reports an entry whose fields
@@ -75,6 +77,7 @@ class RunnerEntry(_JobEntry):
     max_tries: int = 0
     info: str | None = None
     pin: str | None = None
+    written: float | None = None
 
     @property
     def state(self) -> "StateEntry":
@@ -94,8 +97,13 @@ class RunnerEntry(_JobEntry):
         return Path.build(c)
 
     async def run_at(self, t: float) -> None:
-        """Start this job at time ``t`` (Unix seconds): set its target, save it."""
+        """Start this job at time ``t`` (Unix seconds): set its target, save it.
+
+        The entry also records this machine's clock (``written``), so a
+        ``t`` of now or earlier starts the job at once on every runner,
+        however wrong its clock (see `next_start`)."""
         self.target = t
+        self.written = time.time()
         await self.save()
 
     def __repr__(self) -> str:
@@ -133,9 +141,17 @@ class StateEntry(_JobEntry):
       error: the last error, one line (cleared on success)
       resume: the last run was interrupted (moved to another node, code
         changed, runner stopped): start it again at once, wherever
+      for_target: the runner entry's ``target`` that the last run started
+        for (ours; None: written by an older runner): a target that differs
+        is new (see `next_start`)
+
+    ``started``, ``stopped`` and ``pinged`` are the clock of the node that
+    wrote them (``last_node``): for display, and for DistKV's runner.  No
+    runner compares them with its own clock unless it wrote them itself;
+    it counts from when it heard the state instead (`heard_ago`).
     """
 
-    ATTRS = "started stopped pinged computed reason result node backoff last_node runs error resume".split()
+    ATTRS = "started stopped pinged computed reason result node backoff last_node runs error resume for_target".split()
 
     started: float = 0
     stopped: float = 0
@@ -149,11 +165,14 @@ class StateEntry(_JobEntry):
     runs: int = 0
     error: str | None = None
     resume: bool = False
+    for_target: float | None = None
 
     chain: Any  # DistKV's: the change chain of the value we have
     _written: Any = None  # chain of our last write, until the mirror has seen it
     _written_at = 0.0
     _deferred: tuple[Any, Any] | None = None  # (value, chain) held back as a possible late echo
+    _heard_key: Any = None  # (node, last_node, stopped) of the value we have
+    _heard_mono: float | None = None  # time.monotonic() when that value arrived
 
     #: seconds after our own write during which an update that does not
     #: include it counts as a late echo of an older one (ignored); later,
@@ -170,7 +189,23 @@ class StateEntry(_JobEntry):
         # an echo that arrived while we waited may have changed the
         # attributes: what we wrote is the latest
         await AttrClientEntry.set_value(self, value)
+        self._note_heard()
         return res
+
+    @property
+    def heard_ago(self) -> float | None:
+        """Seconds (this process's monotonic clock) since this node got the
+        state's current run and stop: a new ``node``, ``last_node`` or
+        ``stopped``, by our own write or from the store (a state loaded at
+        start: since then).  None before any value.  How long ago another
+        node stopped the job, measured without its clock: at most the
+        delay of the news late, never early."""
+        return None if self._heard_mono is None else time.monotonic() - self._heard_mono
+
+    def _note_heard(self) -> None:
+        key = (self.node, self.last_node, self.stopped)
+        if key != self._heard_key or self._heard_mono is None:
+            self._heard_key, self._heard_mono = key, time.monotonic()
 
     async def set_value(self, value: Any) -> None:
         incoming = self.chain
@@ -189,6 +224,7 @@ class StateEntry(_JobEntry):
         self._deferred = None
         old_node = self.node
         await super().set_value(value if value is NotGiven else usable_state(value, self))
+        self._note_heard()
         self.root.state_changed(self, old_node)
 
     async def _apply_deferred(self) -> None:
@@ -216,6 +252,10 @@ def _flag(v: Any) -> bool:
     return isinstance(v, bool)
 
 
+def _time_or_none(v: Any) -> bool:
+    return v is None or _time(v)
+
+
 #: What each field of a state entry must be (others are not read)
 _STATE_FIELDS = {
     "started": _time,
@@ -229,6 +269,7 @@ _STATE_FIELDS = {
     "backoff": _count,
     "runs": _count,
     "resume": _flag,
+    "for_target": _time_or_none,
 }
 
 
@@ -273,6 +314,7 @@ class Schedule(Protocol):
     value: Any
     code: Any
     target: Any
+    written: Any
     repeat: Any
     delay: Any
     backoff: Any
@@ -285,14 +327,17 @@ class Schedule(Protocol):
 
 
 class History(Protocol):
-    """The fields of a state entry that say when its job starts next."""
+    """The fields of a state entry that say when its job starts next
+    (a `StateEntry` also has ``heard_ago``; a stored value has not)."""
 
     node: Any
+    last_node: Any
     started: Any
     stopped: Any
     resume: Any
     reason: Any
     backoff: Any
+    for_target: Any
 
 
 def retry_delay(entry: Schedule, n_errors: int) -> float:
@@ -303,11 +348,32 @@ def retry_delay(entry: Schedule, n_errors: int) -> float:
     return d
 
 
-def next_start(entry: Schedule, state: History, now: float | None = None) -> tuple[float | None, str]:
-    """When the job should start next: ``(time, reason)``.
+def next_start(
+    entry: Schedule, state: History, now: float | None = None, *, node: str | None = None
+) -> tuple[float | None, str]:
+    """When the job should start next: ``(time, reason)``, on this
+    machine's clock (``now``).
 
     ``time`` is None when it should not start at all (the reason says
-    why); a time <= now means: start now.
+    why); a time <= now means: start now.  ``node``: this runner's name
+    (None: judged from elsewhere, ``run why``).
+
+    Machines' clocks differ (a Raspberry Pi without a real-time clock
+    boots with a wrong one), so no time another machine wrote is compared
+    with ``now``:
+
+    * A target is new when it differs from the one the last run started
+      for (the state's ``for_target``); only a state without that field
+      (an older runner's, DistKV's) falls back to ``target > started``.
+    * A target is a calendar time, due when ``now`` reaches it, except
+      that a target at or before the entry's ``written`` (both the
+      writer's clock: "now", "in the past") is due at once.
+    * Resume, retry and repeat count from the end of the last run: on
+      ``stopped`` if this node wrote it (``last_node``); else from when
+      this node heard of that end (``state.heard_ago``: never early, late
+      by the news's delay, or, for a state loaded at start, by at most one
+      wait).  Without a ``node`` or ``heard_ago`` (``run why``), from
+      ``stopped``: an estimate, for display.
     """
     if now is None:
         now = time.time()
@@ -320,16 +386,37 @@ def next_start(entry: Schedule, state: History, now: float | None = None) -> tup
         return None, "no target"
     if state.node is not None:
         return None, f"running on {state.node}"
-    started = state.started or 0
-    stopped = state.stopped or 0
-    if target > started:
+    if _new_target(target, state):
+        written = entry.written
+        if _time(written) and target <= written:
+            return min(target, now), "target"  # "now" by the writer's clock
         return target, "target"
+    since = _ended_at(state, now, node)
     if state.resume:
-        return stopped, f"resume ({state.reason})" if state.reason else "resume"
+        return since, f"resume ({state.reason})" if state.reason else "resume"
     if state.backoff:
         if entry.max_tries and state.backoff >= entry.max_tries:
             return None, f"gave up after {state.backoff} errors"
-        return stopped + retry_delay(entry, state.backoff), f"retry after error {state.backoff}"
+        return since + retry_delay(entry, state.backoff), f"retry after error {state.backoff}"
     if entry.repeat:
-        return stopped + float(entry.repeat), "repeat"
+        return since + float(entry.repeat), "repeat"
     return None, "done"
+
+
+def _new_target(target: float, state: History) -> bool:
+    """Is ``target`` one that no run has started for yet?"""
+    consumed = state.for_target
+    if _time(consumed):
+        return bool(target != consumed)
+    return bool(target > (state.started or 0))  # an older runner's state: its clock, the best we have
+
+
+def _ended_at(state: History, now: float, node: str | None) -> float:
+    """When the last run ended, on this machine's clock (see `next_start`)."""
+    stopped = float(state.stopped or 0)
+    if node is None or state.last_node == node:
+        return stopped
+    ago = getattr(state, "heard_ago", None)  # a stored value (run why) has none
+    if ago is None:
+        return stopped
+    return now - ago

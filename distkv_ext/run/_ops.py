@@ -1,5 +1,6 @@
 """One-shot operations on runner entries (what ``distkv client run`` calls)."""
 
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -19,6 +20,7 @@ from ._layout import (
     RUN_PREFIX,
     STATE_PREFIX,
     job_value,
+    stamp_target,
     runner_subpath,
     split_job_path,
 )
@@ -85,6 +87,7 @@ async def store_job(
         value["pin"] = pin_hash(proc, mods.get)
     elif pin:
         value["pin"] = pin
+    value = stamp_target(value, old_value, time.time())
     if old_value is not None and dict(old_value) == value:
         return "unchanged", old_value
     await write_entry(client, prefix + sub, path, value, chain=chain)
