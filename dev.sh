@@ -52,6 +52,7 @@ debian_packages() {
     [ -x /usr/bin/chromium ] || missing+=(chromium)
     [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
     command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+    command -v faketime >/dev/null 2>&1 || missing+=(faketime)  # the clock-skew drill
     [ ${#missing[@]} -eq 0 ] && return 0
     local sudo=()
     if [ "$(id -u)" -ne 0 ]; then

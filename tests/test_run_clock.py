@@ -106,7 +106,7 @@ def test_after_a_failover_the_repeat_counts_from_when_this_node_heard_the_stop(o
 
 def test_the_node_that_stopped_it_counts_on_its_own_clock():
     e = entry(target=T - 100, repeat=5)
-    st = state(for_target=T - 100, stopped=T - 2, last_node="me", heard_ago=0.5)
+    st = state(for_target=T - 100, started=T - 3, stopped=T - 2, last_node="me", heard_ago=0.5)
     assert decide(e, st, T, VIEW) == Decision(Kind.WAITING, "repeat", at=T + 3)
 
 
