@@ -21,7 +21,7 @@ from ._assign import owner
 from ._config import RUNNER_DEFAULTS, RunnerConfig
 from ._connwatch import watch_connection
 from ._daemon import ALL_KINDS, kinds_text, run_daemon, status_pages
-from ._entry import RunnerEntry, StateEntry, next_start, retry_delay
+from ._entry import RunnerEntry, StateEntry
 from ._explain import STATUS_WORDS, explain_job, status_word
 from ._group import Group, GroupMembers, NameClash
 from ._groupauth import GroupKeys, new_group_key
@@ -62,6 +62,7 @@ from ._output import TRACEBACK_STREAM
 from ._policy import POLICIES
 from ._procs import JobRef, ProcedureInUse, delete_procedure, jobs_running, revert_pinned_procedure
 from ._root import AllRunnerRoot, AnyRunnerRoot, SingleRunnerRoot
+from ._schedule import next_start, retry_delay
 from ._sdnotify import notify as sd_notify
 from ._sdnotify import watchdog_interval
 from ._state import StateRoot

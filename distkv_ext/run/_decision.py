@@ -19,8 +19,8 @@ import enum
 from collections.abc import Mapping
 from typing import Protocol
 
-from ._entry import History, Schedule, next_start
 from ._policy import RunnerPolicy
+from ._schedule import History, Schedule, next_start
 
 __all__ = ["Kind", "Decision", "GroupView", "StaticView", "decide", "decide_running", "TAKEOVER"]
 

@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 from distkv.obj import AttrClientEntry
@@ -21,7 +21,7 @@ from distkv_ext.codekit.core.checks import type_name
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RunnerEntry", "StateEntry", "Schedule", "History", "next_start", "retry_delay", "chain_covers"]
+__all__ = ["RunnerEntry", "StateEntry", "chain_covers", "usable_state", "is_time"]
 
 #: A job's path below its group (the entry's subpath)
 JobPath = tuple[Any, ...]
@@ -236,7 +236,8 @@ class StateEntry(_JobEntry):
             await self.set_value(value)
 
 
-def _time(v: Any) -> bool:
+def is_time(v: Any) -> bool:
+    """Is ``v`` a stored time: a finite number (not a bool)?"""
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
@@ -253,15 +254,15 @@ def _flag(v: Any) -> bool:
 
 
 def _time_or_none(v: Any) -> bool:
-    return v is None or _time(v)
+    return v is None or is_time(v)
 
 
 #: What each field of a state entry must be (others are not read)
 _STATE_FIELDS = {
-    "started": _time,
-    "stopped": _time,
-    "pinged": _time,
-    "computed": _time,
+    "started": is_time,
+    "stopped": is_time,
+    "pinged": is_time,
+    "computed": is_time,
     "node": _text,
     "last_node": _text,
     "reason": _text,
@@ -305,118 +306,3 @@ def chain_covers(new: Mapping[str, Any] | None, old: Mapping[str, Any] | None) -
             return bool(c.get("tick", 0) >= tick)
         c = c.get("prev")
     return True
-
-
-class Schedule(Protocol):
-    """The fields of a runner entry that say when it starts (`RunnerEntry`,
-    or a stand-in for a stored value)."""
-
-    value: Any
-    code: Any
-    target: Any
-    written: Any
-    repeat: Any
-    delay: Any
-    backoff: Any
-    max_delay: Any
-    max_tries: Any
-
-    @property
-    def job_name(self) -> str:
-        """The job's name within its group."""
-
-
-class History(Protocol):
-    """The fields of a state entry that say when its job starts next
-    (a `StateEntry` also has ``heard_ago``; a stored value has not)."""
-
-    node: Any
-    last_node: Any
-    started: Any
-    stopped: Any
-    resume: Any
-    reason: Any
-    backoff: Any
-    for_target: Any
-
-
-def retry_delay(entry: Schedule, n_errors: int) -> float:
-    """Seconds to wait before retry number ``n_errors`` (>= 1)."""
-    d = float(entry.delay or 0) * float(entry.backoff or 1) ** max(0, n_errors - 1)
-    if entry.max_delay:
-        d = min(d, float(entry.max_delay))
-    return d
-
-
-def next_start(
-    entry: Schedule, state: History, now: float | None = None, *, node: str | None = None
-) -> tuple[float | None, str]:
-    """When the job should start next: ``(time, reason)``, on this
-    machine's clock (``now``).
-
-    ``time`` is None when it should not start at all (the reason says
-    why); a time <= now means: start now.  ``node``: this runner's name
-    (None: judged from elsewhere, ``run why``).
-
-    Machines' clocks differ (a Raspberry Pi without a real-time clock
-    boots with a wrong one), so no time another machine wrote is compared
-    with ``now``:
-
-    * A target is new when it differs from the one the last run started
-      for (the state's ``for_target``); only a state without that field
-      (an older runner's, DistKV's) falls back to ``target > started``.
-    * A target is a calendar time, due when ``now`` reaches it, except
-      that a target at or before the entry's ``written`` (both the
-      writer's clock: "now", "in the past") is due at once.
-    * Resume, retry and repeat count from the end of the last run: on
-      ``stopped`` if this node wrote it (``last_node``); else from when
-      this node heard of that end (``state.heard_ago``: never early, late
-      by the news's delay, or, for a state loaded at start, by at most one
-      wait).  Without a ``node`` or ``heard_ago`` (``run why``), from
-      ``stopped``: an estimate, for display.
-    """
-    if now is None:
-        now = time.time()
-    if entry.value is NotGiven:
-        return None, "deleted"
-    if entry.code is None:
-        return None, "no code"
-    target = entry.target or 0
-    if not target:
-        return None, "no target"
-    if state.node is not None:
-        return None, f"running on {state.node}"
-    if _new_target(target, state):
-        written = entry.written
-        if _time(written) and target <= written:
-            return min(target, now), "target"  # "now" by the writer's clock
-        return target, "target"
-    since = _ended_at(state, now, node)
-    if state.resume:
-        return since, f"resume ({state.reason})" if state.reason else "resume"
-    if state.backoff:
-        if entry.max_tries and state.backoff >= entry.max_tries:
-            return None, f"gave up after {state.backoff} errors"
-        return since + retry_delay(entry, state.backoff), f"retry after error {state.backoff}"
-    if entry.repeat:
-        return since + float(entry.repeat), "repeat"
-    return None, "done"
-
-
-def _new_target(target: float, state: History) -> bool:
-    """Is ``target`` one that no run has started for yet?"""
-    consumed = state.for_target
-    if _time(consumed):
-        return bool(target != consumed)
-    return bool(target > (state.started or 0))  # an older runner's state: its clock, the best we have
-
-
-def _ended_at(state: History, now: float, node: str | None) -> float:
-    """When the last run ended, on this machine's clock (see `next_start`)."""
-    stopped = float(state.stopped or 0)
-    if node is None or state.last_node == node:
-        return stopped
-    ago = getattr(state, "heard_ago", None)  # a stored value (run why) has none
-    if ago is None:
-        return stopped
-    return now - ago

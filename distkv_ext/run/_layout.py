@@ -171,7 +171,7 @@ def stamp_target(value: dict[str, Any], old: Any, now: float) -> dict[str, Any]:
     one (so that rewriting a job unchanged changes nothing).
 
     Runners read a target at or before ``written`` as "start at once",
-    whatever their own clocks say (`_entry.next_start`); DistKV's own
+    whatever their own clocks say (`_schedule.next_start`); DistKV's own
     runner ignores the field.  It is no field an operator sets (not in
     `JOB_FIELDS`); a stored one that is no time is ignored."""
     res = {k: v for k, v in value.items() if k != "written"}

@@ -119,7 +119,7 @@ class RunLifecycle:
         state.reason = reason
         state.computed = 0
         state.resume = False
-        state.for_target = entry.target  # the target this run consumes (see _entry.next_start)
+        state.for_target = entry.target  # the target this run consumes (see _schedule.next_start)
         try:
             await state.save()
         except _WRITE_ERRORS as exc:

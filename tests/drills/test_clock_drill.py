@@ -20,6 +20,7 @@ its future: starved), and a job a runner behind took over after another
 node's run waited out ``stopped + repeat`` by that node's clock.
 """
 
+import itertools
 import json
 import shutil
 import time
@@ -135,7 +136,7 @@ def _waits(runs, kill):
     and the waits that do."""
     kept, spanning = [], []
     for j, rs in runs.runs.items():
-        for a, b in zip(rs, rs[1:], strict=False):
+        for a, b in itertools.pairwise(rs):
             wait = b["start"] - (a["end"] if a["end"] is not None else float("inf"))
             (spanning if a["start"] <= kill < b["start"] else kept).append((j, wait, JOBS[j], a["node"], b["node"]))
     return kept, spanning
