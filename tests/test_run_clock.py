@@ -7,13 +7,18 @@ decided by age, and ``run why`` with a clock behind the runners'.  The
 same with real daemons under faketime: tests/drills/test_clock_drill.py.
 """
 
-import pytest
+import time
 
-from distkv_ext.run import RunnerEntry, StateEntry, explain_job, stamp_target
+import pytest
+from moat.util import P
+
+from distkv_ext.run import RUN_PREFIX, STATE_PREFIX, AnyRunnerRoot, RunnerEntry, StateEntry, explain_job, stamp_target
 from distkv_ext.run._decision import Decision, Kind, StaticView, decide
 from distkv_ext.run._explain import _Shim
 from distkv_ext.run._namesake import TIE, NameClash, Namesakes
+from distkv_ext.run._ops import store_job
 from distkv_ext.run._policy import ANY
+from tests.helpers import wait_for
 
 T = 1_800_000_000.0  # the operator's (right) clock when it set the job
 SKEW = 600.0  # ten minutes
@@ -176,3 +181,45 @@ def test_a_tie_of_ages_or_an_old_heartbeat_falls_back_to_since_then_run_id():
     g = _Group(T + 1, 100.0, "b" * 12)
     Namesakes(g, None).clash(T, "a" * 12, None)  # no age: an older runner's heartbeat
     assert isinstance(g.lost, NameClash)
+
+
+# --- against a real (in-process) server ---
+
+FAST = {"heartbeat": 0.2, "timeout": 1.0, "settle": 0.2, "rebalance_delay": 0.5}
+
+
+async def test_store_job_stamps_a_new_target_with_the_writers_clock(client, cr):
+    await cr.add("clk.p", code="return 1")
+
+    def with_target(t):
+        return lambda old: {**(old or {}), "code": P("clk.p"), "target": t}
+
+    before = time.time()
+    _, v = await store_job(client, "any", "cg", "j", with_target(before))
+    assert before <= v["written"] <= time.time()
+    action, again = await store_job(client, "any", "cg", "j", with_target(before))
+    assert (action, again["written"]) == ("unchanged", v["written"])
+    _, later = await store_job(client, "any", "cg", "j", with_target(before + 3600))
+    assert later["written"] >= v["written"] and later["target"] == before + 3600
+    _, repeat = await store_job(client, "any", "cg", "j", lambda old: {**old, "repeat": 5})
+    assert repeat["written"] == later["written"]  # the target did not change
+
+
+@pytest.mark.parametrize("other_clock", [-SKEW, SKEW], ids=["behind", "ahead"])
+async def test_a_repeat_after_another_nodes_run_counts_from_when_this_runner_heard_it(other_clock, client, cr):
+    """A state written by a node whose clock is ten minutes off: the job
+    repeats ``repeat`` seconds after this runner heard of its end, not at
+    once (stopped in the past) nor ten minutes later (in the future)."""
+    await cr.add("clk.p", code="return 42")
+    r = await AnyRunnerRoot.as_handler(client, subpath=("any", "g"), code=cr, node="n1", cfg=FAST)
+    target = time.time() - 100
+    t0 = time.time()
+    other = t0 + other_clock
+    await client.set(
+        STATE_PREFIX + ("any", "g", "j"),
+        value={"started": other - 1, "stopped": other, "last_node": "other", "runs": 1, "for_target": target},
+    )
+    await client.set(RUN_PREFIX + ("any", "g", "j"), value={"code": P("clk.p"), "target": target, "repeat": 2})
+    st = r.state_for(("j",))
+    await wait_for(lambda: (st.runs or 0) >= 2, timeout=15, what="the repeat")
+    assert st.last_node == "n1" and st.started >= t0 + 2  # never early: counted from when n1 heard the stop
