@@ -12,12 +12,23 @@ import time
 import pytest
 from moat.util import P
 
-from distkv_ext.run import RUN_PREFIX, STATE_PREFIX, AnyRunnerRoot, RunnerEntry, StateEntry, explain_job, stamp_target
+from distkv_ext.run import (
+    OUTPUT_PREFIX,
+    RUN_PREFIX,
+    STATE_PREFIX,
+    AnyRunnerRoot,
+    RunnerEntry,
+    StateEntry,
+    explain_job,
+    stamp_target,
+)
 from distkv_ext.run._decision import Decision, Kind, StaticView, decide
 from distkv_ext.run._explain import _Shim
 from distkv_ext.run._namesake import TIE, NameClash, Namesakes
-from distkv_ext.run._ops import store_job
+from distkv_ext.run._ops import job_output, list_jobs, store_job
 from distkv_ext.run._policy import ANY
+from distkv_ext.web._model import StatusModel
+from distkv_ext.web._views import _last_line
 from tests.helpers import wait_for
 
 T = 1_800_000_000.0  # the operator's (right) clock when it set the job
@@ -223,3 +234,32 @@ async def test_a_repeat_after_another_nodes_run_counts_from_when_this_runner_hea
     st = r.state_for(("j",))
     await wait_for(lambda: (st.runs or 0) >= 2, timeout=15, what="the repeat")
     assert st.last_node == "n1" and st.started >= t0 + 2  # never early: counted from when n1 heard the stop
+
+
+# --- what the status commands show of runs by nodes with different clocks ---
+
+
+async def test_the_status_page_counts_a_start_and_a_failure_by_a_node_whose_clock_is_behind():
+    m = StatusModel()
+    m.loaded = True
+    p = ("any", "g", "j")
+    m.on_state(p, {"node": "ahead", "started": T + SKEW, "runs": 1, "last_node": "ahead"})
+    m.on_state(p, {"node": None, "started": T + SKEW, "stopped": T + SKEW + 1, "runs": 1, "reason": "failed"})
+    m.on_state(p, {"node": "behind", "started": T - SKEW, "stopped": T + SKEW + 1, "runs": 2, "last_node": "behind"})
+    m.on_state(p, {"node": None, "started": T - SKEW, "stopped": T - SKEW + 1, "runs": 2, "reason": "failed"})
+    assert (m.starts[("any", "g")], m.failures[("any", "g")]) == (2, 2)
+
+
+async def test_the_latest_run_is_the_highest_run_number_whatever_the_clocks(client):
+    await client.set(RUN_PREFIX + ("any", "og", "j"), value={"code": P("clk.p"), "target": T})
+    for run, node, started in ((1, "ahead", T + SKEW), (2, "behind", T - SKEW + 5)):
+        out = {"node": node, "run": run, "started": started, "lines": [[started, "stdout", f"run {run}"]]}
+        await client.set(OUTPUT_PREFIX + ("any", "og", "j", str(run)), value=out)
+    assert [o["run"] for o in await job_output(client, "any", "og", "j")] == [1, 2]
+    jobs = [j async for j in list_jobs(client, "og", output_prefix=OUTPUT_PREFIX)]
+    assert [j["last_output"] for j in jobs] == ["run 2"]
+    outputs = {
+        (None, 1): {"started": T + SKEW, "lines": [[0, "stdout", "run 1"]]},
+        (None, 2): {"started": T - SKEW, "lines": [[0, "stdout", "run 2"]]},
+    }
+    assert _last_line(outputs, None) == "run 2"
