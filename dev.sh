@@ -14,7 +14,7 @@
 # Each creates (or reuses) the virtual environment .venv and installs the
 # project and its pinned dependencies from constraints.txt into it.  test,
 # fast, bench and screenshot also install the Debian packages they need
-# (chromium, chromium-driver, systemd) where missing.
+# (chromium, chromium-driver, systemd, faketime) where missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=${DISTKV_CODE_VENV:-.venv}
