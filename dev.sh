@@ -14,7 +14,7 @@
 # Each creates (or reuses) the virtual environment .venv and installs the
 # project and its pinned dependencies from constraints.txt into it.  test,
 # fast, bench and screenshot also install the Debian packages they need
-# (chromium, chromium-driver, systemd) where missing.
+# (chromium, chromium-driver, systemd, faketime) where missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=${DISTKV_CODE_VENV:-.venv}
@@ -52,6 +52,7 @@ debian_packages() {
     [ -x /usr/bin/chromium ] || missing+=(chromium)
     [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
     command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+    command -v faketime >/dev/null 2>&1 || missing+=(faketime)  # the clock-skew drill
     [ ${#missing[@]} -eq 0 ] && return 0
     local sudo=()
     if [ "$(id -u)" -ne 0 ]; then

@@ -5,8 +5,9 @@ import time
 
 from distkv_ext.run import RunnerEntry, StateEntry
 from distkv_ext.run._assign import assign, owner
-from distkv_ext.run._entry import chain_covers, next_start, retry_delay
+from distkv_ext.run._entry import chain_covers
 from distkv_ext.run._explain import _Shim, explain_job
+from distkv_ext.run._schedule import next_start, retry_delay
 from distkv_ext.run._sdnotify import notify, watchdog_interval
 
 

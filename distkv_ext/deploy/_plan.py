@@ -21,7 +21,7 @@ from distkv_ext.codekit.core.signing import SIG_FIELD, with_signature
 from distkv_ext.codekit.core.textdiff import unified_diff
 from distkv_ext.codekit.core.values import same_value
 from distkv_ext.codekit.store.entries import list_entries_with_chain
-from distkv_ext.run import all_states, split_job_path
+from distkv_ext.run import all_states, split_job_path, stamp_target
 
 from ._change import Change, Plan, Prefixes, job_label
 from ._check import check_final, restarts
@@ -138,6 +138,7 @@ def _resolve_jobs(tree, stored, final_procs, final_mods, pin_all, now):
         if item.target_now:
             kept = old[0].get("target") if old is not None else None
             value["target"] = kept if kept else now  # now: start it, unless already started
+        value = stamp_target(value, old[0] if old is not None else None, now)
         if item.pin or pin_all:
             proc = final_procs.get(Path.build(value["code"]))
             if proc is not None:

@@ -22,7 +22,7 @@ from ._config import RUNNER_DEFAULTS, RunnerConfig
 from ._connwatch import watch_connection
 from ._control import resume_job
 from ._daemon import ALL_KINDS, kinds_text, run_daemon, status_pages
-from ._entry import RunnerEntry, StateEntry, next_start, retry_delay
+from ._entry import RunnerEntry, StateEntry
 from ._explain import STATUS_WORDS, explain_job, status_word
 from ._group import Group, GroupMembers, NameClash
 from ._groupauth import GroupKeys, new_group_key
@@ -41,6 +41,7 @@ from ._layout import (
     output_path,
     runner_subpath,
     split_job_path,
+    stamp_target,
 )
 from ._liveness import GroupHeard, hear_groups, hear_groups_as_configured
 from ._metrics import CLAIM_BUCKETS, METRICS
@@ -62,6 +63,7 @@ from ._output import TRACEBACK_STREAM
 from ._policy import POLICIES
 from ._procs import JobRef, ProcedureInUse, delete_procedure, jobs_running, revert_pinned_procedure
 from ._root import AllRunnerRoot, AnyRunnerRoot, SingleRunnerRoot
+from ._schedule import next_start, retry_delay
 from ._sdnotify import notify as sd_notify
 from ._sdnotify import watchdog_interval
 from ._state import StateRoot
@@ -110,6 +112,7 @@ __all__ = [
     "JOB_FIELDS",
     "NEW_JOB_DEFAULTS",
     "job_value",
+    "stamp_target",
     "job_field",
     "entry_problem",
     "job_name",

@@ -6,6 +6,10 @@ puts it in words.  The scheduler gives it a `GroupView` (this node, the
 live members, the assignment, whether the group is heard); ``run why``
 has none, and then the answer is what any runner of the group would do.
 
+Times are this machine's clock (``now``): `next_start` says how times
+other machines wrote are read without comparing clocks; ``run why``
+(no view) estimates with its own clock, for display.
+
 `decide_running` judges a job that runs here: keep it, stop it (cut off
 from the group) or move it (another node is assigned it).
 """
@@ -15,8 +19,8 @@ import enum
 from collections.abc import Mapping
 from typing import Protocol
 
-from ._entry import History, Schedule, next_start
 from ._policy import RunnerPolicy
+from ._schedule import History, Schedule, next_start
 
 __all__ = ["Kind", "Decision", "GroupView", "StaticView", "decide", "decide_running", "TAKEOVER"]
 
@@ -119,7 +123,7 @@ def decide(entry: Schedule, state: History, now: float, view: GroupView | None =
             own = view.assignment.get(entry.job_name)
             if own != view.node:
                 return Decision(Kind.ASSIGNED_TO, f"assigned to {own}", node=own)
-    t, reason = next_start(entry, state, now)
+    t, reason = next_start(entry, state, now, node=None if view is None else view.node)
     if state.node is not None:
         if view is not None:
             if state.node == view.node:  # left by an earlier life of this runner

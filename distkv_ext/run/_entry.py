@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 from distkv.obj import AttrClientEntry
@@ -21,7 +21,7 @@ from distkv_ext.codekit.core.checks import type_name
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RunnerEntry", "StateEntry", "Schedule", "History", "next_start", "retry_delay", "chain_covers"]
+__all__ = ["RunnerEntry", "StateEntry", "chain_covers", "usable_state", "is_time"]
 
 #: A job's path below its group (the entry's subpath)
 JobPath = tuple[Any, ...]
@@ -49,6 +49,8 @@ class RunnerEntry(_JobEntry):
       code: path of the procedure to run
       data: dict of variables for it (on top of the procedure's defaults)
       target: time (Unix seconds) to start at; 0/None: don't start
+      written: the writer's clock when it set ``target`` (ours; None:
+        unknown): a target at or before it meant "now" (see `next_start`)
       repeat: seconds after a successful run to start again (0: don't)
       delay: seconds to wait before retrying after an error
       backoff: factor: the n-th error in a row waits ``delay * backoff**n``
@@ -59,7 +61,7 @@ class RunnerEntry(_JobEntry):
       info: one line (ours)
     """
 
-    ATTRS = "code data delay ok_after repeat backoff target max_delay max_tries info pin".split()
+    ATTRS = "code data delay ok_after repeat backoff target max_delay max_tries info pin written".split()
 
     # The stored fields, as written by anyone: their types are what a good
     # entry holds, not checked (the scheduler reports an entry whose fields
@@ -75,6 +77,7 @@ class RunnerEntry(_JobEntry):
     max_tries: int = 0
     info: str | None = None
     pin: str | None = None
+    written: float | None = None
 
     @property
     def state(self) -> "StateEntry":
@@ -94,8 +97,13 @@ class RunnerEntry(_JobEntry):
         return Path.build(c)
 
     async def run_at(self, t: float) -> None:
-        """Start this job at time ``t`` (Unix seconds): set its target, save it."""
+        """Start this job at time ``t`` (Unix seconds): set its target, save it.
+
+        The entry also records this machine's clock (``written``), so a
+        ``t`` of now or earlier starts the job at once on every runner,
+        however wrong its clock (see `next_start`)."""
         self.target = t
+        self.written = time.time()
         await self.save()
 
     def __repr__(self) -> str:
@@ -138,11 +146,19 @@ class StateEntry(_JobEntry):
         (`_loopwatch`; cleared by a run that ends well or becomes healthy)
       quarantined: why the job is not started again (its stalls) until
         ``run resume``; None: it is not quarantined
+      for_target: the runner entry's ``target`` that the last run started
+        for (ours; None: written by an older runner): a target that differs
+        is new (see `next_start`)
+
+    ``started``, ``stopped`` and ``pinged`` are the clock of the node that
+    wrote them (``last_node``): for display, and for DistKV's runner.  No
+    runner compares them with its own clock unless it wrote them itself;
+    it counts from when it heard the state instead (`heard_ago`).
     """
 
     ATTRS = (
         "started stopped pinged computed reason result node backoff last_node runs error resume"
-        " waiting stalls quarantined"
+        " waiting stalls quarantined for_target"
     ).split()
 
     started: float = 0
@@ -160,11 +176,14 @@ class StateEntry(_JobEntry):
     waiting: str | None = None
     stalls: tuple[str, ...] | list[str] = ()  # replaced, never changed in place
     quarantined: str | None = None
+    for_target: float | None = None
 
     chain: Any  # DistKV's: the change chain of the value we have
     _written: Any = None  # chain of our last write, until the mirror has seen it
     _written_at = 0.0
     _deferred: tuple[Any, Any] | None = None  # (value, chain) held back as a possible late echo
+    _heard_key: Any = None  # (node, last_node, stopped) of the value we have
+    _heard_mono: float | None = None  # time.monotonic() when that value arrived
 
     #: seconds after our own write during which an update that does not
     #: include it counts as a late echo of an older one (ignored); later,
@@ -181,7 +200,23 @@ class StateEntry(_JobEntry):
         # an echo that arrived while we waited may have changed the
         # attributes: what we wrote is the latest
         await AttrClientEntry.set_value(self, value)
+        self._note_heard()
         return res
+
+    @property
+    def heard_ago(self) -> float | None:
+        """Seconds (this process's monotonic clock) since this node got the
+        state's current run and stop: a new ``node``, ``last_node`` or
+        ``stopped``, by our own write or from the store (a state loaded at
+        start: since then).  None before any value.  How long ago another
+        node stopped the job, measured without its clock: at most the
+        delay of the news late, never early."""
+        return None if self._heard_mono is None else time.monotonic() - self._heard_mono
+
+    def _note_heard(self) -> None:
+        key = (self.node, self.last_node, self.stopped)
+        if key != self._heard_key or self._heard_mono is None:
+            self._heard_key, self._heard_mono = key, time.monotonic()
 
     async def set_value(self, value: Any) -> None:
         incoming = self.chain
@@ -200,6 +235,7 @@ class StateEntry(_JobEntry):
         self._deferred = None
         old_node = self.node
         await super().set_value(value if value is NotGiven else usable_state(value, self))
+        self._note_heard()
         self.root.state_changed(self, old_node)
 
     async def _apply_deferred(self) -> None:
@@ -211,7 +247,8 @@ class StateEntry(_JobEntry):
             await self.set_value(value)
 
 
-def _time(v: Any) -> bool:
+def is_time(v: Any) -> bool:
+    """Is ``v`` a stored time: a finite number (not a bool)?"""
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
@@ -231,12 +268,16 @@ def _names(v: Any) -> bool:
     return isinstance(v, (list, tuple)) and len(v) <= 100 and all(isinstance(x, str) and len(x) <= 200 for x in v)
 
 
+def _time_or_none(v: Any) -> bool:
+    return v is None or is_time(v)
+
+
 #: What each field of a state entry must be (others are not read)
 _STATE_FIELDS = {
-    "started": _time,
-    "stopped": _time,
-    "pinged": _time,
-    "computed": _time,
+    "started": is_time,
+    "stopped": is_time,
+    "pinged": is_time,
+    "computed": is_time,
     "node": _text,
     "last_node": _text,
     "reason": _text,
@@ -247,6 +288,7 @@ _STATE_FIELDS = {
     "waiting": _text,
     "stalls": _names,
     "quarantined": _text,
+    "for_target": _time_or_none,
 }
 
 
@@ -282,75 +324,3 @@ def chain_covers(new: Mapping[str, Any] | None, old: Mapping[str, Any] | None) -
             return bool(c.get("tick", 0) >= tick)
         c = c.get("prev")
     return True
-
-
-class Schedule(Protocol):
-    """The fields of a runner entry that say when it starts (`RunnerEntry`,
-    or a stand-in for a stored value)."""
-
-    value: Any
-    code: Any
-    target: Any
-    repeat: Any
-    delay: Any
-    backoff: Any
-    max_delay: Any
-    max_tries: Any
-
-    @property
-    def job_name(self) -> str:
-        """The job's name within its group."""
-
-
-class History(Protocol):
-    """The fields of a state entry that say when its job starts next."""
-
-    node: Any
-    started: Any
-    stopped: Any
-    resume: Any
-    reason: Any
-    backoff: Any
-    quarantined: Any
-
-
-def retry_delay(entry: Schedule, n_errors: int) -> float:
-    """Seconds to wait before retry number ``n_errors`` (>= 1)."""
-    d = float(entry.delay or 0) * float(entry.backoff or 1) ** max(0, n_errors - 1)
-    if entry.max_delay:
-        d = min(d, float(entry.max_delay))
-    return d
-
-
-def next_start(entry: Schedule, state: History, now: float | None = None) -> tuple[float | None, str]:
-    """When the job should start next: ``(time, reason)``.
-
-    ``time`` is None when it should not start at all (the reason says
-    why); a time <= now means: start now.
-    """
-    if now is None:
-        now = time.time()
-    if entry.value is NotGiven:
-        return None, "deleted"
-    if entry.code is None:
-        return None, "no code"
-    target = entry.target or 0
-    if not target:
-        return None, "no target"
-    if state.node is not None:
-        return None, f"running on {state.node}"
-    if isinstance(state.quarantined, str) and state.quarantined:
-        return None, f"quarantined: {state.quarantined}; `run resume` to try again"
-    started = state.started or 0
-    stopped = state.stopped or 0
-    if target > started:
-        return target, "target"
-    if state.resume:
-        return stopped, f"resume ({state.reason})" if state.reason else "resume"
-    if state.backoff:
-        if entry.max_tries and state.backoff >= entry.max_tries:
-            return None, f"gave up after {state.backoff} errors"
-        return stopped + retry_delay(entry, state.backoff), f"retry after error {state.backoff}"
-    if entry.repeat:
-        return stopped + float(entry.repeat), "repeat"
-    return None, "done"

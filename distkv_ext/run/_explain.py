@@ -153,6 +153,9 @@ def verdict(d: Decision, now: float) -> str:
 
 
 def _ago(now: float, t: float | None) -> str:
+    """How long ago ``t`` was, by our clock: ``t`` is the clock of the
+    node that wrote it, which may be ahead of ours (then: 0 s, never a
+    negative age; display only, nothing decides on it)."""
     if not t:
         return "?"
-    return f"{now - t:.0f} s"
+    return f"{max(0.0, now - t):.0f} s"

@@ -152,7 +152,8 @@ class Group:
         #: the last change of the live members (an ``_info`` event)
         self.changes = GroupMembers(self._live)
         self.instance = new_instance()  # tells our echo from a namesake, and this run from earlier ones
-        self.since = time.time()
+        self.since = time.time()  # our clock: for display and records; nothing compares it (see _namesake)
+        self.born = time.monotonic()  # what our age (heartbeat "u") counts from
         self.keys = keys if keys is not None else GroupKeys()
         self.channel = Channel(self.topic, name, self.instance, self.keys, self.timeout)
         self._record: Record | None = None
@@ -328,6 +329,7 @@ class Group:
             msg = self.channel.outgoing(
                 "hb",
                 since=self.since,
+                age=time.monotonic() - self.born,
                 weight=0.0 if self._stopping else self.weight,
                 load=max(0, int(self.load())),
                 sent=time.monotonic(),  # this process's clock: only we compare it

@@ -43,6 +43,7 @@ __all__ = [
     "job_value",
     "job_field",
     "entry_problem",
+    "stamp_target",
     "runner_subpath",
     "split_job_path",
     "output_path",
@@ -161,6 +162,26 @@ def entry_problem(value: Any) -> str | None:
     except InputRefused as exc:
         return str(exc)
     return None
+
+
+def stamp_target(value: dict[str, Any], old: Any, now: float) -> dict[str, Any]:
+    """``value``, a runner entry about to replace ``old`` (the stored
+    value, None if none), with its ``written`` field: ``now`` (the
+    writer's clock) when the target is new or changed, else the stored
+    one (so that rewriting a job unchanged changes nothing).
+
+    Runners read a target at or before ``written`` as "start at once",
+    whatever their own clocks say (`_schedule.next_start`); DistKV's own
+    runner ignores the field.  It is no field an operator sets (not in
+    `JOB_FIELDS`); a stored one that is no time is ignored."""
+    res = {k: v for k, v in value.items() if k != "written"}
+    target = res.get("target")
+    before = old if isinstance(old, Mapping) else {}
+    if target and target != before.get("target"):
+        res["written"] = now
+    elif target and before.get("written") is not None:
+        res["written"] = before["written"]
+    return res
 
 
 #: Settings of a job created by ``run set`` or a deploy, where not given:

@@ -122,6 +122,7 @@ class RunLifecycle:
         state.reason = reason
         state.computed = 0
         state.resume = False
+        state.for_target = entry.target  # the target this run consumes (see _schedule.next_start)
         try:
             await self.save_confirmed(state)
         except (*_WRITE_ERRORS, TimeoutError) as exc:

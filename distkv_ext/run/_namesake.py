@@ -1,7 +1,15 @@
 """Runners that use our name: a mistake, or a forgery.
 
 Two runners of a group with one name would run the same jobs, so the
-younger one stops (`NameClash`, exit status 2).  A heartbeat under our
+younger one stops (`NameClash`, exit status 2).  Younger by age, not by
+start time: a heartbeat says how long its sender has run (``u``, its
+monotonic clock), so each side places the other's start on its own
+monotonic clock; the Unix times they started at (``s``, ``since``) are
+two machines' clocks, which may be minutes apart.  Only when the two
+starts are within `TIE` seconds (the news's delay could decide it
+differently on each side), or a heartbeat lacks ``u`` (an older runner),
+do ``since`` and then the run ids decide: both sides compare the same two
+values, so exactly one of them stops.  A heartbeat under our
 name must not stop us unless it is real: it must be fresh (acknowledge
 one of our recent messages, so it is no replay of an earlier run of
 ours), and, with a group key, its MAC says it is real; without one, its
@@ -21,9 +29,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["NameClash", "Namesakes"]
+__all__ = ["NameClash", "Namesakes", "TIE"]
 
 _KEEP = 64  # runs remembered (without a key, forged ones could be many)
+
+#: Seconds: two starts closer than this are a tie of ages (see the module doc).
+TIE = 1.0
 
 
 class NameClash(RuntimeError):
@@ -49,29 +60,36 @@ class Namesakes:
             if len(d) > _KEEP:
                 for inst, _ in sorted(d.items(), key=lambda kv: kv[1])[:-_KEEP]:
                     del d[inst]
+        born = None if msg.age is None else now - msg.age  # its start, on our monotonic clock
         if g.keys.keyed:  # its MAC says it holds the key: real
-            self.clash(msg.since, msg.instance)
+            self.clash(msg.since, msg.instance, born)
         elif self.record is not None and g.spawn is not None:
             looked = self._looked_up.get(msg.instance)
             if looked is None or now - looked > g.timeout:  # at most once per timeout
                 self._looked_up[msg.instance] = now
-                g.spawn(self._confirm, msg.since, msg.instance)
+                g.spawn(self._confirm, msg.since, msg.instance, born)
         else:
             g.channel.drop("namesake", f"unconfirmed runner called {g.name} (no key, no records)", None)
 
-    async def _confirm(self, since: float, instance: str) -> None:
+    async def _confirm(self, since: float, instance: str, born: float | None) -> None:
         """Without a key: a namesake is real if its run is recorded."""
         if self.record is None:
             return
         if await self.record.has_run(self.group.name, instance):
-            self.clash(since, instance)
+            self.clash(since, instance, born)
         else:
             self.group.channel.drop("namesake", f"runner called {self.group.name}, run {instance}, not recorded", None)
 
-    def clash(self, since: float, instance: str) -> None:
-        """A real namesake: if we are the younger one, we stop."""
+    def clash(self, since: float, instance: str, born: float | None = None) -> None:
+        """A real namesake: if we are the younger one, we stop.  ``born``:
+        when it started, on our monotonic clock (None: its heartbeat gave
+        no age); ``since``: when it started, on its wall clock."""
         g = self.group
-        if (since, instance) < (g.since, g.instance):
+        if born is not None and abs(born - g.born) >= TIE:
+            younger = g.born > born
+        else:
+            younger = (since, instance) < (g.since, g.instance)
+        if younger:
             group = ".".join(str(x) for x in g.topic[2:])
             g.on_lost(NameClash(f"another runner of group {group} is called {g.name}"))
 

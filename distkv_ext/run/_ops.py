@@ -1,5 +1,6 @@
 """One-shot operations on runner entries (what ``distkv client run`` calls)."""
 
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -21,6 +22,7 @@ from ._layout import (
     job_value,
     runner_subpath,
     split_job_path,
+    stamp_target,
 )
 from ._policy import POLICIES
 from ._registry import auth_summary, group_records
@@ -85,6 +87,7 @@ async def store_job(
         value["pin"] = pin_hash(proc, mods.get)
     elif pin:
         value["pin"] = pin
+    value = stamp_target(value, old_value, time.time())
     if old_value is not None and dict(old_value) == value:
         return "unchanged", old_value
     await write_entry(client, prefix + sub, path, value, chain=chain)
@@ -160,11 +163,13 @@ async def list_jobs(
     the latest run, if ``output_prefix`` is given).
     """
     states = await all_states(client, prefix=state_prefix)
-    last: dict[tuple[Any, ...], tuple[Any, Any]] = {}  # run subpath (without the run number) -> (started, line)
+    # run subpath (without the run number) -> ((run number, started), line): the
+    # latest run has the highest number; its start is some node's clock
+    last: dict[tuple[Any, ...], tuple[Any, Any]] = {}
     if output_prefix is not None:
         async for p, v in list_entries(client, output_prefix):
             if isinstance(v, dict) and v.get("lines"):
-                key, t = tuple(p[:-1]), v.get("started") or 0
+                key, t = tuple(p[:-1]), (_run_number(v), v.get("started") or 0)
                 if key not in last or last[key][0] <= t:
                     last[key] = (t, v["lines"][-1][2])
     async for p, v in list_entries(client, prefix):
@@ -205,8 +210,17 @@ async def job_output(
         async for p, v in list_entries(client, base + path, max_depth=1):
             if len(p) == 1 and isinstance(v, dict):
                 res.append(v)
-    res.sort(key=lambda v: (v.get("started") or 0, v.get("node") or "", v.get("run") or 0))
+    if POLICIES[kind].state_per_member:  # each member counts its own runs: by start (its clock)
+        res.sort(key=lambda v: (v.get("started") or 0, v.get("node") or "", _run_number(v)))
+    else:  # one count for every node: by run number, whatever the nodes' clocks say
+        res.sort(key=lambda v: (_run_number(v), v.get("started") or 0))
     return res
+
+
+def _run_number(v: Mapping[str, Any]) -> int:
+    """The run number a run's output records (0 if none)."""
+    n = v.get("run")
+    return n if isinstance(n, int) and not isinstance(n, bool) else 0
 
 
 async def follow_output(

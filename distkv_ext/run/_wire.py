@@ -14,7 +14,10 @@ On the wire (a mapping, msgpack'd by DistKV; old field names kept)::
     i: INSTANCE             sender's run: 8..64 hex digits, new at each start
     q: SEQ                  sender's message counter in this run (1 .. 2**53)
     and one of:
-      heartbeat   s: since (Unix time the sender started), w: weight
+      heartbeat   s: since (Unix time the sender started: its clock, for
+                  display), u: its age (seconds since it started, by its
+                  monotonic clock: what a name clash compares; optional,
+                  0 .. MAX_AGE), w: weight
                   (0 .. MAX_WEIGHT), n: jobs running (0 .. 10**9),
                   t: the sender's own clock when sent (only it reads it),
                   a: {INSTANCE: SEQ} newest message heard from each run
@@ -74,6 +77,8 @@ MAX_SEQ = 2**53
 MAX_PAYLOAD = 5 * 2**20
 _MAX_LOAD = 10**9
 _MAX_SINCE = 1e11  # Unix time, year 5138
+#: Largest age (seconds a runner has run) a heartbeat may give: 1000 years.
+MAX_AGE = 3.2e10
 _MAX_CLOCK = 1e13
 
 #: What a message says: heartbeat, leave, claim or held.
@@ -82,7 +87,7 @@ Kind = Literal["hb", "leave", "claim", "held"]
 _INSTANCE = re.compile(r"[0-9a-f]{8,64}")
 _COMMON = {"v", "node", "i", "q", "kid", "mac"}
 _FIELDS: dict[str, set[str]] = {
-    "hb": _COMMON | {"s", "w", "n", "t", "a"},
+    "hb": _COMMON | {"s", "u", "w", "n", "t", "a"},
     "leave": _COMMON | {"leave"},
     "claim": _COMMON | {"claim"},
     "held": _COMMON | {"held"},
@@ -103,6 +108,7 @@ class Message:
     instance: str
     seq: int
     since: float = 0.0
+    age: float | None = None  # heartbeats: None from a runner that does not send it
     weight: float = 0.0
     load: int = 0
     sent: float = 0.0
@@ -115,6 +121,8 @@ def encode(msg: Message) -> dict[str, Any]:
     res: dict[str, Any] = {"v": VERSION, "node": msg.node, "i": msg.instance, "q": msg.seq}
     if msg.kind == "hb":
         res.update(s=msg.since, w=msg.weight, n=msg.load, t=msg.sent, a=dict(msg.acks))
+        if msg.age is not None:
+            res["u"] = msg.age
     elif msg.kind == "leave":
         res["leave"] = True
     else:
@@ -180,6 +188,7 @@ def decode(data: object) -> Message:
             instance,
             seq,
             since=_number(data.get("s"), "s", 0.0, _MAX_SINCE),
+            age=None if data.get("u") is None else _number(data["u"], "u", 0.0, MAX_AGE),
             weight=_number(data.get("w"), "w", 0.0, MAX_WEIGHT),
             load=_int(data.get("n"), "n", 0, _MAX_LOAD),
             sent=_number(data.get("t"), "t", -_MAX_CLOCK, _MAX_CLOCK),

@@ -317,7 +317,11 @@ class StatusModel:
         key = (ref.kind, str(ref.group))
         if not self.loaded:
             return  # the first load is history, not news
-        started = _num(new.get("started")) > _num(old.get("started")) and new.get("node")
+        # a new start: another value of runs or started, not a later one (each
+        # node writes its own clock's time, and clocks differ)
+        started = new.get("node") and (
+            new.get("runs") != old.get("runs") or _num(new.get("started")) != _num(old.get("started"))
+        )
         if started:
             self.starts[key] = self.starts.get(key, 0) + 1
             claim = self._claims.pop((ref.kind, str(ref.group), ".".join(str(x) for x in ref.path)), None)
@@ -333,6 +337,6 @@ class StatusModel:
         if (
             new.get("reason") == "failed"
             and not new.get("node")
-            and _num(new.get("stopped")) > _num(old.get("stopped"))
+            and _num(new.get("stopped")) != _num(old.get("stopped"))
         ):
             self.failures[key] = self.failures.get(key, 0) + 1

@@ -112,7 +112,9 @@ def _explain(value: Any, state: Any, heard: Any = None, kind: str = "any", node:
 
 
 def _last_line(outputs: dict[tuple[Any, int], Any], member: Any) -> str | None:
-    runs = [(o.get("started") or 0, o) for (m, _), o in outputs.items() if member is None or m == member]
+    # the latest run is the highest run number (counted in the state), not the
+    # latest start: that is the clock of whichever node ran it
+    runs = [((n, o.get("started") or 0), o) for (m, n), o in outputs.items() if member is None or m == member]
     if not runs:
         return None
     lines = [x for x in (max(runs, key=lambda r: r[0])[1].get("lines") or ()) if isinstance(x, (list, tuple))]

@@ -191,10 +191,12 @@ class Fleet:
 
         wait_until(ready, timeout=timeout, step=0.5, what=f"server s{i + 1}")
 
-    def runner(self, name, server, *args):
-        """Start (supervised) ``distkv client run all NAME ARGS`` on server index ``server``."""
-        cmd = [DISTKV, "-c", self.client_configs[server], "client", "run", "all", "--name", name, *args]
-        r = Supervised(name, cmd, os.path.join(self.dir, f"runner-{name}.log"))
+    def runner(self, name, server, *args, wrap=(), env=None):
+        """Start (supervised) ``distkv client run all NAME ARGS`` on server
+        index ``server``; ``wrap``: a command that runs it (``faketime``),
+        ``env``: more environment."""
+        cmd = [*wrap, DISTKV, "-c", self.client_configs[server], "client", "run", "all", "--name", name, *args]
+        r = Supervised(name, cmd, os.path.join(self.dir, f"runner-{name}.log"), env=env)
         r.server = server
         self.runners[name] = r
         return r

@@ -1,0 +1,133 @@
+"""When a job starts next: `next_start`, from its runner entry and state.
+
+Machines' clocks differ (a Raspberry Pi without a real-time clock boots
+with a wrong one), so a runner never compares its clock with a time
+another machine wrote; `next_start` says how it reads them instead.
+"""
+
+import time
+from typing import Any, Protocol
+
+from moat.util import NotGiven
+
+from ._entry import is_time
+
+__all__ = ["Schedule", "History", "next_start", "retry_delay"]
+
+
+class Schedule(Protocol):
+    """The fields of a runner entry that say when it starts (`RunnerEntry`,
+    or a stand-in for a stored value)."""
+
+    value: Any
+    code: Any
+    target: Any
+    written: Any
+    repeat: Any
+    delay: Any
+    backoff: Any
+    max_delay: Any
+    max_tries: Any
+
+    @property
+    def job_name(self) -> str:
+        """The job's name within its group."""
+
+
+class History(Protocol):
+    """The fields of a state entry that say when its job starts next
+    (a `StateEntry` also has ``heard_ago``; a stored value has not)."""
+
+    node: Any
+    last_node: Any
+    started: Any
+    stopped: Any
+    resume: Any
+    reason: Any
+    backoff: Any
+    for_target: Any
+    quarantined: Any
+
+
+def retry_delay(entry: Schedule, n_errors: int) -> float:
+    """Seconds to wait before retry number ``n_errors`` (>= 1)."""
+    d = float(entry.delay or 0) * float(entry.backoff or 1) ** max(0, n_errors - 1)
+    if entry.max_delay:
+        d = min(d, float(entry.max_delay))
+    return d
+
+
+def next_start(
+    entry: Schedule, state: History, now: float | None = None, *, node: str | None = None
+) -> tuple[float | None, str]:
+    """When the job should start next: ``(time, reason)``, on this
+    machine's clock (``now``).
+
+    ``time`` is None when it should not start at all (the reason says
+    why); a time <= now means: start now.  ``node``: this runner's name
+    (None: judged from elsewhere, ``run why``).
+
+    Machines' clocks differ (a Raspberry Pi without a real-time clock
+    boots with a wrong one), so no time another machine wrote is compared
+    with ``now``:
+
+    * A target is new when it differs from the one the last run started
+      for (the state's ``for_target``); only a state without that field
+      (an older runner's, DistKV's) falls back to ``target > started``.
+    * A target is a calendar time, due when ``now`` reaches it, except
+      that a target at or before the entry's ``written`` (both the
+      writer's clock: "now", "in the past") is due at once.
+    * Resume, retry and repeat count from the end of the last run: on
+      ``stopped`` if this node wrote it (``last_node``); else from when
+      this node heard of that end (``state.heard_ago``: never early, late
+      by the news's delay, or, for a state loaded at start, by at most one
+      wait).  Without a ``node`` or ``heard_ago`` (``run why``), from
+      ``stopped``: an estimate, for display.
+    """
+    if now is None:
+        now = time.time()
+    if entry.value is NotGiven:
+        return None, "deleted"
+    if entry.code is None:
+        return None, "no code"
+    target = entry.target or 0
+    if not target:
+        return None, "no target"
+    if state.node is not None:
+        return None, f"running on {state.node}"
+    if isinstance(state.quarantined, str) and state.quarantined:
+        return None, f"quarantined: {state.quarantined}; `run resume` to try again"
+    if _new_target(target, state):
+        written = entry.written
+        if is_time(written) and target <= written:
+            return min(target, now), "target"  # "now" by the writer's clock
+        return target, "target"
+    since = _ended_at(state, now, node)
+    if state.resume:
+        return since, f"resume ({state.reason})" if state.reason else "resume"
+    if state.backoff:
+        if entry.max_tries and state.backoff >= entry.max_tries:
+            return None, f"gave up after {state.backoff} errors"
+        return since + retry_delay(entry, state.backoff), f"retry after error {state.backoff}"
+    if entry.repeat:
+        return since + float(entry.repeat), "repeat"
+    return None, "done"
+
+
+def _new_target(target: float, state: History) -> bool:
+    """Is ``target`` one that no run has started for yet?"""
+    consumed = state.for_target
+    if is_time(consumed):
+        return bool(target != consumed)
+    return bool(target > (state.started or 0))  # an older runner's state: its clock, the best we have
+
+
+def _ended_at(state: History, now: float, node: str | None) -> float:
+    """When the last run ended, on this machine's clock (see `next_start`)."""
+    stopped = float(state.stopped or 0)
+    if node is None or state.last_node == node:
+        return stopped
+    ago = getattr(state, "heard_ago", None)  # a stored value (run why) has none
+    if ago is None:
+        return stopped
+    return now - float(ago)
