@@ -14,7 +14,9 @@ even while job code keeps the loop busy): if the daemon has not exited
 status 1), naming the jobs that did not stop.  The claims of those jobs
 are not handed over: the other runners take them once this runner's
 heartbeats have been missing for ``runner.timeout``, by which time the
-process (and with it every thread of its code) is gone.
+process (and with it every thread of its code) is gone.  Before it
+exits, it SIGKILLs the children of process-mode jobs (`_procmode`) that
+are still running (they would end anyway, their runner gone, but later).
 """
 
 import logging
@@ -25,6 +27,8 @@ import threading
 from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Any
+
+from ._procmode import kill_children
 
 __all__ = ["StopGuard", "hard_exit"]
 
@@ -96,4 +100,6 @@ class StopGuard:
         )
 
     def _expired(self) -> None:
-        hard_exit(self.message())
+        message = self.message()
+        kill_children()
+        hard_exit(message)
