@@ -174,21 +174,24 @@ class _Stopped(Exception):
 async def _run(job: dict[str, Any]) -> Any:
     proc = compile_procedure(job["code"], job["name"], variables=job["vars"], is_async=job["is_async"] or None)
     res: list[Any] = []
-    async with open_client(**job["client"]) as client:
-        kw = _globals(job, client)
+    # SIGTERM (the job stopped) cancels everything below: connecting, the
+    # code; in place before either starts (before it, SIGTERM's default
+    # action ended the process at once)
+    with anyio.open_signal_receiver(signal.SIGTERM) as sigs, anyio.CancelScope() as scope:
+
+        async def on_term() -> None:
+            async for _ in sigs:
+                scope.cancel()
+                return
+
         async with anyio.create_task_group() as tg:
-
-            async def on_term() -> None:
-                with anyio.open_signal_receiver(signal.SIGTERM) as sigs:
-                    async for _ in sigs:
-                        tg.cancel_scope.cancel()
-                        return
-
             tg.start_soon(on_term)
-            if job["is_async"]:
-                res.append(await proc(**kw))
-            else:
-                res.append(await run_stoppable(partial(proc, **kw)))
+            async with open_client(**job["client"]) as client:
+                kw = _globals(job, client)
+                if job["is_async"]:
+                    res.append(await proc(**kw))
+                else:
+                    res.append(await run_stoppable(partial(proc, **kw)))
             tg.cancel_scope.cancel()
     if not res:
         raise _Stopped
