@@ -16,7 +16,8 @@ are not handed over: the other runners take them once this runner's
 heartbeats have been missing for ``runner.timeout``, by which time the
 process (and with it every thread of its code) is gone.  Before it
 exits, it SIGKILLs the children of process-mode jobs (`_procmode`) that
-are still running (they would end anyway, their runner gone, but later).
+are still running: one that ignores its stop would otherwise outlive
+its runner by ``runner.kill_grace``.
 """
 
 import logging
@@ -39,8 +40,10 @@ EXIT_STUCK = 1
 
 
 def hard_exit(message: str) -> None:
-    """Say ``message`` on stderr and in the log, and end the process now
-    (no cleanup: something in it cannot be stopped)."""
+    """Say ``message`` on stderr and in the log, kill the children of
+    process-mode jobs, and end the process now (no cleanup: something in
+    it cannot be stopped)."""
+    kill_children()
     try:
         logger.error("%s", message)
         for h in logging.getLogger().handlers:
@@ -100,6 +103,4 @@ class StopGuard:
         )
 
     def _expired(self) -> None:
-        message = self.message()
-        kill_children()
-        hard_exit(message)
+        hard_exit(self.message())
