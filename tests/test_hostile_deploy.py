@@ -159,7 +159,7 @@ def test_every_problem_of_a_header_is_listed(node, tmp_path):
             "modules/hh/e.py:2: requires: 'x.1' is not a module name: '1' cannot be imported (like util.pid)",
             "modules/hh/e.py:3: info must be one line of text",
             "procs/hh/a.py:2: requires must be a list of module names, not 5",
-            "procs/hh/a.py:3: mode must be one of sync, thread, async, not ['a']",
+            "procs/hh/a.py:3: mode must be one of sync, thread, async, process, process-async, not ['a']",
             "procs/hh/b.py:3: default.me.again: contains itself (a YAML alias inside its own anchor?)",
             "procs/hh/c.py:2: vars: 1 cannot be a variable name",
             "procs/hh/c.py:2: vars: 'class' cannot be a variable name",

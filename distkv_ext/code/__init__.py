@@ -25,7 +25,7 @@ from ._ops import (
     store_procedure,
 )
 from ._root import CodeEntry, CodeRoot
-from ._value import MODES, mode_of, procedure_value
+from ._value import MODES, is_process, mode_fields, mode_of, procedure_value
 
 __all__ = [
     "CodeRoot",
@@ -45,6 +45,8 @@ __all__ = [
     "DEFAULT_PREFIX",
     "MODES",
     "mode_of",
+    "mode_fields",
+    "is_process",
     "CodeError",
     "CompileError",
     "EmptyCode",

@@ -19,7 +19,7 @@ from distkv_ext.codekit.store import history
 from distkv_ext.codekit.store.entries import delete_entry, get_entry, list_entries, write_entry
 from distkv_ext.module import ModuleRoot, load_requires
 
-from ._value import procedure_value
+from ._value import is_process, procedure_value
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -34,7 +34,7 @@ __all__ = [
 #: Where DistKV keeps procedures unless configured otherwise (``codes.prefix``).
 DEFAULT_PREFIX = CFG.codes.prefix
 
-_FIELDS = ("code", "is_async", "variables", "requires", "info", "default")
+_FIELDS = ("code", "is_async", "process", "variables", "requires", "info", "default")
 
 
 async def get_procedure(client, path, *, prefix=DEFAULT_PREFIX):
@@ -53,6 +53,7 @@ def _as_kwargs(value):
     return dict(
         code=value.get("code"),
         is_async=value.get("is_async", None),
+        process=is_process(value),
         variables=list(value.get("vars", ())),
         requires=list(value.get("requires", ())),
         info=value.get("info", None),

@@ -18,7 +18,7 @@ from distkv_ext.codekit.store.errtree import error_root
 from distkv_ext.codekit.store.mirror import StoreRoot
 from distkv_ext.module import Deferred, ModuleRoot, defer, load_requires, uses_stored_modules
 
-from ._value import check_stored, procedure_value
+from ._value import check_stored, is_process, procedure_value
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +35,15 @@ class CodeEntry(ClientEntry):
         value does not compile.  The previous good version (if any) keeps
         serving meanwhile.
       reload_event: set (and replaced) whenever a new version compiled.
+      verified: the stored value that ``procedure`` was compiled from
+        (and, with trusted keys, whose signature was checked): what a
+        process-mode run sends to its child, never the store's newer value.
     """
 
     procedure = None
     error = None
     requires = ()
+    verified = None
 
     def __init__(self, *a, **kw):
         self.reload_event = anyio.Event()
@@ -53,6 +57,11 @@ class CodeEntry(ClientEntry):
     @property
     def is_async(self):
         return None if self.procedure is None else self.procedure.is_async
+
+    @property
+    def process(self):
+        """Does the version that serves ask for process mode (see `is_process`)?"""
+        return self.procedure is not None and is_process(self.verified)
 
     async def set_value(self, value):
         await super().set_value(value)
@@ -82,6 +91,7 @@ class CodeEntry(ClientEntry):
             await self.root.need_modules(f"procedure {self.name}")
         self.error = None
         self.procedure = proc
+        self.verified = value
         req = value.get("requires", ())
         self.requires = tuple(req) if isinstance(req, (list, tuple)) else ()
         await self.root.report(self.subpath, None)
@@ -279,6 +289,7 @@ class CodeRoot(StoreRoot):
         *,
         info=None,
         default=None,
+        process=False,
         chain=NotGiven,
         signing_key=None,
     ):
@@ -302,6 +313,7 @@ class CodeRoot(StoreRoot):
             requires=requires,
             info=info,
             default=default,
+            process=process,
         )
         old = self.follow(path, create=False)
         carry = [old.value.get("sig")] if old is not None and isinstance(old.value, dict) else []

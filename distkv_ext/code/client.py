@@ -31,10 +31,10 @@ from distkv_ext.codekit.core.source import read_source
 from distkv_ext.codekit.upstream import apply_client
 
 from . import (
-    MODES,
     call_procedure,
     get_procedure,
     list_procedures,
+    mode_fields,
     mode_of,
     new_signing_key,
     store_procedure,
@@ -55,7 +55,8 @@ async def cli():
     Store Python procedures in DistKV and call them by name.
 
     A procedure is a function body ('return 42' is one), stored at a path
-    below .distkv.code.proc with its mode (sync, thread or async), its
+    below .distkv.code.proc with its mode (sync, thread, async, or process
+    mode: in a child process), its
     variables and their defaults, and the modules it requires.
     """
 
@@ -68,6 +69,10 @@ async def cli():
 @click.option("--async", "mode", flag_value="async", help="Async code (awaited).")
 @click.option("--sync", "mode", flag_value="sync", help="Sync code (runners run it in a worker thread).")
 @click.option("--thread", "mode", flag_value="thread", help="Sync code, run in a worker thread.")
+@click.option(
+    "--process", "mode", flag_value="process", help="Sync code, run in a child process of the runner (killable)."
+)
+@click.option("--process-async", "mode", flag_value="process-async", help="Async code, run in a child process.")
 @click.option("-i", "--info", callback=one_line_option, help="One line describing the procedure.")
 @variable_options
 @click.option(
@@ -108,12 +113,12 @@ async def set_(obj, path, script, mode, info, values, evals, paths, required, re
         if old is None:
             if code is NotGiven:
                 raise click.UsageError(f"{path} is new: give its code with '-s FILE'")
-            old = dict(code=None, is_async=None, variables=[], requires=[], info=None, default={})
+            old = dict(code=None, is_async=None, process=False, variables=[], requires=[], info=None, default={})
         new = dict(old)
         if code is not NotGiven:
             new["code"] = code
         if mode is not None:
-            new["is_async"] = MODES[mode]
+            new.update(mode_fields(mode))
         if info is not None:
             new["info"] = info or None
         vs, defaults = list(new["variables"]), dict(new["default"] or {})
@@ -149,7 +154,7 @@ def _summary(path, value):
     code = value.get("code") or ""
     return {
         "path": str(path),
-        "mode": mode_of(value.get("is_async", None)),
+        "mode": mode_of(value),
         "vars": list(value.get("vars", ())),
         "requires": list(value.get("requires", ()) or ()),
         "lines": len(code.splitlines()) if isinstance(code, str) else None,
@@ -172,7 +177,7 @@ async def get(obj, path, script, output):
     """
     value, _ = await get_procedure(get_client(obj), path, prefix=_prefix(obj))
     entry = dict(value)
-    entry["mode"] = mode_of(value.get("is_async", None))
+    entry["mode"] = mode_of(value)
     show_entry(obj, entry, script, output)
 
 

@@ -18,7 +18,7 @@ tracebacks are the file's and ``code get`` shows where settings came from.
 import textwrap
 from dataclasses import dataclass, field
 
-from distkv_ext.code import MODES
+from distkv_ext.code import MODES, mode_fields
 from distkv_ext.codekit.core.checks import identifier, module_name, one_line, storable_problems
 from distkv_ext.codekit.core.errors import InputRefused
 
@@ -161,7 +161,7 @@ def procedure_fields(header):
             defaults[k] = v
     variables = variables + [k for k in defaults if k not in variables]
     return dict(
-        is_async=MODES[mode],
+        **mode_fields(mode),
         variables=variables,
         requires=_names_list(header, "requires", module_name, "module name"),
         info=_info(header),

@@ -35,6 +35,8 @@ class RunnerConfig:
     rebalance_delay: ... once the new assignment has held this long
     weight: this node's share of any-node jobs (0: none; at most 1000)
     stop_timeout: on stop, wait this long for the jobs to end
+    kill_grace: a process-mode job's child gets SIGTERM when the job
+      stops, and SIGKILL this many seconds later if it has not exited
     output: where the jobs' output goes (a path)
     output_lines: lines kept per run (>= 1)
     output_runs: runs kept per job and node (>= 1)
@@ -66,6 +68,7 @@ class RunnerConfig:
     rebalance_delay: float = 2.0
     weight: float = 1.0
     stop_timeout: float = 10.0
+    kill_grace: float = 5.0
     output: Path = OUTPUT_PREFIX
     output_lines: int = 200
     output_runs: int = 5
@@ -168,6 +171,7 @@ _LIMITS: tuple[tuple[str, float, float], ...] = (
     ("rebalance_delay", 0.0, 86400.0),
     ("weight", 0.0, 1000.0),
     ("stop_timeout", 0.0, 86400.0),
+    ("kill_grace", 0.0, 3600.0),
 )
 
 

@@ -32,6 +32,10 @@ class JobHost(Protocol):
     def err(self) -> Any:
         """DistKV's error tree handler."""
 
+    @property
+    def config(self) -> RunnerConfig:
+        """The runner's settings (process mode: ``kill_grace``)."""
+
     async def job_healthy(self, entry: RunnerEntry) -> None:
         """The job says it is set up (or ran ``ok_after`` seconds)."""
 
@@ -73,10 +77,6 @@ class RunnerHost(JobHost, Protocol):
     @property
     def policy(self) -> RunnerPolicy:
         """What this kind of runner does (see `_policy`)."""
-
-    @property
-    def config(self) -> RunnerConfig:
-        """The runner's settings."""
 
     @property
     def group(self) -> Group | None:

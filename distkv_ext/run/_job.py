@@ -25,6 +25,7 @@ from ._host import JobHost
 from ._jobtasks import job_classes, runner_classes
 from ._loopwatch import LoopStalled, stalled_in
 from ._pin import pin_problem
+from ._procmode import ChildFailed, run_child
 from ._threads import run_stoppable
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ async def execute(runner: JobHost, entry: RunnerEntry, ctx: JobContext, *, on_ok
     # the defaults of the version that runs: the stored value may be a newer
     # one that does not compile (the previous version keeps serving)
     kw = combine_dict(dict(data), dict(code_entry.procedure.defaults), deep=True)
+    variables = dict(kw)
     kw.update(
         _entry=entry,
         _client=runner.client,
@@ -129,7 +131,9 @@ async def execute(runner: JobHost, entry: RunnerEntry, ctx: JobContext, *, on_ok
                     await ctx.setup_done()
 
                 tg.start_soon(healthy_after, float(entry.ok_after))
-            if code_entry.is_async:
+            if code_entry.process:  # in a child process (see _procmode)
+                res = await run_child(runner, entry, code_entry, variables)
+            elif code_entry.is_async:
                 res = await code_entry(**kw)
             else:  # sync and thread code: in a worker thread that a stop can end (see _threads)
                 res = await _in_thread(runner, entry, ctx, code_entry.bound(**kw))
@@ -152,7 +156,10 @@ async def execute(runner: JobHost, entry: RunnerEntry, ctx: JobContext, *, on_ok
         if isinstance(err, runner_classes().ErrorRecorded):  # DistKV's, raised by the code
             err = ErrorRecorded(str(err) or "error recorded by the job")
         return Outcome(
-            False, error=str(err) if isinstance(err, ErrorRecorded) else one_line(err), exc=err, started=started
+            False,
+            error=str(err) if isinstance(err, (ErrorRecorded, ChildFailed)) else one_line(err),
+            exc=err,
+            started=started,
         )
     if ctx.returned is None and ctx.cancelled:  # the code called _self.cancel()
         ctx.returned = Outcome(True, result=None, started=started)

@@ -40,6 +40,7 @@ __all__ = [
     "cut_marker",
     "install",
     "capture",
+    "current",
     "keeper",
     "prune",
     "add_failure",
@@ -195,6 +196,11 @@ def capture(buf: OutputBuffer) -> Iterator[OutputBuffer]:
         buf.close()
 
 
+def current() -> OutputBuffer | None:
+    """The buffer that code in this context writes to (None: none)."""
+    return _current.get()
+
+
 async def keeper(client: Any, path: Any, buf: OutputBuffer, meta: dict[str, Any], interval: float = 1.0) -> None:
     """Write ``buf`` to ``path`` whenever it changed, at most every
     ``interval`` seconds, until cancelled (then once more, shielded)."""
@@ -263,6 +269,9 @@ def failure_lines(exc: BaseException | None, error: str | None) -> list[str]:
     runner's own frames (at most `TRACEBACK_LINES`), or ``error: ...``
     when there is no traceback worth showing (the code did not compile,
     its procedure is missing, the job recorded its own error)."""
+    given = getattr(exc, "traceback_lines", None)  # from elsewhere: a process-mode child's
+    if given:
+        return _at_most(given)
     tb = exc.__traceback__ if exc is not None else None
     if exc is None or tb is None or getattr(exc, "exit_status", None) is not None:
         return [f"error: {error or exc!r}"]
@@ -270,7 +279,12 @@ def failure_lines(exc: BaseException | None, error: str | None) -> list[str]:
     own = [f for f in te.stack if not f.filename.startswith(_PLUMBING)]
     if own:
         te.stack = traceback.StackSummary.from_list(own)
-    lines = "".join(te.format()).splitlines()
+    return _at_most("".join(te.format()).splitlines())
+
+
+def _at_most(given: Any) -> list[str]:
+    """``given`` lines, at most `TRACEBACK_LINES` (the middle left out)."""
+    lines = [str(x) for x in given]
     if len(lines) > TRACEBACK_LINES:
         half = TRACEBACK_LINES // 2
         lines = lines[:half] + [f"... ({len(lines) - TRACEBACK_LINES} lines left out)"] + lines[-half:]

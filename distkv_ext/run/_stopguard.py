@@ -14,7 +14,10 @@ even while job code keeps the loop busy): if the daemon has not exited
 status 1), naming the jobs that did not stop.  The claims of those jobs
 are not handed over: the other runners take them once this runner's
 heartbeats have been missing for ``runner.timeout``, by which time the
-process (and with it every thread of its code) is gone.
+process (and with it every thread of its code) is gone.  Before it
+exits, it SIGKILLs the children of process-mode jobs (`_procmode`) that
+are still running: one that ignores its stop would otherwise outlive
+its runner by ``runner.kill_grace``.
 """
 
 import logging
@@ -26,6 +29,8 @@ from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Any
 
+from ._procmode import kill_children
+
 __all__ = ["StopGuard", "hard_exit"]
 
 logger = logging.getLogger(__name__)
@@ -35,8 +40,10 @@ EXIT_STUCK = 1
 
 
 def hard_exit(message: str) -> None:
-    """Say ``message`` on stderr and in the log, and end the process now
-    (no cleanup: something in it cannot be stopped)."""
+    """Say ``message`` on stderr and in the log, kill the children of
+    process-mode jobs, and end the process now (no cleanup: something in
+    it cannot be stopped)."""
+    kill_children()
     try:
         logger.error("%s", message)
         for h in logging.getLogger().handlers:

@@ -36,9 +36,13 @@ __all__ = [
 #: The fields of a stored entry that change what runs (by kind); ``info``
 #: and the signature (``sig``) do not.
 RUN_FIELDS: dict[str, tuple[str, ...]] = {
-    "proc": ("code", "is_async", "vars", "requires", "default"),
+    "proc": ("code", "is_async", "vars", "requires", "default", "process"),
     "module": ("code", "requires"),
 }
+#: Fields added after hashes, pins and signatures were first written:
+#: covered only when set (true), so that every earlier hash, pin and
+#: signature stays valid, and setting one changes them all.
+_LATER_FIELDS = frozenset({"process"})
 #: Length of the pins written before SHA-256 pins (hex digits).
 LEGACY_PIN_LENGTH = 16
 
@@ -48,11 +52,15 @@ _EMPTY: tuple[object, ...] = (None, (), [], {})
 def run_fields(kind: str, value: Mapping[str, Any]) -> list[tuple[str, Any]]:
     """``[(field, value), ...]`` of what runs, in a fixed order; a field
     that is missing, None or empty counts as None (``is_async`` keeps
-    False, which means "in a thread")."""
+    False, which means "in a thread"); ``process`` is left out unless
+    set (`_LATER_FIELDS`)."""
     res = []
     for f in RUN_FIELDS[kind]:
         v = value.get(f)
-        if f != "is_async" and (v is None or (isinstance(v, (list, tuple, dict)) and not v)):
+        if f in _LATER_FIELDS:
+            if v is None or v is False:
+                continue
+        elif f != "is_async" and (v is None or (isinstance(v, (list, tuple, dict)) and not v)):
             v = None
         res.append((f, v))
     return res
