@@ -152,3 +152,27 @@ async def test_an_unconfirmed_write_fences_the_runner(autojump_clock, cluster, c
         blocked = False
         await wait_for(lambda: r1.group.suspended is None, what="n1 rejoins once its writes are confirmed")
         assert not r1.lost_event.is_set() and st2.node == "n2"
+
+
+def _dead(pid):
+    """The process has ended (gone, or a zombie its parent has not reaped yet)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return any(line.startswith("State:") and "Z" in line.split()[1] for line in f)
+    except FileNotFoundError:
+        return True
+
+
+async def test_a_process_job_is_ended_when_the_loop_is_stuck(client, cr):
+    """Process-mode code of a shared job gets SIGTERM (then SIGKILL) from the
+    watchdog while the event loop is stuck, before the group can take it over."""
+    from distkv_ext.run._procmode import _children
+
+    await cr.add("sleeper", code="import time\nwhile True:\n    time.sleep(0.05)", process=True)
+    r = await AnyRunnerRoot.as_handler(client, subpath=("any", "pf"), code=cr, node="n1", cfg=FAST)
+    job = await add_job(r, "p", "sleeper")
+    (pid,) = await wait_for(lambda: {p.pid for p in _children}, timeout=60, what="the child")
+    assert not _dead(pid)
+    time.sleep(2)  # noqa: ASYNC251 (on purpose: the event loop is stuck here, in no job code)
+    assert _dead(pid)  # ended by the watchdog while the loop was stuck
+    await wait_for(lambda: job.state.runs >= 2, timeout=60, what="the job starts again")

@@ -132,7 +132,7 @@ async def execute(runner: JobHost, entry: RunnerEntry, ctx: JobContext, *, on_ok
 
                 tg.start_soon(healthy_after, float(entry.ok_after))
             if code_entry.process:  # in a child process (see _procmode)
-                res = await run_child(runner, entry, code_entry, variables)
+                res = await run_child(runner, entry, code_entry, variables, ctx.halts)
             elif code_entry.is_async:
                 res = await code_entry(**kw)
             else:  # sync and thread code: in a worker thread that a stop can end (see _threads)

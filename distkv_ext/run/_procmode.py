@@ -29,11 +29,13 @@ every child at once.
 """
 
 import codecs
+import contextlib
 import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -175,11 +177,20 @@ def _how_it_ended(code: int) -> str:
     return f"child process exited with status {code} without a result"
 
 
-async def run_child(runner: JobHost, entry: RunnerEntry, code_entry: Any, variables: dict[str, Any]) -> Any:
+async def run_child(
+    runner: JobHost,
+    entry: RunnerEntry,
+    code_entry: Any,
+    variables: dict[str, Any],
+    halts: list[Callable[[], None]] | None = None,
+) -> Any:
     """Run ``code_entry``'s verified code for ``entry`` in a child process
     with ``variables`` (data over defaults); return its result.  Raises
     `ChildFailed` for its error; cancelling it stops the child (see the
-    module doc) and waits for its end."""
+    module doc) and waits for its end.  ``halts``: while the child runs,
+    this list holds a call that any thread may make to end it at once
+    (the watchdog's fence, `_loopwatch`: SIGTERM, and SIGKILL after a
+    fifth of ``runner.timeout`` at most)."""
     grace = runner.config.kill_grace
     buf = _output.current()
     answer: dict[str, Any] = {}
@@ -195,6 +206,9 @@ async def run_child(runner: JobHost, entry: RunnerEntry, code_entry: Any, variab
     finally:
         os.close(w_fd)
     _children.add(popen)
+    halt = _halter(popen, min(grace, runner.config.timeout / 5))
+    if halts is not None:
+        halts.append(halt)
     assert popen.stdin is not None and popen.stdout is not None and popen.stderr is not None
     streams = [_stream(popen.stdin.fileno()), _stream(popen.stdout.fileno()), _stream(popen.stderr.fileno())]
     for f in (popen.stdin, popen.stdout, popen.stderr):
@@ -261,6 +275,8 @@ async def run_child(runner: JobHost, entry: RunnerEntry, code_entry: Any, variab
                         sc.cancel()
     finally:
         _children.discard(popen)
+        if halts is not None:
+            halts.remove(halt)
         for s in (*streams, msgs):
             with anyio.CancelScope(shield=True):
                 await s.aclose()
@@ -269,6 +285,24 @@ async def run_child(runner: JobHost, entry: RunnerEntry, code_entry: Any, variab
     if "error" in answer:
         raise ChildFailed(str(answer["error"]), [str(x) for x in answer.get("traceback") or ()])
     raise ChildFailed(_how_it_ended(code))
+
+
+def _halter(popen: "subprocess.Popen[bytes]", grace: float) -> Callable[[], None]:
+    """A call (any thread) that ends ``popen``: SIGTERM, SIGKILL ``grace`` seconds later."""
+
+    def kill() -> None:
+        if popen.returncode is None:
+            with contextlib.suppress(OSError):
+                popen.kill()
+
+    def halt() -> None:
+        with contextlib.suppress(OSError):
+            popen.terminate()
+        timer = threading.Timer(grace, kill)
+        timer.daemon = True
+        timer.start()
+
+    return halt
 
 
 async def _stop(popen: "subprocess.Popen[bytes]", grace: float) -> int:
