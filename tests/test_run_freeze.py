@@ -29,7 +29,9 @@ def node(tmp_path_factory):
 
 
 def _state(node, path, *args):
-    r = node.run("run", "state", path, "-g", "fz", "-o", "json", *args)
+    if "-g" not in args:
+        args = ("-g", "fz", *args)
+    r = node.run("run", "state", path, "-o", "json", *args)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
@@ -84,3 +86,23 @@ def test_a_job_that_blocks_the_loop_is_quarantined_and_the_group_lives(node, tmp
     finally:
         for d in daemons:
             d.kill()
+
+
+def test_run_list_shows_no_old_error_beside_a_job_that_runs_again(node, tmp_path):
+    code = "import anyio\nif _entry.state.runs == 1:\n    raise RuntimeError('first run')\nawait anyio.sleep_forever()\n"
+    r = node.run("code", "set", "fz.flaky", "--async", "-s", "-", input=code)
+    assert r.returncode == 0, r.stderr
+    d = Daemon(node.configs[0], "-g", "fl", "--name", "f1", *GROUP_ARGS, log=str(tmp_path / "f1.log"))
+    try:
+        r = node.run("run", "set", "flaky", "-c", "fz.flaky", "-g", "fl", "-t", "now", "-d", "1", "-b", "1")
+        assert r.returncode == 0, r.stderr
+
+        def row():
+            out = node.run("run", "list", "-g", "fl", "-o", "json").stdout
+            return {x["path"]: x for x in json.loads(out)}["flaky"]
+
+        wait_until(lambda: row()["state"] == "running" and _state(node, "flaky", "-g", "fl")["runs"] == 2)
+        assert row()["error"] is None  # the error was the first run's; the second runs
+        assert "last error (1 in a row): RuntimeError: first run" in node.run("run", "why", "flaky", "-g", "fl").out
+    finally:
+        d.kill()

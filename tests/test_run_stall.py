@@ -176,3 +176,30 @@ async def test_a_process_job_is_ended_when_the_loop_is_stuck(client, cr):
     time.sleep(2)  # noqa: ASYNC251 (on purpose: the event loop is stuck here, in no job code)
     assert _dead(pid)  # ended by the watchdog while the loop was stuck
     await wait_for(lambda: job.state.runs >= 2, timeout=60, what="the job starts again")
+
+
+STUBBORN = {"go": threading.Event()}
+
+
+async def test_code_that_ignores_its_stop_keeps_its_claim_and_says_so(autojump_clock, client, cr):
+    STUBBORN["go"] = go = threading.Event()
+    code = (
+        "import time\nimport tests.test_run_stall as t\n"
+        "while not t.STUBBORN['go'].is_set():\n"
+        "    try:\n        time.sleep(0.01)\n    except BaseException:\n        pass  # swallows its stop\n"
+    )
+    await cr.add("stubborn", code=code)
+    r = await AnyRunnerRoot.as_handler(client, subpath=("any", "s"), code=cr, node="n1", cfg=FAST)
+    job = await add_job(r, "s", "stubborn")
+    await wait_for(lambda: job.state.node == "n1")
+    job.data = {"x": 1}
+    await job.save()  # an edit: the run must stop (and start again)
+    await wait_for(lambda: job.state.waiting is not None, what="the state says it is stopping")
+    st = job.state
+    assert st.node == "n1" and st.waiting == "stopping (entry changed): its code has not ended yet"
+    why = explain_job(job.value, st.get_value())
+    assert why["status"] == "stopping" and why["verdict"].endswith(
+        ", stopping (entry changed): its code has not ended yet"
+    )
+    go.set()  # now it ends: the run ends, the job starts again with the new data
+    await wait_for(lambda: job.state.runs == 2 and job.state.waiting is None, what="the next run")

@@ -161,7 +161,8 @@ def state_word(states, gone=()):
         if s.get("node") and s.get("node") in gone:
             w = "runner gone"
         elif s.get("node"):
-            w = "waiting" if s.get("waiting") else "running"
+            waiting = s.get("waiting")
+            w = ("stopping" if waiting.startswith("stopping") else "waiting") if isinstance(waiting, str) else "running"
         elif s.get("quarantined"):
             w = "quarantined"
         elif s.get("error"):

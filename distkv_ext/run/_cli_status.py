@@ -113,7 +113,8 @@ async def list_(obj, group, listen, output):
                 "runner_gone": gone,
                 "state": state_word(j["states"], gone),
                 "next": next_start_text(j["states"], now),
-                "error": next((s.get("error") for s in j["states"].values() if s.get("error")), None),
+                # the error of a run that is over: a job running again has none yet
+                "error": next((s["error"] for s in j["states"].values() if s.get("error") and not s.get("node")), None),
                 "last_output": j["last_output"],
             }
         )

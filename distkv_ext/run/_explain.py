@@ -104,6 +104,7 @@ STATUS_WORDS = (
     "running",
     "due",
     "waiting",
+    "stopping",
     "failed",
     "gave up",
     "quarantined",
@@ -122,7 +123,10 @@ def status_word(d: Decision, state: Any) -> str:
     (it ran and will not again), idle (no target), deleted.  (The last
     word, "runner gone", is `explain_job`'s, from what it heard.)"""
     if d.kind is Kind.HELD_BY:
-        return "waiting" if getattr(state, "waiting", None) else "running"
+        waiting = getattr(state, "waiting", None)
+        if isinstance(waiting, str) and waiting:
+            return "stopping" if waiting.startswith("stopping") else "waiting"
+        return "running"
     if d.kind is Kind.NOT_SCHEDULED:
         if d.reason.startswith("gave up"):
             return "gave up"

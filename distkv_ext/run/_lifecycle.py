@@ -51,6 +51,8 @@ _WRITE_ERRORS = (DistKVError, anyio.ClosedResourceError, anyio.BrokenResourceErr
 _RECENT_SETTLES = 4
 #: stalls remembered in a job's state (the names of the runners it stalled)
 _MAX_STALLS = 10
+#: seconds after a stop request before the state says the code has not ended
+_STOP_NOTICE = 1.0
 
 
 class RunLifecycle:
@@ -310,6 +312,17 @@ class RunLifecycle:
             await self.root.err.record_working("run", entry._path)
         except Exception as exc:
             logger.debug("record_working failed: %r", exc)
+
+    async def mind_the_stop(self, run: Running) -> None:
+        """A stop of ``run`` was requested: if its code has not ended a
+        second later (a thread or child that ignores its stop), its state
+        says so; the claim stays here until the code has ended."""
+        with anyio.move_on_after(_STOP_NOTICE):
+            await run.done.wait()
+            return
+        stop = run.claim.stop
+        why = f" ({stop.reason})" if stop is not None else ""
+        await self.job_waiting(run.entry, f"stopping{why}: its code has not ended yet")
 
     async def job_waiting(self, entry: RunnerEntry, reason: str | None) -> None:
         """The job holds its claim but its code waits (for a worker

@@ -1,5 +1,6 @@
 """`Running`: one job that runs (or is being claimed) here."""
 
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -23,8 +24,9 @@ class Running:
     rebalance delay runs from then; None: it is ours).
     """
 
-    def __init__(self, entry: RunnerEntry, claim: Claim) -> None:
+    def __init__(self, entry: RunnerEntry, claim: Claim, on_stop: Callable[["Running"], None] | None = None) -> None:
         self.entry = entry
+        self._on_stop = on_stop  # called once, at the first stop or fence
         self.claim = claim
         self.scope = anyio.CancelScope()
         self.ctx: JobContext | None = None
@@ -43,8 +45,15 @@ class Running:
         first reason given is the one recorded."""
         self.claim.request_stop(reason, restart=restart, delete_state=delete_state)
         self.scope.cancel()
+        self._stopping()
 
     def fence(self, reason: str) -> None:
         """Another node holds the job: cancel the run, write nothing."""
         self.claim.fence(reason)
         self.scope.cancel()
+        self._stopping()
+
+    def _stopping(self) -> None:
+        on_stop, self._on_stop = self._on_stop, None
+        if on_stop is not None:
+            on_stop(self)

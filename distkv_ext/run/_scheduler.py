@@ -343,10 +343,14 @@ class Scheduler:
         if self._tg is None:
             raise RuntimeError("the scheduler is not running")
         # from now on a competing claim counts, even before the run's task runs
-        run = Running(entry, Claim(over_channel=self.root.policy.claims))
+        run = Running(entry, Claim(over_channel=self.root.policy.claims), on_stop=self._stop_requested)
         self.index.add_run(run)
         self._stale = True
         self._tg.start_soon(self.lifecycle.run, entry, run, reason)
+
+    def _stop_requested(self, run: Running) -> None:
+        if self._tg is not None:
+            self._tg.start_soon(self.lifecycle.mind_the_stop, run)
 
     def _ended(self, run: Running) -> None:
         """A run is over (called by the run itself)."""
