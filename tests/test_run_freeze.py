@@ -89,7 +89,9 @@ def test_a_job_that_blocks_the_loop_is_quarantined_and_the_group_lives(node, tmp
 
 
 def test_run_list_shows_no_old_error_beside_a_job_that_runs_again(node, tmp_path):
-    code = "import anyio\nif _entry.state.runs == 1:\n    raise RuntimeError('first run')\nawait anyio.sleep_forever()\n"
+    code = (
+        "import anyio\nif _entry.state.runs == 1:\n    raise RuntimeError('first run')\nawait anyio.sleep_forever()\n"
+    )
     r = node.run("code", "set", "fz.flaky", "--async", "-s", "-", input=code)
     assert r.returncode == 0, r.stderr
     d = Daemon(node.configs[0], "-g", "fl", "--name", "f1", *GROUP_ARGS, log=str(tmp_path / "f1.log"))
