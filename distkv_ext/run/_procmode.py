@@ -192,6 +192,9 @@ async def run_child(runner: JobHost, entry: RunnerEntry, code_entry: Any, variab
         raise
     try:
         popen = _spawn(w_fd)
+    except BaseException:
+        os.close(r_fd)
+        raise
     finally:
         os.close(w_fd)
     _children.add(popen)
