@@ -37,9 +37,9 @@ def test_modes_and_the_stored_field():
     assert (mode_of(v), v["is_async"]) == ("process-async", True)
     assert [mode_of(dict(PROC, is_async=a, process=p)) for a, p in MODES.values()] == list(MODES)
     assert not is_process(dict(PROC, process="yes")) and not is_process(None)
-    with pytest.raises(InputRefused, match="^process mode runs sync or async code, not thread code$"):
+    with pytest.raises(InputRefused, match=r"^process mode runs sync or async code, not thread code$"):
         procedure_value(P("a"), "return 1", is_async=False, process=True)
-    with pytest.raises(InputRefused, match="^process must be true or false, not 'yes'$"):
+    with pytest.raises(InputRefused, match=r"^process must be true or false, not 'yes'$"):
         procedure_value(P("a"), "return 1", process="yes")
 
 

@@ -14,6 +14,7 @@ def test_defaults():
     c = RunnerConfig()
     assert (c.heartbeat, c.timeout, c.settle, c.rebalance, c.rebalance_delay) == (0.5, 2.0, 0.25, True, 2.0)
     assert (c.weight, c.stop_timeout, c.output_lines, c.output_runs) == (1.0, 10.0, 200, 5)
+    assert c.kill_grace == 5.0
     assert c.output == P(":.distkv.output")
     assert RUNNER_DEFAULTS == dataclasses.asdict(c)
 
@@ -62,6 +63,8 @@ def test_normalized():
         ({"settle": -1}, "runner.settle must be at least 0, not -1"),
         ({"rebalance_delay": -1}, "runner.rebalance_delay must be at least 0, not -1"),
         ({"stop_timeout": -1}, "runner.stop_timeout must be at least 0, not -1"),
+        ({"kill_grace": -1}, "runner.kill_grace must be at least 0, not -1"),
+        ({"kill_grace": "5"}, "runner.kill_grace must be a number, not '5'"),
         ({"output_lines": 0}, "runner.output_lines must be a whole number of at least 1, not 0"),
         ({"output_runs": 2.5}, "runner.output_runs must be a whole number of at least 1, not 2.5"),
         ({"output_runs": "5"}, "runner.output_runs must be a whole number of at least 1, not '5'"),

@@ -206,3 +206,17 @@ async def test_a_deleted_job_stops_its_child_which_runs_its_finally(client, cr, 
     await wait_for(lambda: not alive(pid), what="the child's end")
     assert marker.read_text() == "ran"
     await wait_for(lambda: job.state.value in (None, NotGiven), what="the state deleted")
+
+
+async def test_a_code_change_stops_the_old_child_and_starts_a_new_one(client, cr, tmp_path):
+    marker = tmp_path / "final"
+    await cr.add("pm.edit", code=FINALLY, variables=["marker"], process=True)
+    r = await AnyRunnerRoot.as_handler(client, subpath=("any", "pm8"), code=cr, node="n1", cfg=FAST)
+    job = await add_job(r, "edit", "pm.edit", data={"marker": str(marker)})
+    (pid,) = await wait_for(child_pids, what="the child")
+    await wait_for(lambda: job.state.node == "n1" and marker.exists())
+    await cr.add("pm.edit", code=FINALLY + "\n# edited", variables=["marker"], process=True)
+    await wait_for(lambda: not alive(pid), what="the old child's end")
+    assert marker.read_text() == "ran"  # it was stopped (its finally ran), not killed
+    await wait_for(lambda: child_pids() - {pid}, what="a new child")
+    assert (job.state.runs, job.state.node) == (2, "n1")

@@ -203,6 +203,9 @@ async def run_child(
         raise
     try:
         popen = _spawn(w_fd)
+    except BaseException:
+        os.close(r_fd)
+        raise
     finally:
         os.close(w_fd)
     _children.add(popen)
