@@ -36,7 +36,7 @@ class Schedule(Protocol):
 
 class History(Protocol):
     """The fields of a state entry that say when its job starts next
-    (a `StateEntry` also has ``heard_ago``; a stored value has not)."""
+    (a `StateEntry` also has ``heard_at``; a stored value has not)."""
 
     node: Any
     last_node: Any
@@ -78,9 +78,9 @@ def next_start(
       writer's clock: "now", "in the past") is due at once.
     * Resume, retry and repeat count from the end of the last run: on
       ``stopped`` if this node wrote it (``last_node``); else from when
-      this node heard of that end (``state.heard_ago``: never early, late
+      this node heard of that end (``state.heard_at``: never early, late
       by the news's delay, or, for a state loaded at start, by at most one
-      wait).  Without a ``node`` or ``heard_ago`` (``run why``), from
+      wait).  Without a ``node`` or ``heard_at`` (``run why``), from
       ``stopped``: an estimate, for display.
     """
     if now is None:
@@ -124,7 +124,7 @@ def _ended_at(state: History, now: float, node: str | None) -> float:
     stopped = float(state.stopped or 0)
     if node is None or state.last_node == node:
         return stopped
-    ago = getattr(state, "heard_ago", None)  # a stored value (run why) has none
-    if ago is None:
+    heard = getattr(state, "heard_at", None)  # a stored value (run why) has none
+    if heard is None:
         return stopped
-    return now - float(ago)
+    return float(heard)
