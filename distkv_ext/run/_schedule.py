@@ -71,8 +71,9 @@ def next_start(
     with ``now``:
 
     * A target is new when it differs from the one the last run started
-      for (the state's ``for_target``); only a state without that field
-      (an older runner's, DistKV's) falls back to ``target > started``.
+      for (the state's ``for_target``), also when it is earlier; only a
+      state without that field (an older runner's, DistKV's) falls back
+      to ``target > started``.
     * A target is a calendar time, due when ``now`` reaches it, except
       that a target at or before the entry's ``written`` (both the
       writer's clock: "now", "in the past") is due at once.
@@ -99,7 +100,7 @@ def next_start(
         if is_time(written) and target <= written:
             return min(target, now), "target"  # "now" by the writer's clock
         return target, "target"
-    since = _ended_at(state, now, node)
+    since = _ended_at(state, node)
     if state.resume:
         return since, f"resume ({state.reason})" if state.reason else "resume"
     if state.backoff:
@@ -119,7 +120,7 @@ def _new_target(target: float, state: History) -> bool:
     return bool(target > (state.started or 0))  # an older runner's state: its clock, the best we have
 
 
-def _ended_at(state: History, now: float, node: str | None) -> float:
+def _ended_at(state: History, node: str | None) -> float:
     """When the last run ended, on this machine's clock (see `next_start`)."""
     stopped = float(state.stopped or 0)
     if node is None or state.last_node == node:
