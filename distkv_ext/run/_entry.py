@@ -153,7 +153,7 @@ class StateEntry(_JobEntry):
     ``started``, ``stopped`` and ``pinged`` are the clock of the node that
     wrote them (``last_node``): for display, and for DistKV's runner.  No
     runner compares them with its own clock unless it wrote them itself;
-    it counts from when it heard the state instead (`heard_ago`).
+    it counts from when it heard the state instead (`heard_at`).
     """
 
     ATTRS = (
@@ -183,7 +183,7 @@ class StateEntry(_JobEntry):
     _written_at = 0.0
     _deferred: tuple[Any, Any] | None = None  # (value, chain) held back as a possible late echo
     _heard_key: Any = None  # (node, last_node, stopped) of the value we have
-    _heard_mono: float | None = None  # time.monotonic() when that value arrived
+    _heard_at: float | None = None  # time.time() when that value arrived (see heard_at)
 
     #: seconds after our own write during which an update that does not
     #: include it counts as a late echo of an older one (ignored); later,
@@ -204,19 +204,26 @@ class StateEntry(_JobEntry):
         return res
 
     @property
-    def heard_ago(self) -> float | None:
-        """Seconds (this process's monotonic clock) since this node got the
-        state's current run and stop: a new ``node``, ``last_node`` or
-        ``stopped``, by our own write or from the store (a state loaded at
-        start: since then).  None before any value.  How long ago another
-        node stopped the job, measured without its clock: at most the
-        delay of the news late, never early."""
-        return None if self._heard_mono is None else time.monotonic() - self._heard_mono
+    def heard_at(self) -> float | None:
+        """When this node got the state's current run and stop (a new
+        ``node``, ``last_node`` or ``stopped``, by our own write or from the
+        store; a state loaded at start: then), on this machine's clock;
+        None before any value.  When another node stopped the job, without
+        its clock: late by the delay of the news, never early.
+
+        Taken once, on the clock the scheduler plans with (``time.time()``),
+        so a due time counted from it stays put: one recomputed from the
+        monotonic clock at each look moved by microseconds, and the
+        scheduler, which records a changed due time in the state
+        (``computed``), wrote the state hundreds of times a second while
+        waiting.  A step of this machine's clock moves it as it moves every
+        time this runner wrote itself."""
+        return self._heard_at
 
     def _note_heard(self) -> None:
         key = (self.node, self.last_node, self.stopped)
-        if key != self._heard_key or self._heard_mono is None:
-            self._heard_key, self._heard_mono = key, time.monotonic()
+        if key != self._heard_key or self._heard_at is None:
+            self._heard_key, self._heard_at = key, time.time()
 
     async def set_value(self, value: Any) -> None:
         incoming = self.chain

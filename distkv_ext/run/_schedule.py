@@ -36,7 +36,7 @@ class Schedule(Protocol):
 
 class History(Protocol):
     """The fields of a state entry that say when its job starts next
-    (a `StateEntry` also has ``heard_ago``; a stored value has not)."""
+    (a `StateEntry` also has ``heard_at``; a stored value has not)."""
 
     node: Any
     last_node: Any
@@ -72,16 +72,17 @@ def next_start(
     with ``now``:
 
     * A target is new when it differs from the one the last run started
-      for (the state's ``for_target``); only a state without that field
-      (an older runner's, DistKV's) falls back to ``target > started``.
+      for (the state's ``for_target``), also when it is earlier; only a
+      state without that field (an older runner's, DistKV's) falls back
+      to ``target > started``.
     * A target is a calendar time, due when ``now`` reaches it, except
       that a target at or before the entry's ``written`` (both the
       writer's clock: "now", "in the past") is due at once.
     * Resume, retry and repeat count from the end of the last run: on
       ``stopped`` if this node wrote it (``last_node``); else from when
-      this node heard of that end (``state.heard_ago``: never early, late
+      this node heard of that end (``state.heard_at``: never early, late
       by the news's delay, or, for a state loaded at start, by at most one
-      wait).  Without a ``node`` or ``heard_ago`` (``run why``), from
+      wait).  Without a ``node`` or ``heard_at`` (``run why``), from
       ``stopped``: an estimate, for display.
     """
     if now is None:
@@ -102,7 +103,7 @@ def next_start(
         if is_time(written) and target <= written:
             return min(target, now), "target"  # "now" by the writer's clock
         return target, "target"
-    since = _ended_at(state, now, node)
+    since = _ended_at(state, node)
     if state.resume:
         return since, f"resume ({state.reason})" if state.reason else "resume"
     if state.backoff:
@@ -122,12 +123,12 @@ def _new_target(target: float, state: History) -> bool:
     return bool(target > (state.started or 0))  # an older runner's state: its clock, the best we have
 
 
-def _ended_at(state: History, now: float, node: str | None) -> float:
+def _ended_at(state: History, node: str | None) -> float:
     """When the last run ended, on this machine's clock (see `next_start`)."""
     stopped = float(state.stopped or 0)
     if node is None or state.last_node == node:
         return stopped
-    ago = getattr(state, "heard_ago", None)  # a stored value (run why) has none
-    if ago is None:
+    heard = getattr(state, "heard_at", None)  # a stored value (run why) has none
+    if heard is None:
         return stopped
-    return now - float(ago)
+    return float(heard)
