@@ -117,6 +117,18 @@ class RunLifecycle:
         elif not claim.may_write:  # stopped before it began
             return False
         state = entry.state
+        if (
+            group is not None
+            and root.policy.shares_jobs
+            and state.node not in (None, root.node)
+            and group.is_live(state.node)
+        ):
+            # its state names a live node, written while we settled (its
+            # claim reached us late, or not at all): it won; we write nothing
+            # (a dead node's name is a take-over, decided on before)
+            logger.info("%s: %s is held by %s", root.node, entry, state.node)
+            claim.fence(f"held by {state.node}")
+            return False
         now = time.time()
         state.node = state.last_node = root.node
         state.started = state.pinged = now
