@@ -29,6 +29,7 @@ from ._entry import JobPath, RunnerEntry, StateEntry
 from ._group import Group
 from ._groupauth import GroupKeys
 from ._layout import STATE_PREFIX
+from ._orphans import forget_orphans
 from ._policy import ALL, ANY, SINGLE, RunnerPolicy
 from ._registry import records_base
 from ._scheduler import Scheduler
@@ -213,6 +214,7 @@ class _RunnerRoot(ResyncRoot):
         events than DistKV's; `wait_ready` waits for this."""
         await self._tg.start(listen)
         await self._tg.start(self.scheduler.run)
+        self._tg.start_soon(forget_orphans, self)  # jobs deleted while we were down
         self.ready = True
         self.ready_event.set()
 
