@@ -124,3 +124,25 @@ async def test_a_job_deleted_while_its_runner_was_down_goes_when_it_starts(kind,
         await wait_for(gone, timeout=20, what="what the deleted job left to go")
         assert await job_states(c, kind, "g", "kept", node=node)
         assert await _left(c, kind, "kept")  # its state and output stay
+
+
+async def test_output_without_a_state_of_a_deleted_job_goes(autojump_clock, cluster):
+    """A runner stopped between writing a run's output and its state left
+    an output that no state leads to: it goes too."""
+    async with cluster.client() as c:
+        await c.set(P(":.distkv.output.at.n1.g.ghost.3"), value={"run": 3, "lines": []})
+        await c.set(P(":.distkv.output.at.n1.g.ghost.x"), value={"not": "a run"})  # not a run's: stays
+        cr = await CodeRoot.as_handler(c)
+        await cr.add("talks", code="print('hi')\nreturn 1")
+        r = await SingleRunnerRoot.as_handler(c, subpath=("at", "n1", "g"), code=cr, node="n1", cfg=FAST)
+        kept = await add_job(r, "kept", "talks")
+        await wait_for(lambda: kept.state.result == 1)
+
+        async def ghost():
+            return [str(e.path) async for e in c.get_tree(P(":.distkv.output.at.n1.g.ghost")) if "value" in e]
+
+        async def only_x():
+            return await ghost() == ["x"]
+
+        await wait_for(only_x, what="the ghost's output to go")
+        assert await _left(c, "single", "kept")

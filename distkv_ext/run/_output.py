@@ -45,6 +45,8 @@ __all__ = [
     "add_failure",
     "TRACEBACK_STREAM",
     "failure_lines",
+    "forget_runs",
+    "is_run",
 ]
 
 #: The stream name of the lines that say why a run failed (its traceback).
@@ -241,7 +243,7 @@ async def forget_runs(client: Any, job_base: Any) -> int:
     job named like ``JOB.1.x`` keeps its own."""
     gone = 0
     # listed first: a stop while deleting leaves no listing half read
-    runs = [p async for p, v in list_entries(client, job_base, max_depth=1) if _is_run(p, v)]
+    runs = [p async for p, v in list_entries(client, job_base, max_depth=1) if is_run(p, v)]
     for p in runs:
         try:
             await client.delete(job_base + p)
@@ -251,7 +253,8 @@ async def forget_runs(client: Any, job_base: Any) -> int:
     return gone
 
 
-def _is_run(p: Any, v: Any) -> bool:
+def is_run(p: Any, v: Any) -> bool:
+    """Is ``v`` at ``p`` (one element: the run number) the output of a run?"""
     return len(p) == 1 and str(p[0]).isdigit() and isinstance(v, dict) and v.get("run") == int(str(p[0]))
 
 
