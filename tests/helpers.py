@@ -234,10 +234,13 @@ def query(config, fn):
 @asynccontextmanager
 async def in_process_cluster(n=1, **kw):
     """An in-process DistKV cluster of ``n`` servers (DistKV's ``stdtest``:
-    a real moat-mqtt broker and real servers in this process)."""
+    a real moat-mqtt broker and real servers in this process).  ``tocks``:
+    the server events after which the harness says the test did not end
+    (default 1000; a soak needs more)."""
     from distkv.mock.mqtt import stdtest
 
-    async with stdtest(n=n, args={"init": 123}, tocks=1000, **kw) as st:
+    kw.setdefault("tocks", 1000)
+    async with stdtest(n=n, args={"init": 123}, **kw) as st:
         yield st
 
 

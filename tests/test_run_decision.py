@@ -157,6 +157,12 @@ def test_unshared_jobs_need_no_group(policy):
     v = view(policy, ready=False, connected=False, assignment={})
     assert decide(e, state(), NOW, v).kind is Kind.RUN_HERE
     assert decide(e, state(node="gone"), NOW, v).kind is Kind.HELD_BY  # nobody takes over unshared jobs
+    # held by our name: an earlier life of ours, or a namesake that is still
+    # running (then we stop once we hear it): not before we have listened
+    assert decide(e, state(node="me"), NOW, v) == Decision(
+        Kind.BLOCKED, "waiting to hear the group (a runner called me may run it)"
+    )
+    v = view(policy, ready=True, connected=True, assignment={})
     assert decide(e, state(node="me"), NOW, v).reason == "restarting after this runner restarted"
 
 

@@ -85,7 +85,9 @@ def test_two_runners_with_one_name_the_younger_stops(node, tmp_path):
         with open(tmp_path / "b.log", encoding="utf-8") as f:
             # whichever of its groups (any-node, all-node, single-node) noticed first
             assert re.search(
-                r"\nError: another runner of group (any|all|at\.dup)\.dupg is called dup: give each runner its own --name",
+                r"\nError: another runner of group (any|all|at\.dup)\.dupg is called dup \(host \S+, pid "
+                + str(a.proc.pid)
+                + r", running since [-0-9]+ [:0-9]+\): give each runner its own --name",
                 f.read(),
             )
         assert a.alive()

@@ -134,14 +134,39 @@ def test_one_daemon_runs_every_kind_of_job_of_its_machine(node, procs):
     assert not rows["theirs"]["running_on"]
 
 
+def _state(node, *args):
+    r = node.run("run", "state", *args, "-o", "json")
+    assert r.returncode == 0, r.err
+    return json.loads(r.out)
+
+
 def test_two_single_node_runners_of_one_node_do_not_both_run(node, procs):
+    """The second runner of a node refuses to start, naming the first
+    (its host and pid, from its runner record); the first keeps running
+    its job: the same run, not restarted."""
+    node.run("code", "set", "wp.forever", "--async", "-s", "-", input="import anyio\nawait anyio.sleep(600)")
+    r = node.run("run", "set", "tw", "-c", "wp.forever", "-g", "sn", "-n", "twin", "-t", "now")
+    assert r.returncode == 0, r.err
     a = procs(Daemon, node.configs[0], "-g", "sn", "-n", "twin")
-    time.sleep(3)
+    before = wait_until(
+        lambda: (lambda s: s if s.get("node") == "twin" else None)(_state(node, "tw", "-g", "sn", "-n", "twin")),
+        what="tw running on twin",
+    )
     b = procs(Daemon, node.configs[1], "-g", "sn", "--name", "twin")  # every kind: twin's single-node jobs too
     assert b.proc.wait(30) == 2
     with open(b.log, encoding="utf-8") as f:
-        assert "another runner of group at.twin.sn is called twin" in f.read()
+        text = f.read()
+    assert (
+        f"another runner of group at.twin.sn is called twin (host {socket.gethostname()}, pid {a.proc.pid}, running since "
+        in text
+    ), text
+    assert "give each runner its own --name" in text
     assert a.alive()
+    after = _state(node, "tw", "-g", "sn", "-n", "twin")
+    assert (after["node"], after["runs"], after["started"]) == ("twin", before["runs"], before["started"]), (
+        before,
+        after,
+    )
 
 
 def test_refused_on_the_command_line(node, tmp_path):

@@ -23,7 +23,7 @@ from moat.util import NotGiven
 from distkv_ext.code import CodeRoot
 from distkv_ext.codekit.core.errors import BadArguments, ServerUnreachable
 from distkv_ext.codekit.store.entries import list_entries
-from distkv_ext.codekit.store.errtree import name_error_records
+from distkv_ext.codekit.store.errtree import forget_dead_pids, name_error_records
 
 from . import _metrics
 from ._config import RunnerConfig
@@ -230,6 +230,8 @@ async def run_daemon(
         roots.append(await KINDS[k].as_handler(client, subpath=subpath, code=cr, node=node, cfg=cfg))
     for root in roots:
         await root.wait_ready()
+    with anyio.move_on_after(roots[0].config.timeout):
+        await forget_dead_pids(client)  # what earlier versions left at each start
     what = f"{kinds_text(kinds)} runner of group {group} as {roots[0].node}"
     what += f", group {roots[0].group_keys.describe()}"
     if roots[0].config.trusted_keys:

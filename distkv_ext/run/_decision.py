@@ -127,6 +127,8 @@ def decide(entry: Schedule, state: History, now: float, view: GroupView | None =
     if state.node is not None:
         if view is not None:
             if state.node == view.node:  # left by an earlier life of this runner
+                if not view.ready:  # ... or run by a namesake: heard within `timeout`, it stops us
+                    return Decision(Kind.BLOCKED, f"waiting to hear the group (a runner called {view.node} may run it)")
                 return Decision(Kind.RUN_HERE, "restarting after this runner restarted", node=view.node, at=now)
             if view.policy.shares_jobs and not view.is_live(state.node):
                 return Decision(Kind.RUN_HERE, f"{TAKEOVER} {state.node}", node=view.node, at=now)

@@ -19,7 +19,10 @@ users that may write runner state can do.
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from ._registry import Record
 from ._wire import Message
@@ -50,6 +53,7 @@ class Namesakes:
         self.record = record
         self.heard_at: dict[str, float] = {}  # run -> when (monotonic) we last heard it
         self._looked_up: dict[str, float] = {}  # run -> when we last looked for its record
+        self._stopping = False  # a clash made us stop
 
     def heard(self, msg: Message) -> None:
         """A fresh heartbeat of another run that uses our name."""
@@ -90,8 +94,27 @@ class Namesakes:
         else:
             younger = (since, instance) < (g.since, g.instance)
         if younger:
-            group = ".".join(str(x) for x in g.topic[2:])
-            g.on_lost(NameClash(f"another runner of group {group} is called {g.name}"))
+            self._stop(since, instance)
+
+    def _stop(self, since: float, instance: str) -> None:
+        """Stop (once), naming the other run: from its record, if there is
+        one (looked up for at most ``timeout`` seconds)."""
+        g = self.group
+        if self._stopping:
+            return
+        self._stopping = True
+        if self.record is not None and g.spawn is not None:
+            g.spawn(self._stop_named, since, instance)
+        else:
+            g.on_lost(NameClash(clash_text(g, since, instance, None)))
+
+    async def _stop_named(self, since: float, instance: str) -> None:
+        g = self.group
+        rec = None
+        if self.record is not None:
+            with anyio.move_on_after(g.timeout):
+                rec = await self.record.of_run(g.name, instance)
+        g.on_lost(NameClash(clash_text(g, since, instance, rec)))
 
     async def forget_old_runs(self) -> None:
         """Delete the records of earlier runs of our name that we have not
@@ -106,3 +129,22 @@ class Namesakes:
 
     def __repr__(self) -> str:
         return f"<Namesakes of {self.group.name}: {sorted(self.heard_at)}>"
+
+
+def _when(t: Any) -> str:
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(t)))
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "?"
+
+
+def clash_text(group: "Group", since: float, instance: str, record: Mapping[str, Any] | None) -> str:
+    """Why we stop: ``another runner of group at.NODE.GROUP is called NODE
+    (host H, pid P, running since T)``; without its ``record`` (a runner
+    of an earlier version, or one that could not write it): its run and
+    since when it says it runs, by its clock."""
+    name = ".".join(str(x) for x in group.topic[2:])
+    text = f"another runner of group {name} is called {group.name}"
+    if record is not None:
+        return f"{text} (host {record.get('host', '?')}, pid {record.get('pid', '?')}, running since {_when(record.get('since', since))})"
+    return f"{text} (run {instance}, running since {_when(since)} by its clock; it left no runner record saying where)"

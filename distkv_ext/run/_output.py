@@ -46,6 +46,8 @@ __all__ = [
     "add_failure",
     "TRACEBACK_STREAM",
     "failure_lines",
+    "forget_runs",
+    "is_run",
 ]
 
 #: The stream name of the lines that say why a run failed (its traceback).
@@ -246,14 +248,20 @@ async def forget_runs(client: Any, job_base: Any) -> int:
     Only values that are a run's output (its number is its name) go: a
     job named like ``JOB.1.x`` keeps its own."""
     gone = 0
-    async for p, v in list_entries(client, job_base, max_depth=1):
-        if len(p) == 1 and str(p[0]).isdigit() and isinstance(v, dict) and v.get("run") == int(str(p[0])):
-            try:
-                await client.delete(job_base + p)
-                gone += 1
-            except Exception as exc:  # gone meanwhile, or the server went away: nothing to keep
-                logger.debug("could not delete %s: %r", job_base + p, exc)
+    # listed first: a stop while deleting leaves no listing half read
+    runs = [p async for p, v in list_entries(client, job_base, max_depth=1) if is_run(p, v)]
+    for p in runs:
+        try:
+            await client.delete(job_base + p)
+            gone += 1
+        except Exception as exc:  # gone meanwhile, or the server went away: nothing to keep
+            logger.debug("could not delete %s: %r", job_base + p, exc)
     return gone
+
+
+def is_run(p: Any, v: Any) -> bool:
+    """Is ``v`` at ``p`` (one element: the run number) the output of a run?"""
+    return len(p) == 1 and str(p[0]).isdigit() and isinstance(v, dict) and v.get("run") == int(str(p[0]))
 
 
 #: Frames of these files are the runner's plumbing, not the job's code:

@@ -79,13 +79,18 @@ class Record:
 
     async def has_run(self, node: str, instance: str) -> bool:
         """Is the run ``instance`` of ``node`` recorded?"""
+        return await self.of_run(node, instance) is not None
+
+    async def of_run(self, node: str, instance: str) -> dict[str, Any] | None:
+        """The record of the run ``instance`` of ``node`` (host, pid,
+        since, ...), None if there is none (or it cannot be read)."""
         try:
             res = await self.client.get(self.base + (node, instance))
         except (DistKVError, OSError) as exc:
             logger.debug("could not read the runner record of %s/%s: %r", node, instance, exc)
-            return False
+            return None
         v = res.get("value") if hasattr(res, "get") else None
-        return isinstance(v, dict) and v.get("run") == instance and v.get("node") == node
+        return dict(v) if isinstance(v, dict) and v.get("run") == instance and v.get("node") == node else None
 
     async def namesakes(self) -> list[str]:
         """The other recorded runs of our name."""

@@ -30,6 +30,7 @@ from ._group import Group
 from ._groupauth import GroupKeys
 from ._layout import STATE_PREFIX
 from ._loopwatch import LoopWatchdog
+from ._orphans import forget_orphans
 from ._policy import ALL, ANY, SINGLE, RunnerPolicy
 from ._registry import records_base
 from ._scheduler import Scheduler
@@ -223,6 +224,7 @@ class _RunnerRoot(ResyncRoot):
         await self._tg.start(self.watchdog.run)
         await self._tg.start(listen)
         await self._tg.start(self.scheduler.run)
+        self._tg.start_soon(forget_orphans, self)  # jobs deleted while we were down
         self.ready = True
         self.ready_event.set()
 

@@ -24,7 +24,9 @@ the same across restarts and differs between daemons that run at once
 refuses to start).
 """
 
+import logging
 import os
+import re
 import weakref
 from typing import Any
 
@@ -32,8 +34,11 @@ from distkv.errors import ErrorRoot
 from moat.util import Path
 
 from .clientapi import Client
+from .entries import list_entries
 
-__all__ = ["error_root", "name_error_records", "service_name"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["error_root", "name_error_records", "service_name", "forget_dead_pids"]
 
 
 def service_name(client: Client) -> str:
@@ -67,3 +72,38 @@ def name_error_records(client: Client, name: str) -> None:
     of ``HOST.PID``): call it before anything starts that handler.  For a
     daemon, so that restarts add no records (see the module doc)."""
     _NAMES[client] = str(name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's: alive
+        return True
+    return True
+
+
+async def forget_dead_pids(client: Client) -> int:
+    """Delete the detail entries that processes of this host named
+    ``HOST.PID`` (earlier versions named a daemon's records so, one set per
+    start) left below error records, if that process is gone; return how
+    many.  The records themselves stay: they are the errors of their
+    paths, which any process resolves."""
+    mine = re.compile(re.escape(str(client.client_name)) + r"\.([0-9]+)")
+    prefix = Path.build(client._cfg[ErrorRoot.CFG]["prefix"])
+    # listed first: a stop while deleting leaves no listing half read
+    stale = [
+        p
+        async for p, _ in list_entries(client, prefix, max_depth=3)
+        if len(p) == 3
+        and (m := mine.fullmatch(str(p[2])))
+        and int(m.group(1)) != os.getpid()
+        and not _alive(int(m.group(1)))
+    ]
+    for p in stale:
+        try:
+            await client.delete(prefix + p)
+        except Exception as exc:  # gone meanwhile
+            logger.debug("could not delete %s: %r", prefix + p, exc)
+    return len(stale)
