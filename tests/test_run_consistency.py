@@ -5,12 +5,10 @@ runner's scheduler every 50 ms (and at the end): entries added, edited,
 deleted; runners joining and leaving; jobs moving.
 """
 
-import time
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import anyio
 import pytest
-from moat.util import P
 
 from distkv_ext.code import CodeRoot
 from distkv_ext.run import AllRunnerRoot, AnyRunnerRoot, SingleRunnerRoot
@@ -18,6 +16,7 @@ from distkv_ext.run._agenda import Agenda
 from distkv_ext.run._claim import Phase
 from distkv_ext.run._index import JobIndex
 from tests.helpers import in_process_cluster as cluster
+from tests.test_run_lib import add_job
 
 FAST = {"heartbeat": 0.2, "timeout": 1.0, "settle": 0.2, "rebalance_delay": 0.5}
 FOREVER = "import anyio\nawait anyio.sleep(10000)"
@@ -47,15 +46,6 @@ async def checking(runners):
         tg.cancel_scope.cancel()
     for r in runners:
         r.scheduler.check_consistency()
-
-
-async def add_job(r, path, code, **kw):
-    job = r.follow(P(path), create=True)
-    job.code = P(code)
-    for k, v in kw.items():
-        setattr(job, k, v)
-    await job.run_at(time.time())
-    return job
 
 
 def running_here(r):

@@ -4,24 +4,15 @@ in-process DistKV servers (the child connects to them over TCP)."""
 
 import os
 import signal
-import time
 
 from moat.util import NotGiven, P
 
 from distkv_ext.run import AnyRunnerRoot
 from distkv_ext.run._procmode import _children
 from tests.helpers import wait_for
+from tests.test_run_lib import add_job
 
 FAST = {"heartbeat": 0.2, "timeout": 1.0, "settle": 0.2, "rebalance_delay": 0.5, "kill_grace": 1.0}
-
-
-async def add_job(r, path, code, **kw):
-    job = r.follow(P(path), create=True)
-    job.code = P(code)
-    for k, v in kw.items():
-        setattr(job, k, v)
-    await job.run_at(time.time())
-    return job
 
 
 def ended(job, runs=1):
