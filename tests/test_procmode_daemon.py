@@ -39,7 +39,7 @@ def gone(pid):
         return True
 
 
-def start(node, tmp_path, name, *, stubborn=False, runner=None):
+def start(node, tmp_path, name, *, stubborn=False, runner=None, kind=()):
     """A daemon of group ``pmd{name}`` running a process-mode job;
     (daemon, child pid, the file the child writes when it sees its stop)."""
     pidfile = tmp_path / "child.pid"
@@ -47,7 +47,7 @@ def start(node, tmp_path, name, *, stubborn=False, runner=None):
         "code", "set", f"pmd.{name}", "--process", "-s", "-", input=CODE.format(pidfile=str(pidfile), stubborn=stubborn)
     )
     assert r.returncode == 0, r.stderr
-    r = node.run("run", "set", "job", "-c", f"pmd.{name}", "-g", f"pmd{name}", "-t", "now")
+    r = node.run("run", "set", "job", "-c", f"pmd.{name}", "-g", f"pmd{name}", "-t", "now", *kind)
     assert r.returncode == 0, r.stderr
     config = node.configs[0]
     if runner:
@@ -82,7 +82,10 @@ def test_kill_9_of_the_runner_takes_its_child_with_it(node, tmp_path):
 
 def test_the_sigterm_backstop_kills_a_child_that_ignores_its_stop(node, tmp_path):
     # kill_grace far beyond stop_timeout: only the backstop can end it soon
-    d, pid, stopped = start(node, tmp_path, "guard", stubborn=True, runner={"stop_timeout": 1, "kill_grace": 600})
+    # (an all-node job: an any-node job's grace is at most a quarter of runner.timeout)
+    d, pid, stopped = start(
+        node, tmp_path, "guard", stubborn=True, runner={"stop_timeout": 1, "kill_grace": 600}, kind=("--all-nodes",)
+    )
     try:
         assert d.term(timeout=60) == 1  # the backstop's exit status
     finally:

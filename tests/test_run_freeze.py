@@ -108,3 +108,23 @@ def test_run_list_shows_no_old_error_beside_a_job_that_runs_again(node, tmp_path
         assert "last error (1 in a row): RuntimeError: first run" in node.run("run", "why", "flaky", "-g", "fl").out
     finally:
         d.kill()
+
+
+def test_code_that_swallows_its_stall_ends_the_daemon(node, tmp_path):
+    """Job code that catches LoopStalled and goes on blocking the loop cannot
+    be stopped: the daemon exits (status 1) rather than keep a job that the
+    group takes over."""
+    code = "import anyio\nwhile True:\n    try:\n        while True:\n            pass\n    except BaseException:\n        pass\nawait anyio.sleep(0)\n"
+    r = node.run("code", "set", "fz.swallow", "--async", "-s", "-", input=code)
+    assert r.returncode == 0, r.stderr
+    log = tmp_path / "s1.log"
+    d = Daemon(node.configs[0], "-g", "sw", "--name", "s1", *GROUP_ARGS, log=str(log))
+    try:
+        r = node.run("run", "set", "swallow", "-c", "fz.swallow", "-g", "sw", "-t", "now")
+        assert r.returncode == 0, r.stderr
+        assert d.proc.wait(60) == 1
+        text = log.read_text()
+        assert "job code kept the event loop busy for" in text and "(<distkv:proc fz.swallow>): exiting" in text, text
+    finally:
+        if d.alive():
+            d.kill()

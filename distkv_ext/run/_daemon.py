@@ -229,6 +229,7 @@ async def run_daemon(
         subpath = runner_subpath(k, group, node)
         roots.append(await KINDS[k].as_handler(client, subpath=subpath, code=cr, node=node, cfg=cfg))
     for root in roots:
+        root.on_stuck = hard_exit  # job code stuck in the event loop: the process ends (_loopwatch)
         await root.wait_ready()
     with anyio.move_on_after(roots[0].config.timeout):
         await forget_dead_pids(client)  # what earlier versions left at each start

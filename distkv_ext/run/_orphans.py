@@ -32,7 +32,16 @@ __all__ = ["forget_orphans"]
 async def forget_orphans(root: "_RunnerRoot") -> int:
     """Forget every job whose state ``root`` mirrors but whose runner
     entry is gone, unless the state names another node as running it
-    (that one forgets it when its run ends); return how many."""
+    (that one forgets it when its run ends); return how many.  A store
+    error is logged: the runner goes on without (it runs at every start)."""
+    try:
+        return await _forget_orphans(root)
+    except Exception as exc:
+        logger.warning("%s: could not forget deleted jobs: %r", root.node, exc)
+        return 0
+
+
+async def _forget_orphans(root: "_RunnerRoot") -> int:
     states = root.state
     if states is None:
         return 0
@@ -47,8 +56,9 @@ async def forget_orphans(root: "_RunnerRoot") -> int:
         with anyio.move_on_after(max(root.config.timeout, 5)):
             try:
                 await state.delete()
-            except Exception as exc:  # deleted meanwhile, or the server went away
+            except Exception as exc:  # re-created and claimed meanwhile, or the server went away
                 logger.debug("%s: state of deleted job %s: %r", root.node, Path.build(job), exc)
+                continue  # its outputs and error record may be a new job's
             base = output_path(root.config.output, root.state_subpath, job, 0)[:-1]
             await _output.forget_runs(root.client, base)
             try:

@@ -141,7 +141,7 @@ def _spawn(msg_fd: int) -> "subprocess.Popen[bytes]":
     # session: a Ctrl-C at the runner's terminal goes to the runner, which
     # stops its jobs in order
     return subprocess.Popen(
-        [sys.executable, "-m", CHILD_MODULE],
+        [sys.executable, "-P", "-m", CHILD_MODULE],  # -P: no working directory on sys.path
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -190,8 +190,13 @@ async def run_child(
     module doc) and waits for its end.  ``halts``: while the child runs,
     this list holds a call that any thread may make to end it at once
     (the watchdog's fence, `_loopwatch`: SIGTERM, and SIGKILL after a
-    fifth of ``runner.timeout`` at most)."""
+    tenth of ``runner.timeout`` at most)."""
     grace = runner.config.kill_grace
+    policy = getattr(runner, "policy", None)
+    if policy is not None and policy.shares_jobs:
+        # a job stopped because its runner is cut off must end before the
+        # others take it over (after runner.timeout): the grace is shorter
+        grace = min(grace, runner.config.timeout / 4)
     buf = _output.current()
     answer: dict[str, Any] = {}
     r_fd, w_fd = os.pipe()
@@ -209,7 +214,7 @@ async def run_child(
     finally:
         os.close(w_fd)
     _children.add(popen)
-    halt = _halter(popen, min(grace, runner.config.timeout / 5))
+    halt = _halter(popen, min(grace, runner.config.timeout / 10))
     if halts is not None:
         halts.append(halt)
     assert popen.stdin is not None and popen.stdout is not None and popen.stderr is not None
@@ -295,12 +300,10 @@ def _halter(popen: "subprocess.Popen[bytes]", grace: float) -> Callable[[], None
 
     def kill() -> None:
         if popen.returncode is None:
-            with contextlib.suppress(OSError):
-                popen.kill()
+            _signal_group(popen, signal.SIGKILL)
 
     def halt() -> None:
-        with contextlib.suppress(OSError):
-            popen.terminate()
+        _signal_group(popen, signal.SIGTERM)
         timer = threading.Timer(grace, kill)
         timer.daemon = True
         timer.start()
@@ -308,17 +311,21 @@ def _halter(popen: "subprocess.Popen[bytes]", grace: float) -> Callable[[], None
     return halt
 
 
+def _signal_group(popen: "subprocess.Popen[bytes]", sig: int) -> None:
+    """Send ``sig`` to the child and what it started (its process group:
+    it leads its own session)."""
+    with contextlib.suppress(OSError):
+        os.killpg(popen.pid, sig)
+
+
 async def _stop(popen: "subprocess.Popen[bytes]", grace: float) -> int:
-    """SIGTERM, wait ``grace`` seconds, SIGKILL; wait for the end."""
-    try:
-        popen.send_signal(signal.SIGTERM)
-    except OSError:
-        pass
+    """SIGTERM, wait ``grace`` seconds, SIGKILL (the child's whole process
+    group: what it started too); wait for the child's end."""
+    _signal_group(popen, signal.SIGTERM)
     with anyio.move_on_after(grace):
-        return await _exited(popen)
+        code = await _exited(popen)
+        _signal_group(popen, signal.SIGKILL)  # what it left behind
+        return code
     logger.warning("process-mode job (pid %d) ignored SIGTERM for %g s: SIGKILL", popen.pid, grace)
-    try:
-        popen.kill()
-    except OSError:
-        pass
+    _signal_group(popen, signal.SIGKILL)
     return await _exited(popen)

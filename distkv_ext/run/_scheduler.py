@@ -32,7 +32,7 @@ from distkv_ext.codekit.core.depgraph import closure, static_imports
 
 from ._agenda import Agenda
 from ._assign import assign
-from ._claim import Claim, Phase
+from ._claim import Claim, IllegalTransition, Phase
 from ._decision import Kind, decide, decide_running
 from ._entry import JobPath, RunnerEntry, StateEntry
 from ._group import MsgType
@@ -334,8 +334,9 @@ class Scheduler:
         if state.node is not None or (state.computed == computed and state.reason == reason):
             return
         state.computed, state.reason = computed, reason
-        try:
-            await self.lifecycle.save_confirmed(state)
+        try:  # bookkeeping: a slow write of it is no reason to fence (save_confirmed)
+            with anyio.fail_after(self.root.config.write_seconds):
+                await state.save()
         except (*_WRITE_ERRORS, TimeoutError) as exc:
             logger.debug("could not note the state of %s: %r", state, exc)
 
@@ -385,16 +386,24 @@ class Scheduler:
         else:
             return
         for run in runs:
+            ctx = run.ctx
+            if ctx is None or not ctx.halts:
+                continue  # its code runs in the loop (async): it cannot run while the loop is stuck
             token.run_sync_soon(self._fence_stalled, run, reason)  # before the thread's end reaches the run
-            if run.ctx is not None:
-                run.ctx.halt()
+            ctx.halt()
 
     @staticmethod
     def _fence_stalled(run: Running, reason: str) -> None:
-        if run.claim.holds_state:
-            run.fence(reason)  # others may hold it by now: write nothing
-        else:
-            run.stop(reason, restart=True)
+        # in trio's run_sync_soon: an exception here would end the event loop
+        if run.done.is_set() or run.claim.phase is Phase.RELEASED:
+            return
+        try:
+            if run.claim.holds_state:
+                run.fence(reason)  # others may hold it by now: write nothing
+            else:
+                run.stop(reason, restart=True)
+        except IllegalTransition as exc:  # it ended meanwhile
+            logger.debug("%s: not fenced: %r", run, exc)
 
     # --- for tests ---
 
