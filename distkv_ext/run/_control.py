@@ -11,10 +11,10 @@ from typing import Any
 from moat.util import Path
 
 from distkv_ext.codekit.core.paths import as_path
-from distkv_ext.codekit.store.entries import get_entry, list_entries_with_chain, write_entry
+from distkv_ext.codekit.store.entries import get_entry, write_entry
 
 from ._layout import RUN_PREFIX, STATE_PREFIX, runner_subpath
-from ._policy import POLICIES
+from ._ops import job_state_entries
 
 __all__ = ["resume_job"]
 
@@ -40,15 +40,7 @@ async def resume_job(
     path = as_path(path, "job")
     sub = Path.build(runner_subpath(kind, group, node))
     await get_entry(client, prefix + sub, path, "job")  # NotFound: no such job
-    states: list[tuple[str, Path, Any, Any]] = []
-    if POLICIES[kind].state_per_member:
-        async for p, v, chain in list_entries_with_chain(client, state_prefix + sub):
-            if len(p) == len(path) + 1 and tuple(p[1:]) == tuple(path):
-                states.append((str(p[0]), p, v, chain))
-    else:
-        async for p, v, chain in list_entries_with_chain(client, state_prefix + sub, path, max_depth=0):
-            if tuple(p) == tuple(path):
-                states.append(("", p, v, chain))
+    states = await job_state_entries(client, kind, group, path, node=node, prefix=state_prefix)
     done: dict[str, bool] = {}
     for member, p, value, chain in states:
         if not isinstance(value, dict) or not value.get("quarantined"):

@@ -40,6 +40,10 @@ class JobHost(Protocol):
         """The job says it is set up (or ran ``ok_after`` seconds)."""
 
     @property
+    def policy(self) -> RunnerPolicy:
+        """What this kind of runner does (see `_policy`)."""
+
+    @property
     def thread_limiter(self) -> Any:
         """The worker threads for sync and thread code (an anyio
         ``CapacityLimiter`` of ``runner.threads`` tokens)."""
@@ -73,10 +77,6 @@ class RunnerHost(JobHost, Protocol):
     @property
     def node(self) -> str:
         """This node's name."""
-
-    @property
-    def policy(self) -> RunnerPolicy:
-        """What this kind of runner does (see `_policy`)."""
 
     @property
     def group(self) -> Group | None:

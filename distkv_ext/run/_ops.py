@@ -10,7 +10,13 @@ from distkv_ext.codekit.core.digest import pin_hash
 from distkv_ext.codekit.core.errors import InputRefused, NotFound
 from distkv_ext.codekit.core.paths import as_path
 from distkv_ext.codekit.store.conn import server_errors
-from distkv_ext.codekit.store.entries import delete_entry, get_entry, list_entries, write_entry
+from distkv_ext.codekit.store.entries import (
+    delete_entry,
+    get_entry,
+    list_entries,
+    list_entries_with_chain,
+    write_entry,
+)
 
 from ._layout import (
     JOB_FIELDS,
@@ -117,20 +123,28 @@ async def job_states(
 ) -> dict[str, Any]:
     """{node or "": state value} of a job (all-node jobs: one per node;
     empty if it never ran)."""
+    return {m: v for m, _, v, _ in await job_state_entries(client, kind, group, path, node=node, prefix=prefix)}
+
+
+async def job_state_entries(
+    client: Any, kind: str, group: Any, path: Any, *, node: Any = None, prefix: Path = STATE_PREFIX
+) -> list[tuple[str, Path, Any, Any]]:
+    """(node or "", its path below ``prefix`` + the group's subpath, value,
+    chain) of each state of a job (all-node jobs: one per node); the chain
+    makes a later write conditional on the state being unchanged."""
     path = as_path(path, "job")
     sub = Path.build(runner_subpath(kind, group, node))
-    res: dict[str, Any] = {}
     if POLICIES[kind].state_per_member:
-        async for p, v in list_entries(client, prefix + sub):
-            if len(p) == len(path) + 1 and tuple(p[1:]) == tuple(path):
-                res[str(p[0])] = v
-        return res
-    try:
-        v, _ = await get_entry(client, prefix + sub, path, "state")
-        res[""] = v
-    except NotFound:
-        pass
-    return res
+        return [
+            (str(p[0]), p, v, chain)
+            async for p, v, chain in list_entries_with_chain(client, prefix + sub)
+            if len(p) == len(path) + 1 and tuple(p[1:]) == tuple(path)
+        ]
+    return [
+        ("", p, v, chain)
+        async for p, v, chain in list_entries_with_chain(client, prefix + sub, path, max_depth=0)
+        if tuple(p) == tuple(path)
+    ]
 
 
 async def all_states(client: Any, *, prefix: Path = STATE_PREFIX) -> dict[tuple[Any, ...], Any]:

@@ -192,8 +192,7 @@ async def run_child(
     (the watchdog's fence, `_loopwatch`: SIGTERM, and SIGKILL after a
     tenth of ``runner.timeout`` at most)."""
     grace = runner.config.kill_grace
-    policy = getattr(runner, "policy", None)
-    if policy is not None and policy.shares_jobs:
+    if runner.policy.shares_jobs:
         # a job stopped because its runner is cut off must end before the
         # others take it over (after runner.timeout): the grace is shorter
         grace = min(grace, runner.config.timeout / 4)

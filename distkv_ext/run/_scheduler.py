@@ -40,51 +40,14 @@ from ._host import RunnerHost
 from ._index import JobIndex
 from ._layout import entry_problem
 from ._lifecycle import RunLifecycle
-from ._policy import RunnerPolicy
 from ._running import Running
+from ._view import SchedulerView
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["Scheduler"]
 
 _WRITE_ERRORS = (DistKVError, anyio.ClosedResourceError, anyio.BrokenResourceError)
-
-
-class _View:
-    """The scheduler's live `GroupView` (for `decide`)."""
-
-    def __init__(self, scheduler: "Scheduler") -> None:
-        self._s = scheduler
-
-    @property
-    def node(self) -> str:
-        return self._s.root.node
-
-    @property
-    def policy(self) -> RunnerPolicy:
-        return self._s.root.policy
-
-    @property
-    def stopping(self) -> bool:
-        return self._s.stopping
-
-    @property
-    def ready(self) -> bool:
-        group = self._s.root.group
-        return group is not None and group.ready
-
-    @property
-    def connected(self) -> bool:
-        group = self._s.root.group
-        return group is not None and group.connected
-
-    @property
-    def assignment(self) -> Mapping[str, str | None]:
-        return self._s.assignment
-
-    def is_live(self, node: str) -> bool:
-        group = self._s.root.group
-        return group is not None and group.is_live(node)
 
 
 class Scheduler:
@@ -94,7 +57,7 @@ class Scheduler:
         self.root = root
         self.index = JobIndex()
         self.agenda = Agenda()
-        self.view = _View(self)
+        self.view = SchedulerView(self)
         self.lifecycle = RunLifecycle(root, self.index, ended=self._ended)
         self.stopping = False
         #: job name -> the node that should run it (jobs shared by the group)
