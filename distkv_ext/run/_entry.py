@@ -59,9 +59,20 @@ class RunnerEntry(_JobEntry):
       ok_after: a run that lasts this long counts as healthy (resets the
         backoff, resolves the error); 0: only a successful end does
       info: one line (ours)
+      cron, at, tz, location, jitter, overlap, catch_up, catch_up_window:
+        the calendar (ours; ``run/_calendar.py``): a cron expression or a
+        sun time, its zone and place, a spread of each start, what to do
+        with a start due while the last run runs and with starts missed
+        while the group was down
+      require_tags, prefer_tags: where it may / should run (ours)
+      limits: {NAME: N}: at most N jobs sharing NAME run at once (ours)
+      args: positional arguments of the procedure (ours)
     """
 
-    ATTRS = "code data delay ok_after repeat backoff target max_delay max_tries info pin written".split()
+    ATTRS = (
+        "code data delay ok_after repeat backoff target max_delay max_tries info pin written"
+        " cron at tz location jitter overlap catch_up catch_up_window require_tags prefer_tags limits args"
+    ).split()
 
     # The stored fields, as written by anyone: their types are what a good
     # entry holds, not checked (the scheduler reports an entry whose fields
@@ -78,6 +89,18 @@ class RunnerEntry(_JobEntry):
     info: str | None = None
     pin: str | None = None
     written: float | None = None
+    cron: str | None = None
+    at: str | None = None
+    tz: str | None = None
+    location: Any = None
+    jitter: float | None = None
+    overlap: str | None = None
+    catch_up: str | None = None
+    catch_up_window: float | None = None
+    require_tags: Any = None
+    prefer_tags: Any = None
+    limits: Any = None
+    args: Any = None
 
     @property
     def state(self) -> "StateEntry":

@@ -30,6 +30,18 @@ from distkv_ext.codekit.core.checks import (
 )
 from distkv_ext.codekit.core.errors import InputRefused
 from distkv_ext.codekit.core.paths import as_path
+from distkv_ext.codekit.core.whenchecks import (
+    CATCH_UP_POLICIES,
+    OVERLAP_POLICIES,
+    cron_expr,
+    limit_map,
+    location,
+    seconds,
+    sun_time,
+    tag_list,
+    time_zone,
+    word,
+)
 
 __all__ = [
     "RUN_PREFIX",
@@ -39,6 +51,9 @@ __all__ = [
     "OUTPUT_PREFIX",
     "KINDS",
     "JOB_FIELDS",
+    "CALENDAR_FIELDS",
+    "CALENDAR_ONLY",
+    "CALENDAR_DEFAULTS",
     "NEW_JOB_DEFAULTS",
     "job_value",
     "job_field",
@@ -82,7 +97,31 @@ JOB_FIELDS = (
     "max_tries",
     "info",
     "pin",
+    # calendar (see run/_calendar.py; DistKV's own runner ignores them)
+    "cron",
+    "at",
+    "tz",
+    "location",
+    "jitter",
+    "overlap",
+    "catch_up",
+    "catch_up_window",
+    # placement and limits
+    "require_tags",
+    "prefer_tags",
+    "limits",
+    # positional arguments of the procedure
+    "args",
 )
+
+#: The fields that make a job a calendar job (at most one of them).
+CALENDAR_FIELDS = ("cron", "at")
+#: Fields that mean something only for a calendar job.
+CALENDAR_ONLY = ("jitter", "overlap", "catch_up", "catch_up_window")
+#: Defaults of a calendar job where its entry says nothing: skip a start
+#: due while the last run still runs; run a missed start once if it is
+#: at most an hour late.
+CALENDAR_DEFAULTS = {"overlap": "skip", "catch_up": "once", "catch_up_window": 3600}
 
 
 #: The numeric fields of a runner entry and how each is checked: seconds
@@ -138,7 +177,69 @@ def job_value(fields: Mapping[str, Any]) -> dict[str, Any]:
         value["info"] = one_line(fields["info"], "info")
     if fields.get("pin"):
         value["pin"] = str(fields["pin"])
+    value.update(_calendar_fields(fields))
+    value.update(_placement_fields(fields))
+    if fields.get("args") is not None:
+        value["args"] = _args(fields["args"])
     return value
+
+
+def _calendar_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The calendar fields of a job, checked, and how they go together."""
+    value: dict[str, Any] = {}
+    given = [k for k in CALENDAR_FIELDS if fields.get(k) is not None]
+    if len(given) > 1:
+        raise InputRefused("a job starts either by cron or at a sun time (at), not both")
+    if given:
+        if fields.get("repeat"):
+            raise InputRefused(f"a calendar job ({given[0]}) does not also repeat: leave out repeat")
+        if fields.get("target"):
+            raise InputRefused(f"a calendar job ({given[0]}) starts by its calendar: leave out the start time")
+        if fields.get("tz") is None:
+            raise InputRefused(f"a calendar job ({given[0]}) needs a time zone (tz)")
+    else:
+        extra = [k for k in (*CALENDAR_ONLY, "tz", "location") if fields.get(k) is not None]
+        if extra:
+            raise InputRefused(f"{', '.join(extra)}: only for a calendar job (cron or at)")
+    if fields.get("cron") is not None:
+        value["cron"] = cron_expr(fields["cron"])
+    if fields.get("at") is not None:
+        value["at"] = sun_time(fields["at"], "at")
+        if fields.get("location") is None:
+            raise InputRefused("a sun time needs a location (LATITUDE,LONGITUDE; or runner.location)")
+    if fields.get("tz") is not None:
+        value["tz"] = time_zone(fields["tz"], "tz")
+    if fields.get("location") is not None:
+        value["location"] = location(fields["location"])
+    for k in ("jitter", "catch_up_window"):
+        if fields.get(k) is not None:
+            value[k] = seconds(fields[k], k, maximum=366 * 86400)
+    if fields.get("overlap") is not None:
+        value["overlap"] = word(fields["overlap"], OVERLAP_POLICIES, "overlap")
+    if fields.get("catch_up") is not None:
+        value["catch_up"] = word(fields["catch_up"], CATCH_UP_POLICIES, "catch_up")
+    return value
+
+
+def _placement_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Tags a runner needs or is preferred with, and concurrency limits."""
+    value: dict[str, Any] = {}
+    for k in ("require_tags", "prefer_tags"):
+        if fields.get(k):
+            value[k] = tag_list(fields[k], k)
+    if fields.get("limits"):
+        value["limits"] = limit_map(fields["limits"])
+    return value
+
+
+def _args(args: Any) -> list[Any]:
+    """Positional arguments of the procedure: a list DistKV can store."""
+    if not isinstance(args, (list, tuple)):
+        raise InputRefused(f"args is {type_name(args)}, not a list")
+    if len(args) > 256:
+        raise InputRefused(f"args: at most 256 arguments, not {len(args)}")
+    check_storable(list(args), "args")
+    return list(args)
 
 
 def entry_problem(value: Any) -> str | None:
@@ -159,6 +260,11 @@ def entry_problem(value: Any) -> str | None:
                 job_field(k, value[k])
         if value.get("pin") and not isinstance(value["pin"], str):
             raise InputRefused(f"pin is {type_name(value['pin'])}, not a hash")
+        if any(value.get(k) is not None for k in (*CALENDAR_FIELDS, "tz", *CALENDAR_ONLY, "location")):
+            _calendar_fields({k: value.get(k) for k in (*CALENDAR_FIELDS, *CALENDAR_ONLY, "tz", "location")})
+        _placement_fields(value)
+        if value.get("args") is not None:
+            _args(value["args"])
     except InputRefused as exc:
         return str(exc)
     return None
