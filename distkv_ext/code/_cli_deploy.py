@@ -172,9 +172,10 @@ async def deploy(obj, directory, dry_run, prune, name, take_over, pin, no_diff, 
     # lazy: deploy (with the runner engine) costs ~30 ms at every start of
     # `distkv client code`; only this command needs it
     from distkv_ext.deploy import DeployRefused, Prefixes, apply_deploy, plan_deploy, read_tree
+    from distkv_ext.run import calendar_defaults
 
     key = signing_key_of(obj)
-    tree = read_tree(directory)
+    tree = read_tree(directory, lambda: calendar_defaults(obj.cfg.get("runner")))
     client = get_client(obj)
     plan = await plan_deploy(
         client,

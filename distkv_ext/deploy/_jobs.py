@@ -18,7 +18,7 @@ from distkv_ext.codekit.core.checks import one_line, storable_problems, target_t
 from distkv_ext.codekit.core.errors import CodeError, InputRefused
 from distkv_ext.codekit.core.paths import as_path
 from distkv_ext.codekit.core.source import read_source
-from distkv_ext.run import JOB_FIELDS, NEW_JOB_DEFAULTS, job_field, job_value
+from distkv_ext.run import CALENDAR_FIELDS, JOB_FIELDS, NEW_JOB_DEFAULTS, job_field, job_value, with_calendar_defaults
 
 from ._yaml import load
 
@@ -31,10 +31,12 @@ _PLACE_KEYS = ("path", "group", "node", "all_nodes")
 _NUMBERS = ("repeat", "delay", "backoff", "ok_after", "max_delay", "max_tries")
 
 
-def read_jobs(tree, filename, rel, make_item):
+def read_jobs(tree, filename, rel, make_item, calendar=None):
     """Add the jobs of ``filename`` (``rel``: its name in messages) to
     ``tree.jobs``, and its problems to ``tree.problems``.  ``make_item(path,
-    source, value, where, target_now, pin)`` makes a tree item."""
+    source, value, where, target_now, pin)`` makes a tree item.
+    ``calendar()``: the writer's zone and place for calendar jobs that do
+    not name them (`distkv_ext.run.calendar_defaults`; None: UTC, none)."""
     try:
         text = read_source(filename, rel)
         doc, line = load(text, rel) if text.strip() else ({}, lambda *k: 1)
@@ -67,7 +69,7 @@ def read_jobs(tree, filename, rel, make_item):
         def problem(key, msg, problems=problems, line_of=line_of, n=n, name=name):
             problems.append(f"{rel}:{line_of(key)}: job {n}{name}: {msg}")
 
-        got = _job(dict(defaults) | job, problem)
+        got = _job(dict(defaults) | job, problem, calendar)
         tree.problems += problems
         if problems:
             continue
@@ -79,7 +81,7 @@ def read_jobs(tree, filename, rel, make_item):
         tree.jobs[k] = make_item(path, source, value, where, target_now, pin)
 
 
-def _job(fields, problem):
+def _job(fields, problem, calendar=None):
     """Check one job's settings; report each problem with ``problem(key,
     message)``; return (path, value, where, target_now, pin), or None
     when there was a problem."""
@@ -152,10 +154,13 @@ def _job(fields, problem):
         refuse("pin", "pin must be true or false (deploy pins the hash of what it deploys)")
     if bad:
         return None
+    if any(fields.get(k) is not None for k in CALENDAR_FIELDS):
+        fields = with_calendar_defaults(fields, calendar() if calendar else {"tz": "UTC"})
     try:
         value = job_value({**JOB_DEFAULTS, **fields})
-    except InputRefused as exc:  # (checked above; the last word is job_value's)
-        problem("code", str(exc))
+    except InputRefused as exc:  # (the numbers are checked above; the last word is job_value's)
+        msg = str(exc)
+        problem(next((k for k in fields if k in JOB_FIELDS and msg.startswith(k)), "code"), msg)
         return None
     return Path.build(path), value, where, target_now, bool(pin)
 

@@ -69,8 +69,9 @@ class Tree:
     problems: list = field(default_factory=list)  # one-line messages
 
 
-def read_tree(root):
-    """Read the deploy directory ``root`` into a `Tree`.
+def read_tree(root, calendar=None):
+    """Read the deploy directory ``root`` into a `Tree`.  ``calendar()``:
+    the writer's zone and place for calendar jobs (see `read_jobs`).
 
     Raises `BadFile` only when ``root`` is not a directory or has none of
     ``procs/``, ``modules/`` and ``jobs.yaml``; every other problem is in
@@ -95,7 +96,7 @@ def read_tree(root):
         if problem:
             tree.problems.append(problem)
         else:
-            read_jobs(tree, jobs, rel, _job_item)
+            read_jobs(tree, jobs, rel, _job_item, calendar)
     if not found:
         raise BadFile(f"{root}: has none of procs/, modules/, jobs.yaml: nothing to deploy")
     return tree

@@ -27,6 +27,7 @@ from ._explain import STATUS_WORDS, explain_job, status_word
 from ._group import Group, GroupMembers, NameClash
 from ._groupauth import GroupKeys, new_group_key
 from ._layout import (
+    CALENDAR_FIELDS,
     JOB_FIELDS,
     KINDS,
     NEW_JOB_DEFAULTS,
@@ -67,6 +68,7 @@ from ._schedule import next_start, retry_delay
 from ._sdnotify import notify as sd_notify
 from ._sdnotify import watchdog_interval
 from ._state import StateRoot
+from ._writer import calendar_defaults, with_calendar_defaults
 
 __all__ = [
     # handlers (DistKV's names)
@@ -110,7 +112,10 @@ __all__ = [
     "OUTPUT_PREFIX",
     "KINDS",
     "JOB_FIELDS",
+    "CALENDAR_FIELDS",
     "NEW_JOB_DEFAULTS",
+    "calendar_defaults",
+    "with_calendar_defaults",
     "job_value",
     "stamp_target",
     "job_field",

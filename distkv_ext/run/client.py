@@ -16,6 +16,7 @@ from distkv_ext.codekit.upstream import apply_client
 
 from . import (
     NEW_JOB_DEFAULTS,
+    calendar_defaults,
     get_job,
     new_group_key,
     remove_job,
@@ -32,6 +33,7 @@ from ._cli_opts import (
     plain_job,
     prefixes_of,
 )
+from ._cli_sched import apply_schedule, schedule_options
 from ._cli_status import list_, logs, state, why
 
 # repair DistKV's `distkv client` before its group callback connects
@@ -103,6 +105,7 @@ async def keygen(obj, file, output):
 @click.option(
     "--pin/--no-pin", default=None, help="Run only the procedure and its modules as stored now (their SHA-256)."
 )
+@schedule_options
 @variable_options
 @output_option("yaml", "json")
 @click.pass_obj
@@ -127,6 +130,7 @@ async def set_(
     evals,
     paths,
     output,
+    schedule,
 ):
     """
     Create or change the job PATH of a group.
@@ -134,9 +138,17 @@ async def set_(
     The procedure must be stored, and the job's data (-v/-e/-p NAME VALUE)
     with the procedure's defaults must supply its variables; else nothing
     is written.  Options not given keep their stored values.
+
+    \b
+    A job starts at a time (-t) and may repeat (-r), or it follows a
+    calendar: --cron '30 6 * * 1-5' or --at sunset-15m, in its time zone
+    (--tz); see the README, 'Scheduling'.
     """
     kind, node = kind_of(node, all_nodes)
     variables = collect_variables(values, evals, paths, markers=True)
+
+    def cal_defaults():
+        return calendar_defaults(obj.cfg.get("runner"))
 
     def edit(old):
         if old is None:
@@ -168,6 +180,7 @@ async def set_(
             new["target"] = when
         if pin is not None:
             new["pin"] = True if pin else None
+        apply_schedule(new, schedule, cal_defaults, interval=when is not None or repeat is not None)
         return new
 
     prefix, _ = prefixes_of(obj)

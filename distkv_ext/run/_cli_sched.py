@@ -1,0 +1,173 @@
+"""``run set``'s options for calendars, placement, limits and arguments.
+
+`schedule_options` adds them to a command and hands the command one
+mapping, ``schedule``; `apply_schedule` applies it to a job's fields,
+the way ``run set`` applies its other options: what is not given keeps
+its stored value.  The values are checked as the runner entry checks
+them (`distkv_ext.codekit.core.whenchecks`): a bad one is a usage error
+(exit status 2) naming the option.
+"""
+
+import ast
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import asyncclick as click
+
+from distkv_ext.codekit.cli.params import Checked
+from distkv_ext.codekit.core.whenchecks import (
+    CATCH_UP_POLICIES,
+    OVERLAP_POLICIES,
+    cron_expr,
+    location,
+    parse_duration,
+    parse_limit,
+    sun_time,
+    tag,
+    time_zone,
+)
+
+from ._layout import CALENDAR_FIELDS, CALENDAR_ONLY
+from ._writer import with_calendar_defaults
+
+__all__ = ["schedule_options", "apply_schedule"]
+
+#: The option values `schedule_options` collects into ``schedule``.
+_NAMES = (
+    "cron",
+    "at",
+    "tz",
+    "location",
+    "jitter",
+    "overlap",
+    "catch_up",
+    "catch_up_window",
+    "require_tag",
+    "prefer_tag",
+    "limit",
+    "arg",
+    "eval_args",
+    "no_args",
+)
+
+#: Everything that belongs to a calendar (dropped when a job goes back to
+#: a start time and a repeat).
+_CALENDAR = (*CALENDAR_FIELDS, *CALENDAR_ONLY, "tz", "location")
+
+
+def _tag_or_clear(text: str) -> str:
+    return text if text == "-" else tag(text)
+
+
+def _limit_or_clear(text: str) -> Any:
+    return text if text == "-" else parse_limit(text)
+
+
+def _duration(text: str) -> float:
+    return parse_duration(text, "value", maximum=366 * 86400)
+
+
+def schedule_options(fn):
+    """Add the calendar, placement, limit and argument options; the
+    command gets them as one mapping, ``schedule``."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args, **kw):
+        schedule = {k: kw.pop(k) for k in _NAMES}
+        return await fn(*args, schedule=schedule, **kw)
+
+    opts = [
+        click.option("--cron", type=Checked(lambda t: cron_expr(t, "value"), "EXPR"),
+                     help="Start by the calendar: a cron expression (5 fields, or 6 with seconds last), "
+                     "in the job's time zone. Replaces -t/--repeat."),
+        click.option("--at", "at", type=Checked(lambda t: sun_time(t, "value"), "SUNTIME"),
+                     help="Start daily at sunrise, sunset, dawn, dusk or noon, optionally +/-OFFSET "
+                     "(sunset-15m). Replaces -t/--repeat."),
+        click.option("--tz", type=Checked(lambda t: time_zone(t, "value"), "ZONE"),
+                     help="Time zone of --cron/--at (IANA name; default: runner.timezone, else this machine's)."),
+        click.option("--location", type=Checked(lambda t: location(t, "value"), "LAT,LON"),
+                     help="Where the sun is watched for --at (default: runner.location)."),
+        click.option("--jitter", type=Checked(_duration, "DURATION"),
+                     help="Spread each calendar start by up to DURATION (the same delay on every node)."),
+        click.option("--overlap", type=click.Choice(OVERLAP_POLICIES),
+                     help="A start due while the last run runs: skip it (default), queue it, or cancel the run."),
+        click.option("--catch-up", "catch_up", type=click.Choice(CATCH_UP_POLICIES),
+                     help="A start missed while the group was down: run it once (default) or not."),
+        click.option("--catch-up-window", type=Checked(_duration, "DURATION"),
+                     help="Catch up only starts missed by at most this much (default 1h)."),
+        click.option("--require-tag", multiple=True, type=Checked(_tag_or_clear, "TAG"),
+                     help="Run only on runners with all these tags (repeatable; '-' clears)."),
+        click.option("--prefer-tag", multiple=True, type=Checked(_tag_or_clear, "TAG"),
+                     help="Run on runners with these tags while one is live (repeatable; '-' clears)."),
+        click.option("--limit", multiple=True, type=Checked(_limit_or_clear, "NAME=N"),
+                     help="At most N jobs sharing NAME run at once in the group (repeatable; '-' clears)."),
+        click.option("-a", "--arg", multiple=True,
+                     help="A positional argument of the procedure (repeatable, in order; replaces the stored ones)."),
+        click.option("--eval-args", is_flag=True,
+                     help="Read each --arg as a Python literal (42, 'x', [1, 2]) instead of text."),
+        click.option("--no-args", is_flag=True, help="Remove the stored positional arguments."),
+    ]  # fmt: skip
+    for opt in reversed(opts):
+        wrapper = opt(wrapper)
+    return wrapper
+
+
+def _args(texts: tuple[str, ...], literal: bool) -> list[Any]:
+    if not literal:
+        return list(texts)
+    res = []
+    for t in texts:
+        try:
+            res.append(ast.literal_eval(t))
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            raise click.BadParameter(
+                f"{t!r} is no Python literal (like 42, 'text' or [1, 2])", param_hint="--arg"
+            ) from None
+    return res
+
+
+def apply_schedule(
+    new: dict[str, Any], schedule: dict[str, Any], defaults: Callable[[], dict[str, Any]], *, interval: bool
+) -> None:
+    """Apply ``schedule`` (from `schedule_options`) to the fields ``new``
+    of a job, in place.  ``interval``: ``-t`` or ``--repeat`` was given,
+    which turns a calendar job back into one with a start time.
+    ``defaults()``: the writer's zone and place (`calendar_defaults`),
+    asked for only when the job follows a calendar."""
+    s = schedule
+    if s["cron"] is not None and s["at"] is not None:
+        raise click.UsageError("give either --cron or --at, not both")
+    if (s["cron"] is not None or s["at"] is not None) and interval:
+        raise click.UsageError("a calendar job (--cron/--at) has no -t/--repeat")
+    if s["cron"] is not None or s["at"] is not None:
+        for k in ("target", "repeat", *CALENDAR_FIELDS):
+            new.pop(k, None)
+        new.update({"cron": s["cron"]} if s["cron"] is not None else {"at": s["at"]})
+    elif interval:
+        for k in _CALENDAR:
+            new.pop(k, None)
+    for k in ("tz", "location", "jitter", "overlap", "catch_up", "catch_up_window"):
+        if s[k] is not None:
+            new[k] = s[k]
+    for opt, field in (("require_tag", "require_tags"), ("prefer_tag", "prefer_tags")):
+        if s[opt]:
+            if "-" in s[opt]:
+                new.pop(field, None)
+            else:
+                new[field] = list(dict.fromkeys(s[opt]))
+    if s["limit"]:
+        if "-" in s["limit"]:
+            new.pop("limits", None)
+        else:
+            new["limits"] = dict(s["limit"])
+    if s["no_args"] and s["arg"]:
+        raise click.UsageError("give either --arg or --no-args, not both")
+    if s["no_args"]:
+        new.pop("args", None)
+    elif s["arg"]:
+        new["args"] = _args(s["arg"], s["eval_args"])
+    elif s["eval_args"]:
+        raise click.UsageError("--eval-args reads the values of --arg: give them too")
+    if any(new.get(k) is not None for k in CALENDAR_FIELDS):
+        new.update(with_calendar_defaults(new, defaults()))
