@@ -1,0 +1,422 @@
+"""Scale: N any-node jobs on five runner daemons, ours vs DistKV 0.65's runner.
+
+``./dev.sh bench scale [--sizes 1000,5000,10000] [--servers 1] [--idle 300]
+[--limit 600] [--builtin 200]``; real processes on loopback: a broker,
+one DistKV server (``--servers 3``: three), five ``distkv client run all``
+daemons of one group, N any-node jobs repeating every 60 s that run a
+trivial procedure.  Per N it prints:
+
+* deploy: seconds of one ``code deploy`` of a jobs.yaml with all N jobs;
+* all ran: seconds from the end of the deploy until every job has run once;
+* RSS per runner (MB) when all have run, and its growth over ``--idle``
+  seconds; runner CPU over that time, in % of one core per 1000 jobs;
+* group messages per second on the group's channel, and the largest one
+  (bytes);
+* ``kill -9`` of the runner that ran the most jobs: how late each of its
+  jobs ran again elsewhere, against when it was due (the end of its last
+  run + 60 s): median and max;
+* overlaps: runs of one job that overlapped in time, over all of the
+  above (must be 0);
+* SIGTERM of all five and a fresh start: seconds until every job has run
+  again, and how late against when each was due.
+
+Each run of the procedure appends ``JOB START END`` to a file of its
+runner (no store writes: the bench measures the runners, not the
+procedure), which is what "has run" and "overlap" are read from.
+
+DistKV's built-in runner (five `bench/distkv_runner.py` processes) gets
+the same jobs at ``--builtin`` jobs (it starts about one job per second,
+so it cannot do thousands within the time limit), for the per-job
+memory ratio: (RSS with the jobs - RSS with none) / jobs, each side
+measured in this run.
+"""
+
+import argparse
+import glob
+import itertools
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import anyio
+from moat.util import P, yload
+
+from distkv_ext.devtools.node import local_cluster
+from distkv_ext.run import group_topic
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BIN = os.path.dirname(sys.executable)
+GROUP = "scale"
+RUNNERS = 5
+#: Seconds between the runs of a job.
+REPEAT = 60
+
+#: The trivial procedure: note the run in this runner's log file.
+TICK = """
+import os, time
+t0 = time.time()
+with open(os.path.join(logdir, "runs-%d.log" % os.getpid()), "a") as f:
+    f.write("%s %.6f %.6f\\n" % (name, t0, time.time()))
+return 1
+"""
+
+
+def _rss_mb(pid):
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _cpu_s(pid):
+    """User + system CPU seconds of ``pid`` so far."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def read_runs(logdir, only=None):
+    """{job: [(start, end), ...]} from every runner's log file (or ``only``)."""
+    runs = {}
+    for fn in [only] if only else glob.glob(os.path.join(logdir, "runs-*.log")):
+        with open(fn, encoding="ascii", errors="replace") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 3:
+                    try:
+                        runs.setdefault(parts[0], []).append((float(parts[1]), float(parts[2])))
+                    except ValueError:
+                        pass
+    return runs
+
+
+def lateness(runs, jobs, after, repeat):
+    """For each of ``jobs`` that ran after ``after``: how late its first such
+    run started, against when it was due (the end of the run before it +
+    ``repeat``); never negative."""
+    res = []
+    for j in jobs:
+        spans = sorted(runs.get(j, ()))
+        for (_, e_prev), (s, _) in itertools.pairwise(spans):
+            if s >= after:
+                res.append(max(0.0, s - (e_prev + repeat)))
+                break
+    return res
+
+
+def last_runner(runs_by_pid, pids):
+    """{runner: [jobs whose latest run was on it]}."""
+    last = {}
+    for pid, runs in runs_by_pid.items():
+        for j, spans in runs.items():
+            t = max(s for s, _ in spans)
+            if j not in last or t > last[j][0]:
+                last[j] = (t, pid)
+    names = {p: n for n, p in pids.items()}
+    res = {}
+    for j, (_, pid) in last.items():
+        if pid in names:
+            res.setdefault(names[pid], []).append(j)
+    return res
+
+
+def runs_by_pid(logdir):
+    res = {}
+    for fn in glob.glob(os.path.join(logdir, "runs-*.log")):
+        pid = int(os.path.basename(fn)[5:-4])
+        res[pid] = read_runs(logdir, fn)
+    return res
+
+
+def count_overlaps(runs):
+    """How many runs started before the previous run of the same job ended."""
+    n = 0
+    for spans in runs.values():
+        for (_, e1), (s2, _) in itertools.pairwise(sorted(spans)):
+            if s2 < e1:
+                n += 1
+    return n
+
+
+class Daemons:
+    """Runner processes (ours: ``run all``; "distkv": DistKV's own)."""
+
+    def __init__(self, kind, cl, workdir, n=RUNNERS):
+        self.kind, self.cl, self.workdir = kind, cl, workdir
+        self.procs = {}
+        for i in range(n):
+            self.start(f"{kind[0]}{i + 1}")
+
+    def start(self, name):
+        cfg = self.cl.servers[len(self.procs) % len(self.cl.servers)].config
+        if self.kind == "ours":
+            args = [os.path.join(BIN, "distkv"), "-c", cfg, "client", "run", "all", "-g", GROUP, "--name", name]
+        else:
+            args = [sys.executable, os.path.join(HERE, "distkv_runner.py"), cfg, GROUP, name]
+        with open(os.path.join(self.workdir, f"{self.kind}-{name}.log"), "ab") as log:
+            self.procs[name] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def kill(self, name):
+        self.procs[name].send_signal(signal.SIGKILL)
+        self.procs[name].wait()
+
+    def term_all(self, timeout=60):
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs.values():
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def stop(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+    def live(self):
+        return {n: p for n, p in self.procs.items() if p.poll() is None}
+
+
+def write_jobs(d, n, logdir, repeat=REPEAT):
+    """A deploy directory with ``n`` jobs (the procedure is stored already)."""
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "jobs.yaml"), "w", encoding="utf-8") as f:
+        f.write(f"defaults: {{group: {GROUP}, code: sc.tick, target: now, repeat: {repeat}, delay: 5}}\njobs:\n")
+        for i in range(n):
+            f.write(f"- {{path: j{i}, data: {{name: j{i}, logdir: {logdir!r}}}}}\n")
+
+
+def deploy(cl, d):
+    t0 = time.time()
+    r = subprocess.run(
+        [os.path.join(BIN, "distkv"), "-c", cl.client_config, "client", "code", "deploy", d, "--no-diff", "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if r.returncode:
+        raise RuntimeError(f"deploy failed ({r.returncode}): {r.stderr[-2000:]}")
+    return t0, time.time()
+
+
+async def wait_all_ran(logdir, names, since, limit, origin=None):
+    """Seconds from ``origin`` (default: ``since``) until each of ``names``
+    has a run starting after ``since``; None if not within ``limit`` (then:
+    how many did)."""
+    origin = since if origin is None else origin
+    with anyio.move_on_after(limit):
+        while True:
+            runs = read_runs(logdir)
+            done = [
+                max(s for s, _ in runs[n] if s >= since) for n in names if any(s >= since for s, _ in runs.get(n, ()))
+            ]
+            if len(done) == len(names):
+                return max(0.0, max(done) - origin), len(done)
+            await anyio.sleep(1)
+    runs = read_runs(logdir)
+    return None, sum(1 for n in names if any(s >= since for s, _ in runs.get(n, ())))
+
+
+async def count_messages(c, seconds):
+    """(messages per second, largest message in bytes) on the group channel."""
+    n, big = 0, 0
+    with anyio.move_on_after(seconds):
+        async with c.msg_monitor(group_topic("any", GROUP), raw=True) as mon:
+            async for m in mon:
+                n += 1
+                raw = m.get("raw") if hasattr(m, "get") else None
+                big = max(big, len(raw or b""))
+    return n / seconds, big
+
+
+async def one_size(c, cl, n, args, workdir):
+    """The figures of one N for our runners, as a dict."""
+    logdir = os.path.join(workdir, f"runs{n}")
+    os.makedirs(logdir)
+    jobdir = os.path.join(workdir, f"deploy{n}")
+    write_jobs(jobdir, n, logdir)
+    ds = Daemons("ours", cl, workdir)
+    res = {"n": n}
+    try:
+        await anyio.sleep(6)  # the group forms
+        t0, t1 = deploy(cl, jobdir)
+        res["deploy"] = t1 - t0
+        names = [f"j{i}" for i in range(n)]
+        res["all_ran"], res["ran"] = await wait_all_ran(logdir, names, t0, args.limit, origin=t1)
+        pids = {k: p.pid for k, p in ds.live().items()}
+        rss0 = {k: _rss_mb(p) for k, p in pids.items()}
+        cpu0 = {k: _cpu_s(p) for k, p in pids.items()}
+        t_idle = time.time()
+        res["msgs"], res["biggest"] = await count_messages(c, args.idle)
+        dt = time.time() - t_idle
+        res["rss"] = rss0
+        res["rss_growth"] = {k: _rss_mb(p) - rss0[k] for k, p in pids.items()}
+        res["cpu_per_1000"] = statistics.mean((_cpu_s(p) - cpu0[k]) / dt * 100 / (n / 1000) for k, p in pids.items())
+        await anyio.sleep(2)
+        by_runner = last_runner(runs_by_pid(logdir), pids)
+        victim, jobs = max(by_runner.items(), key=lambda kv: len(kv[1]))
+        res["victim_jobs"] = len(jobs)
+        t_kill = time.time()
+        ds.kill(victim)
+        with anyio.move_on_after(args.limit):
+            while True:
+                late = lateness(read_runs(logdir), jobs, t_kill, REPEAT)
+                if len(late) == len(jobs):
+                    break
+                await anyio.sleep(1)
+        res["failover"] = (statistics.median(late), max(late)) if late else (None, None)
+        res["failover_done"] = len(late)
+        ds.term_all()
+        ds = Daemons("ours", cl, workdir)
+        t_restart = time.time()
+        res["restart"], res["restarted"] = await wait_all_ran(logdir, names, t_restart, args.limit)
+        late = lateness(read_runs(logdir), names, t_restart, REPEAT)
+        res["restart_late"] = (statistics.median(late), max(late)) if late else (None, None)
+        res["overlaps"] = count_overlaps(read_runs(logdir))
+    finally:
+        ds.stop()
+        await _clear(c)
+    return res
+
+
+async def builtin_rss(c, cl, n, workdir, limit):
+    """(RSS per job in MB, all ran within ``limit``?) of DistKV's runner."""
+    empty = Daemons("distkv", cl, workdir, n=1)
+    await anyio.sleep(10)
+    base = _rss_mb(next(iter(empty.procs.values())).pid)
+    empty.stop()
+    logdir = os.path.join(workdir, f"builtin{n}")
+    os.makedirs(logdir)
+    await _put_jobs(c, n, logdir)
+    ds = Daemons("distkv", cl, workdir)
+    try:
+        ran, count = await wait_all_ran(logdir, [f"j{i}" for i in range(n)], time.time() - 5, limit)
+        rss = statistics.mean(_rss_mb(p.pid) for p in ds.live().values())
+        return (rss - base) / n, ran, count, base
+    finally:
+        ds.stop()
+        await _clear(c)
+
+
+async def ours_base(cl, workdir):
+    ds = Daemons("ours", cl, workdir, n=1)
+    try:
+        await anyio.sleep(8)
+        return _rss_mb(next(iter(ds.procs.values())).pid)
+    finally:
+        ds.stop()
+
+
+async def _put_jobs(c, n, logdir):
+    """DistKV-layout entries (what its runner reads), written directly."""
+    async with anyio.create_task_group() as tg:
+        for i in range(n):
+            value = {
+                "code": P("sc.tick"),
+                "data": {"name": f"j{i}", "logdir": logdir},
+                "target": time.time(),
+                "repeat": REPEAT,
+                "delay": 5,
+            }
+            tg.start_soon(lambda i=i, value=value: c.set(P(":.distkv.run.any") + (GROUP, f"j{i}"), value=value))
+
+
+async def _clear(c):
+    for p in (
+        P(":.distkv.run.any") + (GROUP,),
+        P(":.distkv.state.any") + (GROUP,),
+        P(":.distkv.state.state.any") + (GROUP,),
+    ):
+        try:
+            await c.delete_tree(p)
+        except Exception:
+            pass
+
+
+def _fmt(x, spec=".1f"):
+    return "-" if x is None else format(x, spec)
+
+
+def report(r, base, builtin):
+    n = r["n"]
+    print(f"\n== {n} jobs, {RUNNERS} runners")
+    print(f"  deploy (one code deploy)           {r['deploy']:.1f} s")
+    ran = _fmt(r["all_ran"]) + " s" if r["all_ran"] is not None else f"NOT within the limit ({r['ran']} of {n})"
+    print(f"  all ran once after the deploy      {ran}")
+    print("  RSS per runner (MB)                " + "  ".join(f"{k} {v:.1f}" for k, v in sorted(r["rss"].items())))
+    print(
+        "  RSS growth over the idle time (MB) " + "  ".join(f"{k} {v:+.1f}" for k, v in sorted(r["rss_growth"].items()))
+    )
+    per_job = (statistics.mean(r["rss"].values()) - base) / n * 1024
+    line = f"  RSS per job (ours)                 {per_job:.1f} KB"
+    if builtin:
+        bper = builtin[0] * 1024
+        line += f"   built-in {bper:.1f} KB ({(builtin[1] and 'all ran') or 'not all ran'}, {builtin[2]} jobs)   ratio {per_job / bper:.2f}"
+    print(line)
+    print(f"  runner CPU while idle              {r['cpu_per_1000']:.2f} % of a core per 1000 jobs")
+    print(f"  group messages                     {r['msgs']:.1f} /s, largest {r['biggest']} bytes")
+    med, mx = r["failover"]
+    print(f"  kill -9 of the busiest runner ({r['victim_jobs']} jobs): each ran again elsewhere, late by")
+    print(
+        f"                                     median {_fmt(med, '.2f')} s, max {_fmt(mx, '.2f')} s ({r['failover_done']} ran again)"
+    )
+    rs = _fmt(r["restart"]) + " s" if r["restart"] is not None else f"NOT within the limit ({r['restarted']} of {n})"
+    med, mx = r["restart_late"]
+    print(
+        f"  SIGTERM of all, fresh start        all ran again after {rs}; late by median {_fmt(med, '.2f')} s, max {_fmt(mx, '.2f')} s"
+    )
+    print(f"  overlapping runs                   {r['overlaps']}")
+
+
+async def _main(args):
+    from distkv.client import open_client
+
+    with tempfile.TemporaryDirectory() as d:
+        async with local_cluster(args.servers, workdir=d) as cl:
+            with open(cl.client_config, encoding="utf-8") as f:
+                cfg = yload(f, attr=True)
+            async with open_client(**cfg) as c:
+                from distkv_ext.code import CodeRoot
+
+                cr = await CodeRoot.as_handler(c)
+                await cr.add("sc.tick", code=TICK, variables=["name", "logdir"], is_async=None)
+                base = await ours_base(cl, d)
+                builtin = None
+                if args.builtin:
+                    builtin = await builtin_rss(c, cl, args.builtin, d, args.limit)
+                    print(
+                        f"built-in runner, {args.builtin} jobs: RSS {builtin[3]:.1f} MB empty, +{builtin[0] * 1024:.1f} KB per job"
+                    )
+                for n in args.sizes:
+                    report(await one_size(c, cl, n, args, d), base, builtin)
+
+
+def main(argv=()):
+    ap = argparse.ArgumentParser(prog="bench scale")
+    ap.add_argument("--sizes", default="1000,5000,10000", help="numbers of jobs, comma-separated")
+    ap.add_argument("--servers", type=int, default=1, help="DistKV servers (1 or 3)")
+    ap.add_argument("--idle", type=float, default=300, help="seconds of steady state measured per size")
+    ap.add_argument("--limit", type=float, default=600, help="longest wait for any one step (seconds)")
+    ap.add_argument("--builtin", type=int, default=200, help="jobs given to DistKV's runner (0: skip it)")
+    args = ap.parse_args(list(argv))
+    args.sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
+    print(
+        f"Scale benchmark: {args.servers} DistKV server(s), {RUNNERS} runner daemons, any-node jobs repeating every 60 s"
+    )
+    anyio.run(_main, args, backend="trio")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
