@@ -70,8 +70,10 @@ async def store_job(
     returns the new ones; ``pin=True`` pins the procedure and the stored
     modules it needs as they are now (`digest.pin_hash`).
     Refused: a procedure that is not stored (`NotFound`), required
-    variables that neither the job's data nor the procedure's defaults
-    supply, bad numbers (`InputRefused`).  Returns (action, value), the
+    variables that neither the job's data, its ``args`` (positional: they
+    fill the procedure's variables in order) nor the procedure's defaults
+    supply, more ``args`` than the procedure has variables, bad numbers
+    (`InputRefused`).  Returns (action, value), the
     action being "created", "updated" or "unchanged" (nothing written).
     """
     sub = Path.build(runner_subpath(kind, group, node))
@@ -84,8 +86,16 @@ async def store_job(
     pin = fields.get("pin")
     value = job_value({**fields, "pin": None})
     proc, _ = await get_entry(client, proc_prefix, value["code"], "procedure")
-    have = set(value["data"]) | set(proc.get("default") or {})
-    missing = [v for v in proc.get("vars", ()) if v not in have]
+    params = list(proc.get("vars", ()) or ())
+    args = value.get("args") or []
+    if len(args) > len(params):
+        raise InputRefused(
+            f"procedure {value['code']} takes {len(params)} positional argument{'s' * (len(params) != 1)}"
+            f"{' (' + ', '.join(params) + ')' if params else ''}, the job gives {len(args)}"
+        )
+    # positional arguments fill the procedure's variables in order
+    have = set(value["data"]) | set(proc.get("default") or {}) | set(params[: len(args)])
+    missing = [v for v in params if v not in have]
     if missing:
         raise InputRefused(f"procedure {value['code']} needs {', '.join(missing)}: give them with -v/-e/-p")
     if pin is True:
