@@ -17,15 +17,23 @@ from distkv_ext.run import (
     AllRunnerRoot,
     AnyRunnerRoot,
     JobRunning,
+    RunnerEntry,
+    StateEntry,
     explain_job,
     get_job,
     job_pause,
     pause_group,
     pause_job,
+    pause_of,
+    pause_reason,
     trigger_job,
     unpause_group,
     unpause_job,
 )
+from distkv_ext.run._decision import Kind, StaticView, decide
+from distkv_ext.run._explain import _Shim
+from distkv_ext.run._policy import ANY
+from distkv_ext.run._schedule import next_start
 from tests.helpers import wait_for
 from tests.test_run_lib import FAST, add_job
 
@@ -219,3 +227,76 @@ async def test_pause_reason_is_one_line(client, cr):
     with pytest.raises(InputRefused, match=r"^reason must be one line of text$"):
         await pause_job(client, "any", "g", "j", reason="a\nb")
     assert await job_pause(client, "any", "g", "j") is None
+
+
+# --- the verdicts, without a server ---
+
+NOW = 1_800_000_000.0
+HOLD = "paused by op@box; `run resume` to go on"
+
+
+def _entry(**kw):
+    e = _Shim(RunnerEntry, {"code": "p", **kw})
+    e.job_name = "j"
+    return e
+
+
+def _state(**kw):
+    return _Shim(StateEntry, kw)
+
+
+def test_decide_a_paused_job():
+    view = StaticView(node="me", policy=ANY, assignment={"j": "me"})
+    due = _entry(target=NOW - 5, written=NOW)
+    assert decide(due, _state(), NOW, view, paused=HOLD) == decide(due, _state(), NOW, paused=HOLD)
+    assert decide(due, _state(), NOW, paused=HOLD).kind is Kind.NOT_SCHEDULED
+    assert decide(due, _state(), NOW, paused=HOLD).reason == HOLD
+    assert decide(due, _state(), NOW).kind is Kind.RUN_HERE
+    # a run goes on; an interrupted run resumes; a trigger starts once
+    assert decide(due, _state(node="other"), NOW, paused=HOLD).kind is Kind.HELD_BY
+    assert decide(due, _state(resume=True, stopped=NOW - 1), NOW, paused=HOLD).kind is Kind.RUN_HERE
+    triggered = _state(resume=True, triggered="by op@box at T", for_target=NOW - 5)
+    d = decide(_entry(target=NOW + 3600), triggered, NOW, paused=HOLD)
+    assert (d.kind, d.reason, d.at) == (Kind.RUN_HERE, "triggered by op@box at T", NOW)
+
+
+@pytest.mark.parametrize(
+    "value, st, expect",
+    [
+        ({"target": 0}, {"resume": True, "triggered": "by x"}, NOW),  # no target: runs once all the same
+        ({"target": NOW + 99}, {"resume": True, "triggered": "by x"}, NOW),  # a target ahead stays ahead
+        ({"target": NOW + 99}, {"resume": False, "triggered": "by x"}, NOW + 99),  # no resume: no trigger
+        ({"target": NOW + 99}, {"resume": True, "triggered": 5}, NOW + 99),  # not text: a resume, not a trigger
+        ({"target": 0}, {"resume": True, "triggered": "by x", "quarantined": "stalled"}, None),
+        ({"target": 0}, {"resume": True, "triggered": "by x", "node": "n2"}, None),
+    ],
+)
+def test_next_start_of_a_trigger(value, st, expect):
+    t, _ = next_start(_entry(**value), _state(**st), NOW)
+    assert t == expect
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ({"by": "op@box", "reason": "new pump"}, "paused by op@box (new pump); `run resume` to go on"),
+        ({"by": "a\nb", "reason": " x \t y "}, "paused by a b (x y); `run resume` to go on"),
+        ({"by": "x" * 500}, f"paused by {'x' * 199}…; `run resume` to go on"),
+        ({"at": "noon", "reason": 7}, "paused by ?; `run resume` to go on"),
+        ({"at": float("nan")}, "paused by ?; `run resume` to go on"),
+        ({"at": 10**30}, "paused by ?; `run resume` to go on"),
+        ([1, 2], "paused by ?; `run resume` to go on"),
+        ("text", "paused by ?; `run resume` to go on"),
+        (0, "paused by ?; `run resume` to go on"),
+    ],
+)
+def test_pause_words_of_anything(value, words):
+    assert pause_reason(value) == words
+
+
+def test_which_pause_holds_a_job():
+    pauses = {(): {"by": "g"}, ("a",): {"by": "a"}, ("a", "b", "c"): {"by": "c"}, ("x",): None}
+    assert pause_of(pauses, ("a", "b", "c")) == "paused by c; `run resume` to go on"
+    assert pause_of(pauses, ("a", "b")) == "paused by a; `run resume` to go on"  # a pause above it
+    assert pause_of(pauses, ("x",)) == "paused with its group by g; `run resume` to go on"  # None: no pause
+    assert pause_of({("x",): None}, ("x",)) is None
