@@ -26,6 +26,7 @@ from distkv_ext.run import (
     pause_job,
     pause_of,
     pause_reason,
+    remove_job,
     trigger_job,
     unpause_group,
     unpause_job,
@@ -300,3 +301,13 @@ def test_which_pause_holds_a_job():
     assert pause_of(pauses, ("a", "b")) == "paused by a; `run resume` to go on"  # a pause above it
     assert pause_of(pauses, ("x",)) == "paused with its group by g; `run resume` to go on"  # None: no pause
     assert pause_of({("x",): None}, ("x",)) is None
+
+
+async def test_deleting_a_job_drops_its_pause(client, cr):
+    await cr.add("count", code=COUNT)
+    await client.set(P(":.distkv.run.any.g.j"), value={"code": P("count"), "target": 0})
+    await pause_job(client, "any", "g", "j")
+    await remove_job(client, "any", "g", "j")
+    await client.set(P(":.distkv.run.any.g.j"), value={"code": P("count"), "target": 0})
+    assert await job_pause(client, "any", "g", "j") is None
+    await remove_job(client, "any", "g", "j")  # no pause to drop: fine too

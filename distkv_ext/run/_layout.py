@@ -28,7 +28,7 @@ from distkv_ext.codekit.core.checks import (
     target_time,
     type_name,
 )
-from distkv_ext.codekit.core.errors import InputRefused
+from distkv_ext.codekit.core.errors import BadArguments, InputRefused
 from distkv_ext.codekit.core.paths import as_path
 from distkv_ext.codekit.core.whenchecks import (
     CATCH_UP_POLICIES,
@@ -335,11 +335,18 @@ def pause_path(prefix: Path, kind: str, group: Any, node: Any = None, job: Itera
 
 def pause_prefix(runner_cfg: Mapping[str, Any] | None) -> Path:
     """Where pauses live by the ``runner:`` settings (``runner.pause``, a
-    path or its text), else `PAUSE_PREFIX`."""
+    path or its text), else `PAUSE_PREFIX`; `BadArguments` for a setting
+    that is no path."""
     v = (runner_cfg or {}).get("pause")
     if v is None:
         return PAUSE_PREFIX
-    return P(v) if isinstance(v, str) else Path.build(v)
+    if isinstance(v, Path):
+        return v
+    if isinstance(v, str) and v:
+        return P(v)
+    if isinstance(v, (list, tuple)) and v:
+        return Path.build(v)
+    raise BadArguments(f"runner.pause must be a DistKV path, not {v!r}")
 
 
 def split_job_path(path: Iterable[Any]) -> tuple[str, Any, Any, Path] | None:

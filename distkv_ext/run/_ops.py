@@ -22,10 +22,12 @@ from ._layout import (
     JOB_FIELDS,
     MODULE_PREFIX,
     OUTPUT_PREFIX,
+    PAUSE_PREFIX,
     PROC_PREFIX,
     RUN_PREFIX,
     STATE_PREFIX,
     job_value,
+    pause_path,
     runner_subpath,
     split_job_path,
     stamp_target,
@@ -120,12 +122,24 @@ async def get_job(
 
 
 async def remove_job(
-    client: Any, kind: str, group: Any, path: Any, *, node: Any = None, prefix: Path = RUN_PREFIX
+    client: Any,
+    kind: str,
+    group: Any,
+    path: Any,
+    *,
+    node: Any = None,
+    prefix: Path = RUN_PREFIX,
+    pause_prefix: Path = PAUSE_PREFIX,
 ) -> Any:
-    """Delete a runner entry (its runner stops the job); return the value
-    it had.  `NotFound` if there is none."""
+    """Delete a runner entry (its runner stops the job) and its pause
+    (``run pause``: a new job of that name is not paused); return the
+    value it had.  `NotFound` if there is none."""
     sub = Path.build(runner_subpath(kind, group, node))
-    return await delete_entry(client, prefix + sub, as_path(path, "job"), "job")
+    path = as_path(path, "job")
+    value = await delete_entry(client, prefix + sub, path, "job")
+    async with server_errors():
+        await client.delete(pause_path(pause_prefix, kind, group, node, path))
+    return value
 
 
 async def job_states(

@@ -216,7 +216,15 @@ async def get(obj, path, group, node, all_nodes, output):
 async def delete(obj, path, group, node, all_nodes, output):
     """Delete the job PATH; its runner stops it."""
     kind, node = kind_of(node, all_nodes)
-    await remove_job(get_client(obj), kind, group, path, node=node, prefix=prefixes_of(obj)[0])
+    await remove_job(
+        get_client(obj),
+        kind,
+        group,
+        path,
+        node=node,
+        prefix=prefixes_of(obj)[0],
+        pause_prefix=pause_prefix(obj.cfg.get("runner")),
+    )
     show_action(obj, as_path(path), "deleted", output)
 
 
