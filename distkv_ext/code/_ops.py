@@ -126,7 +126,11 @@ async def revert_procedure(client, path, to=None, *, prefix=DEFAULT_PREFIX, sign
 async def call_procedure(client, path, args=(), kw=None, *, prefix=DEFAULT_PREFIX):
     """Fetch, compile and run one procedure in this process; return its result.
 
-    The code sees ``_client`` (this client) as a global unless ``kw``
+    ``args`` are positional arguments: they fill the procedure's
+    variables in order, ``kw`` fills the rest by name (its other keys
+    become globals of the code).  Arguments it cannot take (more than its
+    variables, a variable without a value) raise `BadArguments` before
+    the code runs.  The code sees ``_client`` (this client) as a global unless ``kw``
     sets it.  An exception from the code is raised as `ProcedureFailed`
     (its ``__cause__`` is the original).
     """

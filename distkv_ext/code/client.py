@@ -7,7 +7,7 @@ Errors are mapped to exit statuses by `distkv_ext.codekit.cli.boundary`.
 import asyncclick as click
 from moat.util import NotGiven, P
 
-from distkv_ext.codekit.cli.args import DROP, NO_DEFAULT, collect_variables, variable_options
+from distkv_ext.codekit.cli.args import DROP, NO_DEFAULT, collect_variables, positional_values, variable_options
 from distkv_ext.codekit.cli.boundary import boundary, get_client
 from distkv_ext.codekit.cli.common import (
     EXIT_CODES,
@@ -257,20 +257,31 @@ async def diff(obj, path, file, context, quiet):
 
 @cli.command(epilog=EXIT_CODES)
 @click.argument("path", shell_complete=complete_procedures)
+@click.argument("args", nargs=-1, metavar="[ARG]...")
+@click.option(
+    "-l", "--literal", is_flag=True, help="Read each ARG as a Python literal (42, [1, 2], 'text'), as -e does."
+)
 @variable_options
 @output_option("yaml", "json")
 @click.pass_obj
 @boundary
-async def call(obj, path, values, evals, paths, output):
+async def call(obj, path, args, literal, values, evals, paths, output):
     """
     Run the procedure PATH here, in this process, and print its result.
+
+    \b
+    Each ARG is a positional argument: they fill the procedure's
+    variables in order ('code set --var'), and are text unless -l reads
+    them as Python literals. Put '--' before an ARG that starts with '-'.
+    More ARGs than variables is a usage error (exit status 2).
 
     Variables are passed with -v/-e/-p NAME VALUE; those the procedure
     does not declare become globals of its code, as does '_client' (the
     DistKV connection).  A procedure that raises exits with status 1.
     """
+    pos = positional_values(args, literal)
     kw = dict(collect_variables(values, evals, paths))
-    res = await call_procedure(get_client(obj), path, (), kw, prefix=_prefix(obj))
+    res = await call_procedure(get_client(obj), path, pos, kw, prefix=_prefix(obj))
     emit(obj, res, output)
 
 

@@ -20,7 +20,7 @@ from ._admin import ErrorRecorded, JobContext
 from ._assign import owner
 from ._config import RUNNER_DEFAULTS, RunnerConfig
 from ._connwatch import watch_connection
-from ._control import resume_job
+from ._control import JobRunning, resume_job, trigger_job
 from ._daemon import ALL_KINDS, kinds_text, run_daemon, status_pages
 from ._entry import RunnerEntry, StateEntry
 from ._explain import STATUS_WORDS, explain_job, status_word
@@ -32,6 +32,7 @@ from ._layout import (
     KINDS,
     NEW_JOB_DEFAULTS,
     OUTPUT_PREFIX,
+    PAUSE_PREFIX,
     RUN_PREFIX,
     STATE_PREFIX,
     WEB_PREFIX,
@@ -40,6 +41,8 @@ from ._layout import (
     job_name,
     job_value,
     output_path,
+    pause_path,
+    pause_prefix,
     runner_subpath,
     split_job_path,
     stamp_target,
@@ -61,6 +64,17 @@ from ._ops import (
     store_job,
 )
 from ._output import TRACEBACK_STREAM
+from ._pause import pause_of, pause_reason
+from ._pauseops import (
+    all_pauses,
+    group_pauses,
+    job_pause,
+    pause_group,
+    pause_job,
+    pauses_by_group,
+    unpause_group,
+    unpause_job,
+)
 from ._policy import POLICIES
 from ._procs import JobRef, ProcedureInUse, delete_procedure, jobs_running, revert_pinned_procedure
 from ._root import AllRunnerRoot, AnyRunnerRoot, SingleRunnerRoot
@@ -125,12 +139,28 @@ __all__ = [
     "split_job_path",
     "output_path",
     "WEB_PREFIX",
+    "PAUSE_PREFIX",
+    "pause_path",
+    "pause_prefix",
     "TRACEBACK_STREAM",
     # job operations (what ``distkv client run`` calls)
     "store_job",
     "get_job",
     "remove_job",
     "resume_job",
+    "trigger_job",
+    "JobRunning",
+    # pauses (``run pause`` / ``run resume``)
+    "pause_job",
+    "pause_group",
+    "unpause_job",
+    "unpause_group",
+    "job_pause",
+    "group_pauses",
+    "all_pauses",
+    "pauses_by_group",
+    "pause_of",
+    "pause_reason",
     "list_jobs",
     "job_states",
     "all_states",

@@ -81,10 +81,10 @@ class Unavailable:
 
 class EntryView:
     """``_entry`` in process mode: the runner entry's ``path``,
-    ``subpath``, ``code``, ``data`` and ``job`` (its name), read-only;
+    ``subpath``, ``code``, ``data``, ``args`` and ``job`` (its name), read-only;
     anything else raises `ProcessModeError`."""
 
-    _FIELDS = ("path", "subpath", "code", "data", "job")
+    _FIELDS = ("path", "subpath", "code", "data", "args", "job")
 
     def __init__(self, fields: dict[str, Any]) -> None:
         for k in self._FIELDS:
@@ -188,10 +188,11 @@ async def _run(job: dict[str, Any]) -> Any:
             tg.start_soon(on_term)
             async with open_client(**job["client"]) as client:
                 kw = _globals(job, client)
+                args = list(job.get("args") or ())  # positional arguments (a runner entry's args)
                 if job["is_async"]:
-                    res.append(await proc(**kw))
+                    res.append(await proc(*args, **kw))
                 else:
-                    res.append(await run_stoppable(partial(proc, **kw)))
+                    res.append(await run_stoppable(partial(proc, *args, **kw)))
             tg.cancel_scope.cancel()
     if not res:
         raise _Stopped

@@ -151,11 +151,12 @@ listen_option = click.option(
 )
 
 
-def state_word(states, gone=()):
+def state_word(states, gone=(), paused=False):
     """One word per state (all-node jobs: ``NODE:word`` each); ``gone``:
-    the nodes whose runners were not heard in their group."""
+    the nodes whose runners were not heard in their group; ``paused``:
+    the job is paused (``run pause``): "paused" unless a run goes on."""
     if not states:
-        return "never ran"
+        return "paused" if paused else "never ran"
     words = []
     for n, s in sorted(states.items()):
         if s.get("node") and s.get("node") in gone:
@@ -165,6 +166,8 @@ def state_word(states, gone=()):
             w = ("stopping" if waiting.startswith("stopping") else "waiting") if isinstance(waiting, str) else "running"
         elif s.get("quarantined"):
             w = "quarantined"
+        elif paused:
+            w = "paused"
         elif s.get("error"):
             w = "failed"
         elif s.get("runs"):

@@ -15,6 +15,7 @@ from distkv_ext.codekit.core.paths import as_path
 
 from . import (
     TRACEBACK_STREAM,
+    all_pauses,
     auth_words,
     explain_job,
     follow_output,
@@ -22,8 +23,13 @@ from . import (
     group_auth,
     hear_groups_as_configured,
     job_output,
+    job_pause,
     job_states,
     list_jobs,
+    pause_of,
+    pause_prefix,
+    pauses_by_group,
+    runner_subpath,
 )
 from ._cli_opts import (
     group_options,
@@ -98,10 +104,12 @@ async def list_(obj, group, listen, output):
     for j in jobs:
         expect.setdefault((j["kind"], j["group"], j["node"]), set()).update(_holders(j["kind"], j["node"], j["states"]))
     heard = await _hear(obj, expect) if listen else {}
+    pauses = await all_pauses(get_client(obj), pause_prefix=pause_prefix(obj.cfg.get("runner")))
     for j in jobs:
         running = sorted(s.get("node") for s in j["states"].values() if s.get("node"))
         g = heard.get((j["kind"], j["group"], j["node"]))
         gone = [n for n in running if g is not None and g.gone(n)]
+        paused = pause_of(pauses_by_group(pauses, runner_subpath(j["kind"], j["group"], j["node"])), tuple(j["path"]))
         rows.append(
             {
                 "path": str(j["path"]),
@@ -111,7 +119,8 @@ async def list_(obj, group, listen, output):
                 "code": plain_job(j["value"])["code"],
                 "running_on": running,
                 "runner_gone": gone,
-                "state": state_word(j["states"], gone),
+                "state": state_word(j["states"], gone, paused=bool(paused)),
+                "paused": paused,
                 "next": next_start_text(j["states"], now),
                 # the error of a run that is over: a job running again has none yet
                 "error": next((s["error"] for s in j["states"].values() if s.get("error") and not s.get("node")), None),
@@ -217,7 +226,13 @@ async def why(obj, path, group, node, all_nodes, listen, output):
     states = states or {"": {}}
     heard = await _hear(obj, {(kind, group, node): _holders(kind, node, states)}) if listen else {}
     g = heard.get((kind, group, node))
-    res = {n or "": explain_job(value, s, heard=g, kind=kind, node=node or n or None) for n, s in states.items()}
+    paused = await job_pause(
+        get_client(obj), kind, group, path, node=node, pause_prefix=pause_prefix(obj.cfg.get("runner"))
+    )
+    res = {
+        n or "": explain_job(value, s, heard=g, kind=kind, node=node or n or None, paused=paused)
+        for n, s in states.items()
+    }
     words = auth_words(await group_auth(get_client(obj), kind, group, node, state_prefix=prefixes_of(obj)[1]))
     for n, r in res.items():
         r["last_output"] = last.get(n or (r["running_on"] or r["last_node"]), [])
@@ -234,6 +249,8 @@ async def why(obj, path, group, node, all_nodes, listen, output):
     for n, r in sorted(res.items()):
         who = f"on {n}: " if n else ""
         print(f"  {who}{r['verdict']}", file=out)
+        if r["paused"] and not r["verdict"].startswith("paused"):
+            print(f"  {r['paused']}", file=out)
         if r["last_error"]:
             print(f"  last error ({r['errors_in_a_row']} in a row): {r['last_error']}", file=out)
         if r["runner_says"]:

@@ -19,6 +19,8 @@ import enum
 from collections.abc import Mapping
 from typing import Protocol
 
+from moat.util import NotGiven
+
 from ._policy import RunnerPolicy
 from ._schedule import History, Schedule, next_start
 
@@ -106,10 +108,16 @@ class StaticView:
         return node == self.node or node in self.live
 
 
-def decide(entry: Schedule, state: History, now: float, view: GroupView | None = None) -> Decision:
+def decide(
+    entry: Schedule, state: History, now: float, view: GroupView | None = None, *, paused: str | None = None
+) -> Decision:
     """The verdict on a job that does not run here.
 
     ``view`` None: judged from the entry and its state alone (``run why``).
+    ``paused``: why the job is paused (``run pause``; `_pause.pause_reason`),
+    or None: a paused job that no node runs is NOT_SCHEDULED with that
+    reason, unless its state says "resume" (a run that was interrupted,
+    or ``run trigger``: one run, then the pause holds again).
     Raises what `next_start` raises for fields of the wrong type.
     """
     if view is not None:
@@ -133,6 +141,8 @@ def decide(entry: Schedule, state: History, now: float, view: GroupView | None =
             if view.policy.shares_jobs and not view.is_live(state.node):
                 return Decision(Kind.RUN_HERE, f"{TAKEOVER} {state.node}", node=view.node, at=now)
         return Decision(Kind.HELD_BY, reason, node=state.node, at=state.started or None)
+    if paused and entry.value is not NotGiven and not state.resume:
+        return Decision(Kind.NOT_SCHEDULED, paused)
     if t is None:
         return Decision(Kind.NOT_SCHEDULED, reason)
     if t <= now:

@@ -169,6 +169,8 @@ class StateEntry(_JobEntry):
         (`_loopwatch`; cleared by a run that ends well or becomes healthy)
       quarantined: why the job is not started again (its stalls) until
         ``run resume``; None: it is not quarantined
+      triggered: who asked for one run now (``run trigger``: "by USER@HOST
+        at TIME"), with ``resume``; cleared when that run starts
       for_target: the runner entry's ``target`` that the last run started
         for (ours; None: written by an older runner): a target that differs
         is new (see `next_start`)
@@ -181,7 +183,7 @@ class StateEntry(_JobEntry):
 
     ATTRS = (
         "started stopped pinged computed reason result node backoff last_node runs error resume"
-        " waiting stalls quarantined for_target"
+        " waiting stalls quarantined for_target triggered"
     ).split()
 
     started: float = 0
@@ -200,6 +202,7 @@ class StateEntry(_JobEntry):
     stalls: tuple[str, ...] | list[str] = ()  # replaced, never changed in place
     quarantined: str | None = None
     for_target: float | None = None
+    triggered: str | None = None
 
     chain: Any  # DistKV's: the change chain of the value we have
     _written: Any = None  # chain of our last write, until the mirror has seen it
@@ -319,6 +322,7 @@ _STATE_FIELDS = {
     "stalls": _names,
     "quarantined": _text,
     "for_target": _time_or_none,
+    "triggered": _text,
 }
 
 

@@ -41,6 +41,7 @@ def explain_job(
     heard: GroupHeard | None = None,
     kind: str = "any",
     node: Any = None,
+    paused: str | None = None,
 ) -> dict[str, Any]:
     """Why the job runs or not, as a dict (see ``distkv client run why``):
     the state's facts (running_on, last_node, started, stopped, runs,
@@ -51,11 +52,14 @@ def explain_job(
     ``heard``: what listening to the job's group found (`hear_groups`);
     with it, a job whose runner is gone is no longer "running" (status
     ``runner gone``), and a due job nobody can start says so.  ``kind``
-    and ``node`` (single-node jobs: their NODE) say whose runners those are."""
+    and ``node`` (single-node jobs: their NODE) say whose runners those are.
+    ``paused``: the job's pause in words (`job_pause`), or None: a paused
+    job is "not scheduled: paused by ..." (status ``paused``), and
+    ``paused`` in the result says so (also while a run goes on)."""
     now = time.time() if now is None else now
     entry = _Shim(RunnerEntry, value)
     st = _Shim(StateEntry, state or {})
-    d = decide(entry, st, now)
+    d = decide(entry, st, now, paused=paused)
     res: dict[str, Any] = {
         "running_on": st.node,
         "last_node": st.last_node,
@@ -66,6 +70,7 @@ def explain_job(
         "last_error": st.error,
         "result": None if st.result is NotGiven else st.result,
         "runner_says": st.reason or None,
+        "paused": paused,
     }
     res["verdict"] = verdict(d, now)
     if d.kind is Kind.HELD_BY and isinstance(st.waiting, str) and st.waiting:
@@ -108,6 +113,7 @@ STATUS_WORDS = (
     "failed",
     "gave up",
     "quarantined",
+    "paused",
     "done",
     "idle",
     "deleted",
@@ -120,7 +126,7 @@ def status_word(d: Decision, state: Any) -> str:
     verdict and its state: running (a node holds it), due (it should run
     now and nobody does), waiting (it starts later), failed (its last run
     failed; it is retried), gave up (``max_tries`` errors in a row), done
-    (it ran and will not again), idle (no target), deleted.  (The last
+    (it ran and will not again), idle (no target), paused (``run pause``), deleted.  (The last
     word, "runner gone", is `explain_job`'s, from what it heard.)"""
     if d.kind is Kind.HELD_BY:
         waiting = getattr(state, "waiting", None)
@@ -132,6 +138,8 @@ def status_word(d: Decision, state: Any) -> str:
             return "gave up"
         if d.reason.startswith("quarantined"):
             return "quarantined"
+        if d.reason.startswith("paused"):
+            return "paused"
         if d.reason == "deleted":
             return "deleted"
         if getattr(state, "error", None):
@@ -150,7 +158,7 @@ def verdict(d: Decision, now: float) -> str:
         return f"due now ({d.reason}); a runner of the group starts it"
     if d.kind is Kind.WAITING and d.at is not None:
         return f"starts in {d.at - now:.0f} s ({d.reason})"
-    if d.kind is Kind.NOT_SCHEDULED and d.reason.startswith("quarantined"):
+    if d.kind is Kind.NOT_SCHEDULED and d.reason.startswith(("quarantined", "paused")):
         return d.reason
     # NOT_SCHEDULED; a state naming no usable node ("running on " + "")
     return f"not scheduled: {d.reason}"

@@ -95,3 +95,6 @@ class RunnerHost(JobHost, Protocol):
 
     def state_for(self, subpath: JobPath, create: bool | None = None) -> StateEntry | None:
         """The state entry of the job at ``subpath`` (``create=False``: None if missing)."""
+
+    def paused(self, subpath: JobPath) -> str | None:
+        """Why the job at ``subpath`` is paused (``run pause``), or None."""

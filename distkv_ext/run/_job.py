@@ -30,7 +30,7 @@ from ._threads import run_stoppable
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Outcome", "execute"]
+__all__ = ["Outcome", "execute", "job_args"]
 
 
 class Outcome:
@@ -86,7 +86,10 @@ async def execute(runner: JobHost, entry: RunnerEntry, ctx: JobContext, *, on_ok
     ``_log`` (a logger for this job), ``_P``, ``_Path``, ``_cls`` and
     ``_digits`` (as in DistKV) and, for async code, ``_info``.
     Variables come from the entry's ``data`` over the procedure's
-    defaults.
+    defaults; the entry's ``args`` (a list) are positional arguments,
+    filling the procedure's variables in order (what they fill needs no
+    data).  Arguments the procedure cannot take (more than its variables)
+    fail the run before the code starts, saying so.
     """
     started = time.time()
     try:
@@ -122,6 +125,11 @@ async def execute(runner: JobHost, entry: RunnerEntry, ctx: JobContext, *, on_ok
     if code_entry.is_async:
         kw["_info"] = ctx.info
         ctx.reads_info = True
+    args = job_args(entry.args)
+    try:
+        code_entry.procedure.bind(args, kw)
+    except TypeError as exc:
+        return Outcome(False, error=f"cannot call {entry.code_path}: {exc}", exc=exc, started=started)
     try:
         async with ctx.running() as tg:
             if entry.ok_after and entry.ok_after > 0 and on_ok_after is not None:
@@ -132,11 +140,11 @@ async def execute(runner: JobHost, entry: RunnerEntry, ctx: JobContext, *, on_ok
 
                 tg.start_soon(healthy_after, float(entry.ok_after))
             if code_entry.process:  # in a child process (see _procmode)
-                res = await run_child(runner, entry, code_entry, variables, ctx.halts)
+                res = await run_child(runner, entry, code_entry, variables, ctx.halts, args)
             elif code_entry.is_async:
-                res = await code_entry(**kw)
+                res = await code_entry(*args, **kw)
             else:  # sync and thread code: in a worker thread that a stop can end (see _threads)
-                res = await _in_thread(runner, entry, ctx, code_entry.bound(**kw))
+                res = await _in_thread(runner, entry, ctx, code_entry.bound(*args, **kw))
             # the code has ended: a stop that comes now (sync code that
             # blocked the event loop gets fenced as soon as it returns)
             # must not turn this run into an interrupted one
@@ -185,6 +193,14 @@ async def _in_thread(runner: JobHost, entry: RunnerEntry, ctx: JobContext, fn: C
             await runner.job_waiting(entry, None)
 
     return await run_stoppable(fn, limiter=limiter, halts=ctx.halts, on_start=on_start)
+
+
+def job_args(args: Any) -> list[Any]:
+    """A runner entry's ``args`` as the positional arguments of its
+    procedure: a list (None: none).  The scheduler does not run an entry
+    whose ``args`` is no list (`_layout.entry_problem`); here such a value
+    counts as none."""
+    return list(args) if isinstance(args, (list, tuple)) else []
 
 
 def own_errors(exc: BaseException) -> list[BaseException]:

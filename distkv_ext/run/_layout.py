@@ -28,7 +28,7 @@ from distkv_ext.codekit.core.checks import (
     target_time,
     type_name,
 )
-from distkv_ext.codekit.core.errors import InputRefused
+from distkv_ext.codekit.core.errors import BadArguments, InputRefused
 from distkv_ext.codekit.core.paths import as_path
 from distkv_ext.codekit.core.whenchecks import (
     CATCH_UP_POLICIES,
@@ -64,6 +64,9 @@ __all__ = [
     "output_path",
     "job_name",
     "WEB_PREFIX",
+    "PAUSE_PREFIX",
+    "pause_path",
+    "pause_prefix",
 ]
 
 #: Where runner entries are kept unless configured (DistKV's ``runner.prefix``).
@@ -80,6 +83,13 @@ OUTPUT_PREFIX = P(":.distkv.output")
 #: Where status pages (``distkv client run web``) announce themselves:
 #: ``.distkv web HOST:PORT`` = {url, groups, host, pid, started, actions}.
 WEB_PREFIX = P(":.distkv.web")
+
+#: Where operators pause jobs (``run pause``), apart from the jobs'
+#: definitions (runner entries) and from what runners write (states):
+#: ``.distkv pause`` + `runner_subpath` (+ the job's path) = {by, at,
+#: reason}; a value at the group's own path pauses the whole group
+#: (`pause_path`).  A value there pauses every job at or below it.
+PAUSE_PREFIX = P(":.distkv.pause")
 
 #: The three kinds of runner: one node of a group, every member, one named node.
 KINDS = ("any", "all", "single")
@@ -314,6 +324,29 @@ def runner_subpath(kind: str, group: Any, node: Any = None) -> tuple[Any, ...]:
             raise ValueError("a single-node runner needs a node name")
         return ("at", node, group)
     raise ValueError(f"unknown runner kind {kind!r}")
+
+
+def pause_path(prefix: Path, kind: str, group: Any, node: Any = None, job: Iterable[Any] = ()) -> Path:
+    """Where the pause of a job lives: ``prefix`` (`PAUSE_PREFIX`) + the
+    group's `runner_subpath` + ``job`` (its path); ``job`` empty: the
+    pause of the whole group."""
+    return prefix + runner_subpath(kind, group, node) + tuple(job)
+
+
+def pause_prefix(runner_cfg: Mapping[str, Any] | None) -> Path:
+    """Where pauses live by the ``runner:`` settings (``runner.pause``, a
+    path or its text), else `PAUSE_PREFIX`; `BadArguments` for a setting
+    that is no path."""
+    v = (runner_cfg or {}).get("pause")
+    if v is None:
+        return PAUSE_PREFIX
+    if isinstance(v, Path):
+        return v
+    if isinstance(v, str) and v:
+        return P(v)
+    if isinstance(v, (list, tuple)) and v:
+        return Path.build(v)
+    raise BadArguments(f"runner.pause must be a DistKV path, not {v!r}")
 
 
 def split_job_path(path: Iterable[Any]) -> tuple[str, Any, Any, Path] | None:

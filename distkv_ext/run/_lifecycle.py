@@ -136,7 +136,10 @@ class RunLifecycle:
         state.reason = reason
         state.computed = 0
         state.resume = False
-        state.for_target = entry.target  # the target this run consumes (see _schedule.next_start)
+        if state.triggered:  # `run trigger`: one run that consumes nothing of the schedule
+            state.triggered = None
+        else:
+            state.for_target = entry.target  # the target this run consumes (see _schedule.next_start)
         try:
             await self.save_confirmed(state)
         except (*_WRITE_ERRORS, TimeoutError) as exc:

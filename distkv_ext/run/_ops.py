@@ -22,10 +22,12 @@ from ._layout import (
     JOB_FIELDS,
     MODULE_PREFIX,
     OUTPUT_PREFIX,
+    PAUSE_PREFIX,
     PROC_PREFIX,
     RUN_PREFIX,
     STATE_PREFIX,
     job_value,
+    pause_path,
     runner_subpath,
     split_job_path,
     stamp_target,
@@ -70,8 +72,10 @@ async def store_job(
     returns the new ones; ``pin=True`` pins the procedure and the stored
     modules it needs as they are now (`digest.pin_hash`).
     Refused: a procedure that is not stored (`NotFound`), required
-    variables that neither the job's data nor the procedure's defaults
-    supply, bad numbers (`InputRefused`).  Returns (action, value), the
+    variables that neither the job's data, its ``args`` (positional: they
+    fill the procedure's variables in order) nor the procedure's defaults
+    supply, more ``args`` than the procedure has variables, bad numbers
+    (`InputRefused`).  Returns (action, value), the
     action being "created", "updated" or "unchanged" (nothing written).
     """
     sub = Path.build(runner_subpath(kind, group, node))
@@ -84,8 +88,16 @@ async def store_job(
     pin = fields.get("pin")
     value = job_value({**fields, "pin": None})
     proc, _ = await get_entry(client, proc_prefix, value["code"], "procedure")
-    have = set(value["data"]) | set(proc.get("default") or {})
-    missing = [v for v in proc.get("vars", ()) if v not in have]
+    params = list(proc.get("vars", ()) or ())
+    args = value.get("args") or []
+    if len(args) > len(params):
+        raise InputRefused(
+            f"procedure {value['code']} takes {len(params)} positional argument{'s' * (len(params) != 1)}"
+            f"{' (' + ', '.join(params) + ')' if params else ''}, the job gives {len(args)}"
+        )
+    # positional arguments fill the procedure's variables in order
+    have = set(value["data"]) | set(proc.get("default") or {}) | set(params[: len(args)])
+    missing = [v for v in params if v not in have]
     if missing:
         raise InputRefused(f"procedure {value['code']} needs {', '.join(missing)}: give them with -v/-e/-p")
     if pin is True:
@@ -110,12 +122,24 @@ async def get_job(
 
 
 async def remove_job(
-    client: Any, kind: str, group: Any, path: Any, *, node: Any = None, prefix: Path = RUN_PREFIX
+    client: Any,
+    kind: str,
+    group: Any,
+    path: Any,
+    *,
+    node: Any = None,
+    prefix: Path = RUN_PREFIX,
+    pause_prefix: Path = PAUSE_PREFIX,
 ) -> Any:
-    """Delete a runner entry (its runner stops the job); return the value
-    it had.  `NotFound` if there is none."""
+    """Delete a runner entry (its runner stops the job) and its pause
+    (``run pause``: a new job of that name is not paused); return the
+    value it had.  `NotFound` if there is none."""
     sub = Path.build(runner_subpath(kind, group, node))
-    return await delete_entry(client, prefix + sub, as_path(path, "job"), "job")
+    path = as_path(path, "job")
+    value = await delete_entry(client, prefix + sub, path, "job")
+    async with server_errors():
+        await client.delete(pause_path(pause_prefix, kind, group, node, path))
+    return value
 
 
 async def job_states(

@@ -109,9 +109,15 @@ def _connect_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def job_message(
-    runner: JobHost, entry: RunnerEntry, code_entry: Any, variables: dict[str, Any], msg_fd: int
+    runner: JobHost,
+    entry: RunnerEntry,
+    code_entry: Any,
+    variables: dict[str, Any],
+    msg_fd: int,
+    args: list[Any] | None = None,
 ) -> dict[str, Any]:
-    """What the child gets on its standard input (see the module doc)."""
+    """What the child gets on its standard input (see the module doc);
+    ``args``: the procedure's positional arguments."""
     value = code_entry.verified
     return {
         "name": str(code_entry.name),
@@ -119,11 +125,13 @@ def job_message(
         "is_async": bool(code_entry.is_async),
         "vars": list(code_entry.procedure.variables),
         "kw": variables,
+        "args": _plain(list(args or [])),
         "entry": {
             "path": Path.build(entry._path),
             "subpath": list(entry.subpath),
             "code": entry.code_path,
             "data": entry.data if isinstance(entry.data, dict) else {},
+            "args": _plain(list(args or [])),
             "job": entry.job_name,
         },
         "log": f"distkv_code.job.{'.'.join(str(x) for x in entry.subpath)}",
@@ -183,9 +191,11 @@ async def run_child(
     code_entry: Any,
     variables: dict[str, Any],
     halts: list[Callable[[], None]] | None = None,
+    args: list[Any] | None = None,
 ) -> Any:
     """Run ``code_entry``'s verified code for ``entry`` in a child process
-    with ``variables`` (data over defaults); return its result.  Raises
+    with ``variables`` (data over defaults) and the positional ``args``
+    (the entry's, checked by the caller); return its result.  Raises
     `ChildFailed` for its error; cancelling it stops the child (see the
     module doc) and waits for its end.  ``halts``: while the child runs,
     this list holds a call that any thread may make to end it at once
@@ -200,7 +210,7 @@ async def run_child(
     answer: dict[str, Any] = {}
     r_fd, w_fd = os.pipe()
     try:
-        message = packer(job_message(runner, entry, code_entry, variables, w_fd))
+        message = packer(job_message(runner, entry, code_entry, variables, w_fd, args or []))
     except BaseException:
         os.close(r_fd)
         os.close(w_fd)

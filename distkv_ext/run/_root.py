@@ -28,9 +28,10 @@ from ._connwatch import watch_connection
 from ._entry import JobPath, RunnerEntry, StateEntry
 from ._group import Group
 from ._groupauth import GroupKeys
-from ._layout import STATE_PREFIX
+from ._layout import STATE_PREFIX, pause_prefix
 from ._loopwatch import LoopWatchdog
 from ._orphans import forget_orphans
+from ._pausewatch import PauseRoot
 from ._policy import ALL, ANY, SINGLE, RunnerPolicy
 from ._registry import records_base
 from ._scheduler import Scheduler
@@ -71,6 +72,7 @@ class _RunnerRoot(ResyncRoot):
         self.group_keys = group_keys if group_keys is not None else GroupKeys()
         self.err: Any = None
         self.state: StateRoot | None = None
+        self.pauses: PauseRoot | None = None
         self.group: Group | None = None
         self.scheduler = Scheduler(self)
         self.ready = False
@@ -183,6 +185,7 @@ class _RunnerRoot(ResyncRoot):
             await self._code.trust(self.config.trusted)
         self.state = await StateRoot.as_handler(self.client, cfg=self._cfg, subpath=self.state_subpath)
         self.state.set_runner(self)
+        self.pauses = await PauseRoot.open(self.client, self._subpath, self.pause_changed, pause_prefix(self._cfg))
         await super().run_starting()
 
     async def running(self) -> None:
@@ -291,6 +294,15 @@ class _RunnerRoot(ResyncRoot):
             raise RuntimeError("the runner has not started yet")
         st: StateEntry | None = self.state.follow(subpath, create=create)
         return st
+
+    def paused(self, subpath: JobPath) -> str | None:
+        """Why the job at ``subpath`` is paused (``run pause``), or None."""
+        return None if self.pauses is None else self.pauses.why(subpath)
+
+    def pause_changed(self, path: JobPath) -> None:
+        """A pause at ``path`` changed: look at that job again, or at
+        every job when ``path`` is above jobs (a group pause)."""
+        self.scheduler.trigger(path if self.scheduler.index.has_entry(path) else None)
 
     def entry_changed(self, entry: RunnerEntry) -> None:
         """Called by a `RunnerEntry` whose value changed."""

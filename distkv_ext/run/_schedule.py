@@ -47,6 +47,7 @@ class History(Protocol):
     backoff: Any
     for_target: Any
     quarantined: Any
+    triggered: Any
 
 
 def retry_delay(entry: Schedule, n_errors: int) -> float:
@@ -78,6 +79,9 @@ def next_start(
     * A target is a calendar time, due when ``now`` reaches it, except
       that a target at or before the entry's ``written`` (both the
       writer's clock: "now", "in the past") is due at once.
+    * A state with ``resume`` and ``triggered`` (``run trigger``) starts
+      at once, with or without a target (the run leaves ``for_target``
+      as it was: the schedule is not consumed).
     * Resume, retry and repeat count from the end of the last run: on
       ``stopped`` if this node wrote it (``last_node``); else from when
       this node heard of that end (``state.heard_at``: never early, late
@@ -91,6 +95,8 @@ def next_start(
         return None, "deleted"
     if entry.code is None:
         return None, "no code"
+    if _triggered(state):
+        return now, f"triggered {state.triggered}"  # `run trigger`: once, now, whatever the target says
     target = entry.target or 0
     if not target:
         return None, "no target"
@@ -113,6 +119,12 @@ def next_start(
     if entry.repeat:
         return since + float(entry.repeat), "repeat"
     return None, "done"
+
+
+def _triggered(state: History) -> bool:
+    """Does the state ask for one run now (``run trigger``), and may it start?"""
+    quarantined = isinstance(state.quarantined, str) and state.quarantined
+    return bool(state.node is None and state.resume and not quarantined and isinstance(state.triggered, str))
 
 
 def _new_target(target: float, state: History) -> bool:

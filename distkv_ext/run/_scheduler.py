@@ -244,7 +244,7 @@ class Scheduler:
             await self._bad_entry(entry, problem)
             return None
         state = entry.state
-        d = decide(entry, state, now, self.view)
+        d = decide(entry, state, now, self.view, paused=self.root.paused(entry.job_path))
         if d.kind is Kind.RUN_HERE:
             self._start(entry, d.reason)  # the claim records the reason
             return d.at

@@ -3,6 +3,8 @@
 Thin by design: parse options, call `distkv_ext.run`, format output.
 """
 
+import sys
+
 import asyncclick as click
 
 from distkv_ext.codekit.cli.args import DROP, NO_DEFAULT, collect_variables, variable_options
@@ -18,10 +20,17 @@ from . import (
     NEW_JOB_DEFAULTS,
     calendar_defaults,
     get_job,
+    job_pause,
     new_group_key,
+    pause_group,
+    pause_job,
+    pause_prefix,
     remove_job,
     resume_job,
     store_job,
+    trigger_job,
+    unpause_group,
+    unpause_job,
 )
 from ._cli_daemon import all_, web
 from ._cli_opts import (
@@ -220,8 +229,108 @@ async def get(obj, path, group, node, all_nodes, output):
 async def delete(obj, path, group, node, all_nodes, output):
     """Delete the job PATH; its runner stops it."""
     kind, node = kind_of(node, all_nodes)
-    await remove_job(get_client(obj), kind, group, path, node=node, prefix=prefixes_of(obj)[0])
+    await remove_job(
+        get_client(obj),
+        kind,
+        group,
+        path,
+        node=node,
+        prefix=prefixes_of(obj)[0],
+        pause_prefix=pause_prefix(obj.cfg.get("runner")),
+    )
     show_action(obj, as_path(path), "deleted", output)
+
+
+def _which(path, all_jobs):
+    """PATH or --all: exactly one of them (else a usage error)."""
+    if all_jobs and path is not None:
+        raise click.UsageError("give either PATH or --all, not both")
+    if not all_jobs and path is None:
+        raise click.UsageError("give the PATH of a job, or --all for every job of the group")
+
+
+def _group_label(kind, group, node):
+    return f"group {group} ({node}'s single-node jobs)" if kind == "single" else f"group {group} ({kind}-node jobs)"
+
+
+all_option = click.option(
+    "--all",
+    "all_jobs",
+    is_flag=True,
+    help="The whole group: its jobs of the kind that -n / --all-nodes select (none: any-node jobs).",
+)
+
+
+@cli.command(epilog=EXIT_CODES)
+@click.argument("path", required=False, shell_complete=complete_jobs)
+@group_options
+@all_option
+@click.option("-m", "--reason", callback=one_line_option, help="Why (one line); 'run why' shows it.")
+@output_option("yaml", "json")
+@click.pass_obj
+@boundary
+async def pause(obj, path, group, node, all_nodes, all_jobs, reason, output):
+    """
+    Pause the job PATH, or with --all every job of the group: its runners
+    start no new run of it until 'run resume'. A run in progress goes on
+    to its end. The job's entry is not changed; the pause is stored apart
+    (.distkv pause ...) with who paused it, when, and why (-m).
+
+    \b
+    --all pauses the group's jobs of one kind, as the other commands
+    select it: without -n its any-node jobs; -n NODE: NODE's single-node
+    jobs of the group; --all-nodes: its all-node jobs. Jobs added later
+    are paused too. 'run trigger' still starts one run of a paused job.
+    """
+    _which(path, all_jobs)
+    kind, node = kind_of(node, all_nodes)
+    client, prefix, pprefix = get_client(obj), prefixes_of(obj)[0], pause_prefix(obj.cfg.get("runner"))
+    if all_jobs:
+        done = await pause_group(client, kind, group, node=node, reason=reason, prefix=prefix, pause_prefix=pprefix)
+        show_action(obj, _group_label(kind, group, node), "paused" if done else "already paused", output)
+        return
+    done = await pause_job(client, kind, group, path, node=node, reason=reason, prefix=prefix, pause_prefix=pprefix)
+    show_action(obj, as_path(path), "paused" if done else "already paused", output)
+
+
+@cli.command(epilog=EXIT_CODES)
+@click.argument("path", required=False, shell_complete=complete_jobs)
+@group_options
+@all_option
+@output_option("yaml", "json")
+@click.pass_obj
+@boundary
+async def resume(obj, path, group, node, all_nodes, all_jobs, output):
+    """
+    Let the paused or quarantined job PATH start again; with --all, lift
+    the pause of the whole group ('run pause --all'; jobs paused on their
+    own stay paused).
+
+    A paused job goes on with its schedule: a start that fell due while
+    it was paused happens at once (one, however many were missed).
+    A job whose code stalled its runners (kept their event loop busy)
+    runner.quarantine_after times in a row is not started again; 'run why'
+    says so. This lifts the quarantine: a runner starts the job at once.
+    Prints 'resumed' if there was something to lift, else 'not paused or
+    quarantined'.
+    """
+    _which(path, all_jobs)
+    kind, node = kind_of(node, all_nodes)
+    prefix, state_prefix = prefixes_of(obj)
+    client, pprefix = get_client(obj), pause_prefix(obj.cfg.get("runner"))
+    if all_jobs:
+        done = await unpause_group(client, kind, group, node=node, prefix=prefix, pause_prefix=pprefix)
+        show_action(obj, _group_label(kind, group, node), "resumed" if done else "not paused", output)
+        return
+    paused = await unpause_job(client, kind, group, path, node=node, prefix=prefix, pause_prefix=pprefix)
+    done = await resume_job(client, kind, group, path, node=node, prefix=prefix, state_prefix=state_prefix)
+    lifted = paused["unpaused"] or any(done.values())
+    show_action(obj, as_path(path), "resumed" if lifted else "not paused or quarantined", output)
+    if paused["group_paused"]:
+        print(
+            f"note: {as_path(path)} stays paused: its group is paused; 'run resume -g {group} --all' lifts that",
+            file=sys.stderr,
+        )
 
 
 @cli.command(epilog=EXIT_CODES)
@@ -230,17 +339,25 @@ async def delete(obj, path, group, node, all_nodes, output):
 @output_option("yaml", "json")
 @click.pass_obj
 @boundary
-async def resume(obj, path, group, node, all_nodes, output):
-    """Start the quarantined job PATH again.
+async def trigger(obj, path, group, node, all_nodes, output):
+    """
+    Run the job PATH once, now, without changing its schedule: its entry
+    (target, repeat, calendar) is not written, and the next scheduled
+    start stays where it was (a repeat counts from the end of the latest
+    run, as always). A paused job runs once too and stays paused; a job
+    that never ran works the same. All-node jobs run once on every member.
 
-    A job whose code stalled its runners (kept their event loop busy)
-    runner.quarantine_after times in a row is not started again; 'run why'
-    says so. This lifts the quarantine: a runner starts the job at once.
+    A job that runs right now is not triggered (exit status 4): trigger
+    it again when that run has ended. Nor is a quarantined one ('run
+    resume' first).
     """
     kind, node = kind_of(node, all_nodes)
     prefix, state_prefix = prefixes_of(obj)
-    done = await resume_job(get_client(obj), kind, group, path, node=node, prefix=prefix, state_prefix=state_prefix)
-    show_action(obj, as_path(path), "resumed" if any(done.values()) else "not quarantined", output)
+    client, pprefix = get_client(obj), pause_prefix(obj.cfg.get("runner"))
+    await trigger_job(client, kind, group, path, node=node, prefix=prefix, state_prefix=state_prefix)
+    show_action(obj, as_path(path), "triggered", output)
+    if await job_pause(client, kind, group, path, node=node, pause_prefix=pprefix):
+        print(f"note: {as_path(path)} is paused: it runs once, then stays paused", file=sys.stderr)
 
 
 for command in (list_, state, why, logs, all_, web):

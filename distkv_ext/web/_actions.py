@@ -12,13 +12,21 @@ Errors (DistKV's error tree, ``.distkv error NODE TOCK``):
   the job fails again its runner opens it again.
 * **delete**: delete the record and its per-node details.
 
-Jobs: trigger, pause and resume belong here once ``distkv_ext.run``
-provides them (the scheduling commands): add an `Action` with kind
-"job" whose function takes (client, `JobRef`, prefixes); the page then
-shows its button and ``POST /api/jobs/NAME`` does it.
+Jobs (``POST /api/jobs/NAME`` with the job's k, g, p (and n) as on
+its page's URL; the job's page shows their buttons):
+
+* **trigger**: one run now, as ``distkv client run trigger`` (refused,
+  400, while it runs);
+* **pause**: start no new run until resumed, as ``run pause`` (recorded
+  as paused by "status page on HOST");
+* **resume**: lift its pause and its quarantine, as ``run resume``.
+
+Another job action: an `Action` with kind "job" whose function takes
+(client, `JobRef`, prefixes).
 """
 
 import dataclasses
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -27,8 +35,18 @@ from moat.util import P, Path
 
 from distkv_ext.codekit.core.errors import Conflict, InputRefused, NotFound
 from distkv_ext.codekit.store.conn import server_errors
+from distkv_ext.run import pause_job, resume_job, trigger_job, unpause_job
 
-__all__ = ["Action", "ACTIONS", "acknowledge_error", "delete_error", "error_path"]
+__all__ = [
+    "Action",
+    "ACTIONS",
+    "acknowledge_error",
+    "delete_error",
+    "error_path",
+    "trigger_action",
+    "pause_action",
+    "resume_action",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,11 +104,66 @@ async def delete_error(client: Any, err_id: Any, prefixes: dict[str, Path]) -> s
     return f"deleted error {err_id}"
 
 
+def _job_name(ref: Any) -> str:
+    return ".".join(str(x) for x in ref.path)
+
+
+def _by() -> str:
+    return f"status page on {socket.gethostname()}"
+
+
+async def trigger_action(client: Any, ref: Any, prefixes: dict[str, Path]) -> str:
+    """Run the job ``ref`` once now (`distkv_ext.run.trigger_job`)."""
+    await trigger_job(
+        client,
+        ref.kind,
+        ref.group,
+        ref.path,
+        node=ref.node,
+        by=_by(),
+        prefix=prefixes["run"],
+        state_prefix=prefixes["state"],
+    )
+    return f"triggered job {_job_name(ref)}"
+
+
+async def pause_action(client: Any, ref: Any, prefixes: dict[str, Path]) -> str:
+    """Pause the job ``ref`` (`distkv_ext.run.pause_job`)."""
+    done = await pause_job(
+        client,
+        ref.kind,
+        ref.group,
+        ref.path,
+        node=ref.node,
+        by=_by(),
+        prefix=prefixes["run"],
+        pause_prefix=prefixes["pause"],
+    )
+    return f"{'paused' if done else 'already paused'}: job {_job_name(ref)}"
+
+
+async def resume_action(client: Any, ref: Any, prefixes: dict[str, Path]) -> str:
+    """Lift the pause and the quarantine of the job ``ref``
+    (`distkv_ext.run.unpause_job`, `distkv_ext.run.resume_job`)."""
+    paused = await unpause_job(
+        client, ref.kind, ref.group, ref.path, node=ref.node, prefix=prefixes["run"], pause_prefix=prefixes["pause"]
+    )
+    quarantined = await resume_job(
+        client, ref.kind, ref.group, ref.path, node=ref.node, prefix=prefixes["run"], state_prefix=prefixes["state"]
+    )
+    done = "resumed" if paused["unpaused"] or any(quarantined.values()) else "not paused or quarantined"
+    still = "; its group stays paused" if paused["group_paused"] else ""
+    return f"{done}: job {_job_name(ref)}{still}"
+
+
 #: name -> `Action`: what the page offers (see the module doc).
 ACTIONS: dict[str, Action] = {
     a.name: a
     for a in (
         Action("ack", "error", "Acknowledge", acknowledge_error),
         Action("delete", "error", "Delete", delete_error, confirm="Delete this error record?"),
+        Action("trigger", "job", "Run once now", trigger_action, confirm="Run this job once now?"),
+        Action("pause", "job", "Pause", pause_action),
+        Action("resume", "job", "Resume", resume_action),
     )
 }

@@ -20,7 +20,7 @@ from moat.util import P, Path
 
 from distkv_ext.codekit.core.errors import ServerUnreachable
 from distkv_ext.codekit.store.history import HISTORY_PREFIX
-from distkv_ext.run import OUTPUT_PREFIX, GroupKeys, GroupObserver, group_topic, watch_connection
+from distkv_ext.run import OUTPUT_PREFIX, GroupKeys, GroupObserver, group_topic, pause_prefix, watch_connection
 
 from ._model import StatusModel, shrink_output
 from ._tree import open_tree
@@ -45,7 +45,7 @@ def _path(v: Any, default: Path) -> Path:
 
 def prefixes(cfg: Any) -> dict[str, Path]:
     """Where the page reads, from the client's configuration: run, state,
-    output, errors, procs, history."""
+    output, errors, procs, history, pause."""
     r = cfg.get("runner") or {}
     return {
         "run": _path(r.get("prefix"), P(":.distkv.run")),
@@ -54,6 +54,7 @@ def prefixes(cfg: Any) -> dict[str, Path]:
         "errors": _path((cfg.get("errors") or {}).get("prefix"), P(":.distkv.error")),
         "procs": _path((cfg.get("codes") or {}).get("prefix"), P(":.distkv.code.proc")),
         "history": HISTORY_PREFIX + ("proc",),
+        "pause": pause_prefix(r),
     }
 
 
@@ -111,6 +112,7 @@ async def run_model(
                 ("errors", model.on_error, None),
                 ("procs", model.on_proc, None),
                 ("history", model.on_history, None),
+                ("pause", model.on_pause, None),
             ):
                 await stack.enter_async_context(open_tree(client, pre[name], handler, shrink))
             model.loaded = True

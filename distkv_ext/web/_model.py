@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import anyio
 from moat.util import NotGiven, Path
 
-from distkv_ext.run import CLAIM_BUCKETS
+from distkv_ext.run import CLAIM_BUCKETS, pause_of, pauses_by_group, runner_subpath
 
 __all__ = ["JobRef", "StatusModel", "SECTIONS", "parse_state_path"]
 
@@ -97,6 +97,7 @@ class StatusModel:
         self.details: dict[tuple[Any, ...], dict[Any, Any]] = {}  # (node, tock) -> {node: detail}
         self.procs: dict[tuple[Any, ...], Any] = {}
         self.history: dict[tuple[Any, ...], dict[int, Any]] = {}
+        self.pauses: dict[tuple[Any, ...], Any] = {}  # path below the pause prefix -> stored value
         self.version = 0
         self.job_versions: dict[JobRef, int] = {}
         self.section_versions: dict[str, int] = dict.fromkeys(SECTIONS, 0)
@@ -204,6 +205,30 @@ class StatusModel:
             self._new_group(ref.kind, ref.group, ref.node)
         self.job_changed(ref)
         self.section_changed("procs")  # the procedures list their jobs
+
+    def on_pause(self, path: tuple[Any, ...], value: Any) -> None:
+        """A pause changed (``path`` below the pause prefix): the jobs at
+        and below it are shown again."""
+        path = tuple(path)
+        if value is NotGiven or value is None:
+            if self.pauses.pop(path, NotGiven) is NotGiven:
+                return
+        else:
+            self.pauses[path] = value
+        for ref in list(self.jobs):
+            full = runner_subpath(ref.kind, ref.group, ref.node) + tuple(ref.path)
+            if full[: len(path)] == path:
+                self.job_changed(ref)
+
+    def paused(self, ref: JobRef) -> str | None:
+        """Why the job ``ref`` is paused, in words, or None."""
+        if not self.pauses:
+            return None
+        try:
+            sub = runner_subpath(ref.kind, ref.group, ref.node)
+        except ValueError:
+            return None
+        return pause_of(pauses_by_group(self.pauses, sub), tuple(ref.path))
 
     def on_state(self, path: tuple[Any, ...], value: Any) -> None:
         """A state entry changed."""

@@ -11,7 +11,7 @@ import functools
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from moat.util import NotGiven, P, Path
 
@@ -98,7 +98,9 @@ def ref_from_query(q: Any) -> JobRef | None:
     return JobRef(kind, group[0], None if node is None else node[0], tuple(path))
 
 
-def _explain(value: Any, state: Any, heard: Any = None, kind: str = "any", node: Any = None) -> dict[str, Any]:
+def _explain(
+    value: Any, state: Any, heard: Any = None, kind: str = "any", node: Any = None, paused: str | None = None
+) -> dict[str, Any]:
     try:
         return explain_job(
             value if isinstance(value, dict) else None,
@@ -106,6 +108,7 @@ def _explain(value: Any, state: Any, heard: Any = None, kind: str = "any", node:
             heard=heard,
             kind=kind,
             node=node,
+            paused=paused,
         )
     except Exception as exc:  # fields of the wrong type, written behind our back
         return {"status": "broken", "verdict": f"unusable runner entry: {exc}", "running_on": None}
@@ -130,7 +133,9 @@ def job_rows(model: StatusModel, ref: JobRef) -> list[dict[str, Any]]:
     rows = []
     for member in members or [None]:
         st = states.get(member) if member is not None or ref.kind != "all" else None
-        ex = _explain(value, st, model.heard_of(ref), ref.kind, ref.node if ref.kind == "single" else member)
+        ex = _explain(
+            value, st, model.heard_of(ref), ref.kind, ref.node if ref.kind == "single" else member, model.paused(ref)
+        )
         sd = st if isinstance(st, dict) else {}
         running = ex.get("running_on")
         node = member if ref.kind == "all" else ref.node if ref.kind == "single" else running or sd.get("last_node")
@@ -152,6 +157,7 @@ def job_rows(model: StatusModel, ref: JobRef) -> list[dict[str, Any]]:
                 "result": None if result is NotGiven or result is None else short(repr(plain(result))),
                 "error": None if not sd.get("error") else short(sd["error"], 300),
                 "why": str(ex.get("verdict", "")),
+                "paused": ex.get("paused"),
                 "runs": sd.get("runs") or 0,
                 "code": dotted(value.get("code"))
                 if isinstance(value, dict) and value.get("code") is not None
@@ -324,6 +330,8 @@ def job_detail(model: StatusModel, ref: JobRef) -> dict[str, Any] | None:
     return {
         "key": job_key(ref),
         "query": job_query(ref),
+        "form": dict(parse_qsl(job_query(ref))),  # the fields a job action takes
+        "paused": model.paused(ref),
         "path": dotted(ref.path),
         "group": str(ref.group),
         "kind": ref.kind,

@@ -10,7 +10,7 @@ from distkv_ext.codekit.core.paths import as_path
 
 from .params import usage_message
 
-__all__ = ["variable_options", "collect_variables", "NO_DEFAULT", "DROP"]
+__all__ = ["variable_options", "collect_variables", "positional_values", "NO_DEFAULT", "DROP"]
 
 #: ``-e NAME -``: the variable has no default (it is required).
 NO_DEFAULT = object()
@@ -57,9 +57,9 @@ def _check_name(name, hint):
         raise click.BadParameter(str(exc), param_hint=hint) from None
 
 
-def _literal(name, text):
+def _literal(name, text, hint=None):
     """``-e NAME LITERAL``: a Python literal that DistKV can store."""
-    hint = f"-e {name}"
+    hint = hint or f"-e {name}"
     try:
         val = ast.literal_eval(text)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
@@ -76,6 +76,17 @@ def _path(name, text):
         return as_path(text, "variable")
     except InputRefused as exc:
         raise click.BadParameter(str(exc), param_hint=f"-p {name}") from None
+
+
+def positional_values(texts, literal=False):
+    """Positional arguments from the command line (``code call PATH
+    ARG...``): each ARG as text or, with ``literal``, as a Python literal
+    that DistKV can store (as ``-e`` reads a value; ``'text'`` then needs
+    its quotes); else `click.BadParameter` naming the argument (``ARG
+    2``, exit status 2)."""
+    if not literal:
+        return [str(t) for t in texts]
+    return [_literal(None, t, hint=f"ARG {i}") for i, t in enumerate(texts, 1)]
 
 
 def collect_variables(values, evals, paths, *, markers=False):
