@@ -14,6 +14,7 @@ G = ("-g", "schedg")
 @pytest.fixture(scope="module", autouse=True)
 def procs(node):
     node.run("code", "set", "sch.noop", "-s", "-", input="return 1")
+    node.run("code", "set", "sch.three", "--var", "a", "--var", "b", "--var", "c", "-s", "-", input="return a")
 
 
 def _get(node, path, *extra):
@@ -71,17 +72,15 @@ def test_zone_defaults_to_the_writers(node, tmp_path):
 
 def test_placement_limits_and_args(node):
     r = node.run(
-        "run", "set", "sch.place", "-c", "sch.noop", *G, "-t", "never", "--require-tag", "relay",
+        "run", "set", "sch.place", "-c", "sch.three", *G, "-t", "never", "--require-tag", "relay",
         "--require-tag", "room=kitchen", "--prefer-tag", "fast", "--limit", "bus=2", "--limit", "backup=1",
-        "-a", "42", "-a", "x y", "--eval-args",
+        "-a", "42", "-a", "x y", "--literal",
     )  # fmt: skip
-    assert r.returncode == 2 and r.err.endswith(
-        "Error: Invalid value for --arg: 'x y' is no Python literal (like 42, 'text' or [1, 2])\n"
-    )
+    assert r.returncode == 2 and r.err.endswith("Error: Invalid value for --arg: 'x y' is not a Python literal\n")
     r = node.run(
-        "run", "set", "sch.place", "-c", "sch.noop", *G, "-t", "never", "--require-tag", "relay",
+        "run", "set", "sch.place", "-c", "sch.three", *G, "-t", "never", "--require-tag", "relay",
         "--require-tag", "room=kitchen", "--prefer-tag", "fast", "--limit", "bus=2", "--limit", "backup=1",
-        "-a", "42", "-a", "'x y'", "-a", "[1, 2]", "--eval-args",
+        "-a", "42", "-a", "'x y'", "-a", "[1, 2]", "--literal",
     )  # fmt: skip
     assert r.returncode == 0, r.err
     got = _get(node, "sch.place")
@@ -91,11 +90,13 @@ def test_placement_limits_and_args(node):
     assert got["args"] == [42, "x y", [1, 2]]
     node.run("run", "set", "sch.place", *G, "--require-tag", "-", "--limit", "-", "--no-args", "-a", "text")
     assert _get(node, "sch.place")["args"] == [42, "x y", [1, 2]]  # refused: both --arg and --no-args
-    r = node.run("run", "set", "sch.place", *G, "--require-tag", "-", "--limit", "-", "-a", "text")
+    r = node.run("run", "set", "sch.place", *G, "--require-tag", "-", "--limit", "-", "-a", "x", "-a", "y", "-a", "z")
     assert r.out == "updated: sch.place\n"
     got = _get(node, "sch.place")
-    assert "require_tags" not in got and "limits" not in got and got["args"] == ["text"]
-    node.run("run", "set", "sch.place", *G, "--no-args")
+    assert "require_tags" not in got and "limits" not in got and got["args"] == ["x", "y", "z"]
+    r = node.run("run", "set", "sch.place", *G, "--no-args")
+    assert (r.returncode, r.err) == (4, "Error: procedure sch.three needs a, b, c: give them with -v/-e/-p\n")
+    node.run("run", "set", "sch.place", *G, "--no-args", "-e", "a", "1", "-e", "b", "2", "-e", "c", "3")
     assert "args" not in _get(node, "sch.place")
 
 
@@ -165,7 +166,7 @@ def test_placement_limits_and_args(node):
             2,
             "Error: Invalid value for '--require-tag': 'a b' is no tag (like relay or room=kitchen)",
         ),
-        (["-t", "never", "--eval-args"], 2, "Error: --eval-args reads the values of --arg: give them too"),
+        (["-t", "never", "--literal"], 2, "Error: -l/--literal reads the values of --arg: give them too"),
     ],
 )
 def test_refusals_write_nothing(node, args, status, message):
@@ -177,12 +178,13 @@ def test_refusals_write_nothing(node, args, status, message):
 def test_deploy_jobs_yaml_learns_the_calendar(node, tmp_path):
     (tmp_path / "procs" / "schd").mkdir(parents=True)
     (tmp_path / "procs" / "schd" / "noop.py").write_text("return 1\n")
+    (tmp_path / "procs" / "schd" / "two.py").write_text("# distkv:\n#   vars: [a, b]\nreturn a\n")
     (tmp_path / "jobs.yaml").write_text(
         "defaults: {group: schdep}\n"
         "jobs:\n"
         "- {path: schd.morning, code: schd.noop, cron: '30 6 * * 1-5', jitter: 2m, overlap: cancel}\n"
         "- {path: schd.dusk, code: schd.noop, at: dusk+10m, location: [48.1, 11.6], tz: Europe/Berlin}\n"
-        "- {path: schd.placed, code: schd.noop, require_tags: [relay], limits: {bus: 2}, args: [1, two]}\n"
+        "- {path: schd.placed, code: schd.two, require_tags: [relay], limits: {bus: 2}, args: [1, two]}\n"
     )
     r = node.run("code", "deploy", str(tmp_path), env={"TZ": "Europe/Vienna"})
     assert r.returncode == 0, r.err

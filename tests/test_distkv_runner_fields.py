@@ -32,12 +32,12 @@ def _state(node, job):
 
 
 def test_distkvs_runner_ignores_our_fields(node, tmp_path):
-    node.run("code", "set", "dkf.count", "-s", "-", input="return 7")
+    node.run("code", "set", "dkf.count", "--var", "a", "--var", "b", "-s", "-", input="return 7")
     G = ("-g", "dkfields")
     # every new field at once, on a job that DistKV's runner can run ...
     r = node.run(
-        "run", "set", "plain", "-c", "dkf.count", *G, "-t", "now", "--require-tag", "relay",
-        "--prefer-tag", "room=x", "--limit", "bus=1", "-a", "1", "-a", "[2]", "--eval-args",
+        "run", "set", "plain", "-c", "dkf.count", *G, "-t", "now", "-e", "a", "1", "-e", "b", "2", "--require-tag", "relay",
+        "--prefer-tag", "room=x", "--limit", "bus=1", "-a", "1", "-a", "[2]", "--literal",
     )  # fmt: skip
     assert r.returncode == 0, r.err
     # ... and calendar jobs, which have no target: DistKV's runner leaves them
@@ -45,7 +45,7 @@ def test_distkvs_runner_ignores_our_fields(node, tmp_path):
         ("cal", ["--cron", "*/2 * * * * *", "--tz", "Europe/Berlin", "--jitter", "1s", "--overlap", "cancel"]),
         ("sun", ["--at", "sunset-15m", "--location", "52.5,13.4", "--tz", "UTC", "--catch-up", "none"]),
     ):
-        r = node.run("run", "set", name, "-c", "dkf.count", *G, *extra)
+        r = node.run("run", "set", name, "-c", "dkf.count", *G, "-e", "a", "1", "-e", "b", "2", *extra)
         assert r.returncode == 0, r.err
     log = tmp_path / "dk.log"
     with open(log, "wb") as out:

@@ -11,7 +11,7 @@ from moat.util import Path
 from distkv_ext.codekit.core.depgraph import find_cycle
 from distkv_ext.codekit.core.paths import dotted
 from distkv_ext.module import needs_of, requires_of
-from distkv_ext.run import states_of
+from distkv_ext.run import states_of, unsupplied_variables
 
 from ._change import job_label
 
@@ -58,9 +58,10 @@ def check_final(plan, tree, stored, final_mods, final_procs, removed):
         if proc is None:
             problems.append(f"{item.source}: runs procedure {code}, {_gone('procedure', code, removed)}")
             continue
-        have = set(item.value.get("data") or {}) | set(proc.get("default") or {})
-        missing = [v for v in proc.get("vars", ()) if v not in have]
-        if missing:
+        too_many, missing = unsupplied_variables(proc, item.value)
+        if too_many:
+            problems.append(f"{item.source}: {too_many}")
+        elif missing:
             problems.append(f"{item.source}: procedure {code} needs {', '.join(missing)}: give them in the job's data")
     removed_jobs = {c.where + (tuple(c.path),) for c in plan.changes if c.kind == "job" and c.action == "remove"}
     for key, (value, _, path) in stored["job"].items():

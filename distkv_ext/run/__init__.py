@@ -62,6 +62,7 @@ from ._ops import (
     remove_job,
     states_of,
     store_job,
+    unsupplied_variables,
 )
 from ._output import TRACEBACK_STREAM
 from ._pause import pause_of, pause_reason
@@ -145,6 +146,7 @@ __all__ = [
     "TRACEBACK_STREAM",
     # job operations (what ``distkv client run`` calls)
     "store_job",
+    "unsupplied_variables",
     "get_job",
     "remove_job",
     "resume_job",

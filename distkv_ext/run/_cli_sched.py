@@ -8,13 +8,13 @@ them (`distkv_ext.codekit.core.whenchecks`): a bad one is a usage error
 (exit status 2) naming the option.
 """
 
-import ast
 import functools
 from collections.abc import Callable
 from typing import Any
 
 import asyncclick as click
 
+from distkv_ext.codekit.cli.args import positional_values
 from distkv_ext.codekit.cli.params import Checked
 from distkv_ext.codekit.core.whenchecks import (
     CATCH_UP_POLICIES,
@@ -47,7 +47,7 @@ _NAMES = (
     "prefer_tag",
     "limit",
     "arg",
-    "eval_args",
+    "literal",
     "no_args",
 )
 
@@ -104,27 +104,13 @@ def schedule_options(fn):
                      help="At most N jobs sharing NAME run at once in the group (repeatable; '-' clears)."),
         click.option("-a", "--arg", multiple=True,
                      help="A positional argument of the procedure (repeatable, in order; replaces the stored ones)."),
-        click.option("--eval-args", is_flag=True,
-                     help="Read each --arg as a Python literal (42, 'x', [1, 2]) instead of text."),
+        click.option("-l", "--literal", is_flag=True,
+                     help="Read each --arg as a Python literal (42, 'x', [1, 2]) instead of text, as code call -l does."),
         click.option("--no-args", is_flag=True, help="Remove the stored positional arguments."),
     ]  # fmt: skip
     for opt in reversed(opts):
         wrapper = opt(wrapper)
     return wrapper
-
-
-def _args(texts: tuple[str, ...], literal: bool) -> list[Any]:
-    if not literal:
-        return list(texts)
-    res = []
-    for t in texts:
-        try:
-            res.append(ast.literal_eval(t))
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            raise click.BadParameter(
-                f"{t!r} is no Python literal (like 42, 'text' or [1, 2])", param_hint="--arg"
-            ) from None
-    return res
 
 
 def apply_schedule(
@@ -166,8 +152,8 @@ def apply_schedule(
     if s["no_args"]:
         new.pop("args", None)
     elif s["arg"]:
-        new["args"] = _args(s["arg"], s["eval_args"])
-    elif s["eval_args"]:
-        raise click.UsageError("--eval-args reads the values of --arg: give them too")
+        new["args"] = positional_values(s["arg"], s["literal"], hint="--arg")
+    elif s["literal"]:
+        raise click.UsageError("-l/--literal reads the values of --arg: give them too")
     if any(new.get(k) is not None for k in CALENDAR_FIELDS):
         new.update(with_calendar_defaults(new, defaults()))

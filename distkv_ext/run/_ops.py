@@ -36,6 +36,7 @@ from ._policy import POLICIES
 from ._registry import auth_summary, group_records
 
 __all__ = [
+    "unsupplied_variables",
     "store_job",
     "get_job",
     "remove_job",
@@ -88,16 +89,9 @@ async def store_job(
     pin = fields.get("pin")
     value = job_value({**fields, "pin": None})
     proc, _ = await get_entry(client, proc_prefix, value["code"], "procedure")
-    params = list(proc.get("vars", ()) or ())
-    args = value.get("args") or []
-    if len(args) > len(params):
-        raise InputRefused(
-            f"procedure {value['code']} takes {len(params)} positional argument{'s' * (len(params) != 1)}"
-            f"{' (' + ', '.join(params) + ')' if params else ''}, the job gives {len(args)}"
-        )
-    # positional arguments fill the procedure's variables in order
-    have = set(value["data"]) | set(proc.get("default") or {}) | set(params[: len(args)])
-    missing = [v for v in params if v not in have]
+    too_many, missing = unsupplied_variables(proc, value)
+    if too_many:
+        raise InputRefused(too_many)
     if missing:
         raise InputRefused(f"procedure {value['code']} needs {', '.join(missing)}: give them with -v/-e/-p")
     if pin is True:
@@ -110,6 +104,23 @@ async def store_job(
         return "unchanged", old_value
     await write_entry(client, prefix + sub, path, value, chain=chain)
     return ("created" if old_value is None else "updated"), value
+
+
+def unsupplied_variables(proc: Any, value: Mapping[str, Any]) -> tuple[str | None, list[str]]:
+    """What a job (its checked ``value``) leaves out of its procedure
+    ``proc`` (a stored procedure's value): (a problem with its positional
+    ``args`` or None, the variables that neither its data, its ``args``
+    (they fill the variables in order) nor the procedure's defaults
+    supply)."""
+    params = list(proc.get("vars", ()) or ())
+    args = value.get("args") or []
+    if len(args) > len(params):
+        return (
+            f"procedure {value['code']} takes {len(params)} positional argument{'s' * (len(params) != 1)}"
+            f"{' (' + ', '.join(params) + ')' if params else ''}, the job gives {len(args)}"
+        ), []
+    have = set(value.get("data") or ()) | set(proc.get("default") or {}) | set(params[: len(args)])
+    return None, [v for v in params if v not in have]
 
 
 async def get_job(

@@ -78,15 +78,15 @@ def _path(name, text):
         raise click.BadParameter(str(exc), param_hint=f"-p {name}") from None
 
 
-def positional_values(texts, literal=False):
+def positional_values(texts, literal=False, hint=None):
     """Positional arguments from the command line (``code call PATH
     ARG...``): each ARG as text or, with ``literal``, as a Python literal
     that DistKV can store (as ``-e`` reads a value; ``'text'`` then needs
     its quotes); else `click.BadParameter` naming the argument (``ARG
-    2``, exit status 2)."""
+    2``, or ``hint``, exit status 2)."""
     if not literal:
         return [str(t) for t in texts]
-    return [_literal(None, t, hint=f"ARG {i}") for i, t in enumerate(texts, 1)]
+    return [_literal(None, t, hint=hint or f"ARG {i}") for i, t in enumerate(texts, 1)]
 
 
 def collect_variables(values, evals, paths, *, markers=False):
