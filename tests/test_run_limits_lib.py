@@ -1,0 +1,234 @@
+"""Concurrency limits (``limits: {NAME: N}``): the slot table's logic, and
+runners in one process (DistKV's in-process harness) sharing a limit.
+
+The in-process tests check from the runs' own recorded start and stop
+times that no moment had more than N runs of a limit, and that every job
+ran; `max_at_once` is that check."""
+
+import time
+from contextlib import AsyncExitStack
+
+import anyio
+import pytest
+from moat.util import P
+
+from distkv_ext.code import CodeRoot
+from distkv_ext.codekit.core.errors import InputRefused
+from distkv_ext.run import AllRunnerRoot, AnyRunnerRoot, SingleRunnerRoot
+from distkv_ext.run._limits import (
+    Holder,
+    SlotTable,
+    holder_of,
+    job_limits,
+    slot_key,
+    split_key,
+    waiting_text,
+)
+from tests.helpers import wait_for
+from tests.test_run_lib import FAST, add_job
+
+LOG: list[list] = []  # [job, node, start, stop]
+
+# an async job that holds its run for ``hold`` seconds, logging its interval
+HOLD = """
+import anyio, time
+import tests.test_run_limits_lib as t
+rec = [name, _entry.root.node, time.time(), None]
+t.LOG.append(rec)
+try:
+    await anyio.sleep(hold)
+finally:
+    rec[3] = time.time()
+"""
+
+
+@pytest.fixture(autouse=True)
+def clear_log():
+    LOG.clear()
+
+
+def max_at_once(log):
+    """The most runs in ``log`` ([job, node, start, stop]; stop None: still
+    running) that were running at one moment.  A run that ends at the
+    moment another starts does not overlap it."""
+    events = []
+    for _, _, start, stop in log:
+        events.append((start, 1))
+        events.append((float("inf") if stop is None else stop, -1))
+    events.sort(key=lambda e: (e[0], e[1]))  # ends before starts at the same time
+    most = now = 0
+    for _, d in events:
+        now += d
+        most = max(most, now)
+    return most
+
+
+# ---- the pure part --------------------------------------------------------
+
+
+def _h(member="r1:any", run="i1", job="j"):
+    return Holder(member, run, member.split(":")[0], member.split(":")[1], job, 1.0).value()
+
+
+def test_max_at_once_counts_overlaps():
+    assert max_at_once([["a", "n", 0, 2], ["b", "n", 1, 3], ["c", "n", 2, 4]]) == 2
+    assert max_at_once([["a", "n", 0, 1], ["b", "n", 1, 2]]) == 1
+    assert max_at_once([["a", "n", 0, None], ["b", "n", 5, 6], ["c", "n", 5.5, 7]]) == 3
+
+
+def test_slot_keys_and_holders():
+    assert split_key(slot_key("sensor-bus.2", 7)) == ("sensor-bus.2", 7)
+    for bad in ("bus", "bus#", "#3", "bus#x", "bus#-1", "bus#10000"):
+        assert split_key(bad) is None
+    h = holder_of(_h())
+    assert h is not None and (h.member, h.run, h.node, h.kind, h.job, h.since) == ("r1:any", "i1", "r1", "any", "j", 1.0)
+    for garbage in (None, 3, "x", [], {}, {**_h(), "member": 5}, {**_h(), "run": ""}, {**_h(), "job": None}):
+        assert holder_of(garbage) is None
+    assert holder_of({**_h(), "since": float("nan")}).since is None
+
+
+def test_in_use_counts_live_holders_and_fresh_garbage():
+    t = SlotTable(garbage_after=2.0)
+    t.put("bus", 0, _h("r1:any"), chain="c0", now=100.0)
+    t.put("bus", 1, _h("r2:all"), chain="c1", now=100.0)
+    t.put("bus", 2, {"what": "garbage"}, chain="c2", now=100.0)
+    t.put("other", 0, _h("r3:any"), now=100.0)
+    live = {"r1:any"}
+
+    def is_live(name, slot, h):
+        return h.member in live
+
+    assert set(t.in_use("bus", is_live, now=101.0)) == {0, 2}  # r2 is gone; the garbage is fresh
+    assert set(t.in_use("bus", is_live, now=102.5)) == {0}  # ... and now old
+    stale = {(n, s) for n, s, _, _ in t.stale(is_live, now=102.5)}
+    assert stale == {("bus", 1), ("bus", 2), ("other", 0)}
+    # the same garbage again keeps its age; a real holder in its place counts
+    t.put("bus", 2, {"what": "garbage"}, chain="c3", now=102.0)
+    assert 2 not in t.in_use("bus", is_live, now=102.5)
+    t.put("bus", 2, _h("r1:any", job="k"), now=102.6)
+    assert set(t.in_use("bus", is_live, now=102.7)) == {0, 2}
+    t.put("bus", 0, None)
+    t.put("bus", 2, None)
+    t.put("bus", 1, None)
+    assert t.names() == ["other"] and t.in_use("bus", is_live) == {}
+
+
+def test_free_slot_and_a_lowered_limit():
+    assert SlotTable.free_slot(2, set()) == 0
+    assert SlotTable.free_slot(3, {0, 2}) == 1
+    assert SlotTable.free_slot(2, {0, 1}) is None
+    # N lowered from 4 to 2 while slots 2 and 3 run: slots 0 and 1 look
+    # free, but 2 are in use: the caller starts nothing (it counts first)
+    used = {2: None, 3: None}
+    assert len(used) >= 2 and SlotTable.free_slot(2, used) == 0
+
+
+def test_job_limits_in_name_order_and_refused():
+    assert job_limits(None) == [] and job_limits({}) == []
+    assert job_limits({"z": 1, "a": 3}) == [("a", 3), ("z", 1)]
+    for bad in ({"bus": 0}, {"bus": "2"}, {"bus#": 1}, [1], "bus=2", {"x": float("nan")}):
+        with pytest.raises(InputRefused):
+            job_limits(bad)
+
+
+def test_waiting_text():
+    assert waiting_text("bus", 2, 2) == "waiting for limit bus (2/2 in use)"
+    assert waiting_text("bus", 0, 2, "hearing its group") == "waiting for limit bus (hearing its group)"
+
+
+# ---- runners in one process ---------------------------------------------
+
+
+async def _runner(st, stack, i, kind, subpath, name, cfg=FAST):
+    c = await stack.enter_async_context(st.client(i % len(st.s)))
+    cr = await CodeRoot.as_handler(c)
+    return await kind.as_handler(c, subpath=subpath, code=cr, node=name, cfg=cfg)
+
+
+@pytest.mark.slow  # about 10 s of CPU under the autojump clock
+async def test_six_jobs_over_three_runners_never_more_than_two(autojump_clock, cluster2):
+    async with AsyncExitStack() as stack:
+        c0 = await stack.enter_async_context(cluster2.client(0))
+        cr = await CodeRoot.as_handler(c0)
+        await cr.add("hold", code=HOLD, variables=["name", "hold"], is_async=True)
+        rs = [await _runner(cluster2, stack, i, AnyRunnerRoot, ("any", "g"), f"n{i + 1}") for i in range(3)]
+        for r in rs:
+            await r.wait_ready()
+        await anyio.sleep(2)
+        for i in range(6):
+            await add_job(rs[0], f"j{i}", "hold", data={"name": f"j{i}", "hold": 1.0}, limits={"bus": 2})
+        await wait_for(lambda: len(LOG) == 6 and all(x[3] is not None for x in LOG), timeout=60)
+        assert sorted(x[0] for x in LOG) == [f"j{i}" for i in range(6)]
+        assert max_at_once(LOG) == 2
+        assert len({x[1] for x in LOG}) >= 2  # spread over the runners
+        # every slot is given back, in the store too
+        await wait_for(lambda: _slots(c0, "g"), what="no slot left")
+
+
+async def _slots(client, group):
+    """No slot entry of ``group`` is left."""
+    return not [p for p, v in await _slot_entries(client, group) if v is not None]
+
+
+async def _slot_entries(client, group):
+    res = []
+    async for r in client.get_tree(P(":.distkv.state.limit") + (group,)):
+        res.append((tuple(r.path), r.get("value")))
+    return res
+
+
+async def test_limit_shared_by_all_three_kinds_and_waiting_text(autojump_clock, cluster2):
+    async with AsyncExitStack() as stack:
+        c0 = await stack.enter_async_context(cluster2.client(0))
+        cr = await CodeRoot.as_handler(c0)
+        await cr.add("hold", code=HOLD, variables=["name", "hold"], is_async=True)
+        ra = await _runner(cluster2, stack, 0, AnyRunnerRoot, ("any", "k"), "n1")
+        rl = await _runner(cluster2, stack, 1, AllRunnerRoot, ("all", "k"), "n2")
+        rs = await _runner(cluster2, stack, 0, SingleRunnerRoot, ("at", "n3", "k"), "n3")
+        for r in (ra, rl, rs):
+            await r.wait_ready()
+        ja = await add_job(ra, "a", "hold", data={"name": "a", "hold": 3.0}, limits={"bus": 1})
+        await wait_for(lambda: len(LOG) == 1)
+        jl = await add_job(rl, "l", "hold", data={"name": "l", "hold": 3.0}, limits={"bus": 1})
+        js = await add_job(rs, "s", "hold", data={"name": "s", "hold": 3.0}, limits={"bus": 1})
+        await wait_for(lambda: jl.state.waiting == "waiting for limit bus (1/1 in use)", what="all-node waits")
+        await wait_for(lambda: js.state.waiting == "waiting for limit bus (1/1 in use)", what="single waits")
+        entries = await _slot_entries(c0, "k")
+        assert [(p, v["member"], v["job"]) for p, v in entries if v] == [(("bus", "0"), "n1:any", "a")]
+        await wait_for(lambda: len(LOG) == 3 and all(x[3] is not None for x in LOG), timeout=60)
+        assert max_at_once(LOG) == 1
+        assert ja.state.waiting is None and jl.state.waiting is None and js.state.waiting is None
+
+
+async def test_several_limits_and_a_garbage_slot(autojump_clock, cluster2):
+    """A job with two limits holds both; a slot entry of garbage counts as
+    taken, then (after ``timeout``) as free, and nothing crashes."""
+    async with AsyncExitStack() as stack:
+        c0 = await stack.enter_async_context(cluster2.client(0))
+        cr = await CodeRoot.as_handler(c0)
+        await cr.add("hold", code=HOLD, variables=["name", "hold"], is_async=True)
+        await c0.set(P(":.distkv.state.limit.m.disk.0"), value="garbage")
+        rs = [await _runner(cluster2, stack, i, AnyRunnerRoot, ("any", "m"), f"n{i + 1}") for i in range(2)]
+        for r in rs:
+            await r.wait_ready()
+        for i in range(4):
+            await add_job(rs[0], f"b{i}", "hold", data={"name": f"b{i}", "hold": 1.0}, limits={"disk": 1, "bus": 2})
+        await wait_for(lambda: len(LOG) == 4 and all(x[3] is not None for x in LOG), timeout=60)
+        assert max_at_once(LOG) == 1  # disk=1 rules
+        await wait_for(lambda: _slots(c0, "m"), what="no slot left")
+
+
+async def test_a_lowered_limit_starts_nothing_until_below(autojump_clock, client, cr):
+    await cr.add("hold", code=HOLD, variables=["name", "hold"], is_async=True)
+    r = await AnyRunnerRoot.as_handler(client, subpath=("any", "w"), code=cr, node="n1", cfg=FAST)
+    await r.wait_ready()
+    long = [await add_job(r, f"l{i}", "hold", data={"name": f"l{i}", "hold": 5.0}, limits={"bus": 3}) for i in range(3)]
+    await wait_for(lambda: len(LOG) == 3)
+    t0 = time.time()
+    late = await add_job(r, "late", "hold", data={"name": "late", "hold": 0.1}, limits={"bus": 2})
+    await wait_for(lambda: late.state.waiting == "waiting for limit bus (3/2 in use)")
+    await wait_for(lambda: len(LOG) == 4, timeout=30)
+    late_start = LOG[3][2]
+    ended = sorted(float("inf") if x[3] is None else x[3] for x in LOG[:3])
+    assert ended[1] <= late_start, "started only once fewer than 2 were in use"
+    assert all(j.state.waiting is None for j in long) and t0 <= late_start
