@@ -81,7 +81,14 @@ def test_slot_keys_and_holders():
     for bad in ("bus", "bus#", "#3", "bus#x", "bus#-1", "bus#10000"):
         assert split_key(bad) is None
     h = holder_of(_h())
-    assert h is not None and (h.member, h.run, h.node, h.kind, h.job, h.since) == ("r1:any", "i1", "r1", "any", "j", 1.0)
+    assert h is not None and (h.member, h.run, h.node, h.kind, h.job, h.since) == (
+        "r1:any",
+        "i1",
+        "r1",
+        "any",
+        "j",
+        1.0,
+    )
     for garbage in (None, 3, "x", [], {}, {**_h(), "member": 5}, {**_h(), "run": ""}, {**_h(), "job": None}):
         assert holder_of(garbage) is None
     assert holder_of({**_h(), "since": float("nan")}).since is None
