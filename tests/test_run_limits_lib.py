@@ -239,3 +239,26 @@ async def test_a_lowered_limit_starts_nothing_until_below(autojump_clock, client
     ended = sorted(float("inf") if x[3] is None else x[3] for x in LOG[:3])
     assert ended[1] <= late_start, "started only once fewer than 2 were in use"
     assert all(j.state.waiting is None for j in long) and t0 <= late_start
+
+
+async def test_race_two_runners_two_servers_same_moment(autojump_clock, cluster2):
+    """Two single-node runners, each on its own server, get a job of the
+    limit ``bus=1`` at the same moment, five times over: each time both
+    claim slot 0 at once; one wins, the other waits, never both run."""
+    async with AsyncExitStack() as stack:
+        c0 = await stack.enter_async_context(cluster2.client(0))
+        cr = await CodeRoot.as_handler(c0)
+        await cr.add("hold", code=HOLD, variables=["name", "hold"], is_async=True)
+        rs = [
+            await _runner(cluster2, stack, i, SingleRunnerRoot, ("at", f"n{i + 1}", "x"), f"n{i + 1}") for i in range(2)
+        ]
+        for r in rs:
+            await r.wait_ready()
+        for rnd in range(5):
+            async with anyio.create_task_group() as tg:
+                for i, r in enumerate(rs):
+                    data = {"name": f"r{rnd}n{i}", "hold": 0.5}
+                    tg.start_soon(lambda r=r, d=data: add_job(r, d["name"], "hold", data=d, limits={"bus": 1}))
+            await wait_for(lambda n=2 * rnd + 2: len(LOG) == n and all(x[3] is not None for x in LOG), timeout=60)
+        assert max_at_once(LOG) == 1
+        assert sorted(x[0] for x in LOG) == sorted(f"r{rnd}n{i}" for rnd in range(5) for i in range(2))

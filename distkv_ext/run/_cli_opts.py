@@ -12,11 +12,13 @@ from distkv_ext.codekit.cli.params import Checked
 from distkv_ext.codekit.core.checks import MAX_SECONDS, number, parse_number, target_time
 from distkv_ext.codekit.core.errors import BadArguments, InputRefused
 from distkv_ext.codekit.core.paths import as_path
+from distkv_ext.codekit.core.whenchecks import limit_name, parse_limit
 
 from ._config import RunnerConfig
 from ._layout import OUTPUT_PREFIX, job_field
 
 __all__ = [
+    "LIMIT",
     "group_options",
     "kind_of",
     "parse_when",
@@ -111,6 +113,18 @@ def job_number(name):
 
 #: ``-t WHEN``: now, never, seconds from now or an ISO time, checked.
 WHEN = Checked(parse_when, "WHEN")
+
+
+def parse_limit_option(text: str) -> tuple[str, int]:
+    """``--limit NAME=N`` -> (NAME, N); ``NAME=0`` -> (NAME, 0): drop the limit."""
+    name, eq, count = text.partition("=")
+    if eq and count.strip() == "0":
+        return limit_name(name.strip()), 0
+    return parse_limit(text)
+
+
+#: ``--limit NAME=N``: a concurrency limit (N 0: drop it), checked.
+LIMIT = Checked(parse_limit_option, "NAME=N")
 #: ``-c CODE``: a procedure's path (DistKV's path syntax).
 PROCEDURE = Checked(lambda text: as_path(text, "procedure"), "CODE")
 

@@ -117,6 +117,7 @@ class _Channel:
         self._change = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
         self._warned: set[tuple[str, int]] = set()
+        self._sweeping = self._sweep_again = False
 
     # --- running ---
 
@@ -251,14 +252,15 @@ class _Channel:
                     used = self.in_use(name)
                     if len(used) >= n:
                         text = waiting_text(name, len(used), n)
-                    elif queue[0] is not run:
-                        text = waiting_text(name, len(used), n, f"{len(used)}/{n} in use, {queue.index(run)} before it")
+                    elif queue[0] is not run:  # a slot is free: the runs before it here go first
+                        text = waiting_text(name, len(used), n)
                     elif await self._try(name, n, run, job, since):
                         return
                 if text is not None and text != said:
                     said = text
                     await say(text)
                 await self._changes(self.cfg.timeout)
+                self._sweep_soon()  # garbage ages, holders go: without a change to say so
         finally:
             queue.remove(run)
             if not queue:
@@ -329,8 +331,24 @@ class _Channel:
         self._sweep_soon()
 
     def _sweep_soon(self) -> None:
-        if self._tg is not None:
-            self._tg.start_soon(self._sweep)
+        """Sweep (`_sweep`) soon: at most one sweep runs, and one more
+        follows if asked for meanwhile."""
+        if self._sweeping:
+            self._sweep_again = True
+        elif self._tg is not None:
+            self._sweeping = True
+            self._tg.start_soon(self._sweeps)
+
+    async def _sweeps(self) -> None:
+        try:
+            while True:
+                self._sweep_again = False
+                await self._sweep()
+                if not self._sweep_again:
+                    return
+                await anyio.sleep(self.cfg.heartbeat)
+        finally:
+            self._sweeping = False
 
     async def _sweep(self) -> None:
         """Delete the entries of slots not in use: a gone holder's, old

@@ -24,6 +24,7 @@ from . import (
 )
 from ._cli_daemon import all_, web
 from ._cli_opts import (
+    LIMIT,
     PROCEDURE,
     WHEN,
     group_options,
@@ -103,6 +104,13 @@ async def keygen(obj, file, output):
 @click.option(
     "--pin/--no-pin", default=None, help="Run only the procedure and its modules as stored now (their SHA-256)."
 )
+@click.option(
+    "--limit",
+    "limits",
+    type=LIMIT,
+    multiple=True,
+    help="At most N jobs of the group sharing the limit NAME run at once (repeatable; NAME=0 drops it).",
+)
 @variable_options
 @output_option("yaml", "json")
 @click.pass_obj
@@ -123,6 +131,7 @@ async def set_(
     ok_after,
     info,
     pin,
+    limits,
     values,
     evals,
     paths,
@@ -168,6 +177,10 @@ async def set_(
             new["target"] = when
         if pin is not None:
             new["pin"] = True if pin else None
+        if limits:
+            lim = dict(new.get("limits") or {})
+            lim.update(limits)
+            new["limits"] = {k: n for k, n in lim.items() if n} or None
         return new
 
     prefix, _ = prefixes_of(obj)
