@@ -5,6 +5,7 @@ The in-process tests check from the runs' own recorded start and stop
 times that no moment had more than N runs of a limit, and that every job
 ran; `max_at_once` is that check."""
 
+import dataclasses
 import time
 from contextlib import AsyncExitStack
 
@@ -15,6 +16,10 @@ from moat.util import P
 from distkv_ext.code import CodeRoot
 from distkv_ext.codekit.core.errors import InputRefused
 from distkv_ext.run import AllRunnerRoot, AnyRunnerRoot, SingleRunnerRoot
+from distkv_ext.run._assign import score
+from distkv_ext.run._config import RunnerConfig
+from distkv_ext.run._groupauth import GroupKeys
+from distkv_ext.run._limitchan import _Channel, _Contest, _Hold
 from distkv_ext.run._limits import (
     Holder,
     SlotTable,
@@ -262,3 +267,75 @@ async def test_race_two_runners_two_servers_same_moment(autojump_clock, cluster2
             await wait_for(lambda n=2 * rnd + 2: len(LOG) == n and all(x[3] is not None for x in LOG), timeout=60)
         assert max_at_once(LOG) == 1
         assert sorted(x[0] for x in LOG) == sorted(f"r{rnd}n{i}" for rnd in range(5) for i in range(2))
+
+
+# ---- the claim protocol's decisions, without a server ----------------------
+
+
+class _Host:
+    """A stand-in runner root for `_Channel` (nothing is sent or written)."""
+
+    client = None
+    node = "me"
+    kind = "any"
+    config = RunnerConfig(**FAST)
+    group_keys = GroupKeys()
+    state_prefix = P(":.distkv.state")
+
+
+class _Run:
+    def __init__(self):
+        self.stopped = None
+        self.claim = type("C", (), {"stop_requested": False})()
+
+    def stop(self, reason, restart=False):
+        self.stopped = (reason, restart)
+
+
+def _key_won_by(winner, loser):
+    """A slot key for which ``winner`` has the better rendezvous score."""
+    for i in range(1000):
+        key = slot_key(f"bus{i}", 0)
+        if score(key, winner) > score(key, loser):
+            return key
+    raise AssertionError("no such key")
+
+
+async def test_claim_decisions():
+    ch = _Channel(_Host(), "g")
+    me = ch.member
+    assert me == "me:any" and ch.group.topic == ("distkv_code", "run", "limit", "g")
+    # a claim with a better score beats ours; one with a worse score does not
+    better = _key_won_by("other:all", me)
+    worse = _key_won_by(me, "other:all")
+    for key, beaten in ((better, True), (worse, False)):
+        ch.contests[key] = c = _Contest()
+        ch._on_claim("claim", key, "other:all")
+        assert c.beaten is beaten and ch.recent[key][0] == "other:all"
+    # "held" beats any claim of ours
+    ch.contests[worse] = c = _Contest()
+    ch._on_claim("held", worse, "other:all")
+    assert c.beaten
+    # a slot we hold: a claim is answered "held"; a "held" of a better
+    # score stops our run (both hold it: claims crossed unseen)
+    run = _Run()
+    ch.held[better] = _Hold(run, "x", 0)
+    ch._on_claim("claim", better, "other:all")
+    assert better in ch.group._outbox["held"]
+    ch._on_claim("held", better, "other:all")
+    assert run.stopped and run.stopped[1] is True
+    # keys that are no slot keys are ignored
+    for bad in ("bus", "x#y", "#1"):
+        ch._on_claim("claim", bad, "other:all")
+        assert bad not in ch.recent
+
+
+async def test_own_entries_live_only_while_held():
+    ch = _Channel(_Host(), "g")
+    mine = Holder(ch.member, ch.group.instance, "me", "any", "j")
+    assert not ch.live("bus", 0, mine)  # not held (an entry left behind): stale
+    ch.held[slot_key("bus", 0)] = _Hold(_Run(), "bus", 0)
+    assert ch.live("bus", 0, mine)
+    assert not ch.live("bus", 0, dataclasses.replace(mine, run="an-earlier-run"))
+    assert not ch.live("bus", 1, dataclasses.replace(mine, member="other:any"))  # not heard
+    assert set(ch.in_use("bus")) == {0}
