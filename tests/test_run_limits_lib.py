@@ -19,7 +19,7 @@ from distkv_ext.run import AllRunnerRoot, AnyRunnerRoot, SingleRunnerRoot
 from distkv_ext.run._assign import score
 from distkv_ext.run._config import RunnerConfig
 from distkv_ext.run._groupauth import GroupKeys
-from distkv_ext.run._limitchan import _Channel, _Contest, _Hold
+from distkv_ext.run._limitchan import LimitChannel, _Contest, _Hold
 from distkv_ext.run._limits import (
     Holder,
     SlotTable,
@@ -273,7 +273,7 @@ async def test_race_two_runners_two_servers_same_moment(autojump_clock, cluster2
 
 
 class _Host:
-    """A stand-in runner root for `_Channel` (nothing is sent or written)."""
+    """A stand-in runner root for `LimitChannel` (nothing is sent or written)."""
 
     client = None
     node = "me"
@@ -302,7 +302,7 @@ def _key_won_by(winner, loser):
 
 
 async def test_claim_decisions():
-    ch = _Channel(_Host(), "g")
+    ch = LimitChannel(_Host(), "g")
     me = ch.member
     assert me == "me:any" and ch.group.topic == ("distkv_code", "run", "limit", "g")
     # a claim with a better score beats ours; one with a worse score does not
@@ -331,7 +331,7 @@ async def test_claim_decisions():
 
 
 async def test_own_entries_live_only_while_held():
-    ch = _Channel(_Host(), "g")
+    ch = LimitChannel(_Host(), "g")
     mine = Holder(ch.member, ch.group.instance, "me", "any", "j")
     assert not ch.live("bus", 0, mine)  # not held (an entry left behind): stale
     ch.held[slot_key("bus", 0)] = _Hold(_Run(), "bus", 0)

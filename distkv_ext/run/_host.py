@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from ._config import RunnerConfig
 from ._entry import JobPath, RunnerEntry, StateEntry
 from ._group import Group
-from ._limitchan import Limits
+from ._limiter import Limits
 from ._policy import RunnerPolicy
 
 __all__ = ["JobHost", "RunnerHost"]
@@ -89,7 +89,7 @@ class RunnerHost(JobHost, Protocol):
 
     @property
     def limits(self) -> Limits:
-        """The concurrency limits of its jobs (`_limitchan`)."""
+        """The concurrency limits of its jobs (`_limiter`)."""
 
     @property
     def all_children(self) -> Iterator[RunnerEntry]:

@@ -173,7 +173,7 @@ class RunLifecycle:
             with run.scope:
                 if not await self._claim(entry, run, reason):
                     return
-                try:  # a slot of each of its limits (`_limitchan`); meanwhile its state says what it waits for
+                try:  # a slot of each of its limits (`_limiter`); meanwhile its state says what it waits for
                     await root.limits.acquire(entry, run, lambda text: self.job_waiting(entry, text))
                 except CodeError as exc:  # its limits turned to nonsense after the scheduler checked them
                     await root.record_job_error(entry, message=f"unusable runner entry: {exc}", exc=exc)

@@ -1,10 +1,9 @@
-"""Taking and freeing concurrency-limit slots: `Limits` (see `_limits` for the design).
+"""The limit slots of one group as one member takes and frees them: `LimitChannel`.
 
-One `Limits` per runner root.  ``await limits.acquire(entry, run,
-on_wait)`` returns once the run holds a slot of each of its job's limits
-(at once for a job without limits); ``await limits.release(run)`` gives
-them back once the run has ended.  A stop of the run while it waits
-cancels the wait, and whatever it had taken is given back.
+See `_limits` for the design: the claim protocol on the group's limit
+channel, the slot entries in the store, who counts as holding a slot,
+the queue of waiting runs, the sweep of stale entries.  `_limiter`'s
+`Limits` (one per runner root) uses one channel per group.
 """
 
 import dataclasses
@@ -26,7 +25,6 @@ from ._groupauth import GroupKeys
 from ._limits import (
     Holder,
     SlotTable,
-    job_limits,
     limit_topic,
     member_name,
     slot_base,
@@ -40,7 +38,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Limits", "LimitHost"]
+__all__ = ["LimitChannel", "LimitHost"]
 
 _ERRORS = (DistKVError, OSError, anyio.ClosedResourceError, anyio.BrokenResourceError, TimeoutError)
 #: forget others' claims of a slot after this many settle times
@@ -48,7 +46,7 @@ _RECENT_SETTLES = 4
 
 
 class LimitHost(Protocol):
-    """What `Limits` needs of its runner root."""
+    """What the limits need of their runner root."""
 
     @property
     def client(self) -> Any: ...
@@ -86,7 +84,7 @@ class _Contest:
         self.beaten = False
 
 
-class _Channel:
+class LimitChannel:
     """The limits of one group, as one member sees and takes them."""
 
     def __init__(self, host: LimitHost, group: Any) -> None:
@@ -170,14 +168,9 @@ class _Channel:
         self._changed()
 
     def _poke(self) -> None:
+        """Something changed (a slot entry, a claim, the members): wake the waiters."""
         evt, self._change = self._change, anyio.Event()
         evt.set()
-
-    async def _changes(self, timeout: float) -> None:
-        """Wait for the next change (a slot entry, a claim, the members), at most ``timeout``."""
-        evt = self._change
-        with anyio.move_on_after(timeout):
-            await evt.wait()
 
     # --- who counts ---
 
@@ -245,6 +238,7 @@ class _Channel:
         said: str | None = None
         try:
             while True:
+                changed = self._change  # what changes while we look counts: no change missed
                 text = None
                 if not self.usable:
                     text = waiting_text(name, 0, n, "hearing its group" if self.lost is None else "group lost")
@@ -259,7 +253,8 @@ class _Channel:
                 if text is not None and text != said:
                     said = text
                     await say(text)
-                await self._changes(self.cfg.timeout)
+                with anyio.move_on_after(self.cfg.timeout):
+                    await changed.wait()
                 self._sweep_soon()  # garbage ages, holders go: without a change to say so
         finally:
             queue.remove(run)
@@ -370,66 +365,3 @@ class _Channel:
                     await self.host.client.delete(self.base + (name, str(slot)), chain=chain, nchain=2)
             except _ERRORS as exc:  # changed meanwhile (or deleted by another): fine
                 logger.debug("%s: limit slot %s/%s not swept: %r", self.member, name, slot, exc)
-
-
-class Limits:
-    """The concurrency limits of one runner root (see the module doc)."""
-
-    def __init__(self, host: LimitHost) -> None:
-        self.host = host
-        self.channels: dict[str, _Channel] = {}
-        self._tg: anyio.abc.TaskGroup | None = None
-        self._lock = anyio.Lock()
-
-    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Serve the limit channels (each joined on first use) until cancelled."""
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
-            task_status.started()
-            await anyio.sleep_forever()
-
-    async def _channel(self, group: Any) -> _Channel:
-        async with self._lock:
-            ch = self.channels.get(str(group))
-            if ch is None:
-                if self._tg is None:
-                    raise RuntimeError("the limits are not running")
-                ch = _Channel(self.host, group)
-                await self._tg.start(ch.run)
-                self.channels[str(group)] = ch
-            return ch
-
-    async def acquire(self, entry: RunnerEntry, run: "Running", say: Callable[[str | None], Awaitable[None]]) -> None:
-        """Return once ``run`` holds a slot of each limit of ``entry``
-        (taken in name order); ``say(text)`` tells what it waits for, and
-        ``say(None)`` once it has them all (only if it waited).  Cancelled
-        (the run stops): what it took is given back."""
-        limits = job_limits(entry.limits)
-        if not limits:
-            return
-        ch = await self._channel(self.host.limit_group_of(entry))
-        waited = False
-
-        async def said(text: str | None) -> None:
-            nonlocal waited
-            waited = True
-            await say(text)
-
-        try:
-            for name, n in limits:
-                await ch.take(name, n, run, entry.job_name, said)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await ch.give_back(run)
-            raise
-        if waited:
-            await say(None)
-
-    async def release(self, run: "Running") -> None:
-        """Give back every slot ``run`` holds (its code has stopped)."""
-        for ch in list(self.channels.values()):
-            await ch.give_back(run)
-
-    def holds(self, run: "Running") -> list[str]:
-        """The slots ``run`` holds (``NAME#SLOT``)."""
-        return sorted(k for ch in self.channels.values() for k, h in ch.held.items() if h.run is run)

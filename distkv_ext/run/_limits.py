@@ -4,7 +4,8 @@ A runner entry's ``limits: {NAME: N}`` means: across the whole group
 GROUP, at most N runs of jobs that share the limit NAME run at once.
 The limit is a counting semaphore of N *slots*; this module holds the
 pure part (the store layout, a holder record, the table of slots, the
-waiting text), `_limitchan` the protocol that takes and frees slots.
+waiting text), `_limitchan` the protocol that takes and frees slots,
+`_limiter` a runner root's use of it.
 
 Design (why it is built this way):
 

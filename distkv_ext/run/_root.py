@@ -29,7 +29,7 @@ from ._entry import JobPath, RunnerEntry, StateEntry
 from ._group import Group
 from ._groupauth import GroupKeys
 from ._layout import STATE_PREFIX, split_job_path
-from ._limitchan import Limits
+from ._limiter import Limits
 from ._loopwatch import LoopWatchdog
 from ._orphans import forget_orphans
 from ._policy import ALL, ANY, SINGLE, RunnerPolicy
@@ -74,7 +74,7 @@ class _RunnerRoot(ResyncRoot):
         self.state: StateRoot | None = None
         self.group: Group | None = None
         self.scheduler = Scheduler(self)
-        #: the concurrency limits of its jobs (`_limitchan`)
+        #: the concurrency limits of its jobs (`_limiter`)
         self.limits = Limits(self)
         self.ready = False
         self.ready_event = anyio.Event()
