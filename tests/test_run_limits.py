@@ -10,6 +10,7 @@ job is taken over and runs again, and at no moment did two runs of the
 limit run at once (the killed run counts as running until the kill).
 """
 
+import json
 import time
 
 import pytest
@@ -99,6 +100,11 @@ def test_a_killed_holder_frees_its_slot(tmp_path):
             )  # fmt: skip
             why = nd.run("run", "why", waiting[0], "-g", "lt")
             assert why.returncode == 0 and "waiting for limit bus (1/1 in use)" in why.out, why.out
+            listed = nd.run("run", "list", "-g", "lt", "-o", "json", "--no-listen")
+            assert listed.returncode == 0, listed.err
+            words = {r["path"]: r["state"] for r in json.loads(listed.out)}
+            assert words[waiting[0]] == "waiting for limit bus (1/1 in use)", words
+            assert words[first[0][0]] in ("running", "done"), words
             assert [(p, v["node"]) for p, v in slots(nd.configs[0])] == [(("bus", "0"), holder)]
 
             time.sleep(1)

@@ -6,6 +6,7 @@ times that no moment had more than N runs of a limit, and that every job
 ran; `max_at_once` is that check."""
 
 import dataclasses
+import json
 import time
 from contextlib import AsyncExitStack
 
@@ -339,3 +340,26 @@ async def test_own_entries_live_only_while_held():
     assert not ch.live("bus", 0, dataclasses.replace(mine, run="an-earlier-run"))
     assert not ch.live("bus", 1, dataclasses.replace(mine, member="other:any"))  # not heard
     assert set(ch.in_use("bus")) == {0}
+
+
+# ---- the command line -------------------------------------------------------
+
+
+def test_run_set_limit_option(node):
+    assert node.run("code", "set", "lim.ret", "-s", "-", input="return 1").returncode == 0
+    r = node.run(
+        "run", "set", "lim.j", "-c", "lim.ret", "-g", "limcli", "-t", "never", "--limit", "bus=2", "--limit", "disk=1"
+    )
+    assert r.returncode == 0, r.err
+    got = json.loads(node.run("run", "get", "lim.j", "-g", "limcli", "-o", "json").out)
+    assert got["limits"] == {"bus": 2, "disk": 1}
+    # one changes, one goes (NAME=0), the others stay
+    assert node.run("run", "set", "lim.j", "-g", "limcli", "--limit", "bus=3", "--limit", "disk=0").returncode == 0
+    got = json.loads(node.run("run", "get", "lim.j", "-g", "limcli", "-o", "json").out)
+    assert got["limits"] == {"bus": 3}
+    for bad in ("bus", "bus=x", "bus=-1", "bus=10001", "b#s=1", "=2"):
+        r = node.run("run", "set", "lim.j", "-g", "limcli", "--limit", bad)
+        assert r.returncode == 2, (bad, r.err)
+    got = json.loads(node.run("run", "get", "lim.j", "-g", "limcli", "-o", "json").out)
+    assert got["limits"] == {"bus": 3}  # nothing written
+    assert node.run("run", "delete", "lim.j", "-g", "limcli").returncode == 0

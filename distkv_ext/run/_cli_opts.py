@@ -177,6 +177,8 @@ def state_word(states, gone=()):
         elif s.get("node"):
             waiting = s.get("waiting")
             w = ("stopping" if waiting.startswith("stopping") else "waiting") if isinstance(waiting, str) else "running"
+            if isinstance(waiting, str) and waiting.startswith("waiting for limit "):
+                w = waiting  # claimed, waiting for a slot: which limit, how many in use (`_limiter`)
         elif s.get("quarantined"):
             w = "quarantined"
         elif s.get("error"):
