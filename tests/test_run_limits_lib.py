@@ -221,6 +221,8 @@ async def test_several_limits_and_a_garbage_slot(autojump_clock, cluster2):
         cr = await CodeRoot.as_handler(c0)
         await cr.add("hold", code=HOLD, variables=["name", "hold"], is_async=True)
         await c0.set(P(":.distkv.state.limit.m.disk.0"), value="garbage")
+        await c0.set(P(":.distkv.state.limit.m.disk.x"), value={"member": 1})  # no slot: ignored
+        await c0.set(P(":.distkv.state.limit.m.bus"), value=[1, 2])  # no slot: ignored
         rs = [await _runner(cluster2, stack, i, AnyRunnerRoot, ("any", "m"), f"n{i + 1}") for i in range(2)]
         for r in rs:
             await r.wait_ready()
@@ -228,7 +230,12 @@ async def test_several_limits_and_a_garbage_slot(autojump_clock, cluster2):
             await add_job(rs[0], f"b{i}", "hold", data={"name": f"b{i}", "hold": 1.0}, limits={"disk": 1, "bus": 2})
         await wait_for(lambda: len(LOG) == 4 and all(x[3] is not None for x in LOG), timeout=60)
         assert max_at_once(LOG) == 1  # disk=1 rules
-        await wait_for(lambda: _slots(c0, "m"), what="no slot left")
+        assert all(r.lost is None and r.limits.channels["m"].lost is None for r in rs)  # nothing broke
+
+        async def only_the_ignored_left():
+            return sorted(p for p, v in await _slot_entries(c0, "m") if v is not None) == [("bus",), ("disk", "x")]
+
+        await wait_for(only_the_ignored_left, what="the garbage slot swept, every slot freed")
 
 
 async def test_a_lowered_limit_starts_nothing_until_below(autojump_clock, client, cr):
@@ -363,3 +370,30 @@ def test_run_set_limit_option(node):
     got = json.loads(node.run("run", "get", "lim.j", "-g", "limcli", "-o", "json").out)
     assert got["limits"] == {"bus": 3}  # nothing written
     assert node.run("run", "delete", "lim.j", "-g", "limcli").returncode == 0
+
+
+async def test_a_holder_cut_off_stops_and_the_slot_moves(autojump_clock, cluster2):
+    """A holder whose limit channel goes quiet (its heartbeats stop coming
+    back) stops its run before the others count it gone; the waiting run
+    on the other runner then takes the slot; never both at once."""
+    async with AsyncExitStack() as stack:
+        c0 = await stack.enter_async_context(cluster2.client(0))
+        cr = await CodeRoot.as_handler(c0)
+        await cr.add("hold", code=HOLD, variables=["name", "hold"], is_async=True)
+        r1, r2 = [
+            await _runner(cluster2, stack, i, SingleRunnerRoot, ("at", f"n{i + 1}", "y"), f"n{i + 1}") for i in range(2)
+        ]
+        for r in (r1, r2):
+            await r.wait_ready()
+        a = await add_job(r1, "a", "hold", data={"name": "a", "hold": 30.0}, limits={"bus": 1})
+        await wait_for(lambda: len(LOG) == 1)
+        b = await add_job(r2, "b", "hold", data={"name": "b", "hold": 30.0}, limits={"bus": 1})
+        await wait_for(lambda: b.state.waiting == "waiting for limit bus (1/1 in use)")
+        ch1 = r1.limits.channels["y"]
+        ch1.group.suspend("test: cut off")  # no heartbeats; counts as cut off
+        await wait_for(lambda: LOG[0][3] is not None, what="a stops")
+        await wait_for(lambda: len(LOG) == 2 and LOG[1][0] == "b", what="b starts")
+        ch1.group.suspend(None)
+        await wait_for(lambda: a.state.waiting == "waiting for limit bus (1/1 in use)", what="a waits again")
+        assert max_at_once(LOG) == 1
+        assert a.state.node == "n1" and b.state.waiting is None

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.abc
-from distkv.exceptions import DistKVError
 from moat.util import NotGiven, Path
 
 from ._assign import score
@@ -40,7 +39,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["LimitChannel", "LimitHost"]
 
-_ERRORS = (DistKVError, OSError, anyio.ClosedResourceError, anyio.BrokenResourceError, TimeoutError)
 #: forget others' claims of a slot after this many settle times
 _RECENT_SETTLES = 4
 
@@ -141,7 +139,7 @@ class LimitChannel:
                             continue
                         p = tuple(msg["path"])
                         self._seen(p[len(base) :] if p[: len(base)] == base else p, msg)
-            except _ERRORS as exc:  # dropped by the server: load again
+            except Exception as exc:  # dropped by the server, or worse: nothing may crash a runner; load again
                 logger.warning("%s: the watch of limit slots %s broke: %r", self.member, self.base, exc)
             if not started:
                 started = True
@@ -285,7 +283,7 @@ class LimitChannel:
             with anyio.fail_after(cfg.write_seconds):
                 res = await self.host.client.set(self.base + (name, str(slot)), value=holder.value(), nchain=2)
             hold.chain = res.get("chain") if hasattr(res, "get") else None
-        except _ERRORS as exc:
+        except Exception as exc:  # refused, unreachable, too slow: not won
             logger.info("%s: could not write limit slot %s: %r", self.member, key, exc)
             with anyio.CancelScope(shield=True):
                 await self._free(key)
@@ -310,7 +308,7 @@ class LimitChannel:
                     await self.host.client.delete(path, nchain=2)
                 else:
                     await self.host.client.delete(path, chain=hold.chain, nchain=2)
-        except _ERRORS as exc:  # overwritten meanwhile, or unreachable: the sweep deletes it later
+        except Exception as exc:  # overwritten meanwhile, or unreachable: the sweep deletes it later
             logger.debug("%s: could not delete limit slot %s: %r", self.member, key, exc)
             self._sweep_soon()
 
@@ -363,5 +361,5 @@ class LimitChannel:
             try:
                 with anyio.fail_after(self.cfg.write_seconds):
                     await self.host.client.delete(self.base + (name, str(slot)), chain=chain, nchain=2)
-            except _ERRORS as exc:  # changed meanwhile (or deleted by another): fine
+            except Exception as exc:  # changed meanwhile (or deleted by another): fine
                 logger.debug("%s: limit slot %s/%s not swept: %r", self.member, name, slot, exc)
