@@ -30,7 +30,7 @@ from distkv_ext.run._limits import (
     split_key,
     waiting_text,
 )
-from tests.helpers import wait_for
+from tests.helpers import in_process_cluster, wait_for
 from tests.test_run_lib import FAST, add_job
 
 LOG: list[list] = []  # [job, node, start, stop]
@@ -397,3 +397,46 @@ async def test_a_holder_cut_off_stops_and_the_slot_moves(autojump_clock, cluster
         await wait_for(lambda: a.state.waiting == "waiting for limit bus (1/1 in use)", what="a waits again")
         assert max_at_once(LOG) == 1
         assert a.state.node == "n1" and b.state.waiting is None
+
+
+async def test_waiting_runs_start_first_come_first_served(autojump_clock, client, cr):
+    await cr.add("hold", code=HOLD, variables=["name", "hold"], is_async=True)
+    r = await AnyRunnerRoot.as_handler(client, subpath=("any", "q"), code=cr, node="n1", cfg=FAST)
+    await r.wait_ready()
+    await add_job(r, "first", "hold", data={"name": "first", "hold": 3.0}, limits={"bus": 1})
+    await wait_for(lambda: len(LOG) == 1)
+    order = ["w3", "w1", "w4", "w0", "w2"]  # not the order of their names
+    for name in order:
+        job = await add_job(r, name, "hold", data={"name": name, "hold": 0.2}, limits={"bus": 1})
+        await wait_for(lambda job=job: job.state.waiting is not None, what=f"{name} waits")
+    await wait_for(lambda: len(LOG) == 6 and all(x[3] is not None for x in LOG), timeout=60)
+    assert [x[0] for x in LOG[1:]] == order
+    assert max_at_once(LOG) == 1
+
+
+@pytest.mark.slow  # about 30 s: three runners, two servers
+async def test_across_runners_the_longest_waiting_claims_first(autojump_clock):
+    """When a slot frees, the run that has waited longest gets it, whichever
+    runner it waits on (twice, with the roles of the two runners swapped,
+    so that it is not the rendezvous score that decides)."""
+    async with AsyncExitStack() as stack:
+        cluster2 = await stack.enter_async_context(in_process_cluster(n=2, tocks=5000))
+        c0 = await stack.enter_async_context(cluster2.client(0))
+        cr = await CodeRoot.as_handler(c0)
+        await cr.add("hold", code=HOLD, variables=["name", "hold"], is_async=True)
+        rs = [
+            await _runner(cluster2, stack, i, SingleRunnerRoot, ("at", f"n{i + 1}", "f"), f"n{i + 1}") for i in range(3)
+        ]
+        for r in rs:
+            await r.wait_ready()
+        for rnd, (early, late) in enumerate(((rs[1], rs[2]), (rs[2], rs[1]))):
+            n = len(LOG)
+            await add_job(rs[0], f"h{rnd}", "hold", data={"name": f"h{rnd}", "hold": 5.0}, limits={"bus": 1})
+            await wait_for(lambda n=n: len(LOG) == n + 1)
+            for r, name in ((early, f"early{rnd}"), (late, f"late{rnd}")):
+                job = await add_job(r, name, "hold", data={"name": name, "hold": 0.5}, limits={"bus": 1})
+                await wait_for(lambda job=job: job.state.waiting is not None)
+                await anyio.sleep(1.5)
+            await wait_for(lambda n=n: len(LOG) == n + 3 and all(x[3] is not None for x in LOG), timeout=60)
+            assert [x[0] for x in LOG[n + 1 :]] == [f"early{rnd}", f"late{rnd}"]
+        assert max_at_once(LOG) == 1
