@@ -81,7 +81,3 @@ class Limits:
         """Give back every slot ``run`` holds (its code has stopped)."""
         for ch in list(self.channels.values()):
             await ch.give_back(run)
-
-    def holds(self, run: "Running") -> list[str]:
-        """The slots ``run`` holds (``NAME#SLOT``)."""
-        return sorted(k for ch in self.channels.values() for k, h in ch.held.items() if h.run is run)
