@@ -111,6 +111,8 @@ def job_number(name):
 
 #: ``-t WHEN``: now, never, seconds from now or an ISO time, checked.
 WHEN = Checked(parse_when, "WHEN")
+
+
 #: ``-c CODE``: a procedure's path (DistKV's path syntax).
 PROCEDURE = Checked(lambda text: as_path(text, "procedure"), "CODE")
 
@@ -164,6 +166,8 @@ def state_word(states, gone=(), paused=False):
         elif s.get("node"):
             waiting = s.get("waiting")
             w = ("stopping" if waiting.startswith("stopping") else "waiting") if isinstance(waiting, str) else "running"
+            if isinstance(waiting, str) and waiting.startswith("waiting for limit "):
+                w = waiting  # claimed, waiting for a slot: which limit, how many in use (`_limiter`)
         elif s.get("quarantined"):
             w = "quarantined"
         elif paused:

@@ -20,6 +20,7 @@ from distkv_ext.codekit.core.whenchecks import (
     CATCH_UP_POLICIES,
     OVERLAP_POLICIES,
     cron_expr,
+    limit_name,
     location,
     parse_duration,
     parse_limit,
@@ -61,7 +62,13 @@ def _tag_or_clear(text: str) -> str:
 
 
 def _limit_or_clear(text: str) -> Any:
-    return text if text == "-" else parse_limit(text)
+    """``-`` (drop all limits), ``NAME=0`` (drop NAME) or ``NAME=N``."""
+    if text == "-":
+        return text
+    name, eq, count = text.partition("=")
+    if eq and count.strip() == "0":
+        return limit_name(name.strip()), 0
+    return parse_limit(text)
 
 
 def _duration(text: str) -> float:
@@ -101,7 +108,8 @@ def schedule_options(fn):
         click.option("--prefer-tag", multiple=True, type=Checked(_tag_or_clear, "TAG"),
                      help="Run on runners with these tags while one is live (repeatable; '-' clears)."),
         click.option("--limit", multiple=True, type=Checked(_limit_or_clear, "NAME=N"),
-                     help="At most N jobs sharing NAME run at once in the group (repeatable; '-' clears)."),
+                     help="At most N jobs of the group sharing the limit NAME run at once "
+                     "(repeatable; adds to the stored ones; NAME=0 drops one, '-' all)."),
         click.option("-a", "--arg", multiple=True,
                      help="A positional argument of the procedure (repeatable, in order; replaces the stored ones)."),
         click.option("-l", "--literal", is_flag=True,
@@ -143,10 +151,13 @@ def apply_schedule(
             else:
                 new[field] = list(dict.fromkeys(s[opt]))
     if s["limit"]:
-        if "-" in s["limit"]:
-            new.pop("limits", None)
+        limits = {} if "-" in s["limit"] else dict(new.get("limits") or {})
+        limits.update(x for x in s["limit"] if x != "-")
+        limits = {k: n for k, n in limits.items() if n}
+        if limits:
+            new["limits"] = limits
         else:
-            new["limits"] = dict(s["limit"])
+            new.pop("limits", None)
     if s["no_args"] and s["arg"]:
         raise click.UsageError("give either --arg or --no-args, not both")
     if s["no_args"]:

@@ -74,7 +74,10 @@ def explain_job(
     }
     res["verdict"] = verdict(d, now)
     if d.kind is Kind.HELD_BY and isinstance(st.waiting, str) and st.waiting:
-        res["verdict"] += f", {st.waiting}"
+        if st.waiting.startswith("waiting for limit "):  # claimed, its code not started (`_limiter`)
+            res["verdict"] = f"claimed by {d.node} {_ago(now, d.at)} ago, {st.waiting}"
+        else:
+            res["verdict"] += f", {st.waiting}"
     res["status"] = status_word(d, st)
     res["runner_gone"] = False
     if heard is not None:

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from ._config import RunnerConfig
 from ._entry import JobPath, RunnerEntry, StateEntry
 from ._group import Group
+from ._limiter import Limits
 from ._policy import RunnerPolicy
 
 __all__ = ["JobHost", "RunnerHost"]
@@ -85,6 +86,10 @@ class RunnerHost(JobHost, Protocol):
     @property
     def state_subpath(self) -> tuple[Any, ...]:
         """Where this runner's job states live, below the state prefix."""
+
+    @property
+    def limits(self) -> Limits:
+        """The concurrency limits of its jobs (`_limiter`)."""
 
     @property
     def all_children(self) -> Iterator[RunnerEntry]:

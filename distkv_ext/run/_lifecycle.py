@@ -176,6 +176,11 @@ class RunLifecycle:
             with run.scope:
                 if not await self._claim(entry, run, reason):
                     return
+                try:  # a slot of each of its limits (`_limiter`); meanwhile its state says what it waits for
+                    await root.limits.acquire(entry, run, lambda text: self.job_waiting(entry, text))
+                except CodeError as exc:  # its limits turned to nonsense after the scheduler checked them
+                    await root.record_job_error(entry, message=f"unusable runner entry: {exc}", exc=exc)
+                    return
                 try:
                     run.code_entry = root.code.lookup(entry.code_path)
                 except (CodeError, TypeError, ValueError):  # execute() reports it
@@ -200,6 +205,8 @@ class RunLifecycle:
                 # the code ended before the stop took effect
                 outcome = fit_outcome(run.ctx.returned, root.config.result_bytes)
             with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(root.config.write_seconds):
+                    await root.limits.release(run)  # its code has stopped: free its slots at once
                 with anyio.move_on_after(5):
                     await self._finish(entry, run, outcome)
                 run.claim.release()

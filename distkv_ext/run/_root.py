@@ -28,7 +28,8 @@ from ._connwatch import watch_connection
 from ._entry import JobPath, RunnerEntry, StateEntry
 from ._group import Group
 from ._groupauth import GroupKeys
-from ._layout import STATE_PREFIX, pause_prefix
+from ._layout import STATE_PREFIX, pause_prefix, split_job_path
+from ._limiter import Limits
 from ._loopwatch import LoopWatchdog
 from ._orphans import forget_orphans
 from ._pausewatch import PauseRoot
@@ -75,6 +76,8 @@ class _RunnerRoot(ResyncRoot):
         self.pauses: PauseRoot | None = None
         self.group: Group | None = None
         self.scheduler = Scheduler(self)
+        #: the concurrency limits of its jobs (`_limiter`)
+        self.limits = Limits(self)
         self.ready = False
         self.ready_event = anyio.Event()
         self.lost: BaseException | None = None  # the exception, once the server connection is gone
@@ -172,6 +175,21 @@ class _RunnerRoot(ResyncRoot):
         """Where this runner's job states live, below DistKV's ``runner.state``."""
         return self.POLICY.state_subpath(self._subpath, self.node)
 
+    @property
+    def kind(self) -> str:
+        """This runner's kind: "any", "all" or "single"."""
+        return self.POLICY.kind
+
+    @property
+    def state_prefix(self) -> Path:
+        """DistKV's ``runner.state``: where job states, runner records and limit slots live."""
+        return Path.build(self._cfg.get("state", STATE_PREFIX))
+
+    def limit_group_of(self, entry: RunnerEntry) -> Any:
+        """The GROUP whose limits the job ``entry`` shares (its runner group)."""
+        found = split_job_path(self._subpath + tuple(entry.job_path))
+        return None if found is None else found[1]
+
     def group_topic(self) -> tuple[str, ...]:
         """The message topic of this runner's group."""
         return self.POLICY.group_topic(self._subpath)
@@ -226,6 +244,7 @@ class _RunnerRoot(ResyncRoot):
         events than DistKV's; `wait_ready` waits for this."""
         await self._tg.start(self.watchdog.run)
         await self._tg.start(listen)
+        await self._tg.start(self.limits.run)
         await self._tg.start(self.scheduler.run)
         self._tg.start_soon(forget_orphans, self)  # jobs deleted while we were down
         self.ready = True
