@@ -46,9 +46,9 @@ def test_cron_job_stores_its_zone_and_policies(node):
     assert not {"cron", "tz", "jitter", "overlap", "catch_up", "catch_up_window"} & set(got)
     assert (got["target"], got["repeat"]) == (0, 60)
     # and to the calendar again: target and repeat go
-    node.run("run", "set", "sch.cron", *G, "--cron", "*/5 * * * * *", "--tz", "UTC")
+    node.run("run", "set", "sch.cron", *G, "--cron", "* * * * * */5", "--tz", "UTC")
     got = _get(node, "sch.cron")
-    assert (got["cron"], got["tz"]) == ("*/5 * * * * *", "UTC")
+    assert (got["cron"], got["tz"]) == ("* * * * * */5", "UTC")
     assert "target" not in got and "repeat" not in got
 
 
@@ -157,9 +157,14 @@ def test_placement_limits_and_args(node):
             "Error: Invalid value for '--limit': a limit is NAME=N (like backup=2), not 'bus'",
         ),
         (
-            ["-t", "never", "--limit", "bus=0"],
+            ["-t", "never", "--limit", "bus=two"],
             2,
-            "Error: Invalid value for '--limit': limit 'bus' must be at least 1, not 0",
+            "Error: Invalid value for '--limit': the count of limit 'bus' must be a whole number, not 'two'",
+        ),
+        (
+            ["-t", "never", "--limit", "bus=10001"],
+            2,
+            "Error: Invalid value for '--limit': limit 'bus' must be at most 10000, not 10001",
         ),
         (
             ["-t", "never", "--require-tag", "a b"],

@@ -42,7 +42,7 @@ def test_distkvs_runner_ignores_our_fields(node, tmp_path):
     assert r.returncode == 0, r.err
     # ... and calendar jobs, which have no target: DistKV's runner leaves them
     for name, extra in (
-        ("cal", ["--cron", "*/2 * * * * *", "--tz", "Europe/Berlin", "--jitter", "1s", "--overlap", "cancel"]),
+        ("cal", ["--cron", "* * * * * */2", "--tz", "Europe/Berlin", "--jitter", "1s", "--overlap", "cancel"]),
         ("sun", ["--at", "sunset-15m", "--location", "52.5,13.4", "--tz", "UTC", "--catch-up", "none"]),
     ):
         r = node.run("run", "set", name, "-c", "dkf.count", *G, "-e", "a", "1", "-e", "b", "2", *extra)
