@@ -24,6 +24,7 @@ from . import (
     job_output,
     job_states,
     list_jobs,
+    placement_problem,
 )
 from ._cli_opts import (
     group_options,
@@ -82,7 +83,9 @@ async def list_(obj, group, listen, output):
     Groups whose runners speak without a group key are named on stderr
     (in YAML/JSON: each job's group_auth).  A job whose runner is not
     heard in its group (listened to for at most runner.timeout) shows as
-    'runner gone' (in YAML/JSON: runner_gone lists those nodes).
+    'runner gone' (in YAML/JSON: runner_gone lists those nodes).  A job
+    its tags keep from running says why ('no live member has tag relay';
+    in YAML/JSON: placement).
     """
     prefix, state_prefix = prefixes_of(obj)
     now = time.time()
@@ -102,6 +105,7 @@ async def list_(obj, group, listen, output):
         running = sorted(s.get("node") for s in j["states"].values() if s.get("node"))
         g = heard.get((j["kind"], j["group"], j["node"]))
         gone = [n for n in running if g is not None and g.gone(n)]
+        held_back = _held_back(j, g)
         rows.append(
             {
                 "path": str(j["path"]),
@@ -111,7 +115,8 @@ async def list_(obj, group, listen, output):
                 "code": plain_job(j["value"])["code"],
                 "running_on": running,
                 "runner_gone": gone,
-                "state": state_word(j["states"], gone),
+                "state": _with_placement(state_word(j["states"], gone), held_back, j["kind"]),
+                "placement": sorted(set(held_back.values())),
                 "next": next_start_text(j["states"], now),
                 # the error of a run that is over: a job running again has none yet
                 "error": next((s["error"] for s in j["states"].values() if s.get("error") and not s.get("node")), None),
@@ -149,6 +154,26 @@ async def list_(obj, group, listen, output):
         )
     else:
         emit(obj, rows, fmt)
+
+
+def _held_back(job, heard):
+    """{state's node ('' but for all-node jobs): why the job's tags keep it
+    from running there} (`placement_problem`)."""
+    res = {}
+    for n, s in (job["states"] or {"": {}}).items():
+        why = placement_problem(job["value"], s, heard=heard, kind=job["kind"], node=job["node"] or n or None)
+        if why:
+            res[n] = why
+    return res
+
+
+def _with_placement(word, held_back, kind):
+    """The state column, saying what keeps the job from running by its tags."""
+    if not held_back:
+        return word
+    if kind != "all":
+        return next(iter(held_back.values()))
+    return f"{word} ({'; '.join(held_back[n] for n in sorted(held_back))})"
 
 
 def _holders(kind, node, states):

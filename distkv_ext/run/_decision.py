@@ -10,15 +10,21 @@ Times are this machine's clock (``now``): `next_start` says how times
 other machines wrote are read without comparing clocks; ``run why``
 (no view) estimates with its own clock, for display.
 
+Tags (`_placement`): a job that requires tags this node lacks is
+NOT_HERE on an all-node or single-node runner; an any-node job goes only
+to members with the tags (the assignment), and is NOT_HERE everywhere
+while no live member has them.
+
 `decide_running` judges a job that runs here: keep it, stop it (cut off
 from the group) or move it (another node is assigned it).
 """
 
 import dataclasses
 import enum
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Protocol
 
+from ._placement import lacking, lacks_text, nobody_has, placement_of
 from ._policy import RunnerPolicy
 from ._schedule import History, Schedule, next_start
 
@@ -47,6 +53,9 @@ class Kind(enum.Enum):
     #: this node starts nothing now (the runner stops, the group is not
     #: heard yet, it is cut off); for a job running here: stop it
     BLOCKED = "blocked"
+    #: it requires tags: this node lacks them (all-node, single-node), or
+    #: no live member has them (any-node); ``reason`` names them
+    NOT_HERE = "not here"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +98,10 @@ class GroupView(Protocol):
     def is_live(self, node: str) -> bool:
         """Is ``node`` a live member of the group (this node is)?"""
 
+    @property
+    def member_tags(self) -> Mapping[str, Collection[str]]:
+        """{live member: its tags}, this node included."""
+
 
 @dataclasses.dataclass(frozen=True)
 class StaticView:
@@ -101,9 +114,14 @@ class StaticView:
     connected: bool = True
     assignment: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
     live: frozenset[str] = frozenset()
+    tags: Mapping[str, Collection[str]] = dataclasses.field(default_factory=dict)
 
     def is_live(self, node: str) -> bool:
         return node == self.node or node in self.live
+
+    @property
+    def member_tags(self) -> Mapping[str, Collection[str]]:
+        return {n: self.tags.get(n, ()) for n in {self.node, *self.live}}
 
 
 def decide(entry: Schedule, state: History, now: float, view: GroupView | None = None) -> Decision:
@@ -122,7 +140,14 @@ def decide(entry: Schedule, state: History, now: float, view: GroupView | None =
                 return Decision(Kind.BLOCKED, "cut off from the group")
             own = view.assignment.get(entry.job_name)
             if own != view.node:
+                nobody = nobody_has(placement_of(entry.value), view.member_tags) if own is None else None
+                if nobody:
+                    return Decision(Kind.NOT_HERE, nobody)
                 return Decision(Kind.ASSIGNED_TO, f"assigned to {own}", node=own)
+        else:
+            missing = lacking(placement_of(entry.value), view.member_tags.get(view.node, ()))
+            if missing:
+                return Decision(Kind.NOT_HERE, lacks_text(view.node, missing))
     t, reason = next_start(entry, state, now, node=None if view is None else view.node)
     if state.node is not None:
         if view is not None:

@@ -172,6 +172,9 @@ class StateEntry(_JobEntry):
       for_target: the runner entry's ``target`` that the last run started
         for (ours; None: written by an older runner): a target that differs
         is new (see `next_start`)
+      placement: why the runners do not run it by its tags (``r2 lacks
+        tag relay``, ``no live member has tag relay``; `_placement`);
+        None once a run starts
 
     ``started``, ``stopped`` and ``pinged`` are the clock of the node that
     wrote them (``last_node``): for display, and for DistKV's runner.  No
@@ -182,6 +185,7 @@ class StateEntry(_JobEntry):
     ATTRS = (
         "started stopped pinged computed reason result node backoff last_node runs error resume"
         " waiting stalls quarantined for_target"
+        " placement"
     ).split()
 
     started: float = 0
@@ -200,6 +204,7 @@ class StateEntry(_JobEntry):
     stalls: tuple[str, ...] | list[str] = ()  # replaced, never changed in place
     quarantined: str | None = None
     for_target: float | None = None
+    placement: str | None = None
 
     chain: Any  # DistKV's: the change chain of the value we have
     _written: Any = None  # chain of our last write, until the mirror has seen it
@@ -319,6 +324,7 @@ _STATE_FIELDS = {
     "stalls": _names,
     "quarantined": _text,
     "for_target": _time_or_none,
+    "placement": _text,
 }
 
 

@@ -33,6 +33,7 @@ from ._cli_opts import (
     prefixes_of,
 )
 from ._cli_status import list_, logs, state, why
+from ._cli_tags import apply_placement, placement_options
 
 # repair DistKV's `distkv client` before its group callback connects
 apply_client()
@@ -103,6 +104,7 @@ async def keygen(obj, file, output):
 @click.option(
     "--pin/--no-pin", default=None, help="Run only the procedure and its modules as stored now (their SHA-256)."
 )
+@placement_options
 @variable_options
 @output_option("yaml", "json")
 @click.pass_obj
@@ -123,6 +125,8 @@ async def set_(
     ok_after,
     info,
     pin,
+    require_tags,
+    prefer_tags,
     values,
     evals,
     paths,
@@ -168,6 +172,7 @@ async def set_(
             new["target"] = when
         if pin is not None:
             new["pin"] = True if pin else None
+        apply_placement(new, require_tags, prefer_tags)
         return new
 
     prefix, _ = prefixes_of(obj)
