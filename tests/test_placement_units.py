@@ -171,9 +171,10 @@ def test_run_why_for_a_member_without_the_tags():
     # not listened (or the member is not live): what the runner wrote
     said = {"placement": "r2 lacks tag relay", "reason": "r2 lacks tag relay"}
     assert explain_job(RELAY, said, NOW, kind="all", node="r2")["verdict"].startswith("r2 lacks tag relay")
-    assert (
-        placement_problem(RELAY, said, heard=GroupHeard(frozenset(), True, False, 2, 2), kind="all", node="r2") is None
-    )
+    gone = GroupHeard(frozenset(), True, False, 2.0, 2.0)  # the member is not live: what it said last
+    assert placement_problem(RELAY, said, heard=gone, kind="all", node="r2") == "r2 lacks tag relay"
+    has_it = GroupHeard(frozenset({"r2"}), True, False, 0.5, 2.0, {"r2": frozenset({"relay"})})
+    assert placement_problem(RELAY, said, heard=has_it, kind="all", node="r2") is None  # it has it now
     # a runner's word about tags the job no longer requires is not repeated
     assert placement_problem({"code": "p"}, said, kind="all", node="r2") is None
 

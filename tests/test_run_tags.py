@@ -11,6 +11,7 @@ from moat.util import P
 
 from distkv_ext.code import CodeRoot
 from distkv_ext.run import AllRunnerRoot, AnyRunnerRoot, SingleRunnerRoot
+from tests import forgery
 from tests.helpers import assert_no_overlap, wait_for
 from tests.test_run_lib import FAST, FOREVER, LOG, add_job, clear_log, runs_in  # noqa: F401 (fixture)
 
@@ -147,3 +148,60 @@ async def test_single_node_job_needs_its_nodes_tags(autojump_clock, cluster):
         ok = await add_job(r, "gpu", "svc", data={"name": "gpu"}, require_tags=["gpu"])
         await wait_for(lambda: running("gpu") == ["n2"])
         assert ok.state.placement is None and not running("hw")
+
+
+TAG_FORGERIES = [
+    ("tags of the wrong type", forgery.hb("ghost", g={"relay": True})),
+    ("100000 tags", forgery.hb("ghost", g=["relay"] * 100_000)),
+    ("a tag of 1 MB", forgery.hb("ghost", g=["relay=" + "x" * 2**20])),
+    ("a tag with a newline", forgery.hb("ghost", g=["relay\n"])),
+    ("tags in a claim", {"v": 1, "node": "ghost", "i": "ef" * 6, "q": 9, "claim": ["hw"], "g": ["relay"]}),
+    ("a real name, tags of numbers", forgery.hb("n1", g=[1, 2])),
+]
+
+
+async def test_malformed_tags_on_the_channel_are_dropped_and_change_nothing(autojump_clock, cluster):
+    async with AsyncExitStack() as stack:
+        c0 = await stack.enter_async_context(cluster.client(0))
+        cr = await CodeRoot.as_handler(c0)
+        await cr.add("svc", code=FOREVER, variables=["name"], is_async=True)
+        r1 = await _runner(cluster, stack, "n1", tags=["relay"])
+        r2 = await _runner(cluster, stack, "n2")
+        await anyio.sleep(2)
+        await add_job(r2, "hw", "svc", data={"name": "hw"}, require_tags=["relay"])
+        await wait_for(lambda: running("hw") == ["n1"])
+        before = [r.group.dropped.get("malformed", 0) for r in (r1, r2)]
+        await forgery.send_all(c0, r1.group_topic(), TAG_FORGERIES * 3)
+        await anyio.sleep(3)
+        after = [r.group.dropped.get("malformed", 0) for r in (r1, r2)]
+        assert all(a - b == 3 * len(TAG_FORGERIES) for a, b in zip(after, before, strict=True)), (before, after)
+        assert running("hw") == ["n1"] and not r1.lost_event.is_set() and not r2.lost_event.is_set()
+        assert r2.group.live_tags() == {"n1": frozenset({"relay"}), "n2": frozenset()}
+
+
+async def test_observers_and_run_why_hear_the_tags(client):
+    from types import SimpleNamespace
+
+    from distkv_ext.run import Group, GroupObserver, group_topic, hear_groups
+    from distkv_ext.web._views import members
+
+    topic = group_topic("any", "tg")
+    obs = GroupObserver(client, topic, timeout=1.0)
+    g1 = Group(client, topic, "n1", ping=0.2, timeout=1.0, tags=("relay", "room=kitchen"))
+    g2 = Group(client, topic, "n2", ping=0.2, timeout=1.0)
+    async with anyio.create_task_group() as tg:
+        await tg.start(obs.run)
+        tg.start_soon(g1.run)
+        tg.start_soon(g2.run)
+        await wait_for(lambda: {m.name for m in obs.members() if m.live} == {"n1", "n2"}, timeout=10)
+        assert {m.name: m.tags for m in obs.members()} == {"n1": ("relay", "room=kitchen"), "n2": ()}
+        await wait_for(lambda: g2.live_tags() == {"n1": {"relay", "room=kitchen"}, "n2": frozenset()}, timeout=10)
+        ref = ("any", "tg", None)
+        heard = (await hear_groups(client, {ref: ()}, timeout=1.0, tags={ref: [["relay"]]}))[ref]
+        assert heard.tags["n1"] == {"relay", "room=kitchen"} and heard.complete
+        # a tag nobody has: it listens the whole timeout, and hears everybody
+        heard = (await hear_groups(client, {ref: ()}, timeout=1.0, tags={ref: [["gpu"]]}))[ref]
+        assert heard.tags == {"n1": {"relay", "room=kitchen"}, "n2": frozenset()} and heard.listened >= 1.0
+        model = SimpleNamespace(states={}, observers={("any", "tg", None): obs})
+        assert [(m["name"], m["tags"]) for m in members(model)] == [("n1", ["relay", "room=kitchen"]), ("n2", [])]
+        tg.cancel_scope.cancel()

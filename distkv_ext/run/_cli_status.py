@@ -98,9 +98,11 @@ async def list_(obj, group, listen, output):
         )
     ]
     expect: dict = {}
+    needs: dict = {}
     for j in jobs:
         expect.setdefault((j["kind"], j["group"], j["node"]), set()).update(_holders(j["kind"], j["node"], j["states"]))
-    heard = await _hear(obj, expect) if listen else {}
+        _need_tags(needs, (j["kind"], j["group"], j["node"]), j["value"])
+    heard = await _hear(obj, expect, needs) if listen else {}
     for j in jobs:
         running = sorted(s.get("node") for s in j["states"].values() if s.get("node"))
         g = heard.get((j["kind"], j["group"], j["node"]))
@@ -185,9 +187,17 @@ def _holders(kind, node, states):
     return res
 
 
-async def _hear(obj, expect):
-    """Listen to the groups of ``expect`` ((kind, group, node) -> nodes)."""
-    return await hear_groups_as_configured(get_client(obj), expect, obj.cfg.get("runner"))
+def _need_tags(needs, ref, value):
+    """Note in ``needs`` ({group: [tag sets]}) the tags the job ``value`` requires."""
+    req = value.get("require_tags") if isinstance(value, dict) else None
+    if isinstance(req, (list, tuple)) and req:
+        needs.setdefault(ref, []).append([t for t in req if isinstance(t, str)])
+
+
+async def _hear(obj, expect, needs=None):
+    """Listen to the groups of ``expect`` ((kind, group, node) -> nodes),
+    and until a member with each set of tags of ``needs`` is heard."""
+    return await hear_groups_as_configured(get_client(obj), expect, obj.cfg.get("runner"), needs)
 
 
 async def _job_view(obj, kind, group, path, node):
@@ -240,7 +250,9 @@ async def why(obj, path, group, node, all_nodes, listen, output):
     kind, node = kind_of(node, all_nodes)
     value, states, last, tracebacks = await _job_view(obj, kind, group, path, node)
     states = states or {"": {}}
-    heard = await _hear(obj, {(kind, group, node): _holders(kind, node, states)}) if listen else {}
+    needs: dict = {}
+    _need_tags(needs, (kind, group, node), value)
+    heard = await _hear(obj, {(kind, group, node): _holders(kind, node, states)}, needs) if listen else {}
     g = heard.get((kind, group, node))
     res = {n or "": explain_job(value, s, heard=g, kind=kind, node=node or n or None) for n, s in states.items()}
     words = auth_words(await group_auth(get_client(obj), kind, group, node, state_prefix=prefixes_of(obj)[1]))

@@ -19,7 +19,7 @@ from distkv_ext.codekit.core.errors import InputRefused
 from ._decision import Decision, Kind, decide
 from ._entry import RunnerEntry, StateEntry
 from ._liveness import GroupHeard
-from ._placement import ANYWHERE, Placement, lacking, lacks_text, nobody_has, placement_of
+from ._placement import ANYWHERE, lacking, lacks_text, nobody_has, placement_of
 
 __all__ = ["explain_job", "placement_problem", "status_word", "verdict", "STATUS_WORDS"]
 
@@ -104,25 +104,22 @@ def placement_problem(
     None.  From the live members' tags where ``heard`` (`hear_groups`)
     heard the group long enough; else from what the runners wrote in the
     state (``placement``).  ``value``, ``state``: the stored entry and
-    state; ``node``: a single-node job's NODE, an all-node state's member."""
+    state; ``node``: a single-node job's NODE, an all-node state's member.
+    ``heard`` must have listened until a member with the tags was heard
+    or for the whole timeout (`hear_groups` with ``tags``)."""
     try:
         placement = placement_of(value)
     except InputRefused:  # not usable at all: `entry_problem` says why
         placement = ANYWHERE
     if placement.require and heard is not None and heard.complete and not heard.deaf:
-        return _heard_problem(placement, heard, kind, node)
+        if kind == "any" or node is None:
+            return nobody_has(placement, heard.tags)
+        have = heard.tags.get(str(node))
+        if have is not None:  # else not live: what it said last
+            missing = lacking(placement, have)
+            return lacks_text(str(node), missing) if missing else None
     said = state.get("placement") if isinstance(state, dict) and not state.get("node") else None
     return said if isinstance(said, str) and said and placement.require else None
-
-
-def _heard_problem(placement: Placement, heard: GroupHeard, kind: str, node: Any) -> str | None:
-    if kind == "any" or node is None:
-        return nobody_has(placement, heard.tags)
-    have = heard.tags.get(str(node))
-    if have is None:  # not live: it runs the job when it is back, if it has the tags
-        return None
-    missing = lacking(placement, have)
-    return lacks_text(str(node), missing) if missing else None
 
 
 def _held_back(res: dict[str, Any], d: Decision, problem: str, kind: str, now: float) -> str:
