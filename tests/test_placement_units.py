@@ -135,6 +135,16 @@ def test_all_and_single_node_runners_without_the_tags_do_not_run_the_job():
         assert d.kind is Kind.NOT_HERE
 
 
+def test_a_job_that_would_not_start_anyway_is_no_placement_problem():
+    done = state(started=2, stopped=3, for_target=1)
+    v = StaticView(node="me", policy=ALL, tags={"me": set()})
+    assert decide(entry(require_tags=["relay"]), done, NOW, v).kind is Kind.NOT_SCHEDULED
+    v = StaticView(node="me", policy=ANY, assignment={"j": None})
+    assert decide(entry(require_tags=["relay"]), done, NOW, v).kind is Kind.ASSIGNED_TO
+    assert placement_problem(RELAY, {"started": 2, "stopped": 3, "for_target": RELAY["target"]}, heard=HEARD) is None
+    assert placement_problem({**RELAY, "target": 0}, {}, heard=HEARD) is None  # no target
+
+
 def test_any_node_jobs_nobody_may_run_say_so():
     v = StaticView(node="me", policy=ANY, live=frozenset({"r2"}), assignment={"j": None}, tags={"r2": {"gpu"}})
     d = decide(entry(require_tags=["relay"]), state(), NOW, v)

@@ -141,12 +141,12 @@ def decide(entry: Schedule, state: History, now: float, view: GroupView | None =
             own = view.assignment.get(entry.job_name)
             if own != view.node:
                 nobody = nobody_has(placement_of(entry.value), view.member_tags) if own is None else None
-                if nobody:
+                if nobody and not _idle(entry, state, now, view.node):
                     return Decision(Kind.NOT_HERE, nobody)
                 return Decision(Kind.ASSIGNED_TO, f"assigned to {own}", node=own)
         else:
             missing = lacking(placement_of(entry.value), view.member_tags.get(view.node, ()))
-            if missing:
+            if missing and not _idle(entry, state, now, view.node):
                 return Decision(Kind.NOT_HERE, lacks_text(view.node, missing))
     t, reason = next_start(entry, state, now, node=None if view is None else view.node)
     if state.node is not None:
@@ -163,6 +163,12 @@ def decide(entry: Schedule, state: History, now: float, view: GroupView | None =
     if t <= now:
         return Decision(Kind.RUN_HERE, reason, node=None if view is None else view.node, at=t)
     return Decision(Kind.WAITING, reason, at=t)
+
+
+def _idle(entry: Schedule, state: History, now: float, node: str) -> bool:
+    """Would the job not start at all, tags aside (done, no target, gave
+    up)?  Then its tags are nothing to complain about."""
+    return state.node is None and next_start(entry, state, now, node=node)[0] is None
 
 
 def decide_running(job: str, view: GroupView, *, rebalance: bool) -> Decision:

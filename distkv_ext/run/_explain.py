@@ -83,7 +83,7 @@ def explain_job(
     res["runner_gone"] = False
     if heard is not None:
         _mind_the_runners(res, d, heard, kind, node, now)
-    res["placement"] = placement_problem(value, state, heard=heard, kind=kind, node=node)
+    res["placement"] = placement_problem(value, state, heard=heard, kind=kind, node=node, now=now)
     if (
         res["placement"]
         and d.kind is not Kind.NOT_SCHEDULED
@@ -97,7 +97,13 @@ def explain_job(
 
 
 def placement_problem(
-    value: Any, state: Any, *, heard: GroupHeard | None = None, kind: str = "any", node: Any = None
+    value: Any,
+    state: Any,
+    *,
+    heard: GroupHeard | None = None,
+    kind: str = "any",
+    node: Any = None,
+    now: float | None = None,
 ) -> str | None:
     """Why the job's tags keep it from running (``no live member has tag
     relay``; all-node and single-node jobs: ``r2 lacks tag relay``), or
@@ -111,7 +117,15 @@ def placement_problem(
         placement = placement_of(value)
     except InputRefused:  # not usable at all: `entry_problem` says why
         placement = ANYWHERE
-    if placement.require and heard is not None and heard.complete and not heard.deaf:
+    if not placement.require:
+        return None
+    try:
+        d = decide(_Shim(RunnerEntry, value), _Shim(StateEntry, state or {}), time.time() if now is None else now)
+    except (TypeError, ValueError, AttributeError):  # fields of the wrong type: not our word to give
+        return None
+    if d.kind is Kind.NOT_SCHEDULED:  # done, no target, gave up: tags or not
+        return None
+    if heard is not None and heard.complete and not heard.deaf:
         if kind == "any" or node is None:
             return nobody_has(placement, heard.tags)
         have = heard.tags.get(str(node))
@@ -119,7 +133,7 @@ def placement_problem(
             missing = lacking(placement, have)
             return lacks_text(str(node), missing) if missing else None
     said = state.get("placement") if isinstance(state, dict) and not state.get("node") else None
-    return said if isinstance(said, str) and said and placement.require else None
+    return said if isinstance(said, str) and said else None
 
 
 def _held_back(res: dict[str, Any], d: Decision, problem: str, kind: str, now: float) -> str:
