@@ -76,6 +76,11 @@ def naive(victim):
         ("version 2", dict(hb(GHOST), v=2)),
         ("MAC and key id of the wrong types", dict(hb(GHOST), kid="k", mac=12)),
         ("made-up MAC", dict(hb(GHOST), kid=b"\0\0\0\0", mac=b"\0" * 32)),
+        ("ghost with tags of the wrong type", hb(GHOST, g="relay")),
+        ("ghost with 100000 tags", hb(GHOST, g=["relay"] * 100000)),
+        ("ghost with a 1 MB tag", hb(GHOST, g=["r" * 2**20])),
+        ("ghost with nested tags", hb(GHOST, g=[["relay"]])),
+        ("heartbeat under a real runner's name, tags of numbers", hb(victim, g=[1, 2])),
     ]
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from distkv_ext.codekit.core.errors import BadKeyFile
 from distkv_ext.run._groupauth import Channel, GroupKeys, ReplayWindow, new_group_key
-from distkv_ext.run._wire import MAX_ACKS, MAX_JOBS, MAX_PAYLOAD, Malformed, decode, unpack
+from distkv_ext.run._wire import MAX_ACKS, MAX_JOBS, MAX_PAYLOAD, MAX_TAGS, Malformed, decode, unpack
 
 TOPIC = ("distkv_code", "run", "any", "g")
 K1, K2 = b"1" * 32, b"2" * 32
@@ -29,6 +29,9 @@ GOOD = [
     hb(w=0, n=10**9, s=0, t=-1e6),
     hb(u=0),
     hb(u=86400.5),
+    hb(g=["relay", "room=kitchen", "x" * 64 + "=" + "y" * 64]),
+    hb(g=[f"t{i}" for i in range(MAX_TAGS)]),
+    hb(g=()),
     {"v": 1, "node": "n1", "i": "a" * 12, "q": 7, "leave": True},
     {"v": 1, "node": "n1", "i": "a" * 12, "q": 7, "claim": ["a.b", "x" * 4096, "odd\nname"]},
     {"v": 1, "node": "n1", "i": "a" * 12, "q": 7, "held": ()},
@@ -86,12 +89,34 @@ BAD = {
     "claim too long name": {"v": 1, "node": "n1", "i": "a" * 12, "q": 1, "claim": ["x" * 4097]},
     "claim too many": {"v": 1, "node": "n1", "i": "a" * 12, "q": 1, "held": ["j"] * (MAX_JOBS + 1)},
     "too many fields": {**hb(), **{f"x{i}": i for i in range(20)}},
+    "tags not a list": hb(g="relay"),
+    "tags a mapping": hb(g={"relay": 1}),
+    "tags too many": hb(g=[f"t{i}" for i in range(MAX_TAGS + 1)]),
+    "tags huge list": hb(g=["relay"] * 100_000),
+    "tag too long": hb(g=["x" * 65]),
+    "tag value too long": hb(g=["room=" + "y" * 65]),
+    "tag not text": hb(g=[1]),
+    "tag bytes": hb(g=[b"relay"]),
+    "tag empty": hb(g=[""]),
+    "tag with a space": hb(g=["a b"]),
+    "tag with a newline": hb(g=["relay\n"]),
+    "tags in a claim": {"v": 1, "node": "n1", "i": "a" * 12, "q": 1, "claim": [], "g": ["relay"]},
 }
 
 
 @pytest.mark.parametrize("data", GOOD)
 def test_good_messages_decode(data):
     decode(data)
+
+
+def test_tags_go_both_ways_and_only_when_there_are_any():
+    a, b = pair(K1, K1)
+    plain = beat(a)
+    assert "g" not in plain  # a runner without tags sends none
+    msg = b.incoming(a.outgoing("hb", since=1.0, weight=1.0, load=0, sent=1.0, tags=("relay", "room=kitchen")))
+    assert msg is not None and msg.tags == ("relay", "room=kitchen")
+    forged = dict(a.outgoing("hb", since=1.0, weight=1.0, load=0, sent=1.0, tags=("relay",)), g=["relay", "admin"])
+    assert b.incoming(forged) is None and b.dropped["bad-mac"] == 1  # the MAC covers the tags
 
 
 @pytest.mark.parametrize("what", sorted(BAD))

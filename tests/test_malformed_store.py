@@ -176,6 +176,16 @@ CASES = [
     _job_case("job-pin-int", runnable(pin=5), "pin is int, not a hash"),
     _job_case("job-pin-list", runnable(pin=["x"]), "pin is list, not a hash"),
     _job_case("job-all-data-list", runnable(data=[1]), "'data' is list, not a mapping", kind="all"),
+    _job_case("job-require-tags-int", runnable(require_tags=5), "require_tags is int, not a list of tags"),
+    _job_case("job-require-tags-ints", runnable(require_tags=[1, 2]), "1 is no tag"),
+    _job_case("job-require-tags-huge", runnable(require_tags=["t"] * 10_000), "at most 64 tags, not 10000"),
+    _job_case("job-all-require-tags-long", runnable(require_tags=["x" * 200]), "is no tag", kind="all"),
+    _job_case(
+        "job-at-prefer-tags-map",
+        runnable(prefer_tags={"a": 1}),
+        "prefer_tags is mapping, not a list of tags",
+        kind="at",
+    ),
     _job_case("job-at-list", [1], "stored value is list, not a mapping", kind="at"),
     _job_case("job-at-target-inf", runnable(target=math.inf), "target must be a finite number", kind="at"),
     ("job-unknown-keys", [(job("any", "odd"), runnable(colour="blue", node=5))], [("result", "any", "odd", 42)]),
@@ -193,6 +203,7 @@ CASES = [
     _state_case("state-all-list", [1], kind="all"),
     _state_case("state-at-started-inf", {"started": math.inf, "stopped": -math.inf}, kind="at"),
     _state_case("state-at-node-int", {"node": 5}, kind="at"),
+    _state_case("state-placement-list", {"placement": ["no", "tags"], "stopped": NOW}),
     # outputs
     ("output-list", [(OUTPUT_PREFIX + ("any", "g", "canary", "1"), [1, 2])], []),
     ("output-str", [(OUTPUT_PREFIX + ("all", "g", "n1", "sjob", "x"), "lines")], []),
@@ -324,7 +335,15 @@ def _holds_nan(writes):
 
 
 #: The cases the fast lane runs (about 4 s each; all of them run in CI).
-FAST_LANE = {"proc-list", "proc-default-list", "mod-list", "job-data-list", "job-target-nan", "state-str-of-fields"}
+FAST_LANE = {
+    "proc-list",
+    "proc-default-list",
+    "mod-list",
+    "job-data-list",
+    "job-target-nan",
+    "state-str-of-fields",
+    "job-require-tags-ints",
+}
 
 
 def test_nan_fields_are_named():

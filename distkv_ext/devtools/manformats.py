@@ -31,6 +31,8 @@ JOB_KEYS = {
     "max_tries": "give up after this many errors in a row (0: never)",
     "info": "one line describing the job",
     "pin": "true: run exactly the procedure deployed (its content hash); a changed procedure is refused",
+    "require_tags": "a list of tags (relay, room=kitchen): run only on runners that carry all of them (run all --tag)",
+    "prefer_tags": "a list of tags: run on a runner that carries all of them while one is live, else on another",
 }
 
 #: Keys of a job that say where it runs, not what it is.

@@ -23,7 +23,7 @@ from ._connwatch import watch_connection
 from ._control import JobRunning, resume_job, trigger_job
 from ._daemon import ALL_KINDS, kinds_text, run_daemon, status_pages
 from ._entry import RunnerEntry, StateEntry
-from ._explain import STATUS_WORDS, explain_job, status_word
+from ._explain import STATUS_WORDS, explain_job, placement_problem, status_word
 from ._group import Group, GroupMembers, NameClash
 from ._groupauth import GroupKeys, new_group_key
 from ._layout import (
@@ -168,6 +168,7 @@ __all__ = [
     "all_states",
     "states_of",
     "explain_job",
+    "placement_problem",
     "group_auth",
     "auth_words",
     "job_output",

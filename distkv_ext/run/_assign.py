@@ -15,6 +15,13 @@ now), without talking to the others:
 So when a node joins, the others keep their jobs up to their new, smaller
 capacity and only the excess moves, to the new node; when a node dies, only
 its jobs move.
+
+A job may be restricted to some of the nodes (its tags, `_placement`):
+it stays on or goes to one of those only.  Restricted jobs are placed
+before the others, so that the few nodes they may use have room for
+them; if none of their nodes has room left, a job goes to the one of
+them with the least jobs per weight (capacity is a target, a restriction
+is not).  Without restrictions the assignment is as above.
 """
 
 import functools
@@ -59,14 +66,20 @@ def _preference(job: str, nodes: tuple[tuple[str, float], ...]) -> tuple[str, ..
 
 
 def assign(
-    jobs: Iterable[str], nodes: Mapping[str, float], current: Mapping[str, str] | None = None
+    jobs: Iterable[str],
+    nodes: Mapping[str, float],
+    current: Mapping[str, str] | None = None,
+    allowed: Mapping[str, Iterable[str]] | None = None,
 ) -> dict[str, str | None]:
     """Assign every job in ``jobs`` to a node of ``nodes`` ({name: weight}).
 
-    ``current``: {job: node running it now}.  Returns {job: node}; jobs map
-    to None when no node has a positive weight.
+    ``current``: {job: node running it now}.  ``allowed``: {job: the
+    nodes it may run on} for restricted jobs (others may run anywhere).
+    Returns {job: node}; jobs map to None when none of their nodes has a
+    positive weight.
     """
     current = current or {}
+    allowed = allowed or {}
     active = {n: w for n, w in nodes.items() if w > 0}
     names = sorted(jobs)
     if not active:
@@ -74,19 +87,29 @@ def assign(
     total = sum(active.values())
     cap = {n: math.ceil(len(names) * w / total) for n, w in active.items()}
     used = {n: 0 for n in active}
+    ranked = tuple(sorted(active.items()))
+    choice = {j: ranked for j in names}  # (node, weight) pairs each job may use
+    for j, ok in allowed.items():
+        if j in choice:
+            may = set(ok)
+            choice[j] = tuple(nw for nw in ranked if nw[0] in may)
     res: dict[str, str | None] = {}
-    for j in names:  # stay where you are, within capacity
+    for j in names:  # stay where you are, within capacity (and where it may run)
         n = current.get(j)
-        if n is not None and n in active and used[n] < cap[n]:
+        if n is not None and n in active and used[n] < cap[n] and (choice[j] is ranked or (n, active[n]) in choice[j]):
             res[j] = n
             used[n] += 1
-    ranked = tuple(sorted(active.items()))
-    for j in names:
+    restricted = sorted((j for j in names if j in allowed), key=lambda j: (len(choice[j]), j))
+    for j in [*restricted, *(j for j in names if j not in allowed)]:
         if j in res:
             continue
-        for n in _preference(j, ranked):
-            if used[n] < cap[n]:
-                res[j] = n
-                used[n] += 1
-                break
+        if not choice[j]:
+            res[j] = None
+            continue
+        order = _preference(j, choice[j])
+        n = next((n for n in order if used[n] < cap[n]), None)
+        if n is None:  # (restricted jobs only) all of its nodes are full: the least loaded
+            n = min(order, key=lambda m: used[m] / active[m])
+        res[j] = n
+        used[n] += 1
     return res

@@ -14,6 +14,7 @@ from distkv_ext.codekit.cli.complete import complete_groups
 
 from . import ALL_KINDS, run_daemon
 from ._cli_opts import group_options, kind_of, parse_bind, runner_config
+from ._cli_sched import TAG
 
 __all__ = ["all_", "web"]
 
@@ -39,6 +40,14 @@ def _say(text: str) -> None:
     help="Seconds of silence after which a node is gone (default 2; at most 86400).",
 )
 @click.option("--heartbeat", type=float, default=None, help="Seconds between heartbeats (default 0.5; 0.01 to 3600).")
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    type=TAG,
+    help="A tag of this runner (relay, room=kitchen; repeatable), added to runner.tags: jobs that require"
+    " or prefer tags run by them.",
+)
 @click.option("--metrics", metavar="HOST:PORT", help="Serve Prometheus metrics at http://HOST:PORT/metrics.")
 @click.pass_obj
 @boundary
@@ -51,6 +60,7 @@ async def all_(
     weight: float | None,
     timeout: float | None,
     heartbeat: float | None,
+    tags: tuple[str, ...],
     metrics: str | None,
 ) -> None:
     """
@@ -66,11 +76,13 @@ async def all_(
     found, whether the group channel is authenticated, the status pages
     that announced themselves ('run web') and the metrics address.  Tells
     systemd when it is ready (READY=1 where NOTIFY_SOCKET is set) and
-    pings its watchdog. On SIGTERM it leaves the group, so the others take
+    pings its watchdog. --tag adds to the tags of runner.tags; the group
+    hears them, and jobs that require a tag (run set --require-tag) run only
+    on members that have it.  On SIGTERM it leaves the group, so the others take
     over its any-node jobs at once, and stops its jobs cleanly.
     """
     kind, node = kind_of(node, all_nodes)
-    config = runner_config(obj.cfg["runner"], weight=weight, timeout=timeout, heartbeat=heartbeat)
+    config = runner_config(obj.cfg["runner"], weight=weight, timeout=timeout, heartbeat=heartbeat).with_tags(tags)
     kinds: tuple[str, ...] = ALL_KINDS if kind == "any" else (kind,)  # no -n, no --all-nodes: all of this machine
     if kind != "single":
         node = name

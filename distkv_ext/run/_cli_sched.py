@@ -32,7 +32,7 @@ from distkv_ext.codekit.core.whenchecks import (
 from ._layout import CALENDAR_FIELDS, CALENDAR_ONLY
 from ._writer import with_calendar_defaults
 
-__all__ = ["schedule_options", "apply_schedule"]
+__all__ = ["schedule_options", "apply_schedule", "TAG"]
 
 #: The option values `schedule_options` collects into ``schedule``.
 _NAMES = (
@@ -59,6 +59,10 @@ _CALENDAR = (*CALENDAR_FIELDS, *CALENDAR_ONLY, "tz", "location")
 
 def _tag_or_clear(text: str) -> str:
     return text if text == "-" else tag(text)
+
+
+#: ``run all --tag TAG``: a tag, checked.
+TAG = Checked(tag, "TAG")
 
 
 def _limit_or_clear(text: str) -> Any:

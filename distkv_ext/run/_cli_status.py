@@ -29,6 +29,7 @@ from . import (
     pause_of,
     pause_prefix,
     pauses_by_group,
+    placement_problem,
     runner_subpath,
 )
 from ._cli_opts import (
@@ -88,7 +89,9 @@ async def list_(obj, group, listen, output):
     Groups whose runners speak without a group key are named on stderr
     (in YAML/JSON: each job's group_auth).  A job whose runner is not
     heard in its group (listened to for at most runner.timeout) shows as
-    'runner gone' (in YAML/JSON: runner_gone lists those nodes).
+    'runner gone' (in YAML/JSON: runner_gone lists those nodes).  A job
+    its tags keep from running says why ('no live member has tag relay';
+    in YAML/JSON: placement).
     """
     prefix, state_prefix = prefixes_of(obj)
     now = time.time()
@@ -101,15 +104,18 @@ async def list_(obj, group, listen, output):
         )
     ]
     expect: dict = {}
+    needs: dict = {}
     for j in jobs:
         expect.setdefault((j["kind"], j["group"], j["node"]), set()).update(_holders(j["kind"], j["node"], j["states"]))
-    heard = await _hear(obj, expect) if listen else {}
+        _need_tags(needs, (j["kind"], j["group"], j["node"]), j["value"])
+    heard = await _hear(obj, expect, needs) if listen else {}
     pauses = await all_pauses(get_client(obj), pause_prefix=pause_prefix(obj.cfg.get("runner")))
     for j in jobs:
         running = sorted(s.get("node") for s in j["states"].values() if s.get("node"))
         g = heard.get((j["kind"], j["group"], j["node"]))
         gone = [n for n in running if g is not None and g.gone(n)]
         paused = pause_of(pauses_by_group(pauses, runner_subpath(j["kind"], j["group"], j["node"])), tuple(j["path"]))
+        held_back = _held_back(j, g)
         rows.append(
             {
                 "path": str(j["path"]),
@@ -119,8 +125,9 @@ async def list_(obj, group, listen, output):
                 "code": plain_job(j["value"])["code"],
                 "running_on": running,
                 "runner_gone": gone,
-                "state": state_word(j["states"], gone, paused=bool(paused)),
+                "state": _with_placement(state_word(j["states"], gone, paused=bool(paused)), held_back, j["kind"]),
                 "paused": paused,
+                "placement": sorted(set(held_back.values())),
                 "next": next_start_text(j["states"], now),
                 # the error of a run that is over: a job running again has none yet
                 "error": next((s["error"] for s in j["states"].values() if s.get("error") and not s.get("node")), None),
@@ -160,6 +167,26 @@ async def list_(obj, group, listen, output):
         emit(obj, rows, fmt)
 
 
+def _held_back(job, heard):
+    """{state's node ('' but for all-node jobs): why the job's tags keep it
+    from running there} (`placement_problem`)."""
+    res = {}
+    for n, s in (job["states"] or {"": {}}).items():
+        why = placement_problem(job["value"], s, heard=heard, kind=job["kind"], node=job["node"] or n or None)
+        if why:
+            res[n] = why
+    return res
+
+
+def _with_placement(word, held_back, kind):
+    """The state column, saying what keeps the job from running by its tags."""
+    if not held_back:
+        return word
+    if kind != "all":
+        return next(iter(held_back.values()))
+    return f"{word} ({'; '.join(held_back[n] for n in sorted(held_back))})"
+
+
 def _holders(kind, node, states):
     """The nodes whose runners matter for a job: those its states say run
     it, and a single-node job's NODE."""
@@ -169,9 +196,17 @@ def _holders(kind, node, states):
     return res
 
 
-async def _hear(obj, expect):
-    """Listen to the groups of ``expect`` ((kind, group, node) -> nodes)."""
-    return await hear_groups_as_configured(get_client(obj), expect, obj.cfg.get("runner"))
+def _need_tags(needs, ref, value):
+    """Note in ``needs`` ({group: [tag sets]}) the tags the job ``value`` requires."""
+    req = value.get("require_tags") if isinstance(value, dict) else None
+    if isinstance(req, (list, tuple)) and req:
+        needs.setdefault(ref, []).append([t for t in req if isinstance(t, str)])
+
+
+async def _hear(obj, expect, needs=None):
+    """Listen to the groups of ``expect`` ((kind, group, node) -> nodes),
+    and until a member with each set of tags of ``needs`` is heard."""
+    return await hear_groups_as_configured(get_client(obj), expect, obj.cfg.get("runner"), needs)
 
 
 async def _job_view(obj, kind, group, path, node):
@@ -224,7 +259,9 @@ async def why(obj, path, group, node, all_nodes, listen, output):
     kind, node = kind_of(node, all_nodes)
     value, states, last, tracebacks = await _job_view(obj, kind, group, path, node)
     states = states or {"": {}}
-    heard = await _hear(obj, {(kind, group, node): _holders(kind, node, states)}) if listen else {}
+    needs: dict = {}
+    _need_tags(needs, (kind, group, node), value)
+    heard = await _hear(obj, {(kind, group, node): _holders(kind, node, states)}, needs) if listen else {}
     g = heard.get((kind, group, node))
     paused = await job_pause(
         get_client(obj), kind, group, path, node=node, pause_prefix=pause_prefix(obj.cfg.get("runner"))

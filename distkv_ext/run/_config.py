@@ -9,7 +9,7 @@ one-line message that names the setting.
 """
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from moat.util import P, Path
@@ -17,6 +17,7 @@ from moat.util import P, Path
 from distkv_ext.codekit.core.checks import number
 from distkv_ext.codekit.core.errors import BadArguments, InputRefused
 from distkv_ext.codekit.core.signing import parse_public_key
+from distkv_ext.codekit.core.whenchecks import tag_list
 
 from ._layout import OUTPUT_PREFIX
 from ._wire import MAX_WEIGHT
@@ -55,6 +56,9 @@ class RunnerConfig:
       is quarantined (not started again until ``run resume``)
     write_timeout: a store write or read on the claim and fence path that
       takes longer fails (the runner fences itself); None: half of ``timeout``
+    tags: this runner's tags (``relay``, ``room=kitchen``; at most 64),
+      announced to its group: jobs that require or prefer tags are placed
+      by them (`_placement`); ``run all --tag`` adds to them (`with_tags`)
 
     Constructing one checks it; a bad value raises `BadArguments`.  The
     key files are read when the runner starts (`GroupKeys.load`), not here:
@@ -82,6 +86,7 @@ class RunnerConfig:
     stall_limit: float | None = None
     quarantine_after: int = 3
     write_timeout: float | None = None
+    tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name, minimum, maximum in _LIMITS:
@@ -123,6 +128,10 @@ class RunnerConfig:
         if self.group_key_next is not None and self.group_key is None:
             raise BadArguments("runner.group_key_next needs runner.group_key")
         object.__setattr__(self, "trusted_keys", _keys(self.trusted_keys))
+        try:
+            object.__setattr__(self, "tags", tuple(tag_list(self.tags, "runner.tags")))
+        except InputRefused as exc:
+            raise BadArguments(f"runner.tags: {exc}" if not str(exc).startswith("runner.tags") else str(exc)) from None
 
     @classmethod
     def load(cls, runner_cfg: Mapping[str, Any] | None = None, **overrides: Any) -> "RunnerConfig":
@@ -152,6 +161,11 @@ class RunnerConfig:
     def trusted(self) -> frozenset[bytes]:
         """`trusted_keys` as 32-byte public keys."""
         return frozenset(parse_public_key(k) for k in self.trusted_keys)
+
+    def with_tags(self, tags: Iterable[str]) -> "RunnerConfig":
+        """A copy whose `tags` are ours followed by ``tags`` (``run all
+        --tag``: the option adds to the configured tags, without repeats)."""
+        return dataclasses.replace(self, tags=(*self.tags, *tags))
 
     def replace(self, **overrides: Any) -> "RunnerConfig":
         """A copy with ``overrides`` (None: keep), checked again."""

@@ -140,6 +140,8 @@ async def _summary(
         else "  group channel: NOT authenticated (no runner.group_key): anyone who can reach"
         " a DistKV server or the MQTT broker can speak in it",
     ]
+    if roots[0].config.tags:
+        lines.append(f"  tags: {', '.join(roots[0].config.tags)} (jobs that require or prefer them run here)")
     trusted = roots[0].config.trusted_keys
     if trusted:
         lines.append(f"  code: only code signed by one of {len(trusted)} trusted key(s) runs (runner.trusted_keys)")

@@ -10,17 +10,23 @@ Times are this machine's clock (``now``): `next_start` says how times
 other machines wrote are read without comparing clocks; ``run why``
 (no view) estimates with its own clock, for display.
 
+Tags (`_placement`): a job that requires tags this node lacks is
+NOT_HERE on an all-node or single-node runner; an any-node job goes only
+to members with the tags (the assignment), and is NOT_HERE everywhere
+while no live member has them.
+
 `decide_running` judges a job that runs here: keep it, stop it (cut off
 from the group) or move it (another node is assigned it).
 """
 
 import dataclasses
 import enum
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Protocol
 
 from moat.util import NotGiven
 
+from ._placement import lacking, lacks_text, nobody_has, placement_of
 from ._policy import RunnerPolicy
 from ._schedule import History, Schedule, next_start
 
@@ -49,6 +55,9 @@ class Kind(enum.Enum):
     #: this node starts nothing now (the runner stops, the group is not
     #: heard yet, it is cut off); for a job running here: stop it
     BLOCKED = "blocked"
+    #: it requires tags: this node lacks them (all-node, single-node), or
+    #: no live member has them (any-node); ``reason`` names them
+    NOT_HERE = "not here"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +100,10 @@ class GroupView(Protocol):
     def is_live(self, node: str) -> bool:
         """Is ``node`` a live member of the group (this node is)?"""
 
+    @property
+    def member_tags(self) -> Mapping[str, Collection[str]]:
+        """{live member: its tags}, this node included."""
+
 
 @dataclasses.dataclass(frozen=True)
 class StaticView:
@@ -103,9 +116,14 @@ class StaticView:
     connected: bool = True
     assignment: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
     live: frozenset[str] = frozenset()
+    tags: Mapping[str, Collection[str]] = dataclasses.field(default_factory=dict)
 
     def is_live(self, node: str) -> bool:
         return node == self.node or node in self.live
+
+    @property
+    def member_tags(self) -> Mapping[str, Collection[str]]:
+        return {n: self.tags.get(n, ()) for n in {self.node, *self.live}}
 
 
 def decide(
@@ -130,7 +148,14 @@ def decide(
                 return Decision(Kind.BLOCKED, "cut off from the group")
             own = view.assignment.get(entry.job_name)
             if own != view.node:
+                nobody = nobody_has(placement_of(entry.value), view.member_tags) if own is None else None
+                if nobody and not _idle(entry, state, now, view.node):
+                    return Decision(Kind.NOT_HERE, nobody)
                 return Decision(Kind.ASSIGNED_TO, f"assigned to {own}", node=own)
+        else:
+            missing = lacking(placement_of(entry.value), view.member_tags.get(view.node, ()))
+            if missing and not _idle(entry, state, now, view.node):
+                return Decision(Kind.NOT_HERE, lacks_text(view.node, missing))
     t, reason = next_start(entry, state, now, node=None if view is None else view.node)
     if state.node is not None:
         if view is not None:
@@ -148,6 +173,12 @@ def decide(
     if t <= now:
         return Decision(Kind.RUN_HERE, reason, node=None if view is None else view.node, at=t)
     return Decision(Kind.WAITING, reason, at=t)
+
+
+def _idle(entry: Schedule, state: History, now: float, node: str) -> bool:
+    """Would the job not start at all, tags aside (done, no target, gave
+    up)?  Then its tags are nothing to complain about."""
+    return state.node is None and next_start(entry, state, now, node=node)[0] is None
 
 
 def decide_running(job: str, view: GroupView, *, rebalance: bool) -> Decision:

@@ -174,6 +174,9 @@ class StateEntry(_JobEntry):
       for_target: the runner entry's ``target`` that the last run started
         for (ours; None: written by an older runner): a target that differs
         is new (see `next_start`)
+      placement: why the runners do not run it by its tags (``r2 lacks
+        tag relay``, ``no live member has tag relay``; `_placement`);
+        None once a run starts
 
     ``started``, ``stopped`` and ``pinged`` are the clock of the node that
     wrote them (``last_node``): for display, and for DistKV's runner.  No
@@ -184,6 +187,7 @@ class StateEntry(_JobEntry):
     ATTRS = (
         "started stopped pinged computed reason result node backoff last_node runs error resume"
         " waiting stalls quarantined for_target triggered"
+        " placement"
     ).split()
 
     started: float = 0
@@ -203,6 +207,7 @@ class StateEntry(_JobEntry):
     quarantined: str | None = None
     for_target: float | None = None
     triggered: str | None = None
+    placement: str | None = None
 
     chain: Any  # DistKV's: the change chain of the value we have
     _written: Any = None  # chain of our last write, until the mirror has seen it
@@ -323,6 +328,7 @@ _STATE_FIELDS = {
     "quarantined": _text,
     "for_target": _time_or_none,
     "triggered": _text,
+    "placement": _text,
 }
 
 

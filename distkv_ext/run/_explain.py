@@ -3,7 +3,10 @@
 Judged from the stored entry and state alone (`decide` without a group
 view), and, where the caller listened to the job's group
 (`hear_groups`), from which of its runners are alive: the store keeps
-"running on r1" after r1 died; the group channel knows better.
+"running on r1" after r1 died; the group channel knows better.  So
+does a job that requires tags (`_placement`): the live members' tags are
+heard with their heartbeats; without them, the runners' word in the
+state (``placement``) is what is known.
 """
 
 import time
@@ -11,11 +14,14 @@ from typing import Any
 
 from moat.util import NotGiven
 
+from distkv_ext.codekit.core.errors import InputRefused
+
 from ._decision import Decision, Kind, decide
 from ._entry import RunnerEntry, StateEntry
 from ._liveness import GroupHeard
+from ._placement import ANYWHERE, lacking, lacks_text, nobody_has, placement_of
 
-__all__ = ["explain_job", "status_word", "verdict", "STATUS_WORDS"]
+__all__ = ["explain_job", "placement_problem", "status_word", "verdict", "STATUS_WORDS"]
 
 
 class _Shim:
@@ -52,7 +58,10 @@ def explain_job(
     ``heard``: what listening to the job's group found (`hear_groups`);
     with it, a job whose runner is gone is no longer "running" (status
     ``runner gone``), and a due job nobody can start says so.  ``kind``
-    and ``node`` (single-node jobs: their NODE) say whose runners those are.
+    and ``node`` (single-node jobs: their NODE; all-node jobs: the member
+    whose state this is) say whose runners those are.  A job held back by
+    its tags says so (``placement``, `placement_problem`) instead of
+    waiting or being due.
     ``paused``: the job's pause in words (`job_pause`), or None: a paused
     job is "not scheduled: paused by ..." (status ``paused``), and
     ``paused`` in the result says so (also while a run goes on)."""
@@ -82,9 +91,66 @@ def explain_job(
     res["runner_gone"] = False
     if heard is not None:
         _mind_the_runners(res, d, heard, kind, node, now)
+    res["placement"] = placement_problem(value, state, heard=heard, kind=kind, node=node, now=now)
+    if (
+        res["placement"]
+        and d.kind is not Kind.NOT_SCHEDULED
+        and not (d.kind is Kind.HELD_BY and not res["runner_gone"])
+    ):
+        res["verdict"] = _held_back(res, d, res["placement"], kind, now)
+        res["status"] = "waiting"
     if d.kind is Kind.WAITING:
         res["next_start"] = d.at
     return res
+
+
+def placement_problem(
+    value: Any,
+    state: Any,
+    *,
+    heard: GroupHeard | None = None,
+    kind: str = "any",
+    node: Any = None,
+    now: float | None = None,
+) -> str | None:
+    """Why the job's tags keep it from running (``no live member has tag
+    relay``; all-node and single-node jobs: ``r2 lacks tag relay``), or
+    None.  From the live members' tags where ``heard`` (`hear_groups`)
+    heard the group long enough; else from what the runners wrote in the
+    state (``placement``).  ``value``, ``state``: the stored entry and
+    state; ``node``: a single-node job's NODE, an all-node state's member.
+    ``heard`` must have listened until a member with the tags was heard
+    or for the whole timeout (`hear_groups` with ``tags``)."""
+    try:
+        placement = placement_of(value)
+    except InputRefused:  # not usable at all: `entry_problem` says why
+        placement = ANYWHERE
+    if not placement.require:
+        return None
+    try:
+        d = decide(_Shim(RunnerEntry, value), _Shim(StateEntry, state or {}), time.time() if now is None else now)
+    except (TypeError, ValueError, AttributeError):  # fields of the wrong type: not our word to give
+        return None
+    if d.kind is Kind.NOT_SCHEDULED:  # done, no target, gave up: tags or not
+        return None
+    if heard is not None and heard.complete and not heard.deaf:
+        if kind == "any" or node is None:
+            return nobody_has(placement, heard.tags)
+        have = heard.tags.get(str(node))
+        if have is not None:  # else not live: what it said last
+            missing = lacking(placement, have)
+            return lacks_text(str(node), missing) if missing else None
+    said = state.get("placement") if isinstance(state, dict) and not state.get("node") else None
+    return said if isinstance(said, str) and said else None
+
+
+def _held_back(res: dict[str, Any], d: Decision, problem: str, kind: str, now: float) -> str:
+    """The verdict on a job its tags keep from running (`placement_problem`)."""
+    if kind != "any":  # its member (or NODE) lacks the tags
+        return f"{problem}: it does not run the job"
+    if res["runner_gone"]:
+        return f"was running on {d.node} (started {_ago(now, d.at)} ago); that runner is gone and {problem}"
+    return problem
 
 
 def _mind_the_runners(res: dict[str, Any], d: Decision, heard: GroupHeard, kind: str, node: Any, now: float) -> None:

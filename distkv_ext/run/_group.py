@@ -17,7 +17,12 @@ sender's counter: no replays) and drops what fails.  A node counts as a
 live member only while its heartbeats are *fresh* (they acknowledge one
 of our recent messages), so a recorded heartbeat replayed later keeps
 no dead node alive; claims and "held" answers count only from runs whose
-heartbeats we hear.  After being cut off, a runner listens for
+heartbeats we hear.  Each heartbeat carries the sender's tags
+(``run all --tag``; `_placement`): they never change during a run, but a
+member that joins later, or an observer (``run why``, the status page),
+learns them from the first heartbeat it hears, with nothing to ask and
+no state to keep in step; a runner without tags sends none (the field
+is left out).  After being cut off, a runner listens for
 ``timeout`` again before it starts anything (`ready`).  A runner with our name stops us only if
 it is real: with a key, its MAC says so; without, its run must be
 recorded in the store (`_registry`), which only runner users can write.
@@ -66,13 +71,14 @@ class GroupMembers:
 
 
 class _Member:
-    __slots__ = ("seen", "weight", "load", "instance")
+    __slots__ = ("seen", "weight", "load", "instance", "tags")
 
-    def __init__(self, seen: float, weight: float, load: int, instance: str) -> None:
+    def __init__(self, seen: float, weight: float, load: int, instance: str, tags: frozenset[str]) -> None:
         self.seen = seen
         self.weight = weight
         self.load = load
         self.instance = instance
+        self.tags = tags
 
 
 class Group:
@@ -104,6 +110,8 @@ class Group:
       records: where the group's runner records live (`_registry.records_base`);
         None: no record is written (and, without a key, no namesake is believed)
       record: what this runner's record says besides who it is (``trusted_keys``)
+      tags: this node's tags (``relay``, ``room=kitchen``), sent with every
+        heartbeat; the others place jobs that require or prefer tags by them
     """
 
     def __init__(
@@ -122,6 +130,7 @@ class Group:
         keys: GroupKeys | None = None,
         records: Path | None = None,
         record: Mapping[str, Any] | None = None,
+        tags: Iterable[str] = (),
     ) -> None:
         if timeout < 2 * ping:
             raise ValueError(f"timeout ({timeout}) must be at least twice ping ({ping})")
@@ -129,6 +138,7 @@ class Group:
         self.topic = tuple(topic)
         self.name = name
         self.weight = float(weight)
+        self.tags = tuple(tags)
         self.ping = float(ping)
         self.timeout = float(timeout)
         self.on_change: Callable[[], None] = on_change or (lambda: None)
@@ -226,6 +236,12 @@ class Group:
         """{name: weight} of the live members, this node included."""
         res = {n: m.weight for n, m in self.members.items() if n in self._live}
         res[self.name] = 0.0 if self._stopping else self.weight
+        return res
+
+    def live_tags(self) -> dict[str, frozenset[str]]:
+        """{name: tags} of the live members, this node included."""
+        res = {n: m.tags for n, m in self.members.items() if n in self._live}
+        res[self.name] = frozenset(self.tags)
         return res
 
     def is_live(self, name: str) -> bool:
@@ -333,6 +349,7 @@ class Group:
                 weight=0.0 if self._stopping else self.weight,
                 load=max(0, int(self.load())),
                 sent=time.monotonic(),  # this process's clock: only we compare it
+                tags=self.tags,
             )
             await self._send(msg, "heartbeat")
             await anyio.sleep(self.ping)
@@ -396,10 +413,14 @@ class Group:
                 del self._heard_runs[n]
         if not self.channel.fresh(msg):
             return  # not yet (it has not heard us), or a replay of an old heartbeat
-        self.members[node] = _Member(now, msg.weight, msg.load, msg.instance)
+        old = self.members.get(node)
+        tags = frozenset(msg.tags)
+        self.members[node] = _Member(now, msg.weight, msg.load, msg.instance, tags)
         self.known.add(node)
         if node not in self._live:
             self._update()
+        elif old is not None and old.tags != tags:  # a new run of it, with other tags
+            self.on_change()
 
     async def _expirer(self) -> None:
         cleaned = False

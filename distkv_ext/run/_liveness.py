@@ -47,11 +47,15 @@ async def hear_groups(
     *,
     timeout: float,
     keys: GroupKeys | None = None,
+    tags: Mapping[GroupRef, Iterable[Iterable[str]]] | None = None,
 ) -> dict[GroupRef, GroupHeard]:
     """Listen to the groups ``expect`` names (kind, group, node) at once,
     until every node named for a group has been heard and, where none is
     named, any one runner of it; or for ``timeout`` seconds (the groups'
-    ``runner.timeout``) at most.  Groups without a channel (a kind that
+    ``runner.timeout``) at most.  ``tags``: {group: tag sets}: also until,
+    for each set, a member carrying all of its tags has been heard (jobs
+    that require tags: so "no live member has tag relay" is said only
+    after a whole timeout).  Groups without a channel (a kind that
     keeps none) are left out of the answer.  ``keys``: the groups'
     `GroupKeys` (from ``runner.group_key``)."""
     want = {ref: {str(n) for n in nodes} for ref, nodes in expect.items() if POLICIES[ref[0]].heartbeat_group}
@@ -64,9 +68,12 @@ async def hear_groups(
 
     observers = {ref: GroupObserver(client, _topic(ref), timeout=timeout, keys=keys, on_change=changed) for ref in want}
 
+    needs = {ref: [frozenset(t) for t in sets] for ref, sets in (tags or {}).items()}
+
     def satisfied(ref: GroupRef) -> bool:
-        live = observers[ref].heard_now().live
-        return bool(live) and want[ref] <= live
+        h = observers[ref].heard_now()
+        tagged = all(any(need <= have for have in h.tags.values()) for need in needs.get(ref, ()))
+        return bool(h.live) and want[ref] <= h.live and tagged
 
     async with anyio.create_task_group() as tg:
         for obs in observers.values():
@@ -84,7 +91,10 @@ async def hear_groups(
 
 
 async def hear_groups_as_configured(
-    client: Any, expect: Mapping[GroupRef, Iterable[str]], runner_cfg: Mapping[str, Any] | None
+    client: Any,
+    expect: Mapping[GroupRef, Iterable[str]],
+    runner_cfg: Mapping[str, Any] | None,
+    tags: Mapping[GroupRef, Iterable[Iterable[str]]] | None = None,
 ) -> dict[GroupRef, GroupHeard]:
     """`hear_groups` with the timeout and the group keys of the ``runner:``
     configuration ``runner_cfg`` (the runners'; a user without the key
@@ -98,4 +108,4 @@ async def hear_groups_as_configured(
         keys = GroupKeys.load(rc.group_key, rc.group_key_next)
     except BadArguments:  # a key file we may not read: we hear what we can
         keys = None
-    return await hear_groups(client, expect, timeout=rc.timeout, keys=keys)
+    return await hear_groups(client, expect, timeout=rc.timeout, keys=keys, tags=tags)

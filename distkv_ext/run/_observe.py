@@ -21,7 +21,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import anyio
@@ -53,7 +53,8 @@ class GroupHeard:
     about and not in ``live`` is gone; deaf: the group speaks with a key we
     do not hold (its messages were dropped, nobody could be heard), so
     nothing can be said; listened: seconds spent; timeout: the silence
-    after which a runner counts as gone.
+    after which a runner counts as gone; tags: {node: its tags} of the
+    live nodes (from their heartbeats; a node without tags: empty).
     """
 
     live: frozenset[str]
@@ -61,6 +62,7 @@ class GroupHeard:
     deaf: bool
     listened: float
     timeout: float
+    tags: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
 
     def gone(self, node: Any) -> bool:
         """Is ``node``'s runner certainly not running?"""
@@ -79,7 +81,7 @@ class MemberSeen:
     name: its node name; weight: its share of any-node jobs (from its
     heartbeats); load: how many jobs it said it runs; last_heard: when
     (Unix time) its last heartbeat arrived; live: heard within the group's
-    timeout.
+    timeout; tags: its tags (``run all --tag``), sorted.
     """
 
     name: str
@@ -87,6 +89,7 @@ class MemberSeen:
     load: int
     last_heard: float
     live: bool
+    tags: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass
@@ -95,6 +98,7 @@ class _Heard:
     seen: float  # monotonic
     weight: float
     load: int
+    tags: tuple[str, ...] = ()
 
 
 class GroupObserver:
@@ -169,7 +173,7 @@ class GroupObserver:
             for job in msg.jobs:
                 self._on_claim(msg.kind, job, msg.node)
             return
-        self._members[msg.node] = _Heard(msg.instance, now, msg.weight, msg.load)
+        self._members[msg.node] = _Heard(msg.instance, now, msg.weight, msg.load, tuple(sorted(msg.tags)))
         if len(self._members) > 256:  # forged names, without a key: keep the newest
             for name, _ in sorted(self._members.items(), key=lambda kv: kv[1].seen)[:-256]:
                 del self._members[name]
@@ -187,7 +191,7 @@ class GroupObserver:
         goodbye is dropped), sorted by name."""
         now, mono = time.time(), time.monotonic()
         return [
-            MemberSeen(name, m.weight, m.load, now - (mono - m.seen), mono - m.seen < self.timeout)
+            MemberSeen(name, m.weight, m.load, now - (mono - m.seen), mono - m.seen < self.timeout, m.tags)
             for name, m in sorted(self._members.items())
         ]
 
@@ -195,9 +199,11 @@ class GroupObserver:
         """What has been heard so far, as `hear_groups` answers: who is live,
         and whether it listened a whole timeout (so an absent node is gone)."""
         listened = 0.0 if self._since is None else time.monotonic() - self._since
-        live = frozenset(m.name for m in self.members() if m.live)
+        seen = [m for m in self.members() if m.live]
+        live = frozenset(m.name for m in seen)
         deaf = not live and any(self.channel.dropped.get(k, 0) for k in KEYLESS)
-        return GroupHeard(live, listened >= self.timeout, deaf, listened, self.timeout)
+        tags = {m.name: frozenset(m.tags) for m in seen}
+        return GroupHeard(live, listened >= self.timeout, deaf, listened, self.timeout, tags)
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Listen until cancelled; subscribe again when the server drops

@@ -5,7 +5,7 @@ A runner of an any-node or all-node group writes a record at
 ``runner.state``, where the README's ACLs let runner users write, and
 nobody else) when it starts, and deletes it when it stops.  It says how
 the runner speaks in its group (with a group key, which one, or
-unauthenticated) and which keys its code must be signed with, so that
+unauthenticated) and which keys its code must be signed with, and its tags, so that
 ``run list`` and ``run why`` can say so, and it lets a runner tell a
 real namesake from a forged one when the group has no key: a runner
 with our name counts only if its run is recorded here, which only a

@@ -222,7 +222,12 @@ class _RunnerRoot(ResyncRoot):
                 on_lost=self._lost,
                 keys=self.group_keys,
                 records=records_base(self._cfg.get("state", STATE_PREFIX), self._subpath),
-                record={"kind": policy.kind, "trusted_keys": sorted(key_id(k) for k in self.config.trusted)},
+                record={
+                    "kind": policy.kind,
+                    "trusted_keys": sorted(key_id(k) for k in self.config.trusted),
+                    "tags": list(cfg.tags),
+                },
+                tags=cfg.tags,
             )
             if not self.group_keys.keyed:
                 logger.warning(

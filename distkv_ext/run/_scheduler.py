@@ -40,6 +40,7 @@ from ._host import RunnerHost
 from ._index import JobIndex
 from ._layout import entry_problem
 from ._lifecycle import RunLifecycle
+from ._placement import allowed_nodes, has_tags
 from ._running import Running
 from ._view import SchedulerView
 
@@ -64,6 +65,8 @@ class Scheduler:
         self.assignment: dict[str, str | None] = {}
         self._stale = True  # compute the assignment again
         self._bad: dict[JobPath, Any] = {}  # path -> the unusable entry value we reported
+        self._tagged: set[JobPath] = set()  # entries that require or prefer tags (`_placement`)
+        self._not_here: dict[JobPath, str] = {}  # why we do not run it (tags), as logged once
         self._trigger = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
 
@@ -104,6 +107,12 @@ class Scheduler:
                 self._stale = True
         elif self.index.add_entry(path, entry.job_name):
             self._stale = True
+        if has_tags(entry.value):  # where it may run may have changed
+            self._tagged.add(path)
+            self._stale = True
+        elif path in self._tagged:
+            self._tagged.discard(path)
+            self._stale = True
         run = self.index.run_at(path)
         if run is None and entry.value is NotGiven and self._tg is not None:
             self._tg.start_soon(self.lifecycle.forget, entry)  # nothing of a deleted job stays
@@ -112,7 +121,7 @@ class Scheduler:
             if entry.value is NotGiven:
                 run.stop("entry deleted", delete_state=True)
             elif not isinstance(entry.value, dict) or any(
-                old.get(k) != entry.value.get(k) for k in ("code", "data", "pin")
+                old.get(k) != entry.value.get(k) for k in ("code", "data", "pin", "require_tags")
             ):
                 run.stop("entry changed", restart=True)
             elif not entry.target:
@@ -188,6 +197,7 @@ class Scheduler:
         if paths is None:
             entries = list(root.all_children)
             self.index.reset_entries((e.job_path, e.job_name) for e in entries)
+            self._tagged = {e.job_path for e in entries if has_tags(e.value)}
             states = (root.state_for(p, create=False) for p in self.index.paths)
             self.index.held = {st.job_path for st in states if st is not None and st.node is not None}
             self._reassign()
@@ -229,7 +239,12 @@ class Scheduler:
             name = index.name_of(path)
             if name is not None:
                 current[name] = root.node
-        old, self.assignment = self.assignment, assign(index.names, group.live(), current)
+        live = group.live()
+        tagged = ((index.name_of(p), root.follow(p, create=False)) for p in self._tagged)
+        allowed = allowed_nodes(
+            ((n, e.value) for n, e in tagged if n is not None and e is not None), live, group.live_tags()
+        )
+        old, self.assignment = self.assignment, assign(index.names, live, current, allowed)
         return {index.names[n] for n, node in self.assignment.items() if old.get(n) != node}
 
     async def _consider(self, entry: RunnerEntry, now: float) -> float | None:
@@ -245,6 +260,10 @@ class Scheduler:
             return None
         state = entry.state
         d = decide(entry, state, now, self.view, paused=self.root.paused(entry.job_path))
+        if d.kind is Kind.NOT_HERE:
+            await self._not_placed(entry, state, d.reason)
+            return None
+        self._not_here.pop(entry.job_path, None)
         if d.kind is Kind.RUN_HERE:
             self._start(entry, d.reason)  # the claim records the reason
             return d.at
@@ -256,7 +275,9 @@ class Scheduler:
             return None
         if d.kind in (Kind.BLOCKED, Kind.HELD_BY):
             return None
-        await self._note(state, d.at, d.reason)  # WAITING, NOT_SCHEDULED
+        placed = bool(state.placement) and state.node is None  # no longer held back by tags
+        state.placement = None if placed else state.placement
+        await self._note(state, d.at, d.reason, always=placed)  # WAITING, NOT_SCHEDULED
         return d.at
 
     def _check_running(self, entry: RunnerEntry, run: Running, now: float) -> float | None:
@@ -288,13 +309,13 @@ class Scheduler:
         except (*_WRITE_ERRORS, TimeoutError) as exc:
             logger.debug("could not release %s: %r", state, exc)
 
-    async def _note(self, state: StateEntry, t: float | None, reason: str) -> None:
+    async def _note(self, state: StateEntry, t: float | None, reason: str, always: bool = False) -> None:
         """Record when the job is due next and why (only when it changed,
-        and not for jobs that never had a state)."""
+        and, unless ``always``, not for jobs that never had a state)."""
         computed = t or 0
-        if state.value is NotGiven and not computed:
+        if state.value is NotGiven and not computed and not always:
             return
-        if state.node is not None or (state.computed == computed and state.reason == reason):
+        if state.node is not None or (state.computed == computed and state.reason == reason and not always):
             return
         state.computed, state.reason = computed, reason
         try:  # bookkeeping: a slow write of it is no reason to fence (save_confirmed)
@@ -303,9 +324,23 @@ class Scheduler:
         except (*_WRITE_ERRORS, TimeoutError) as exc:
             logger.debug("could not note the state of %s: %r", state, exc)
 
+    async def _not_placed(self, entry: RunnerEntry, state: StateEntry, reason: str) -> None:
+        """A job we may not run by its tags (`Kind.NOT_HERE`): say why,
+        once in the log and in its state (``placement``); let go of it if
+        an earlier life of this runner held it."""
+        if self._not_here.get(entry.job_path) != reason:
+            self._not_here[entry.job_path] = reason
+            logger.warning("%s: not running %s: %s", self.root.node, entry, reason)
+        if state.node == self.root.node:
+            await self._release(state, reason)
+        if state.node is None and state.placement != reason:
+            state.placement = reason
+            await self._note(state, None, reason, always=True)
+
     def _start(self, entry: RunnerEntry, reason: str) -> None:
         if self._tg is None:
             raise RuntimeError("the scheduler is not running")
+        entry.state.placement = None  # the run's first write says it is placed
         # from now on a competing claim counts, even before the run's task runs
         run = Running(entry, Claim(over_channel=self.root.policy.claims), on_stop=self._stop_requested)
         self.index.add_run(run)

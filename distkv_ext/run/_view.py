@@ -1,7 +1,7 @@
 """The scheduler's live `GroupView`: what `decide` needs to know of this
 node's runner and its group, read from the scheduler and its root."""
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
 from ._policy import RunnerPolicy
@@ -47,3 +47,10 @@ class SchedulerView:
     def is_live(self, node: str) -> bool:
         group = self._s.root.group
         return group is not None and group.is_live(node)
+
+    @property
+    def member_tags(self) -> Mapping[str, Collection[str]]:
+        group = self._s.root.group
+        if group is None:
+            return {self.node: self._s.root.config.tags}
+        return group.live_tags()

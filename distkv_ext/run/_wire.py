@@ -21,7 +21,10 @@ On the wire (a mapping, msgpack'd by DistKV; old field names kept)::
                   (0 .. MAX_WEIGHT), n: jobs running (0 .. 10**9),
                   t: the sender's own clock when sent (only it reads it),
                   a: {INSTANCE: SEQ} newest message heard from each run
-                  of the group in the last timeout (at most MAX_ACKS)
+                  of the group in the last timeout (at most MAX_ACKS),
+                  g: [TAG, ...] the sender's tags (optional, only where it
+                  has any; at most MAX_TAGS, each as `whenchecks.tag`
+                  allows: ``relay``, ``room=kitchen``)
       leave: true           the sender stops; the others take over at once
       claim: [JOB, ...]     "I want to start these jobs"
       held:  [JOB, ...]     "I run these jobs" (at most MAX_JOBS names,
@@ -41,6 +44,9 @@ from typing import Any, Literal
 
 import msgpack
 
+from distkv_ext.codekit.core.errors import InputRefused
+from distkv_ext.codekit.core.whenchecks import tag
+
 __all__ = [
     "Kind",
     "Message",
@@ -55,6 +61,7 @@ __all__ = [
     "MAX_ACKS",
     "MAX_WEIGHT",
     "MAX_SEQ",
+    "MAX_TAGS",
     "chunks",
     "kind_of",
 ]
@@ -71,6 +78,8 @@ MAX_JOBS = 1000
 MAX_ACKS = 64
 #: Largest weight a node may have (``runner.weight`` is checked against it too).
 MAX_WEIGHT = 1e6
+#: Most tags in one heartbeat (``runner.tags`` allows no more).
+MAX_TAGS = 64
 #: Largest message counter.
 MAX_SEQ = 2**53
 #: Largest message on the wire (bytes); bigger ones are not even unpacked.
@@ -87,7 +96,7 @@ Kind = Literal["hb", "leave", "claim", "held"]
 _INSTANCE = re.compile(r"[0-9a-f]{8,64}")
 _COMMON = {"v", "node", "i", "q", "kid", "mac"}
 _FIELDS: dict[str, set[str]] = {
-    "hb": _COMMON | {"s", "u", "w", "n", "t", "a"},
+    "hb": _COMMON | {"s", "u", "w", "n", "t", "a", "g"},
     "leave": _COMMON | {"leave"},
     "claim": _COMMON | {"claim"},
     "held": _COMMON | {"held"},
@@ -114,6 +123,7 @@ class Message:
     sent: float = 0.0
     acks: Mapping[str, int] = dataclasses.field(default_factory=dict)
     jobs: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()  # heartbeats: the sender's tags (see `_placement`)
 
 
 def encode(msg: Message) -> dict[str, Any]:
@@ -123,6 +133,8 @@ def encode(msg: Message) -> dict[str, Any]:
         res.update(s=msg.since, w=msg.weight, n=msg.load, t=msg.sent, a=dict(msg.acks))
         if msg.age is not None:
             res["u"] = msg.age
+        if msg.tags:
+            res["g"] = list(msg.tags)
     elif msg.kind == "leave":
         res["leave"] = True
     else:
@@ -193,6 +205,7 @@ def decode(data: object) -> Message:
             load=_int(data.get("n"), "n", 0, _MAX_LOAD),
             sent=_number(data.get("t"), "t", -_MAX_CLOCK, _MAX_CLOCK),
             acks={_instance(k, "a"): _int(v, "a", 1, MAX_SEQ) for k, v in acks.items()},
+            tags=_tags(data.get("g", ())),
         )
     if kind == "leave":
         if data["leave"] is not True:
@@ -236,6 +249,18 @@ def _jobs(x: object, field: str) -> tuple[str, ...]:
     if not isinstance(x, (list, tuple)) or len(x) > MAX_JOBS:
         raise Malformed(f"{field}: not a list of at most {MAX_JOBS} job names")
     return tuple(_name(j, field, MAX_JOB, printable=False) for j in x)  # paths may hold any character
+
+
+def _tags(x: object) -> tuple[str, ...]:
+    if not isinstance(x, (list, tuple)) or len(x) > MAX_TAGS:
+        raise Malformed(f"g: not a list of at most {MAX_TAGS} tags")
+    res = []
+    for t in x:
+        try:
+            res.append(tag(t))
+        except InputRefused:
+            raise Malformed(f"g: {_show(t)} is no tag") from None
+    return tuple(res)
 
 
 def chunks(jobs: Iterable[str], size: int = MAX_JOBS) -> Iterable[tuple[str, ...]]:

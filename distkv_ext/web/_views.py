@@ -185,8 +185,8 @@ def sort_key(ref: JobRef) -> str:
 
 def members(model: StatusModel) -> list[dict[str, Any]]:
     """The members heard on the group channels, one row per group and
-    name: kinds it runs, weight, jobs held (from the states), last heard,
-    live."""
+    name: kinds it runs, weight, tags (``run all --tag``), jobs held (from
+    the states), last heard, live."""
     held: dict[tuple[str, str], int] = {}
     for ref, states in model.states.items():
         for st in states.values():
@@ -199,8 +199,17 @@ def members(model: StatusModel) -> list[dict[str, Any]]:
             key = (str(group), m.name)
             r = rows.setdefault(
                 key,
-                {"group": str(group), "name": m.name, "kinds": [], "weight": None, "last_heard": 0.0, "live": False},
+                {
+                    "group": str(group),
+                    "name": m.name,
+                    "kinds": [],
+                    "weight": None,
+                    "tags": [],
+                    "last_heard": 0.0,
+                    "live": False,
+                },
             )
+            r["tags"] = sorted({*r["tags"], *m.tags})
             r["kinds"].append(kind)
             if kind == "any":
                 r["weight"] = m.weight
