@@ -45,6 +45,8 @@ from ._layout import (
 )
 from ._liveness import GroupHeard, hear_groups, hear_groups_as_configured
 from ._metrics import CLAIM_BUCKETS, METRICS
+from ._next import MAX_COUNT as MAX_NEXT_STARTS
+from ._next import NextStarts, job_next_starts, next_starts
 from ._observe import GroupObserver, MemberSeen
 from ._ops import (
     all_states,
@@ -131,6 +133,11 @@ __all__ = [
     "all_states",
     "states_of",
     "explain_job",
+    # calendar jobs: their next starts (``run next``)
+    "next_starts",
+    "job_next_starts",
+    "NextStarts",
+    "MAX_NEXT_STARTS",
     "group_auth",
     "auth_words",
     "job_output",

@@ -14,6 +14,7 @@ from distkv_ext.codekit.core.errors import NotFound
 from distkv_ext.codekit.core.paths import as_path
 
 from . import (
+    MAX_NEXT_STARTS,
     TRACEBACK_STREAM,
     auth_words,
     explain_job,
@@ -21,15 +22,19 @@ from . import (
     get_job,
     group_auth,
     hear_groups_as_configured,
+    job_name,
+    job_next_starts,
     job_output,
     job_states,
     list_jobs,
+    next_starts,
 )
 from ._cli_opts import (
     group_options,
     kind_of,
     listen_option,
     next_start_text,
+    node_options,
     output_prefix_of,
     plain_job,
     prefixes_of,
@@ -37,7 +42,7 @@ from ._cli_opts import (
     state_word,
 )
 
-__all__ = ["list_", "logs", "state", "why"]
+__all__ = ["list_", "logs", "state", "why", "next_"]
 
 
 def _latest(outputs):
@@ -112,7 +117,7 @@ async def list_(obj, group, listen, output):
                 "running_on": running,
                 "runner_gone": gone,
                 "state": state_word(j["states"], gone),
-                "next": next_start_text(j["states"], now),
+                "next": _next_text(j, now) or next_start_text(j["states"], now),
                 # the error of a run that is over: a job running again has none yet
                 "error": next((s["error"] for s in j["states"].values() if s.get("error") and not s.get("node")), None),
                 "last_output": j["last_output"],
@@ -149,6 +154,21 @@ async def list_(obj, group, listen, output):
         )
     else:
         emit(obj, rows, fmt)
+
+
+def _next_text(j, now):
+    """The next start of a calendar job, in its zone ("" for other jobs:
+    their state says, `next_start_text`)."""
+    v = j["value"]
+    if not isinstance(v, dict) or not (v.get("cron") or v.get("at")):
+        return ""
+    states = j["states"]
+    state = states[sorted(states)[0]] if states else None
+    try:
+        res = next_starts(v, state, job=job_name(j["path"]), now=now, count=1)
+    except (TypeError, ValueError):
+        return ""
+    return res.iso()[0] if res.times else ""
 
 
 def _holders(kind, node, states):
@@ -217,7 +237,10 @@ async def why(obj, path, group, node, all_nodes, listen, output):
     states = states or {"": {}}
     heard = await _hear(obj, {(kind, group, node): _holders(kind, node, states)}) if listen else {}
     g = heard.get((kind, group, node))
-    res = {n or "": explain_job(value, s, heard=g, kind=kind, node=node or n or None) for n, s in states.items()}
+    job = job_name(as_path(path))
+    res = {
+        n or "": explain_job(value, s, heard=g, kind=kind, node=node or n or None, job=job) for n, s in states.items()
+    }
     words = auth_words(await group_auth(get_client(obj), kind, group, node, state_prefix=prefixes_of(obj)[1]))
     for n, r in res.items():
         r["last_output"] = last.get(n or (r["running_on"] or r["last_node"]), [])
@@ -238,6 +261,11 @@ async def why(obj, path, group, node, all_nodes, listen, output):
             print(f"  last error ({r['errors_in_a_row']} in a row): {r['last_error']}", file=out)
         if r["runner_says"]:
             print(f"  runner says: {r['runner_says']}", file=out)
+        if r.get("calendar"):
+            nxt = f"; next start {r['next_start_text']}" if r.get("next_start_text") else ""
+            print(f"  calendar: {r['calendar']}{nxt}", file=out)
+        if r.get("skipped"):
+            print(f"  skipped starts: {r['skipped']} (last: {r['skip_note']})", file=out)
         if r["traceback"]:
             print("  traceback of the last run:", file=out)
             for line in r["traceback"]:
@@ -298,3 +326,44 @@ async def logs(obj, path, group, node, all_nodes, from_, run_no, follow, output)
     async for o, lines in follow_output(client, kind, group, path, node=node, prefix=output_prefix_of(obj)):
         if wanted(o):
             show(o, lines)
+
+
+@click.command("next", epilog=EXIT_CODES)
+@click.argument("path", shell_complete=complete_jobs)
+@node_options
+@click.option(
+    "-n",
+    "--count",
+    type=click.IntRange(1, MAX_NEXT_STARTS),
+    default=5,
+    show_default=True,
+    help=f"How many start times (at most {MAX_NEXT_STARTS}).",
+)
+@output_option("text", "yaml", "json", default="text")
+@click.pass_obj
+@boundary
+async def next_(obj, path, group, node, all_nodes, count, output):
+    """
+    Show the next start times of job PATH: ISO-8601 with the UTC offset,
+    in the job's time zone (a job without a calendar: this machine's), its
+    jitter included; one a line, or a list (-o json / yaml).
+
+    A calendar job (cron or sun time) shows its next slots, also while it
+    runs; other jobs their next start and, if they repeat, the repeats
+    after it (as if each run took no time).  A job that does not start
+    again shows nothing (-o json: []) and says why on stderr.  Note: -n is
+    the COUNT here; the node of a single-node job is --node NODE.
+    """
+    kind, node = kind_of(node, all_nodes)
+    prefix, state_prefix = prefixes_of(obj)
+    res = await job_next_starts(
+        get_client(obj), kind, group, path, node=node, count=count, prefix=prefix, state_prefix=state_prefix
+    )
+    if not res.times:
+        print(f"job {as_path(path)} does not start again: {res.reason}", file=sys.stderr)
+    if output != "text":
+        emit(obj, res.iso(), output)
+        return
+    out = stdout_of(obj)
+    for t in res.iso():
+        print(t, file=out)

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from ._policy import RunnerPolicy
-from ._schedule import History, Schedule, next_start
+from ._schedule import History, Schedule, plan_start
 
 __all__ = ["Kind", "Decision", "GroupView", "StaticView", "decide", "decide_running", "TAKEOVER"]
 
@@ -57,6 +57,8 @@ class Decision:
     reason: str
     node: str | None = None
     at: float | None = None
+    #: a calendar job's slot that a start now is for (None: it takes none)
+    slot: float | None = None
 
 
 class GroupView(Protocol):
@@ -123,7 +125,8 @@ def decide(entry: Schedule, state: History, now: float, view: GroupView | None =
             own = view.assignment.get(entry.job_name)
             if own != view.node:
                 return Decision(Kind.ASSIGNED_TO, f"assigned to {own}", node=own)
-    t, reason = next_start(entry, state, now, node=None if view is None else view.node)
+    plan = plan_start(entry, state, now, node=None if view is None else view.node)
+    t, reason = plan.at, plan.reason
     if state.node is not None:
         if view is not None:
             if state.node == view.node:  # left by an earlier life of this runner
@@ -136,8 +139,8 @@ def decide(entry: Schedule, state: History, now: float, view: GroupView | None =
     if t is None:
         return Decision(Kind.NOT_SCHEDULED, reason)
     if t <= now:
-        return Decision(Kind.RUN_HERE, reason, node=None if view is None else view.node, at=t)
-    return Decision(Kind.WAITING, reason, at=t)
+        return Decision(Kind.RUN_HERE, reason, node=None if view is None else view.node, at=t, slot=plan.slot)
+    return Decision(Kind.WAITING, reason, at=t, slot=plan.slot)
 
 
 def decide_running(job: str, view: GroupView, *, rebalance: bool) -> Decision:

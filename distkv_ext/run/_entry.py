@@ -171,7 +171,13 @@ class StateEntry(_JobEntry):
         ``run resume``; None: it is not quarantined
       for_target: the runner entry's ``target`` that the last run started
         for (ours; None: written by an older runner): a target that differs
-        is new (see `next_start`)
+        is new (see `next_start`); a calendar job's: the slot it started for
+      skipped: how many starts of a calendar job were skipped (due while it
+        ran, with overlap skip; missed while the group was down) (ours)
+      skipped_slot: the latest slot skipped (ours; see `_calplan`)
+      skip_note: why the last start was skipped, in words (ours)
+      queued: a calendar slot that came due while the job ran (overlap
+        queue or cancel): it starts once the run has ended (ours)
 
     ``started``, ``stopped`` and ``pinged`` are the clock of the node that
     wrote them (``last_node``): for display, and for DistKV's runner.  No
@@ -181,7 +187,7 @@ class StateEntry(_JobEntry):
 
     ATTRS = (
         "started stopped pinged computed reason result node backoff last_node runs error resume"
-        " waiting stalls quarantined for_target"
+        " waiting stalls quarantined for_target skipped skipped_slot skip_note queued"
     ).split()
 
     started: float = 0
@@ -200,6 +206,10 @@ class StateEntry(_JobEntry):
     stalls: tuple[str, ...] | list[str] = ()  # replaced, never changed in place
     quarantined: str | None = None
     for_target: float | None = None
+    skipped: int = 0
+    skipped_slot: float | None = None
+    skip_note: str | None = None
+    queued: float | None = None
 
     chain: Any  # DistKV's: the change chain of the value we have
     _written: Any = None  # chain of our last write, until the mirror has seen it
@@ -319,6 +329,10 @@ _STATE_FIELDS = {
     "stalls": _names,
     "quarantined": _text,
     "for_target": _time_or_none,
+    "skipped": _count,
+    "skipped_slot": _time_or_none,
+    "skip_note": _text,
+    "queued": _time_or_none,
 }
 
 

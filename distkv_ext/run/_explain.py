@@ -11,9 +11,12 @@ from typing import Any
 
 from moat.util import NotGiven
 
+from ._calendar import Calendar
+from ._calplan import upcoming
 from ._decision import Decision, Kind, decide
 from ._entry import RunnerEntry, StateEntry
 from ._liveness import GroupHeard
+from ._schedule import plan_start
 
 __all__ = ["explain_job", "status_word", "verdict", "STATUS_WORDS"]
 
@@ -41,6 +44,7 @@ def explain_job(
     heard: GroupHeard | None = None,
     kind: str = "any",
     node: Any = None,
+    job: str = "",
 ) -> dict[str, Any]:
     """Why the job runs or not, as a dict (see ``distkv client run why``):
     the state's facts (running_on, last_node, started, stopped, runs,
@@ -51,9 +55,15 @@ def explain_job(
     ``heard``: what listening to the job's group found (`hear_groups`);
     with it, a job whose runner is gone is no longer "running" (status
     ``runner gone``), and a due job nobody can start says so.  ``kind``
-    and ``node`` (single-node jobs: their NODE) say whose runners those are."""
+    and ``node`` (single-node jobs: their NODE) say whose runners those are.
+
+    A calendar job (``job``: its name in its group, for its jitter) also
+    has ``calendar`` (its cron or sun time and zone), ``next_start`` (also
+    while it runs), ``skipped`` (starts skipped so far) and ``skip_note``
+    (why the last one was)."""
     now = time.time() if now is None else now
     entry = _Shim(RunnerEntry, value)
+    entry.job_name = job
     st = _Shim(StateEntry, state or {})
     d = decide(entry, st, now)
     res: dict[str, Any] = {
@@ -76,7 +86,27 @@ def explain_job(
         _mind_the_runners(res, d, heard, kind, node, now)
     if d.kind is Kind.WAITING:
         res["next_start"] = d.at
+    _calendar_facts(res, entry, st, now)
     return res
+
+
+def _calendar_facts(res: dict[str, Any], entry: Any, st: Any, now: float) -> None:
+    """The calendar of a calendar job, its next start, its skipped starts."""
+    try:
+        cal = Calendar.of(entry) if isinstance(entry.value, dict) else None
+    except (TypeError, ValueError):
+        return
+    if cal is None:
+        return
+    res["calendar"] = f"{cal.what} ({cal.tz})"
+    res["skipped"] = st.skipped if isinstance(st.skipped, int) else 0
+    res["skip_note"] = st.skip_note or None
+    if "next_start" not in res and st.node is not None:
+        times = upcoming(cal, plan_start(entry, st, now), entry, st, now, 1)
+        if times:
+            res["next_start"] = times[0]
+    if res.get("next_start") is not None:
+        res["next_start_text"] = cal.text(res["next_start"])
 
 
 def _mind_the_runners(res: dict[str, Any], d: Decision, heard: GroupHeard, kind: str, node: Any, now: float) -> None:

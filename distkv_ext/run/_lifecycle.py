@@ -29,6 +29,8 @@ from distkv_ext.codekit.core.errors import CodeError
 from . import _metrics, _output
 from ._admin import ErrorRecorded, JobContext
 from ._assign import score
+from ._calendar import is_calendar
+from ._calplan import take_slot
 from ._caps import fit_outcome
 from ._claim import StopRequest
 from ._decision import TAKEOVER
@@ -136,7 +138,10 @@ class RunLifecycle:
         state.reason = reason
         state.computed = 0
         state.resume = False
-        state.for_target = entry.target  # the target this run consumes (see _schedule.next_start)
+        if is_calendar(entry):
+            take_slot(entry, state, run.slot, now)
+        else:
+            state.for_target = entry.target  # the target this run consumes (see _schedule.next_start)
         try:
             await self.save_confirmed(state)
         except (*_WRITE_ERRORS, TimeoutError) as exc:

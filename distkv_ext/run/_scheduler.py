@@ -32,6 +32,7 @@ from distkv_ext.codekit.core.depgraph import closure, static_imports
 
 from ._agenda import Agenda
 from ._assign import assign
+from ._calendar import is_calendar
 from ._claim import Claim, IllegalTransition, Phase
 from ._decision import Kind, decide, decide_running
 from ._entry import JobPath, RunnerEntry, StateEntry
@@ -40,6 +41,7 @@ from ._host import RunnerHost
 from ._index import JobIndex
 from ._layout import entry_problem
 from ._lifecycle import RunLifecycle
+from ._overlap import mind_overlap
 from ._running import Running
 from ._view import SchedulerView
 
@@ -115,7 +117,7 @@ class Scheduler:
                 old.get(k) != entry.value.get(k) for k in ("code", "data", "pin")
             ):
                 run.stop("entry changed", restart=True)
-            elif not entry.target:
+            elif not entry.target and not is_calendar(entry):
                 run.stop("target cleared")
         self.trigger(path)
 
@@ -236,7 +238,11 @@ class Scheduler:
         """Act on one job; return when to look at it again (None: on change)."""
         run = self.index.run_at(entry.job_path)
         if run is not None:
-            return self._check_running(entry, run, now)
+            again = self._check_running(entry, run, now)
+            if is_calendar(entry):  # a start due while it runs (overlap)
+                due = await mind_overlap(entry, run, self.root.node, now, self.root.config.write_seconds)
+                again = due if again is None else again if due is None else min(again, due)
+            return again
         if entry.value is NotGiven:
             return None
         problem = entry_problem(entry.value)
@@ -246,7 +252,7 @@ class Scheduler:
         state = entry.state
         d = decide(entry, state, now, self.view)
         if d.kind is Kind.RUN_HERE:
-            self._start(entry, d.reason)  # the claim records the reason
+            self._start(entry, d.reason, d.slot)  # the claim records the reason (and slot)
             return d.at
         if d.kind is Kind.ASSIGNED_TO:
             if state.node == self.root.node:
@@ -303,11 +309,12 @@ class Scheduler:
         except (*_WRITE_ERRORS, TimeoutError) as exc:
             logger.debug("could not note the state of %s: %r", state, exc)
 
-    def _start(self, entry: RunnerEntry, reason: str) -> None:
+    def _start(self, entry: RunnerEntry, reason: str, slot: float | None = None) -> None:
         if self._tg is None:
             raise RuntimeError("the scheduler is not running")
         # from now on a competing claim counts, even before the run's task runs
         run = Running(entry, Claim(over_channel=self.root.policy.claims), on_stop=self._stop_requested)
+        run.slot = slot
         self.index.add_run(run)
         self._stale = True
         self._tg.start_soon(self.lifecycle.run, entry, run, reason)

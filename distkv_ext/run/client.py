@@ -32,7 +32,7 @@ from ._cli_opts import (
     plain_job,
     prefixes_of,
 )
-from ._cli_status import list_, logs, state, why
+from ._cli_status import list_, logs, next_, state, why
 
 # repair DistKV's `distkv client` before its group callback connects
 apply_client()
@@ -230,5 +230,5 @@ async def resume(obj, path, group, node, all_nodes, output):
     show_action(obj, as_path(path), "resumed" if any(done.values()) else "not quarantined", output)
 
 
-for command in (list_, state, why, logs, all_, web):
+for command in (list_, state, why, next_, logs, all_, web):
     cli.add_command(command)
