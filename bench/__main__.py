@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-BENCHES = ["cli_startup", "module_loading", "runner", "deploy", "web", "groupauth", "procmode"]
+BENCHES = ["cli_startup", "module_loading", "runner", "deploy", "web", "groupauth", "procmode", "cron"]
 
 if __name__ == "__main__":
     names = sys.argv[1:] or BENCHES

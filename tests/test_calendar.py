@@ -63,6 +63,11 @@ def test_the_sixth_field_is_seconds():
     ]
 
 
+def test_a_cron_that_names_no_date_is_not_scheduled():
+    e = entry(cron="0 0 31 2 *", written=T0)
+    assert decide(e, state(), T0, VIEW) == Decision(Kind.NOT_SCHEDULED, "cron 0 0 31 2 * names no time ahead")
+
+
 # --- daylight saving (Europe/Berlin) ---
 
 SPRING = at(BERLIN, 2026, 3, 29, 0, 50)
@@ -242,6 +247,9 @@ def test_several_missed_starts_are_named_by_the_last():
 
 def test_catch_up_none_and_a_window_of_ten_minutes():
     e = entry(cron="0 7 * * *", written=T0 - 86400, catch_up="none")
+    # a runner that wakes a little late starts it: due, not missed
+    d = decide(e, state(for_target=SEVEN - 86400), SEVEN + 2, VIEW)
+    assert (d.kind, d.slot, d.reason) == (Kind.RUN_HERE, SEVEN, "cron 0 7 * * *: 2026-12-02T07:00:00+01:00")
     d = decide(e, state(), SEVEN + 60, VIEW)
     assert (d.kind, d.slot) == (Kind.WAITING, SEVEN + 86400)
     assert d.reason.endswith("missed 2026-12-02T07:00:00+01:00 (catch-up none)")
@@ -359,6 +367,19 @@ def test_a_calendar_entry_is_stamped_when_its_calendar_changes():
     old = {**v, "written": T0 - 5}
     assert stamp_target({**v, "info": "x"}, old, T0)["written"] == T0 - 5
     assert stamp_target({**v, "cron": "0 8 * * *"}, old, T0)["written"] == T0
+
+
+def test_a_bad_stored_calendar_is_reported_not_raised():
+    for v in (
+        {"code": "p", "cron": "bad", "tz": "UTC"},
+        {"code": "p", "cron": "0 7 * * *", "tz": "Mars/Olympus"},
+        {"code": "p", "at": "sunrise", "tz": "UTC", "location": "here"},
+        {"code": "p", "cron": "0 7 * * *", "tz": "UTC", "jitter": "lots"},
+    ):
+        res = explain_job(v, {}, T0, job="j")
+        assert res["verdict"].startswith("not scheduled: unusable runner entry: "), res["verdict"]
+        nxt = next_starts(v, None, job="j", now=T0)
+        assert nxt.times == [] and nxt.reason.startswith("unusable runner entry: ")
 
 
 def test_hostile_calendar_state_fields_are_dropped():

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from astral import Observer, sun
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from distkv_ext.codekit.core.whenchecks import split_sun_time
 
@@ -187,7 +187,10 @@ class Calendar:
         last = after
         skipped = 0
         while True:
-            d = it.get_next(dt.datetime)
+            try:
+                d = it.get_next(dt.datetime)
+            except CroniterBadDateError:  # no such date (31 February): no slot
+                return
             t = d.timestamp()
             if t <= last or _second_pass(d):
                 # the repeated hour's second pass (or a time croniter gave

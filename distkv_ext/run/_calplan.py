@@ -9,8 +9,8 @@ A job that never ran and whose entry has no ``written`` stamp (written by
 another client) starts at its first slot after a minute ago
 (`START_GRACE`).
 
-* Missed slots (their due time passed while no run started for them:
-  the whole group was down): with ``catch_up: once`` (the default) the
+* Missed slots (their due time passed, `DUE_GRACE` seconds ago or more,
+  while no run started for them: the whole group was down): with ``catch_up: once`` (the default) the
   latest of them starts once, now, if it is at most ``catch_up_window``
   seconds old (default 3600); else, or with ``catch_up: none``, the job
   waits for its next slot and the plan says what it missed.
@@ -34,6 +34,9 @@ __all__ = ["Plan", "calendar_plan", "upcoming", "take_slot", "START_GRACE", "cal
 
 #: How old a slot may be for a new job without a ``written`` stamp to start it.
 START_GRACE = 60.0
+#: A start whose due time passed less than this many seconds ago is due,
+#: not missed (a busy runner is late, not down): it starts, catch-up or not.
+DUE_GRACE = 30.0
 #: Missed slots looked at at most, catching up (a per-second cron's hour)
 _MAX_SCAN = 100_000
 
@@ -58,8 +61,9 @@ def calendar_base(entry: Any, state: Any, now: float) -> float:
 
 
 def _known_base(entry: Any, state: Any) -> float | None:
-    cands = [v for v in (state.for_target, getattr(state, "skipped_slot", None), entry.written) if is_time(v)]
-    return float(max(cands)) if cands else None
+    fields = (state.for_target, getattr(state, "skipped_slot", None), entry.written)
+    cands = [float(v) for v in fields if v is not None and is_time(v)]
+    return max(cands) if cands else None
 
 
 def window_of(entry: Any) -> float:
@@ -85,8 +89,9 @@ def calendar_plan(
         return Plan(ended_at, f"resume ({state.reason})" if state.reason else "resume")
     known = _known_base(entry, state)
     base = now - START_GRACE if known is None else known
-    queued = getattr(state, "queued", None)
-    if is_time(queued) and queued > base:
+    q = getattr(state, "queued", None)
+    queued = float(q) if q is not None and is_time(q) else None
+    if queued is not None and queued > base:
         return Plan(ended_at, f"the start of {cal.text(queued)} was due while it ran ({entry.overlap})", slot=queued)
     if known is None:  # new, written by a client without the stamp: its slot of the last minute
         p = _slot_plan(cal, base, now, "once", START_GRACE)
@@ -103,16 +108,21 @@ def _slot_plan(cal: Calendar, base: float, now: float, catch_up: str, window: fl
         return Plan(None, "; ".join(notes))
     if cal.due(first) > now:
         return _waiting(cal, first, notes)
-    # missed: due while no runner started it
+    # due: the latest slot due by now, if its due time passed only just
+    # (the scheduler wakes a little late; a claim takes a while); older
+    # ones were missed (due while no runner started them)
     latest = pending = None
     n = 0
-    for s in cal.slots(max(base, now - window - cal.jitter)):
+    for s in cal.slots(max(base, now - max(window, DUE_GRACE) - cal.jitter)):
         n += 1
         if s > now or cal.due(s) > now or n > _MAX_SCAN:
             pending = s
             break
-        if s >= now - window:
-            latest = s
+        latest = s
+    if latest is not None and now - cal.due(latest) < DUE_GRACE:
+        return _waiting(cal, latest, notes)
+    if latest is not None and latest < now - window:
+        latest = None
     if latest is not None and catch_up == "once":
         return Plan(cal.due(latest), f"catching up the start of {cal.text(latest)} ({cal.what})", slot=latest)
     if latest is not None:

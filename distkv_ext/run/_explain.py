@@ -26,6 +26,9 @@ class _Shim:
     value without a running handler: the fields of ``cls`` (its ATTRS)
     from ``value``, else the class's defaults."""
 
+    #: the job's name in its group (a calendar job's jitter depends on it)
+    job_name = ""
+
     def __init__(self, cls: type[RunnerEntry] | type[StateEntry], value: Any) -> None:
         self.value = value if value is not None else NotGiven
         for k in cls.ATTRS:
@@ -65,7 +68,10 @@ def explain_job(
     entry = _Shim(RunnerEntry, value)
     entry.job_name = job
     st = _Shim(StateEntry, state or {})
-    d = decide(entry, st, now)
+    try:
+        d = decide(entry, st, now)
+    except (TypeError, ValueError) as exc:  # written behind our back: runners report it too
+        d = Decision(Kind.NOT_SCHEDULED, f"unusable runner entry: {exc}")
     res: dict[str, Any] = {
         "running_on": st.node,
         "last_node": st.last_node,

@@ -178,6 +178,8 @@ class RunLifecycle:
             with run.scope:
                 if not await self._claim(entry, run, reason):
                     return
+                if run.start_at is not None:  # claimed ahead of its calendar start
+                    await anyio.sleep(max(0.0, run.start_at - time.time()))
                 try:
                     run.code_entry = root.code.lookup(entry.code_path)
                 except (CodeError, TypeError, ValueError):  # execute() reports it

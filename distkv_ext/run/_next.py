@@ -48,16 +48,19 @@ def next_starts(value: Any, state: Any, *, job: str, now: float | None = None, c
     jitter); a running one: its next slots.  Else: its next start by its
     target, then every ``repeat`` seconds from it (as if each run took no
     time).  None at all (done, no target, gave up, no sun event within a
-    year): an empty list, and the reason says why.  Raises ValueError for
-    a ``count`` out of range or fields that make no schedule."""
+    year; an entry whose fields make no schedule): an empty list, and the
+    reason says why.  Raises ValueError for a ``count`` out of range."""
     if not 1 <= count <= MAX_COUNT:
         raise ValueError(f"count must be 1 to {MAX_COUNT}, not {count}")
     now = time.time() if now is None else now
     entry = _Shim(RunnerEntry, value)
     entry.job_name = job
     st = _Shim(StateEntry, state or {})
-    plan = plan_start(entry, st, now)
-    cal = Calendar.of(entry) if isinstance(value, dict) else None
+    try:
+        plan = plan_start(entry, st, now)
+        cal = Calendar.of(entry) if isinstance(value, dict) else None
+    except (TypeError, ValueError) as exc:  # a stored entry written behind our back
+        return NextStarts([], f"unusable runner entry: {exc}", local_zone())
     if cal is not None:
         times = upcoming(cal, plan, entry, st, now, count)
         return NextStarts(times, plan.reason if plan.at is not None or not times else "running", cal.tz)

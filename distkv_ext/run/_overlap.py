@@ -46,9 +46,10 @@ async def mind_overlap(entry: RunnerEntry, run: Running, node: str, now: float, 
         return None
     policy = entry.overlap or "skip"
     changed = False
-    queued = state.queued if is_time(state.queued) else None
+    queued = float(state.queued) if state.queued is not None and is_time(state.queued) else None
     after = max(calendar_base(entry, state, now), queued or 0.0)
-    ran = cal.text(state.for_target) if is_time(state.for_target) else "the last start"
+    ft = state.for_target
+    ran = cal.text(float(ft)) if ft is not None and is_time(ft) else "the last start"
     for _ in range(_MAX_DUE):
         slot, _notes = cal.next_after(after)
         if slot is None:

@@ -22,7 +22,8 @@ class Running:
     entry's value it started with (to tell what an edit changed);
     ``moved_since``: since when the job is assigned to another node (the
     rebalance delay runs from then; None: it is ours); ``slot``: the
-    calendar slot it starts for (None: it takes none).
+    calendar slot it starts for (None: it takes none); ``start_at``: when
+    its code starts (a calendar start claimed ahead; None: at once).
     """
 
     def __init__(self, entry: RunnerEntry, claim: Claim, on_stop: Callable[["Running"], None] | None = None) -> None:
@@ -35,6 +36,7 @@ class Running:
         self.code_entry: Any = None
         self.moved_since: float | None = None
         self.slot: float | None = None
+        self.start_at: float | None = None
         v = entry.value
         self.started_value: dict[str, Any] = dict(v) if isinstance(v, dict) else {}
 

@@ -16,6 +16,11 @@ single-node runners is the root's `RunnerPolicy`.  Jobs shared by a group
 a node that is cut off from the group (its heartbeats stop coming back)
 stops its shared jobs before the others, which wait ``timeout``, take
 them over.
+
+A calendar job (cron, sun time) is claimed a little ahead of its start
+(the claim's ``settle`` time and a state write: `_lead`); its code then
+waits for the start, so it begins within milliseconds of the calendar
+second (bench/cron.py).  A start due while it runs here: `_overlap`.
 """
 
 import logging
@@ -50,6 +55,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["Scheduler"]
 
 _WRITE_ERRORS = (DistKVError, anyio.ClosedResourceError, anyio.BrokenResourceError)
+#: seconds a calendar start is claimed ahead, besides the claim's settle time
+_CLAIM_LEAD = 0.15
 
 
 class Scheduler:
@@ -263,7 +270,18 @@ class Scheduler:
         if d.kind in (Kind.BLOCKED, Kind.HELD_BY):
             return None
         await self._note(state, d.at, d.reason)  # WAITING, NOT_SCHEDULED
+        if d.kind is Kind.WAITING and d.slot is not None and d.at is not None:
+            # a calendar start: claim it ahead, so that its code starts on time
+            lead = self._lead()
+            if d.at - now <= lead:
+                self._start(entry, d.reason, d.slot, start_at=d.at)
+            return d.at - lead
         return d.at
+
+    def _lead(self) -> float:
+        """How long before a calendar start its claim begins: the claim's
+        ``settle`` time (jobs of a group) and a state write."""
+        return (self.root.config.settle if self.root.policy.claims else 0.0) + _CLAIM_LEAD
 
     def _check_running(self, entry: RunnerEntry, run: Running, now: float) -> float | None:
         """Stop a job running here that must go; return when to look again."""
@@ -309,12 +327,12 @@ class Scheduler:
         except (*_WRITE_ERRORS, TimeoutError) as exc:
             logger.debug("could not note the state of %s: %r", state, exc)
 
-    def _start(self, entry: RunnerEntry, reason: str, slot: float | None = None) -> None:
+    def _start(self, entry: RunnerEntry, reason: str, slot: float | None = None, start_at: float | None = None) -> None:
         if self._tg is None:
             raise RuntimeError("the scheduler is not running")
         # from now on a competing claim counts, even before the run's task runs
         run = Running(entry, Claim(over_channel=self.root.policy.claims), on_stop=self._stop_requested)
-        run.slot = slot
+        run.slot, run.start_at = slot, start_at
         self.index.add_run(run)
         self._stale = True
         self._tg.start_soon(self.lifecycle.run, entry, run, reason)

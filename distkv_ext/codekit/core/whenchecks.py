@@ -94,7 +94,9 @@ def cron_expr(value: Any, what: str = "cron") -> str:
     text = " ".join(value.split())
     n = len(text.split(" "))
     if n not in (5, 6):
-        raise InputRefused(f"{what} {value!r} has {n} fields; cron takes 5 (minute hour day month weekday) or 6 (+seconds)")
+        raise InputRefused(
+            f"{what} {value!r} has {n} fields; cron takes 5 (minute hour day month weekday) or 6 (+seconds)"
+        )
     try:
         ok = croniter.is_valid(text)
     except Exception:  # croniter raises more than its documented errors on junk
