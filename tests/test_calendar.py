@@ -378,6 +378,7 @@ def test_a_bad_stored_calendar_is_reported_not_raised():
     ):
         res = explain_job(v, {}, T0, job="j")
         assert res["verdict"].startswith("not scheduled: unusable runner entry: "), res["verdict"]
+        assert res["status"] == "broken"
         nxt = next_starts(v, None, job="j", now=T0)
         assert nxt.times == [] and nxt.reason.startswith("unusable runner entry: ")
 

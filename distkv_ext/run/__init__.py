@@ -45,8 +45,7 @@ from ._layout import (
 )
 from ._liveness import GroupHeard, hear_groups, hear_groups_as_configured
 from ._metrics import CLAIM_BUCKETS, METRICS
-from ._next import MAX_COUNT as MAX_NEXT_STARTS
-from ._next import NextStarts, job_next_starts, next_starts
+from ._next import MAX_NEXT_STARTS, NextStarts, job_next_starts, next_starts
 from ._observe import GroupObserver, MemberSeen
 from ._ops import (
     all_states,

@@ -71,7 +71,7 @@ def explain_job(
     try:
         d = decide(entry, st, now)
     except (TypeError, ValueError) as exc:  # written behind our back: runners report it too
-        d = Decision(Kind.NOT_SCHEDULED, f"unusable runner entry: {exc}")
+        d = Decision(Kind.NOT_SCHEDULED, f"{UNUSABLE}: {exc}")
     res: dict[str, Any] = {
         "running_on": st.node,
         "last_node": st.last_node,
@@ -135,9 +135,13 @@ def _mind_the_runners(res: dict[str, Any], d: Decision, heard: GroupHeard, kind:
             res["verdict"] = f"due now ({d.reason}); no runner of the group is running"
 
 
+#: How the reason of a job whose stored fields make no schedule begins.
+UNUSABLE = "unusable runner entry"
+
 #: The words `status_word` gives a job, for tables and the metrics.
 STATUS_WORDS = (
     "running",
+    "broken",
     "due",
     "waiting",
     "stopping",
@@ -156,7 +160,8 @@ def status_word(d: Decision, state: Any) -> str:
     verdict and its state: running (a node holds it), due (it should run
     now and nobody does), waiting (it starts later), failed (its last run
     failed; it is retried), gave up (``max_tries`` errors in a row), done
-    (it ran and will not again), idle (no target), deleted.  (The last
+    (it ran and will not again), idle (no target), deleted, broken (its
+    stored fields make no schedule).  (The last
     word, "runner gone", is `explain_job`'s, from what it heard.)"""
     if d.kind is Kind.HELD_BY:
         waiting = getattr(state, "waiting", None)
@@ -164,6 +169,8 @@ def status_word(d: Decision, state: Any) -> str:
             return "stopping" if waiting.startswith("stopping") else "waiting"
         return "running"
     if d.kind is Kind.NOT_SCHEDULED:
+        if d.reason.startswith(UNUSABLE):
+            return "broken"
         if d.reason.startswith("gave up"):
             return "gave up"
         if d.reason.startswith("quarantined"):

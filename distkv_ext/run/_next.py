@@ -17,10 +17,10 @@ from ._layout import RUN_PREFIX, STATE_PREFIX, job_name
 from ._ops import get_job, job_states
 from ._schedule import plan_start
 
-__all__ = ["NextStarts", "next_starts", "job_next_starts", "MAX_COUNT"]
+__all__ = ["NextStarts", "next_starts", "job_next_starts", "MAX_NEXT_STARTS"]
 
 #: The most start times `next_starts` computes.
-MAX_COUNT = 1000
+MAX_NEXT_STARTS = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +40,7 @@ class NextStarts:
 
 
 def next_starts(value: Any, state: Any, *, job: str, now: float | None = None, count: int = 5) -> NextStarts:
-    """The next ``count`` (1 .. `MAX_COUNT`) start times of the job named
+    """The next ``count`` (1 .. `MAX_NEXT_STARTS`) start times of the job named
     ``job`` (its name in its group: the jitter depends on it), from its
     runner entry's stored ``value`` and its state's (None: never ran).
 
@@ -50,8 +50,8 @@ def next_starts(value: Any, state: Any, *, job: str, now: float | None = None, c
     time).  None at all (done, no target, gave up, no sun event within a
     year; an entry whose fields make no schedule): an empty list, and the
     reason says why.  Raises ValueError for a ``count`` out of range."""
-    if not 1 <= count <= MAX_COUNT:
-        raise ValueError(f"count must be 1 to {MAX_COUNT}, not {count}")
+    if not 1 <= count <= MAX_NEXT_STARTS:
+        raise ValueError(f"count must be 1 to {MAX_NEXT_STARTS}, not {count}")
     now = time.time() if now is None else now
     entry = _Shim(RunnerEntry, value)
     entry.job_name = job
