@@ -22,6 +22,7 @@ from . import (
     resume_job,
     store_job,
 )
+from ._cli_calendar import calendar_edit, calendar_options
 from ._cli_daemon import all_, web
 from ._cli_opts import (
     PROCEDURE,
@@ -103,12 +104,14 @@ async def keygen(obj, file, output):
 @click.option(
     "--pin/--no-pin", default=None, help="Run only the procedure and its modules as stored now (their SHA-256)."
 )
+@calendar_options
 @variable_options
 @output_option("yaml", "json")
 @click.pass_obj
 @boundary
 async def set_(
     obj,
+    /,
     path,
     group,
     node,
@@ -127,6 +130,7 @@ async def set_(
     evals,
     paths,
     output,
+    **calendar,
 ):
     """
     Create or change the job PATH of a group.
@@ -134,6 +138,9 @@ async def set_(
     The procedure must be stored, and the job's data (-v/-e/-p NAME VALUE)
     with the procedure's defaults must supply its variables; else nothing
     is written.  Options not given keep their stored values.
+
+    A calendar job starts by --cron or --at instead of -t/-r, in its time
+    zone (--tz); 'run next' shows its next starts.
     """
     kind, node = kind_of(node, all_nodes)
     variables = collect_variables(values, evals, paths, markers=True)
@@ -168,6 +175,7 @@ async def set_(
             new["target"] = when
         if pin is not None:
             new["pin"] = True if pin else None
+        calendar_edit(new, calendar, obj.cfg.get("runner"), timed=when is not None or repeat is not None)
         return new
 
     prefix, _ = prefixes_of(obj)

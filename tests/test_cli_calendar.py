@@ -1,6 +1,7 @@
-"""``distkv client run next`` through the real ``distkv`` command: the
-next start times of a calendar job (text and JSON), of a repeating job,
-of one that does not start again, and its errors."""
+"""Calendar jobs through the real ``distkv`` command: ``run set --cron /
+--at ...``, and ``run next``: the next start times of a calendar job
+(text and JSON), of a repeating job, of one that does not start again,
+and its errors; ``run why`` and ``run list`` show the next start."""
 
 import datetime as dt
 import json
@@ -78,3 +79,59 @@ def test_why_and_list_show_the_next_start(node):
     assert "starts in " in r.out and "(cron 30 6 * * *: " in r.out
     rows = {x["path"]: x for x in json.loads(node.run("run", "list", "-g", "nxg", "-o", "json", "--no-listen").out)}
     assert rows["daily"]["next"] == first
+
+
+def test_set_a_calendar_job(node):
+    r = node.run(
+        "run", "set", "cal.a", "-c", "nx.p", "-g", "calg",
+        "--cron", "0  7 * * 1-5", "--tz", "Europe/Berlin", "--jitter", "5m", "--overlap", "queue",
+    )  # fmt: skip
+    assert r.outcome == (0, "created: cal.a\n", "")
+    got = json.loads(node.run("run", "get", "cal.a", "-g", "calg", "-o", "json").out)
+    assert {k: got[k] for k in ("cron", "tz", "jitter", "overlap")} == {
+        "cron": "0 7 * * 1-5",
+        "tz": "Europe/Berlin",
+        "jitter": 300,
+        "overlap": "queue",
+    }
+    assert "target" not in got and "repeat" not in got and got["written"] > 0
+    # a sun time: needs a place; the zone stays
+    r = node.run("run", "set", "cal.a", "-g", "calg", "--at", "sunset-15m")
+    assert (r.returncode, r.err) == (
+        4,
+        "Error: a sun time needs a location (LATITUDE,LONGITUDE; or runner.location)\n",
+    )
+    r = node.run("run", "set", "cal.a", "-g", "calg", "--at", "sunset-15m", "--location", "52.5,13.4")
+    assert r.outcome == (0, "updated: cal.a\n", "")
+    got = json.loads(node.run("run", "get", "cal.a", "-g", "calg", "-o", "json").out)
+    assert (got["at"], got["location"], got["tz"], "cron" in got) == (
+        "sunset-900",
+        [52.5, 13.4],
+        "Europe/Berlin",
+        False,
+    )
+    assert node.run("run", "next", "cal.a", "-g", "calg", "-n", "2").out.count("\n") == 2
+    # back to a plain job
+    r = node.run("run", "set", "cal.a", "-g", "calg", "--at", "", "-t", "never")
+    assert r.outcome == (0, "updated: cal.a\n", "")
+    got = json.loads(node.run("run", "get", "cal.a", "-g", "calg", "-o", "json").out)
+    assert not {"at", "tz", "location", "jitter", "overlap"} & set(got) and got["target"] == 0
+
+
+def test_set_calendar_refusals(node):
+    r = node.run("run", "set", "cal.b", "-c", "nx.p", "-g", "calg", "--cron", "61 * * * *")
+    assert r.returncode == 2 and r.err.endswith(
+        "Error: Invalid value for '--cron': cron '61 * * * *' is not a valid cron expression (like '30 6 * * 1-5')\n"
+    )
+    r = node.run("run", "set", "cal.b", "-c", "nx.p", "-g", "calg", "--cron", "0 7 * * *", "-r", "60")
+    assert r.returncode == 2 and r.err.endswith(
+        "Error: a calendar job (--cron, --at) has no -t/--time or -r/--repeat\n"
+    )
+    r = node.run("run", "set", "cal.b", "-c", "nx.p", "-g", "calg", "--cron", "0 7 * * *", "--tz", "Mars/Base")
+    assert r.returncode == 2 and "unknown value 'Mars/Base'" in r.err
+    r = node.run("run", "set", "cal.b", "-c", "nx.p", "-g", "calg", "--jitter", "5m")
+    assert (r.returncode, r.err) == (4, "Error: jitter: only for a calendar job (cron or at)\n")
+    assert node.run("run", "get", "cal.b", "-g", "calg").returncode == 3  # nothing written
+    r = node.run("run", "set", "cal.b", "-c", "nx.p", "-g", "calg", "--cron", "0 7 * * *")
+    assert r.returncode == 0
+    assert json.loads(node.run("run", "get", "cal.b", "-g", "calg", "-o", "json").out)["tz"]  # this machine's zone
