@@ -103,3 +103,15 @@ async def test_overlap_cancel_stops_the_long_run(client, cr, saved):
     assert second[3] == first[3] + 2
     assert any(reason and reason.startswith("cancelled: the start of ") for reason, *_ in saved)
     assert any(reason and reason.endswith(" is due (overlap cancel)") for reason, *_ in saved)
+
+
+async def test_editing_a_running_calendar_job_keeps_it_running(client, cr, saved):
+    """A calendar job has no target: an edit of its entry (here: info) is
+    no "target cleared" that stops it."""
+    job = await cron_job(client, cr, "keep", "* * * * * *", 1000)
+    await wait_for(lambda: len(runs("keep")) >= 1 and job.state.node == "n1", timeout=15, what="the run")
+    job.info = "edited"
+    await job.save()
+    await wait_for(lambda: job.state.skipped >= 1, timeout=10, what="a skipped start")
+    assert runs("keep")[0][2] is None and len(runs("keep")) == 1  # still the first run
+    assert not any(reason == "target cleared" for reason, *_ in saved)

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from moat.util import NotGiven, P, Path
 
 from distkv_ext.codekit.core.digest import content_hash
-from distkv_ext.run import TRACEBACK_STREAM, explain_job
+from distkv_ext.run import TRACEBACK_STREAM, explain_job, job_name
 
 from ._model import JobRef, StatusModel
 
@@ -98,7 +98,9 @@ def ref_from_query(q: Any) -> JobRef | None:
     return JobRef(kind, group[0], None if node is None else node[0], tuple(path))
 
 
-def _explain(value: Any, state: Any, heard: Any = None, kind: str = "any", node: Any = None) -> dict[str, Any]:
+def _explain(
+    value: Any, state: Any, heard: Any = None, kind: str = "any", node: Any = None, job: str = ""
+) -> dict[str, Any]:
     try:
         return explain_job(
             value if isinstance(value, dict) else None,
@@ -106,6 +108,7 @@ def _explain(value: Any, state: Any, heard: Any = None, kind: str = "any", node:
             heard=heard,
             kind=kind,
             node=node,
+            job=job,  # a calendar job's jitter depends on its name
         )
     except Exception as exc:  # fields of the wrong type, written behind our back
         return {"status": "broken", "verdict": f"unusable runner entry: {exc}", "running_on": None}
@@ -130,7 +133,9 @@ def job_rows(model: StatusModel, ref: JobRef) -> list[dict[str, Any]]:
     rows = []
     for member in members or [None]:
         st = states.get(member) if member is not None or ref.kind != "all" else None
-        ex = _explain(value, st, model.heard_of(ref), ref.kind, ref.node if ref.kind == "single" else member)
+        ex = _explain(
+            value, st, model.heard_of(ref), ref.kind, ref.node if ref.kind == "single" else member, job_name(ref.path)
+        )
         sd = st if isinstance(st, dict) else {}
         running = ex.get("running_on")
         node = member if ref.kind == "all" else ref.node if ref.kind == "single" else running or sd.get("last_node")
