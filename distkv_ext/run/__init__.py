@@ -49,6 +49,7 @@ from ._layout import (
 )
 from ._liveness import GroupHeard, hear_groups, hear_groups_as_configured
 from ._metrics import CLAIM_BUCKETS, METRICS
+from ._next import MAX_NEXT_STARTS, NextStarts, job_next_starts, next_starts
 from ._observe import GroupObserver, MemberSeen
 from ._ops import (
     all_states,
@@ -169,6 +170,11 @@ __all__ = [
     "states_of",
     "explain_job",
     "placement_problem",
+    # calendar jobs: their next starts (``run next``)
+    "next_starts",
+    "job_next_starts",
+    "NextStarts",
+    "MAX_NEXT_STARTS",
     "group_auth",
     "auth_words",
     "job_output",

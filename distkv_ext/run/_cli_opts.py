@@ -18,6 +18,7 @@ from ._layout import OUTPUT_PREFIX, job_field
 
 __all__ = [
     "group_options",
+    "node_options",
     "kind_of",
     "parse_when",
     "job_number",
@@ -39,6 +40,22 @@ def group_options(fn: _F) -> _F:
     """``-g GROUP``, ``-n NODE`` / ``--all-nodes``: which runner group."""
     fn = click.option("--all-nodes", is_flag=True, help="All-node runner / job (same as '-n -').")(fn)
     fn = click.option("-n", "--node", help="Single-node runner / job of NODE ('-': all nodes).")(fn)
+    fn = click.option(
+        "-g",
+        "--group",
+        required=True,
+        shell_complete=complete_groups,
+        callback=_group,
+        help="Runner group (required: there is no default).",
+    )(fn)
+    return fn
+
+
+def node_options(fn: _F) -> _F:
+    """``-g GROUP``, ``--node NODE`` / ``--all-nodes``: `group_options`
+    without ``-n`` (for a command whose ``-n`` is a count: ``run next``)."""
+    fn = click.option("--all-nodes", is_flag=True, help="All-node runner / job (same as '--node -').")(fn)
+    fn = click.option("--node", help="Single-node runner / job of NODE ('-': all nodes).")(fn)
     fn = click.option(
         "-g",
         "--group",

@@ -57,6 +57,11 @@ _NAMES = (
 _CALENDAR = (*CALENDAR_FIELDS, *CALENDAR_ONLY, "tz", "location")
 
 
+def _or_empty(check: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``check``, but the empty text stays empty (it removes the calendar)."""
+    return lambda text: "" if text == "" else check(text)
+
+
 def _tag_or_clear(text: str) -> str:
     return text if text == "-" else tag(text)
 
@@ -89,12 +94,12 @@ def schedule_options(fn):
         return await fn(*args, schedule=schedule, **kw)
 
     opts = [
-        click.option("--cron", type=Checked(lambda t: cron_expr(t, "value"), "EXPR"),
-                     help="Start by the calendar: a cron expression (5 fields, or 6 with seconds last), "
-                     "in the job's time zone. Replaces -t/--repeat."),
-        click.option("--at", "at", type=Checked(lambda t: sun_time(t, "value"), "SUNTIME"),
+        click.option("--cron", type=Checked(_or_empty(lambda t: cron_expr(t, "value")), "EXPR"),
+                     help="Start by the calendar: a cron expression (5 fields, or 6 with seconds last: "
+                     "'30 6 * * 1-5'), in the job's time zone. Replaces -t/--repeat; '' removes the calendar."),
+        click.option("--at", "at", type=Checked(_or_empty(lambda t: sun_time(t, "value")), "SUNTIME"),
                      help="Start daily at sunrise, sunset, dawn, dusk or noon, optionally +/-OFFSET "
-                     "(sunset-15m). Replaces -t/--repeat."),
+                     "(sunset-15m). Replaces -t/--repeat; '' removes the calendar."),
         click.option("--tz", type=Checked(lambda t: time_zone(t, "value"), "ZONE"),
                      help="Time zone of --cron/--at (IANA name; default: runner.timezone, else this machine's)."),
         click.option("--location", type=Checked(lambda t: location(t, "value"), "LAT,LON"),
@@ -134,14 +139,17 @@ def apply_schedule(
     ``defaults()``: the writer's zone and place (`calendar_defaults`),
     asked for only when the job follows a calendar."""
     s = schedule
-    if s["cron"] is not None and s["at"] is not None:
+    if s["cron"] and s["at"]:
         raise click.UsageError("give either --cron or --at, not both")
-    if (s["cron"] is not None or s["at"] is not None) and interval:
+    if (s["cron"] or s["at"]) and interval:
         raise click.UsageError("a calendar job (--cron/--at) has no -t/--repeat")
-    if s["cron"] is not None or s["at"] is not None:
+    if s["cron"] == "" or s["at"] == "":
+        for k in _CALENDAR:
+            new.pop(k, None)
+    if s["cron"] or s["at"]:
         for k in ("target", "repeat", *CALENDAR_FIELDS):
             new.pop(k, None)
-        new.update({"cron": s["cron"]} if s["cron"] is not None else {"at": s["at"]})
+        new.update({"cron": s["cron"]} if s["cron"] else {"at": s["at"]})
     elif interval:
         for k in _CALENDAR:
             new.pop(k, None)

@@ -14,6 +14,7 @@ from distkv_ext.codekit.core.errors import NotFound
 from distkv_ext.codekit.core.paths import as_path
 
 from . import (
+    MAX_NEXT_STARTS,
     TRACEBACK_STREAM,
     all_pauses,
     auth_words,
@@ -22,10 +23,13 @@ from . import (
     get_job,
     group_auth,
     hear_groups_as_configured,
+    job_name,
+    job_next_starts,
     job_output,
     job_pause,
     job_states,
     list_jobs,
+    next_starts,
     pause_of,
     pause_prefix,
     pauses_by_group,
@@ -37,6 +41,7 @@ from ._cli_opts import (
     kind_of,
     listen_option,
     next_start_text,
+    node_options,
     output_prefix_of,
     plain_job,
     prefixes_of,
@@ -44,7 +49,7 @@ from ._cli_opts import (
     state_word,
 )
 
-__all__ = ["list_", "logs", "state", "why"]
+__all__ = ["list_", "logs", "state", "why", "next_"]
 
 
 def _latest(outputs):
@@ -128,7 +133,7 @@ async def list_(obj, group, listen, output):
                 "state": _with_placement(state_word(j["states"], gone, paused=bool(paused)), held_back, j["kind"]),
                 "paused": paused,
                 "placement": sorted(set(held_back.values())),
-                "next": next_start_text(j["states"], now),
+                "next": _next_text(j, now) or next_start_text(j["states"], now),
                 # the error of a run that is over: a job running again has none yet
                 "error": next((s["error"] for s in j["states"].values() if s.get("error") and not s.get("node")), None),
                 "last_output": j["last_output"],
@@ -185,6 +190,21 @@ def _with_placement(word, held_back, kind):
     if kind != "all":
         return next(iter(held_back.values()))
     return f"{word} ({'; '.join(held_back[n] for n in sorted(held_back))})"
+
+
+def _next_text(j, now):
+    """The next start of a calendar job, in its zone ("" for other jobs:
+    their state says, `next_start_text`)."""
+    v = j["value"]
+    if not isinstance(v, dict) or not (v.get("cron") or v.get("at")):
+        return ""
+    states = j["states"]
+    state = states[sorted(states)[0]] if states else None
+    try:
+        res = next_starts(v, state, job=job_name(j["path"]), now=now, count=1)
+    except (TypeError, ValueError):
+        return ""
+    return res.iso()[0] if res.times else ""
 
 
 def _holders(kind, node, states):
@@ -266,8 +286,9 @@ async def why(obj, path, group, node, all_nodes, listen, output):
     paused = await job_pause(
         get_client(obj), kind, group, path, node=node, pause_prefix=pause_prefix(obj.cfg.get("runner"))
     )
+    job = job_name(as_path(path))
     res = {
-        n or "": explain_job(value, s, heard=g, kind=kind, node=node or n or None, paused=paused)
+        n or "": explain_job(value, s, heard=g, kind=kind, node=node or n or None, paused=paused, job=job)
         for n, s in states.items()
     }
     words = auth_words(await group_auth(get_client(obj), kind, group, node, state_prefix=prefixes_of(obj)[1]))
@@ -292,6 +313,11 @@ async def why(obj, path, group, node, all_nodes, listen, output):
             print(f"  last error ({r['errors_in_a_row']} in a row): {r['last_error']}", file=out)
         if r["runner_says"]:
             print(f"  runner says: {r['runner_says']}", file=out)
+        if r.get("calendar"):
+            nxt = f"; next start {r['next_start_text']}" if r.get("next_start_text") else ""
+            print(f"  calendar: {r['calendar']}{nxt}", file=out)
+        if r.get("skipped"):
+            print(f"  skipped starts: {r['skipped']} (last: {r['skip_note']})", file=out)
         if r["traceback"]:
             print("  traceback of the last run:", file=out)
             for line in r["traceback"]:
@@ -352,3 +378,44 @@ async def logs(obj, path, group, node, all_nodes, from_, run_no, follow, output)
     async for o, lines in follow_output(client, kind, group, path, node=node, prefix=output_prefix_of(obj)):
         if wanted(o):
             show(o, lines)
+
+
+@click.command("next", epilog=EXIT_CODES)
+@click.argument("path", shell_complete=complete_jobs)
+@node_options
+@click.option(
+    "-n",
+    "--count",
+    type=click.IntRange(1, MAX_NEXT_STARTS),
+    default=5,
+    show_default=True,
+    help=f"How many start times (at most {MAX_NEXT_STARTS}).",
+)
+@output_option("text", "yaml", "json", default="text")
+@click.pass_obj
+@boundary
+async def next_(obj, path, group, node, all_nodes, count, output):
+    """
+    Show the next start times of job PATH: ISO-8601 with the UTC offset,
+    in the job's time zone (a job without a calendar: this machine's), its
+    jitter included; one a line, or a list (-o json / yaml).
+
+    A calendar job (cron or sun time) shows its next slots, also while it
+    runs; other jobs their next start and, if they repeat, the repeats
+    after it (as if each run took no time).  A job that does not start
+    again shows nothing (-o json: []) and says why on stderr.  Note: -n is
+    the COUNT here; the node of a single-node job is --node NODE.
+    """
+    kind, node = kind_of(node, all_nodes)
+    prefix, state_prefix = prefixes_of(obj)
+    res = await job_next_starts(
+        get_client(obj), kind, group, path, node=node, count=count, prefix=prefix, state_prefix=state_prefix
+    )
+    if not res.times:
+        print(f"job {as_path(path)} does not start again: {res.reason}", file=sys.stderr)
+    if output != "text":
+        emit(obj, res.iso(), output)
+        return
+    out = stdout_of(obj)
+    for t in res.iso():
+        print(t, file=out)

@@ -28,7 +28,7 @@ from moat.util import NotGiven
 
 from ._placement import lacking, lacks_text, nobody_has, placement_of
 from ._policy import RunnerPolicy
-from ._schedule import History, Schedule, next_start
+from ._schedule import History, Schedule, next_start, plan_start
 
 __all__ = ["Kind", "Decision", "GroupView", "StaticView", "decide", "decide_running", "TAKEOVER"]
 
@@ -68,6 +68,8 @@ class Decision:
     reason: str
     node: str | None = None
     at: float | None = None
+    #: a calendar job's slot that a start now is for (None: it takes none)
+    slot: float | None = None
 
 
 class GroupView(Protocol):
@@ -156,7 +158,8 @@ def decide(
             missing = lacking(placement_of(entry.value), view.member_tags.get(view.node, ()))
             if missing and not _idle(entry, state, now, view.node):
                 return Decision(Kind.NOT_HERE, lacks_text(view.node, missing))
-    t, reason = next_start(entry, state, now, node=None if view is None else view.node)
+    plan = plan_start(entry, state, now, node=None if view is None else view.node)
+    t, reason = plan.at, plan.reason
     if state.node is not None:
         if view is not None:
             if state.node == view.node:  # left by an earlier life of this runner
@@ -171,8 +174,8 @@ def decide(
     if t is None:
         return Decision(Kind.NOT_SCHEDULED, reason)
     if t <= now:
-        return Decision(Kind.RUN_HERE, reason, node=None if view is None else view.node, at=t)
-    return Decision(Kind.WAITING, reason, at=t)
+        return Decision(Kind.RUN_HERE, reason, node=None if view is None else view.node, at=t, slot=plan.slot)
+    return Decision(Kind.WAITING, reason, at=t, slot=plan.slot)
 
 
 def _idle(entry: Schedule, state: History, now: float, node: str) -> bool:

@@ -177,6 +177,13 @@ class StateEntry(_JobEntry):
       placement: why the runners do not run it by its tags (``r2 lacks
         tag relay``, ``no live member has tag relay``; `_placement`);
         None once a run starts
+        is new (see `next_start`); a calendar job's: the slot it started for
+      skipped: how many starts of a calendar job were skipped (due while it
+        ran, with overlap skip; missed while the group was down) (ours)
+      skipped_slot: the latest slot skipped (ours; see `_calplan`)
+      skip_note: why the last start was skipped, in words (ours)
+      queued: a calendar slot that came due while the job ran (overlap
+        queue or cancel): it starts once the run has ended (ours)
 
     ``started``, ``stopped`` and ``pinged`` are the clock of the node that
     wrote them (``last_node``): for display, and for DistKV's runner.  No
@@ -186,8 +193,8 @@ class StateEntry(_JobEntry):
 
     ATTRS = (
         "started stopped pinged computed reason result node backoff last_node runs error resume"
-        " waiting stalls quarantined for_target triggered"
-        " placement"
+        " waiting stalls quarantined for_target triggered placement"
+        " skipped skipped_slot skip_note queued"
     ).split()
 
     started: float = 0
@@ -208,6 +215,10 @@ class StateEntry(_JobEntry):
     for_target: float | None = None
     triggered: str | None = None
     placement: str | None = None
+    skipped: int = 0
+    skipped_slot: float | None = None
+    skip_note: str | None = None
+    queued: float | None = None
 
     chain: Any  # DistKV's: the change chain of the value we have
     _written: Any = None  # chain of our last write, until the mirror has seen it
@@ -329,6 +340,10 @@ _STATE_FIELDS = {
     "for_target": _time_or_none,
     "triggered": _text,
     "placement": _text,
+    "skipped": _count,
+    "skipped_slot": _time_or_none,
+    "skip_note": _text,
+    "queued": _time_or_none,
 }
 
 

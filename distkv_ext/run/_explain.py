@@ -16,10 +16,13 @@ from moat.util import NotGiven
 
 from distkv_ext.codekit.core.errors import InputRefused
 
+from ._calendar import Calendar
+from ._calplan import upcoming
 from ._decision import Decision, Kind, decide
 from ._entry import RunnerEntry, StateEntry
 from ._liveness import GroupHeard
 from ._placement import ANYWHERE, lacking, lacks_text, nobody_has, placement_of
+from ._schedule import plan_start
 
 __all__ = ["explain_job", "placement_problem", "status_word", "verdict", "STATUS_WORDS"]
 
@@ -28,6 +31,9 @@ class _Shim:
     """Stand-in for a mirror entry, so that `decide` can judge a stored
     value without a running handler: the fields of ``cls`` (its ATTRS)
     from ``value``, else the class's defaults."""
+
+    #: the job's name in its group (a calendar job's jitter depends on it)
+    job_name = ""
 
     def __init__(self, cls: type[RunnerEntry] | type[StateEntry], value: Any) -> None:
         self.value = value if value is not None else NotGiven
@@ -48,6 +54,7 @@ def explain_job(
     kind: str = "any",
     node: Any = None,
     paused: str | None = None,
+    job: str = "",
 ) -> dict[str, Any]:
     """Why the job runs or not, as a dict (see ``distkv client run why``):
     the state's facts (running_on, last_node, started, stopped, runs,
@@ -64,11 +71,20 @@ def explain_job(
     waiting or being due.
     ``paused``: the job's pause in words (`job_pause`), or None: a paused
     job is "not scheduled: paused by ..." (status ``paused``), and
-    ``paused`` in the result says so (also while a run goes on)."""
+    ``paused`` in the result says so (also while a run goes on).
+
+    A calendar job (``job``: its name in its group, for its jitter) also
+    has ``calendar`` (its cron or sun time and zone), ``next_start`` (also
+    while it runs), ``skipped`` (starts skipped so far) and ``skip_note``
+    (why the last one was)."""
     now = time.time() if now is None else now
     entry = _Shim(RunnerEntry, value)
+    entry.job_name = job
     st = _Shim(StateEntry, state or {})
-    d = decide(entry, st, now, paused=paused)
+    try:
+        d = decide(entry, st, now, paused=paused)
+    except (TypeError, ValueError) as exc:  # written behind our back: runners report it too
+        d = Decision(Kind.NOT_SCHEDULED, f"{UNUSABLE}: {exc}")
     res: dict[str, Any] = {
         "running_on": st.node,
         "last_node": st.last_node,
@@ -101,6 +117,7 @@ def explain_job(
         res["status"] = "waiting"
     if d.kind is Kind.WAITING:
         res["next_start"] = d.at
+    _calendar_facts(res, entry, st, now)
     return res
 
 
@@ -153,6 +170,25 @@ def _held_back(res: dict[str, Any], d: Decision, problem: str, kind: str, now: f
     return problem
 
 
+def _calendar_facts(res: dict[str, Any], entry: Any, st: Any, now: float) -> None:
+    """The calendar of a calendar job, its next start, its skipped starts."""
+    try:
+        cal = Calendar.of(entry) if isinstance(entry.value, dict) else None
+    except (TypeError, ValueError):
+        return
+    if cal is None:
+        return
+    res["calendar"] = f"{cal.what} ({cal.tz})"
+    res["skipped"] = st.skipped if isinstance(st.skipped, int) else 0
+    res["skip_note"] = st.skip_note or None
+    if "next_start" not in res and st.node is not None:
+        times = upcoming(cal, plan_start(entry, st, now), entry, st, now, 1)
+        if times:
+            res["next_start"] = times[0]
+    if res.get("next_start") is not None:
+        res["next_start_text"] = cal.text(res["next_start"])
+
+
 def _mind_the_runners(res: dict[str, Any], d: Decision, heard: GroupHeard, kind: str, node: Any, now: float) -> None:
     """Correct ``res`` (of `explain_job`) by what was heard of the group."""
     silent = f"not heard in its group for {heard.timeout:g} s"
@@ -173,9 +209,13 @@ def _mind_the_runners(res: dict[str, Any], d: Decision, heard: GroupHeard, kind:
             res["verdict"] = f"due now ({d.reason}); no runner of the group is running"
 
 
+#: How the reason of a job whose stored fields make no schedule begins.
+UNUSABLE = "unusable runner entry"
+
 #: The words `status_word` gives a job, for tables and the metrics.
 STATUS_WORDS = (
     "running",
+    "broken",
     "due",
     "waiting",
     "stopping",
@@ -195,7 +235,8 @@ def status_word(d: Decision, state: Any) -> str:
     verdict and its state: running (a node holds it), due (it should run
     now and nobody does), waiting (it starts later), failed (its last run
     failed; it is retried), gave up (``max_tries`` errors in a row), done
-    (it ran and will not again), idle (no target), paused (``run pause``), deleted.  (The last
+    (it ran and will not again), idle (no target), paused (``run pause``), deleted, broken (its
+    stored fields make no schedule).  (The last
     word, "runner gone", is `explain_job`'s, from what it heard.)"""
     if d.kind is Kind.HELD_BY:
         waiting = getattr(state, "waiting", None)
@@ -203,6 +244,8 @@ def status_word(d: Decision, state: Any) -> str:
             return "stopping" if waiting.startswith("stopping") else "waiting"
         return "running"
     if d.kind is Kind.NOT_SCHEDULED:
+        if d.reason.startswith(UNUSABLE):
+            return "broken"
         if d.reason.startswith("gave up"):
             return "gave up"
         if d.reason.startswith("quarantined"):

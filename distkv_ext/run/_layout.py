@@ -280,6 +280,9 @@ def entry_problem(value: Any) -> str | None:
     return None
 
 
+_CALENDAR_KEYS = ("cron", "at", "tz", "location")
+
+
 def stamp_target(value: dict[str, Any], old: Any, now: float) -> dict[str, Any]:
     """``value``, a runner entry about to replace ``old`` (the stored
     value, None if none), with its ``written`` field: ``now`` (the
@@ -288,12 +291,20 @@ def stamp_target(value: dict[str, Any], old: Any, now: float) -> dict[str, Any]:
 
     Runners read a target at or before ``written`` as "start at once",
     whatever their own clocks say (`_schedule.next_start`); DistKV's own
-    runner ignores the field.  It is no field an operator sets (not in
+    runner ignores the field.  A calendar job's (``cron``, ``at``) is
+    stamped likewise when its calendar (``cron``, ``at``, ``tz``,
+    ``location``) is new or changed: its slots count from then
+    (`_calplan`).  It is no field an operator sets (not in
     `JOB_FIELDS`); a stored one that is no time is ignored."""
     res = {k: v for k, v in value.items() if k != "written"}
     target = res.get("target")
     before = old if isinstance(old, Mapping) else {}
-    if target and target != before.get("target"):
+    if res.get("cron") or res.get("at"):  # a calendar job: when its calendar was set
+        if any(res.get(k) != before.get(k) for k in _CALENDAR_KEYS):
+            res["written"] = now
+        elif before.get("written") is not None:
+            res["written"] = before["written"]
+    elif target and target != before.get("target"):
         res["written"] = now
     elif target and before.get("written") is not None:
         res["written"] = before["written"]

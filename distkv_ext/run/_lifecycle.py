@@ -29,6 +29,8 @@ from distkv_ext.codekit.core.errors import CodeError
 from . import _metrics, _output
 from ._admin import ErrorRecorded, JobContext
 from ._assign import score
+from ._calendar import is_calendar
+from ._calplan import take_slot
 from ._caps import fit_outcome
 from ._claim import StopRequest
 from ._decision import TAKEOVER
@@ -138,6 +140,8 @@ class RunLifecycle:
         state.resume = False
         if state.triggered:  # `run trigger`: one run that consumes nothing of the schedule
             state.triggered = None
+        if is_calendar(entry):
+            take_slot(entry, state, run.slot, now)
         else:
             state.for_target = entry.target  # the target this run consumes (see _schedule.next_start)
         try:
@@ -181,6 +185,8 @@ class RunLifecycle:
                 except CodeError as exc:  # its limits turned to nonsense after the scheduler checked them
                     await root.record_job_error(entry, message=f"unusable runner entry: {exc}", exc=exc)
                     return
+                if run.start_at is not None:  # claimed ahead of its calendar start
+                    await anyio.sleep(max(0.0, run.start_at - time.time()))
                 try:
                     run.code_entry = root.code.lookup(entry.code_path)
                 except (CodeError, TypeError, ValueError):  # execute() reports it

@@ -21,7 +21,9 @@ class Running:
     ``code_entry``: the procedure it runs; ``started_value``: the runner
     entry's value it started with (to tell what an edit changed);
     ``moved_since``: since when the job is assigned to another node (the
-    rebalance delay runs from then; None: it is ours).
+    rebalance delay runs from then; None: it is ours); ``slot``: the
+    calendar slot it starts for (None: it takes none); ``start_at``: when
+    its code starts (a calendar start claimed ahead; None: at once).
     """
 
     def __init__(self, entry: RunnerEntry, claim: Claim, on_stop: Callable[["Running"], None] | None = None) -> None:
@@ -33,6 +35,8 @@ class Running:
         self.done = anyio.Event()
         self.code_entry: Any = None
         self.moved_since: float | None = None
+        self.slot: float | None = None
+        self.start_at: float | None = None
         v = entry.value
         self.started_value: dict[str, Any] = dict(v) if isinstance(v, dict) else {}
 

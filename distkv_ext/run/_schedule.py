@@ -10,9 +10,11 @@ from typing import Any, Protocol
 
 from moat.util import NotGiven
 
+from ._calendar import Calendar
+from ._calplan import Plan, calendar_plan
 from ._entry import is_time
 
-__all__ = ["Schedule", "History", "next_start", "retry_delay"]
+__all__ = ["Schedule", "History", "Plan", "next_start", "plan_start", "retry_delay"]
 
 
 class Schedule(Protocol):
@@ -28,6 +30,14 @@ class Schedule(Protocol):
     backoff: Any
     max_delay: Any
     max_tries: Any
+    cron: Any
+    at: Any
+    tz: Any
+    location: Any
+    jitter: Any
+    overlap: Any
+    catch_up: Any
+    catch_up_window: Any
 
     @property
     def job_name(self) -> str:
@@ -48,6 +58,8 @@ class History(Protocol):
     for_target: Any
     quarantined: Any
     triggered: Any
+    skipped_slot: Any
+    queued: Any
 
 
 def retry_delay(entry: Schedule, n_errors: int) -> float:
@@ -61,8 +73,14 @@ def retry_delay(entry: Schedule, n_errors: int) -> float:
 def next_start(
     entry: Schedule, state: History, now: float | None = None, *, node: str | None = None
 ) -> tuple[float | None, str]:
-    """When the job should start next: ``(time, reason)``, on this
-    machine's clock (``now``).
+    """When the job should start next: ``(time, reason)`` of `plan_start`."""
+    p = plan_start(entry, state, now, node=node)
+    return p.at, p.reason
+
+
+def plan_start(entry: Schedule, state: History, now: float | None = None, *, node: str | None = None) -> Plan:
+    """When the job should start next: a `Plan` (time, reason, and for a
+    calendar job the slot it starts for), on this machine's clock (``now``).
 
     ``time`` is None when it should not start at all (the reason says
     why); a time <= now means: start now.  ``node``: this runner's name
@@ -88,22 +106,45 @@ def next_start(
       by the news's delay, or, for a state loaded at start, by at most one
       wait).  Without a ``node`` or ``heard_at`` (``run why``), from
       ``stopped``: an estimate, for display.
+    * A calendar job (``cron`` or ``at``; target and repeat, if another
+      client wrote them too, are ignored) starts by its slots: see
+      `_calplan`.  Its slots are calendar times, like a target.
+
+    Raises ValueError or TypeError for fields that make no schedule.
     """
     if now is None:
         now = time.time()
     if entry.value is NotGiven:
-        return None, "deleted"
+        return Plan(None, "deleted")
     if entry.code is None:
-        return None, "no code"
+        return Plan(None, "no code")
     if _triggered(state):
-        return now, f"triggered {state.triggered}"  # `run trigger`: once, now, whatever the target says
+        return Plan(now, f"triggered {state.triggered}")  # `run trigger`: once, now, whatever the target says
+    cal = Calendar.of(entry)
     target = entry.target or 0
-    if not target:
-        return None, "no target"
+    if not target and cal is None:
+        return Plan(None, "no target")
     if state.node is not None:
-        return None, f"running on {state.node}"
+        return Plan(None, f"running on {state.node}")
     if isinstance(state.quarantined, str) and state.quarantined:
-        return None, f"quarantined: {state.quarantined}; `run resume` to try again"
+        return Plan(None, f"quarantined: {state.quarantined}; `run resume` to try again")
+    if cal is not None:
+        return _calendar(cal, entry, state, now, node)
+    t, reason = _by_target(entry, state, now, node, target)
+    return Plan(t, reason)
+
+
+def _calendar(cal: Calendar, entry: Schedule, state: History, now: float, node: str | None) -> Plan:
+    since = _ended_at(state, node)
+    retry_at, why = None, ""
+    if state.backoff and not (entry.max_tries and state.backoff >= entry.max_tries):
+        retry_at, why = since + retry_delay(entry, state.backoff), f"retry after error {state.backoff}"
+    return calendar_plan(cal, entry, state, now, since, retry_at, why)
+
+
+def _by_target(
+    entry: Schedule, state: History, now: float, node: str | None, target: float
+) -> tuple[float | None, str]:
     if _new_target(target, state):
         written = entry.written
         if is_time(written) and target <= written:

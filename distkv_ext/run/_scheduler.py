@@ -16,6 +16,11 @@ single-node runners is the root's `RunnerPolicy`.  Jobs shared by a group
 a node that is cut off from the group (its heartbeats stop coming back)
 stops its shared jobs before the others, which wait ``timeout``, take
 them over.
+
+A calendar job (cron, sun time) is claimed a little ahead of its start
+(the claim's ``settle`` time and a state write: `_lead`); its code then
+waits for the start, so it begins within milliseconds of the calendar
+second (bench/cron.py).  A start due while it runs here: `_overlap`.
 """
 
 import logging
@@ -32,6 +37,7 @@ from distkv_ext.codekit.core.depgraph import closure, static_imports
 
 from ._agenda import Agenda
 from ._assign import assign
+from ._calendar import is_calendar
 from ._claim import Claim, IllegalTransition, Phase
 from ._decision import Kind, decide, decide_running
 from ._entry import JobPath, RunnerEntry, StateEntry
@@ -40,6 +46,7 @@ from ._host import RunnerHost
 from ._index import JobIndex
 from ._layout import entry_problem
 from ._lifecycle import RunLifecycle
+from ._overlap import mind_overlap
 from ._placement import allowed_nodes, has_tags
 from ._running import Running
 from ._view import SchedulerView
@@ -49,6 +56,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["Scheduler"]
 
 _WRITE_ERRORS = (DistKVError, anyio.ClosedResourceError, anyio.BrokenResourceError)
+#: seconds a calendar start is claimed ahead, besides the claim's settle time
+_CLAIM_LEAD = 0.15
 
 
 class Scheduler:
@@ -124,7 +133,7 @@ class Scheduler:
                 old.get(k) != entry.value.get(k) for k in ("code", "data", "pin", "require_tags")
             ):
                 run.stop("entry changed", restart=True)
-            elif not entry.target:
+            elif not entry.target and not is_calendar(entry):
                 run.stop("target cleared")
         self.trigger(path)
 
@@ -251,7 +260,11 @@ class Scheduler:
         """Act on one job; return when to look at it again (None: on change)."""
         run = self.index.run_at(entry.job_path)
         if run is not None:
-            return self._check_running(entry, run, now)
+            again = self._check_running(entry, run, now)
+            if is_calendar(entry):  # a start due while it runs (overlap)
+                due = await mind_overlap(entry, run, self.root.node, now, self.root.config.write_seconds)
+                again = due if again is None else again if due is None else min(again, due)
+            return again
         if entry.value is NotGiven:
             return None
         problem = entry_problem(entry.value)
@@ -265,7 +278,7 @@ class Scheduler:
             return None
         self._not_here.pop(entry.job_path, None)
         if d.kind is Kind.RUN_HERE:
-            self._start(entry, d.reason)  # the claim records the reason
+            self._start(entry, d.reason, d.slot)  # the claim records the reason (and slot)
             return d.at
         if d.kind is Kind.ASSIGNED_TO:
             if state.node == self.root.node:
@@ -278,7 +291,18 @@ class Scheduler:
         placed = bool(state.placement) and state.node is None  # no longer held back by tags
         state.placement = None if placed else state.placement
         await self._note(state, d.at, d.reason, always=placed)  # WAITING, NOT_SCHEDULED
+        if d.kind is Kind.WAITING and d.slot is not None and d.at is not None:
+            # a calendar start: claim it ahead, so that its code starts on time
+            lead = self._lead()
+            if d.at - now <= lead:
+                self._start(entry, d.reason, d.slot, start_at=d.at)
+            return d.at - lead
         return d.at
+
+    def _lead(self) -> float:
+        """How long before a calendar start its claim begins: the claim's
+        ``settle`` time (jobs of a group) and a state write."""
+        return (self.root.config.settle if self.root.policy.claims else 0.0) + _CLAIM_LEAD
 
     def _check_running(self, entry: RunnerEntry, run: Running, now: float) -> float | None:
         """Stop a job running here that must go; return when to look again."""
@@ -337,12 +361,13 @@ class Scheduler:
             state.placement = reason
             await self._note(state, None, reason, always=True)
 
-    def _start(self, entry: RunnerEntry, reason: str) -> None:
+    def _start(self, entry: RunnerEntry, reason: str, slot: float | None = None, start_at: float | None = None) -> None:
         if self._tg is None:
             raise RuntimeError("the scheduler is not running")
         entry.state.placement = None  # the run's first write says it is placed
         # from now on a competing claim counts, even before the run's task runs
         run = Running(entry, Claim(over_channel=self.root.policy.claims), on_stop=self._stop_requested)
+        run.slot, run.start_at = slot, start_at
         self.index.add_run(run)
         self._stale = True
         self._tg.start_soon(self.lifecycle.run, entry, run, reason)

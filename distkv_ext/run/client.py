@@ -43,7 +43,7 @@ from ._cli_opts import (
     prefixes_of,
 )
 from ._cli_sched import apply_schedule, schedule_options
-from ._cli_status import list_, logs, state, why
+from ._cli_status import list_, logs, next_, state, why
 
 # repair DistKV's `distkv client` before its group callback connects
 apply_client()
@@ -121,6 +121,7 @@ async def keygen(obj, file, output):
 @boundary
 async def set_(
     obj,
+    /,
     path,
     group,
     node,
@@ -151,7 +152,7 @@ async def set_(
     \b
     A job starts at a time (-t) and may repeat (-r), or it follows a
     calendar: --cron '30 6 * * 1-5' or --at sunset-15m, in its time zone
-    (--tz); see the README, 'Scheduling'.
+    (--tz); 'run next' shows its next starts (see the README, 'Scheduling').
     """
     kind, node = kind_of(node, all_nodes)
     variables = collect_variables(values, evals, paths, markers=True)
@@ -360,5 +361,5 @@ async def trigger(obj, path, group, node, all_nodes, output):
         print(f"note: {as_path(path)} is paused: it runs once, then stays paused", file=sys.stderr)
 
 
-for command in (list_, state, why, logs, all_, web):
+for command in (list_, state, why, next_, logs, all_, web):
     cli.add_command(command)

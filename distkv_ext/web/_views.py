@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode
 from moat.util import NotGiven, P, Path
 
 from distkv_ext.codekit.core.digest import content_hash
-from distkv_ext.run import TRACEBACK_STREAM, explain_job
+from distkv_ext.run import TRACEBACK_STREAM, explain_job, job_name
 
 from ._model import JobRef, StatusModel
 
@@ -99,7 +99,13 @@ def ref_from_query(q: Any) -> JobRef | None:
 
 
 def _explain(
-    value: Any, state: Any, heard: Any = None, kind: str = "any", node: Any = None, paused: str | None = None
+    value: Any,
+    state: Any,
+    heard: Any = None,
+    kind: str = "any",
+    node: Any = None,
+    paused: str | None = None,
+    job: str = "",
 ) -> dict[str, Any]:
     try:
         return explain_job(
@@ -109,6 +115,7 @@ def _explain(
             kind=kind,
             node=node,
             paused=paused,
+            job=job,  # a calendar job's jitter depends on its name
         )
     except Exception as exc:  # fields of the wrong type, written behind our back
         return {"status": "broken", "verdict": f"unusable runner entry: {exc}", "running_on": None}
@@ -134,7 +141,13 @@ def job_rows(model: StatusModel, ref: JobRef) -> list[dict[str, Any]]:
     for member in members or [None]:
         st = states.get(member) if member is not None or ref.kind != "all" else None
         ex = _explain(
-            value, st, model.heard_of(ref), ref.kind, ref.node if ref.kind == "single" else member, model.paused(ref)
+            value,
+            st,
+            model.heard_of(ref),
+            ref.kind,
+            ref.node if ref.kind == "single" else member,
+            model.paused(ref),
+            job_name(ref.path),
         )
         sd = st if isinstance(st, dict) else {}
         running = ex.get("running_on")
