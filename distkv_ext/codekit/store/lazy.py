@@ -24,6 +24,7 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
+from distkv.exceptions import ServerError
 from moat.util import NotGiven, PathLongener
 
 from .mirror import StoreRoot
@@ -38,6 +39,9 @@ Key = tuple[Any, ...]
 class LazyRoot(StoreRoot):
     """A `StoreRoot` that starts without reading its subtree and fetches
     entries on demand (see the module doc)."""
+
+    #: at most this many ``list`` requests answer one `fetch_below`
+    LIST_BUDGET = 50
 
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)
@@ -96,32 +100,34 @@ class LazyRoot(StoreRoot):
 
     async def fetch_below(self, path: Iterable[Any]) -> bool:
         """Ask the server whether anything with a value is stored below
-        ``path`` (one ``list`` per level until something is found); the
-        answer is kept up to date by the watch."""
+        ``path`` (``list`` requests, level by level, until something is
+        found; at most `LIST_BUDGET`); the answer is kept up to date by
+        the watch."""
         key = tuple(path)
         known = self.below_known(key)
         if known is not None:
             return known
-        found = await self._anything_below(key)
+        found = await self._anything_below(key, [self.LIST_BUDGET])
         if key not in self._below:  # (a change below it may have answered meanwhile)
             self._below[key] = found
         return self._below[key]
 
-    async def _anything_below(self, key: Key, depth: int = 0) -> bool:
-        if depth > 20:  # deeper than any module path; a store built to make us walk
+    async def _anything_below(self, key: Key, budget: list[int]) -> bool:
+        # A store full of empty nodes (deleted entries) would make us walk
+        # them all: after LIST_BUDGET requests, "nothing" it is.
+        if budget[0] <= 0:
             return False
+        budget[0] -= 2
         try:
             if await self.client.list(self._path + key, with_data=False, empty=False):
                 return True
             names = await self.client.list(self._path + key, with_data=False, empty=True)
-        except KeyError:
-            return False
-        except Exception as exc:
-            if "KeyError" in repr(exc):
+        except ServerError as exc:  # DistKV's answer for a path with no node: KeyError(path)
+            if "KeyError" in str(exc):
                 return False
             raise
         for name in names or ():
-            if await self._anything_below((*key, name), depth + 1):
+            if await self._anything_below((*key, name), budget):
                 return True
         return False
 
