@@ -43,11 +43,11 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-import anyio.from_thread
-
 from distkv_ext.codekit.core.compiler import compile_module_code, source_name
 from distkv_ext.codekit.core.depgraph import static_imports
 from distkv_ext.codekit.core.errors import CompileError, InputRefused, MissingModule
+
+from ._loopwait import LoopWaiter
 
 __all__ = [
     "register",
@@ -163,17 +163,14 @@ class Deferred:
         self.load = load
         self.load_soon = load_soon
         self.done = False
-        self.thread = threading.get_ident()  # the event loop's thread
+        self.waiter = LoopWaiter()  # made in the event loop's thread
 
     def fetch(self, fullname: str) -> None:
-        """Load now (a worker thread of the loop) or start loading (the
-        loop's own thread: then raise `ModuleNotFoundError` saying so);
-        ``load`` and ``load_soon`` get the name being imported."""
-        if threading.get_ident() != self.thread:
-            try:
-                anyio.from_thread.run(self.load, importing(fullname))
-            except Exception as exc:  # e.g. not a worker thread of the loop: cannot wait here
-                logger.warning("could not load the stored modules for %s: %r", fullname, exc)
+        """Load now (a worker thread of the loop: see `LoopWaiter`) or start
+        loading (the loop's own thread: then raise `ModuleNotFoundError`
+        saying so); ``load`` and ``load_soon`` get the name being imported."""
+        if not self.waiter.in_loop_thread():
+            self.waiter.wait(self.load, importing(fullname), what=f"the stored module {fullname}")
             return
         self.load_soon(importing(fullname))
         raise ModuleNotFoundError(

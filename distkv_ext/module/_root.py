@@ -2,10 +2,9 @@
 
 import logging
 import sys
-import threading
 from contextlib import asynccontextmanager
 
-import anyio.from_thread
+import anyio
 from distkv.obj import ClientEntry
 from moat.util import NotGiven, Path
 
@@ -17,6 +16,7 @@ from distkv_ext.codekit.store.lazy import LazyRoot
 
 from . import _importer
 from ._importer import UNKNOWN
+from ._loopwait import LoopWaiter
 from ._value import check_requires_acyclic, check_stored, module_value
 
 logger = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class ModuleRoot(LazyRoot):
         self._listeners = []
         self._namespaces = set()  # namespace packages handed out
         self._wanted = set()  # names fetched with `fetch`: their changes fetch what they need
-        self._thread = threading.get_ident()  # the event loop's
+        self._waiter = LoopWaiter()  # (made in the event loop's thread)
         self.generation = 0
 
     @classmethod
@@ -186,15 +186,13 @@ class ModuleRoot(LazyRoot):
 
     def fetch_now(self, name):
         """For the import hook: `fetch` ``name`` and return `lookup` of it.
-        In a worker thread of the event loop, wait for it; elsewhere (the
-        loop's own thread cannot wait) start it and return `UNKNOWN`."""
-        if threading.get_ident() == self._thread:
+        In a worker thread of the event loop, wait for it (for at most
+        `LoopWaiter.timeout`); in the loop's own thread (which cannot
+        wait) start it and return `UNKNOWN`."""
+        if self._waiter.in_loop_thread():
             self.fetch_soon(name)
             return UNKNOWN
-        try:
-            anyio.from_thread.run(self.fetch, name)
-        except Exception as exc:  # e.g. a thread the event loop did not start
-            logger.warning("could not fetch stored module %s: %r", name, exc)
+        if not self._waiter.wait(self.fetch, name, what=f"the stored module {name}"):
             return UNKNOWN
         return self.lookup(name)
 
