@@ -5,6 +5,8 @@ modules and cycles in the store fail the one procedure that needs them."""
 import sys
 import time
 
+import anyio
+import anyio.lowlevel
 import pytest
 from moat.util import P
 
@@ -183,3 +185,51 @@ async def test_a_runner_survives_a_job_whose_module_is_garbage(autojump_clock, c
     # the runner runs on: the good job again, as it repeats
     await good.run_at(time.time())
     await wait_for(lambda: good.state.runs >= 2, what="the good job's second run")
+
+
+async def test_a_thread_and_the_loop_importing_one_module_at_once_do_not_hang(autojump_clock, client, cr, monkeypatch):
+    """The thread holds the module's import lock while it waits for the
+    loop to fetch the module; the loop's own thread, importing the same
+    module, waits for that lock: the thread gives up after
+    `LoopWaiter.timeout` (instead of both waiting forever)."""
+    import faulthandler
+    import importlib
+    import threading
+
+    from distkv_ext.module import _loopwait
+
+    await store(client, "lf.race", mod("V = 1"))
+    m = await cr.load_modules()
+    monkeypatch.setattr(_loopwait.LoopWaiter, "timeout", 0.5)
+    waiting = threading.Event()
+    wait = _loopwait.LoopWaiter.wait
+
+    def wait_and_tell(self, *a, **kw):
+        waiting.set()
+        return wait(self, *a, **kw)
+
+    monkeypatch.setattr(_loopwait.LoopWaiter, "wait", wait_and_tell)
+    seen = []
+
+    def in_thread():
+        try:
+            seen.append(importlib.import_module("lf.race").V)
+        except ImportError as exc:
+            seen.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(anyio.to_thread.run_sync, in_thread)
+        while not waiting.is_set():
+            await anyio.lowlevel.checkpoint()
+        time.sleep(0.1)  # noqa: ASYNC251  (the loop stays here: the thread's fetch cannot start)
+        # were they to wait for each other, this would hang for good: end
+        # the test process then, with the tracebacks of its threads
+        faulthandler.dump_traceback_later(60, exit=True)
+        try:
+            with pytest.raises(ModuleNotFoundError):
+                importlib.import_module("lf.race")  # waits for the thread's lock, then: not fetched yet
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+    assert len(seen) == 1 and isinstance(seen[0], ModuleNotFoundError)
+    await wait_for(lambda: m.lookup("lf.race") == "module", what="lf.race fetched after all")
+    assert await anyio.to_thread.run_sync(lambda: importlib.import_module("lf.race").V) == 1
