@@ -233,3 +233,27 @@ async def test_a_thread_and_the_loop_importing_one_module_at_once_do_not_hang(au
     assert len(seen) == 1 and isinstance(seen[0], ModuleNotFoundError)
     await wait_for(lambda: m.lookup("lf.race") == "module", what="lf.race fetched after all")
     assert await anyio.to_thread.run_sync(lambda: importlib.import_module("lf.race").V) == 1
+
+
+async def test_a_module_importing_hundreds_of_names_is_fetched_a_few_gets_at_a_time(
+    autojump_clock, client, cr, monkeypatch
+):
+    names = [f"lf.many.n{i}" for i in range(200)]
+    await store(client, "lf.many", mod("if False:\n" + "".join(f"    import {n}\n" for n in names) + "V = 9"))
+    m = await cr.load_modules()
+    busy, most = [0], [0]
+    get = client.get
+
+    async def counted(*a, **kw):
+        busy[0] += 1
+        most[0] = max(most[0], busy[0])
+        try:
+            return await get(*a, **kw)
+        finally:
+            busy[0] -= 1
+
+    monkeypatch.setattr(client, "get", counted)
+    await cr.add("lfp.many", code="import lf.many\nreturn lf.many.V", requires=["lf.many"])
+    assert all(m.known(tuple(n.split("."))) for n in names)  # (none stored: each asked once)
+    assert 1 < most[0] <= m.CONCURRENT_GETS
+    assert cr("lfp.many") == 9

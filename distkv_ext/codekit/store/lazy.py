@@ -42,6 +42,10 @@ class LazyRoot(StoreRoot):
 
     #: at most this many ``list`` requests answer one `fetch_below`
     LIST_BUDGET = 50
+    #: at most this many ``get`` requests of `fetch_entries` at once (a
+    #: stored text that imports thousands of names must not flood the server)
+    CONCURRENT_GETS = 16
+    _limiter: anyio.CapacityLimiter | None = None
 
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)
@@ -85,9 +89,17 @@ class LazyRoot(StoreRoot):
         if len(todo) == 1:
             await self.fetch_entry(todo.pop())
             return
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.CONCURRENT_GETS)
+        limiter = self._limiter
+
+        async def one(key: Key) -> None:
+            async with limiter:
+                await self.fetch_entry(key)
+
         async with anyio.create_task_group() as tg:
             for key in sorted(todo, key=repr):
-                tg.start_soon(self.fetch_entry, key)
+                tg.start_soon(one, key)
 
     def below_known(self, path: Iterable[Any]) -> bool | None:
         """Is anything with a value stored below ``path``: True / False, or
