@@ -12,6 +12,7 @@ from distkv.exceptions import ServerError
 from distkv.obj import ClientEntry
 from moat.util import P
 
+from distkv_ext.codekit.store.lazy import LazyRoot
 from distkv_ext.codekit.store.resync import ResyncRoot
 from tests.helpers import wait_for
 
@@ -103,3 +104,55 @@ async def test_gives_up_when_dropped_too_often(autojump_clock, client):
                 await client.set(PREFIX | "k", value=n)
             root.gate.set()
             await anyio.sleep(30)
+
+
+class GatedLazyRoot(LazyRoot):
+    """A `LazyRoot` of `GateEntry` (see `GatedRoot`)."""
+
+    child_type = GatedRoot.child_type
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.gate = anyio.Event()
+        self.gate.set()
+        self.runs = 0
+
+    async def running(self):
+        self.runs += 1
+        await super().running()
+
+
+async def test_a_lazy_mirror_fetches_what_it_knew_again_after_a_dropped_watch(autojump_clock, client):
+    for i in range(5):
+        await client.set(PREFIX + (f"k{i}",), value=i)
+    await client.set(PREFIX | "gone", value="soon")
+    await client.set(PREFIX | "still", value="unchanged")
+    async with client.mirror(PREFIX, root_type=GatedLazyRoot, need_wait=True) as root:
+        await root.wait_loaded()
+        assert mirrored(root) == {} and root.fetches == 0  # nothing read at start
+        await root.fetch_entries([("k1",), ("gone",), ("still",), ("never",)])
+        assert mirrored(root) == {"k1": 1, "gone": "soon", "still": "unchanged"}
+
+        root.gate = anyio.Event()  # the consumer stalls on the next change
+        for n in range(300):
+            await client.set(PREFIX + (f"k{n % 7}",), value=1000 + n)
+        await client.delete(PREFIX | "gone")
+        await client.set(PREFIX | "never", value="now")
+        root.gate.set()
+
+        async def caught_up():
+            store = await stored(client)
+            if not {("k1",), ("gone",), ("still",), ("never",)} <= root._known:
+                return False  # (fetching them again)
+            return all(mirrored(root).get(k[0]) == store.get(k[0]) for k in root._known)
+
+        with anyio.fail_after(30):
+            await wait_for(lambda: root.resyncs >= 1, timeout=30, step=0.1, what="the watch dropped")
+            await wait_for(caught_up, timeout=30, step=0.1, what="the known entries to equal the store")
+        assert "gone" not in mirrored(root) and mirrored(root)["never"] == "now"
+        assert root.follow(P("still")).sets == 1  # unchanged: not set again
+        assert root.runs == 1
+
+        # and the new watch is live
+        await client.set(PREFIX | "after", value=1)
+        await wait_for(lambda: mirrored(root).get("after") == 1, timeout=10, step=0.05, what="the new watch")

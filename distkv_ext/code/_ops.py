@@ -150,7 +150,8 @@ async def call_procedure(client, path, args=(), kw=None, *, prefix=DEFAULT_PREFI
     except TypeError as exc:
         raise BadArguments(str(exc)) from None
     # stored modules become importable while this handler runs
-    await ModuleRoot.as_handler(client)
+    mods = await ModuleRoot.as_handler(client)
+    await mods.fetch_needs(value)
     requires = value.get("requires", ()) or ()
     if requires:
         load_requires(requires, f"procedure {path}")  # MissingModule: exit 3

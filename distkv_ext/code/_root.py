@@ -87,8 +87,9 @@ class CodeEntry(ClientEntry):
             return
         if not self._trusted(value):
             return
-        if self.root.modules is None and uses_stored_modules(value["code"], value.get("requires", ())):
-            await self.root.need_modules(f"procedure {self.name}")
+        if uses_stored_modules(value["code"], value.get("requires", ())):
+            # fetched now, so that calls (sync, in the event loop) import from memory
+            await self.root.need_modules(f"procedure {self.name}", value)
         self.error = None
         self.procedure = proc
         self.verified = value
@@ -163,18 +164,21 @@ class CodeRoot(StoreRoot):
     Stored modules are loaded when first needed, not before (as DistKV's
     handler, which loads none: a handler costs the server no more events
     than DistKV's): ``cr.modules`` is the `ModuleRoot` once a procedure
-    ``requires`` a module or imports one that nothing installed provides
-    (it is loaded before that procedure is ready), or when stored code
-    first imports an unknown name by other means (see
+    ``requires`` a module or imports one that nothing installed provides,
+    or when stored code first imports an unknown name by other means (see
     `distkv_ext.module.Deferred`); at once if the program runs one
-    already.  A procedure's ``requires`` are imported, in order, before
-    each call.
+    already.  The module handler fetches no module when it starts: before
+    a procedure is ready, the modules it needs (its ``requires``, what it
+    imports, and what those need) are fetched (`ModuleRoot.fetch_needs`),
+    and only those.  A procedure's ``requires`` are imported, in order,
+    before each call.
     """
 
     CFG = "codes"
     HISTORY_KIND = "proc"
     err = None
     modules = None
+    _started = None
     _modules_lock = None
     _module_listeners = ()
     _deferred = None
@@ -231,25 +235,41 @@ class CodeRoot(StoreRoot):
 
     # --- stored modules, on demand ---
 
-    async def load_modules(self):
-        """Start (or join) the client's `ModuleRoot` handler, if not yet;
-        return it.  Concurrent calls share one start."""
+    async def load_modules(self, *names):
+        """Start (or join) the client's `ModuleRoot` handler, if not yet,
+        fetch the modules ``names`` (see `ModuleRoot.fetch`); return it.
+        Concurrent calls share one start; ``modules`` is set once the
+        first of them has fetched its modules."""
         async with self._modules_lock:
-            if self.modules is None:
+            if self._started is None:
                 # trusted from the start: the import hook serves as soon as it runs
-                self._use_modules(await ModuleRoot.as_handler(self.client, trusted=self.trusted))
-        return self.modules
+                self._started = self.modules or await ModuleRoot.as_handler(self.client, trusted=self.trusted)
+        mods = self._started
+        if names:
+            await mods.fetch(*names)
+        if self.modules is None:
+            self._use_modules(mods)
+        return mods
 
-    async def need_modules(self, who):
-        """`load_modules` for ``who``; a failure is logged, not raised (the
-        import that needs them fails later, naming the module)."""
+    async def need_modules(self, who, value=None):
+        """`load_modules` for ``who`` (a procedure's stored ``value``: and
+        fetch what it needs); a failure is logged, not raised (the import
+        that needs them fails later, naming the module)."""
         try:
-            await self.load_modules()
+            mods = await self.load_modules()
+            if value is not None:
+                await mods.fetch_needs(value)
         except Exception as exc:
             logger.warning("Could not load the stored modules (needed by %s): %r", who, exc)
 
-    def _load_modules_soon(self):
-        self._tg.start_soon(self.need_modules, "an import")
+    async def _load_quietly(self, name):
+        try:
+            await self.load_modules(name)
+        except Exception as exc:
+            logger.warning("Could not load the stored module %s: %r", name, exc)
+
+    def _load_modules_soon(self, name):
+        self._tg.start_soon(self._load_quietly, name)
 
     def _use_modules(self, mods):
         self.modules = mods

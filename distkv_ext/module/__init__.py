@@ -2,12 +2,13 @@
 
 Public API (the names of DistKV 0.65's ``distkv.code``)::
 
-    m = await ModuleRoot.as_handler(client)
+    m = await ModuleRoot.as_handler(client)   # reads no module yet
     await m.add("util.pid", code="def step(e): return 0.5 * e", requires=())
-    import util.pid        # served from the store, loaded on first import
+    await m.fetch("util.pid")   # (what a CodeRoot does for a procedure's needs)
+    import util.pid        # served from the store, compiled on first import
 
-See `ModuleRoot` for loading order, reload and what happens to objects
-of an old version.
+See `ModuleRoot` for fetching, loading order, reload and what happens to
+objects of an old version.
 """
 
 from distkv_ext.codekit.core.errors import CompileError, InputRefused, NotFound

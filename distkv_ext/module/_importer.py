@@ -15,15 +15,22 @@ registers itself; the first one that has a name serves it.
   possible when written behind ``add``'s back) is an `ImportError`
   naming the cycle.
 
-Loading on demand: a `CodeRoot` does not load the stored modules until a
-procedure needs them (`uses_stored_modules`: it ``requires`` one, or
-imports a name that nothing installed provides).  For imports that no
-text shows (``importlib.import_module(name)``), a handler registers a
-`Deferred` loader: the first import of a name that nothing else finds,
-made by stored code, loads the stored modules: at once in a worker
-thread (threaded procedures), in the background from the event loop's
-own thread (which cannot wait for the store; that import fails with a
-message that says so, and the next one finds the module).
+Loading on demand: a `CodeRoot` does not start the module handler until a
+procedure needs stored modules (`uses_stored_modules`: it ``requires``
+one, or imports a name that nothing installed provides).  For imports
+that no text shows (``importlib.import_module(name)``), a handler
+registers a `Deferred` loader: the first import of a name that nothing
+else finds, made by stored code, starts the module handler and fetches
+that module.
+
+Fetching on demand: a `ModuleRoot` holds only the modules fetched so far
+(see its doc).  An import of a name it does not know yet fetches it: at
+once in a worker thread (threaded procedures), in the background from
+the event loop's own thread (which cannot wait for the store; an import
+by stored code fails then with a message that says so, and the next one
+finds the module).  The fetch is for the whole dotted name being
+imported (read from CPython's import frames), not just the package that
+Python looks up first.
 """
 
 import importlib
@@ -36,11 +43,11 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-import anyio.from_thread
-
 from distkv_ext.codekit.core.compiler import compile_module_code, source_name
 from distkv_ext.codekit.core.depgraph import static_imports
 from distkv_ext.codekit.core.errors import CompileError, InputRefused, MissingModule
+
+from ._loopwait import LoopWaiter
 
 __all__ = [
     "register",
@@ -58,6 +65,9 @@ logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ._root import ModuleRoot  # (imports this module)
+
+#: `ModuleRoot.lookup`'s answer for a name it has not fetched yet
+UNKNOWN = "unknown"
 
 _roots: list["ModuleRoot"] = []
 _deferred: list["Deferred"] = []
@@ -149,22 +159,20 @@ class Deferred:
     by stored code that nothing else finds (see the module doc).
     """
 
-    def __init__(self, load: Callable[[], Awaitable[Any]], load_soon: Callable[[], None]) -> None:
+    def __init__(self, load: Callable[[str], Awaitable[Any]], load_soon: Callable[[str], None]) -> None:
         self.load = load
         self.load_soon = load_soon
         self.done = False
-        self.thread = threading.get_ident()  # the event loop's thread
+        self.waiter = LoopWaiter()  # made in the event loop's thread
 
     def fetch(self, fullname: str) -> None:
-        """Load now (a worker thread of the loop) or start loading (the
-        loop's own thread: then raise `ModuleNotFoundError` saying so)."""
-        if threading.get_ident() != self.thread:
-            try:
-                anyio.from_thread.run(self.load)
-            except Exception as exc:  # e.g. not a worker thread of the loop: cannot wait here
-                logger.warning("could not load the stored modules for %s: %r", fullname, exc)
+        """Load now (a worker thread of the loop: see `LoopWaiter`) or start
+        loading (the loop's own thread: then raise `ModuleNotFoundError`
+        saying so); ``load`` and ``load_soon`` get the name being imported."""
+        if not self.waiter.in_loop_thread():
+            self.waiter.wait(self.load, importing(fullname), what=f"the stored module {fullname}")
             return
-        self.load_soon()
+        self.load_soon(importing(fullname))
         raise ModuleNotFoundError(
             f"No module named {fullname!r}: the stored modules were not loaded yet; loading them"
             " now (a procedure that imports stored modules by a computed name should list them"
@@ -187,6 +195,21 @@ def defer(d: Deferred) -> Callable[[], None]:
                 _deferred.remove(d)
 
     return undefer
+
+
+def importing(fullname: str) -> str:
+    """The whole dotted name whose import asks for ``fullname`` (Python
+    finds ``a`` before ``a.b.c``): read from CPython's ``_find_and_load``
+    frames; ``fullname`` when there is none."""
+    best = fullname
+    f: Any = sys._getframe(1)
+    while f is not None:
+        if f.f_code.co_name == "_find_and_load":
+            name = f.f_locals.get("name")
+            if isinstance(name, str) and name.startswith(best + "."):
+                best = name
+        f = f.f_back
+    return best
 
 
 def _by_stored_code() -> bool:
@@ -230,21 +253,36 @@ class StoredModuleFinder(importlib.abc.MetaPathFinder):
     """Finds modules in the registered `ModuleRoot` handlers."""
 
     def find_spec(self, fullname, path=None, target=None):
-        spec = self._find(fullname)
+        spec, unknown = self._find(fullname)
         if spec is None:
             with _lock:
                 pending = [d for d in _deferred if not d.done]
             if pending and _by_stored_code():
                 for d in pending:
                     d.fetch(fullname)
-                spec = self._find(fullname)
+                spec, unknown = self._find(fullname)
+        if spec is None and unknown and _by_stored_code():
+            raise ModuleNotFoundError(
+                f"No module named {fullname!r}: it was not fetched from the store yet; fetching it now"
+                " (a procedure that imports stored modules by a computed name should list them in its"
+                " requires)",
+                name=fullname,
+            )
         return spec
 
     def _find(self, fullname):
+        """(spec or None, whether a handler does not know ``fullname`` yet)."""
         with _lock:
             roots = list(_roots)
+        unknown = False
         for root in roots:
-            kind = root.kind_of(fullname)
+            kind = root.lookup(fullname)
+            if kind == UNKNOWN:
+                kind = root.fetch_now(importing(fullname))
+                if kind == UNKNOWN:
+                    unknown = True
+                    continue
+                kind = root.lookup(fullname)
             if kind == "module":
                 spec = importlib.util.spec_from_loader(
                     fullname,
@@ -252,15 +290,15 @@ class StoredModuleFinder(importlib.abc.MetaPathFinder):
                     origin=source_name("module", fullname),
                     is_package=True,
                 )
-                return spec
+                return spec, False
             if kind == "namespace":
                 spec = importlib.machinery.ModuleSpec(
                     fullname, None, origin=source_name("namespace", fullname), is_package=True
                 )
                 spec.submodule_search_locations = []
                 root.note_namespace(fullname)
-                return spec
-        return None
+                return spec, False
+        return None, unknown
 
     def invalidate_caches(self):
         pass

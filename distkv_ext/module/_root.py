@@ -4,21 +4,46 @@ import logging
 import sys
 from contextlib import asynccontextmanager
 
+import anyio
 from distkv.obj import ClientEntry
 from moat.util import NotGiven, Path
 
-from distkv_ext.codekit.core.depgraph import closure, dependents
+from distkv_ext.codekit.core.depgraph import closure, dependents, static_imports
 from distkv_ext.codekit.core.errors import InputRefused, NotTrusted
 from distkv_ext.codekit.core.paths import as_path, dotted
 from distkv_ext.codekit.core.signing import check_trusted, with_signature
-from distkv_ext.codekit.store.mirror import StoreRoot
+from distkv_ext.codekit.store.lazy import LazyRoot
 
 from . import _importer
+from ._importer import UNKNOWN
+from ._loopwait import LoopWaiter
 from ._value import check_requires_acyclic, check_stored, module_value
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["ModuleRoot", "ModuleEntry"]
+
+
+def _key(name):
+    """The path (a tuple) of module ``name`` below the root, or None for a
+    name that is no module name (not text, empty parts)."""
+    if not isinstance(name, str) or not name:
+        return None
+    parts = tuple(name.split("."))
+    return parts if all(parts) else None
+
+
+def _needs(value):
+    """The module names a stored module or procedure ``value`` may need:
+    its ``requires`` and the names its text imports (garbage: none)."""
+    if not isinstance(value, dict):
+        return set()
+    req = value.get("requires") or ()
+    names = {r for r in req if isinstance(r, str)} if isinstance(req, (list, tuple)) else set()
+    code = value.get("code")
+    if isinstance(code, str):
+        names |= static_imports(code)
+    return names
 
 
 class ModuleEntry(ClientEntry):
@@ -48,13 +73,26 @@ class ModuleEntry(ClientEntry):
             self.root.invalidate(self.name)
 
 
-class ModuleRoot(StoreRoot):
+class ModuleRoot(LazyRoot):
     """The stored modules (``.distkv code module``).
 
-    ``m = await ModuleRoot.as_handler(client)`` returns once the tree is
-    loaded; while it runs, ``import a.b`` (anywhere in this process) finds
-    the module stored at ``.distkv code module a b``, loading it (and its
+    ``m = await ModuleRoot.as_handler(client)`` returns at once: it reads
+    no module then (it watches the tree without fetching it, see
+    `LazyRoot`).  While it runs, ``import a.b`` finds the module stored at
+    ``.distkv code module a b``, compiling and running it (and its
     ``requires``, first) only when it is first imported.
+
+    Fetching: a module is fetched (one ``get``, and one for each package
+    above it) when it is first needed, and from then on kept current by
+    the watch.  ``await m.fetch("a.b")`` fetches ``a.b`` and everything it
+    needs (its ``requires`` and the modules its text imports, theirs, in
+    rounds); a `CodeRoot` does that for each procedure when it compiles it
+    (`fetch_needs`), so its calls import from memory.  An import of a
+    module not fetched yet fetches it on the spot from a worker thread
+    (threaded procedures); the event loop's own thread cannot wait for the
+    store, so there such an import starts the fetch and fails (stored
+    code: with a `ModuleNotFoundError` saying so; the next import finds
+    the module).
 
     Reload: when a stored module changes or is deleted, it, the modules
     below it and every loaded module that needs it (``requires`` or an
@@ -76,6 +114,8 @@ class ModuleRoot(StoreRoot):
         self._imported = {}  # name -> set of names it needs
         self._listeners = []
         self._namespaces = set()  # namespace packages handed out
+        self._wanted = set()  # names fetched with `fetch`: their changes fetch what they need
+        self._waiter = LoopWaiter()  # (made in the event loop's thread)
         self.generation = 0
 
     @classmethod
@@ -98,31 +138,122 @@ class ModuleRoot(StoreRoot):
                 _importer.unregister(self)
                 self.unload_all()
 
+    # --- fetching ---
+
+    async def fetch(self, *names):
+        """Fetch the modules ``names`` (unless known), the packages above
+        them and, transitively, what they need (``requires``, imported
+        names), one round of concurrent ``get`` requests per level.  Names
+        that are not stored are remembered as such (the watch tells when
+        they appear).  Garbage in the store (no mapping, ``requires`` that
+        is no list, a cycle) ends nothing here: importing says what is wrong."""
+        seen = set()
+        todo = {n for n in names if _key(n) is not None}
+        while todo:
+            self._wanted |= todo
+            seen |= todo
+            keys = set()
+            for n in todo:
+                k = _key(n)
+                keys |= {k[:i] for i in range(1, len(k) + 1)}
+            await self.fetch_entries(keys)
+            # an empty name whose import would reach us: a namespace package?
+            ask = [k for k in keys if self.lookup(".".join(k)) == UNKNOWN and not _importer.installed(k[0])]
+            if ask:
+                async with anyio.create_task_group() as tg:
+                    for k in ask:
+                        tg.start_soon(self.fetch_below, k)
+            nxt = set()
+            for n in todo:
+                nxt |= _needs(self.value_of(n))
+            todo = {n for n in nxt - seen if _key(n) is not None}
+
+    async def fetch_needs(self, value):
+        """`fetch` what a stored procedure or module ``value`` needs."""
+        await self.fetch(*_needs(value))
+
+    def fetch_soon(self, name):
+        """Start fetching ``name`` in the background (see `fetch`)."""
+        tg = getattr(self, "_tg", None)
+        if tg is not None:
+            tg.start_soon(self._fetch_quietly, name)
+
+    async def _fetch_quietly(self, name):
+        try:
+            await self.fetch(name)
+        except Exception as exc:  # the import that needs it fails again, naming it
+            logger.warning("Could not fetch stored module %s: %r", name, exc)
+
+    def fetch_now(self, name):
+        """For the import hook: `fetch` ``name`` and return `lookup` of it.
+        In a worker thread of the event loop, wait for it (for at most
+        `LoopWaiter.timeout`); in the loop's own thread (which cannot
+        wait) start it and return `UNKNOWN`."""
+        if self._waiter.in_loop_thread():
+            self.fetch_soon(name)
+            return UNKNOWN
+        if not self._waiter.wait(self.fetch, name, what=f"the stored module {name}"):
+            return UNKNOWN
+        return self.lookup(name)
+
+    async def _changed(self, key, value, chain):
+        # Before a change is applied (and `wait_chain` returns): a module
+        # stored now is importable, so the packages above it are fetched
+        # (once: are they modules or namespaces?); a changed module that was
+        # wanted may need other modules now: they are fetched before the
+        # change drops it, so that the re-import finds them.
+        name = ".".join(str(k) for k in key)
+        try:
+            if value is not NotGiven:
+                await self.fetch_entries(key[:i] for i in range(1, len(key)))
+            if name in self._wanted and isinstance(value, dict):
+                await self.fetch_needs(value)
+        except Exception as exc:
+            logger.warning("Could not fetch what module %s needs now: %r", name, exc)
+        await super()._changed(key, value, chain)
+
     # --- for the import hook ---
 
     def _node(self, name):
+        key = _key(name)
         try:
-            path = Path.build(name.split("."))
+            path = Path.build(key) if key else None
         except Exception:
             return None
-        return self.follow(path, create=False) if len(path) else None
+        return self.follow(path, create=False) if path else None
 
     def value_of(self, name):
-        """The stored value (a mapping) of the module ``name``, or None."""
+        """The stored value (a mapping) of the module ``name``, or None (also
+        while it is not fetched)."""
         node = self._node(name)
         v = None if node is None else node.value
         return v if isinstance(v, dict) else None
 
-    def kind_of(self, name):
-        """``"module"``, ``"namespace"`` or None: what is stored at ``name``."""
-        node = self._node(name)
-        if node is None:
+    def lookup(self, name):
+        """``"module"``, ``"namespace"``, None (nothing stored there) or
+        `UNKNOWN` (not fetched yet): what is stored at ``name``."""
+        key = _key(name)
+        if key is None:
             return None
-        if node.value is not NotGiven and node.value is not None:
+        node = self._node(name)
+        if node is not None and node.value is not NotGiven and node.value is not None:
             return "module"  # (if it is no module's value, importing it says why)
-        if any(True for _ in node.all_children):
-            return "namespace"
-        return None
+        if not self.known(key):
+            return UNKNOWN
+        below = self.below_known(key)
+        if below is None:
+            return UNKNOWN
+        return "namespace" if below else None
+
+    def kind_of(self, name):
+        """``"module"``, ``"namespace"`` or None: what is stored at ``name``,
+        as far as known now; a name not fetched yet is None, and its fetch
+        starts (see `fetch_soon`)."""
+        kind = self.lookup(name)
+        if kind == UNKNOWN:
+            self.fetch_soon(name)
+            return None
+        return kind
 
     def module_source(self, name):
         """(text, requires) of a stored module; with trusted keys (`trust`),
@@ -211,7 +342,8 @@ class ModuleRoot(StoreRoot):
     # --- changing the store ---
 
     def requires_graph(self):
-        """{module name: requires} of every stored module."""
+        """{module name: requires} of every stored module known here (fetched,
+        or changed since the handler started: see `fetch`)."""
         return {e.name: list(e.requires) for e in self.all_children if e.code is not None}
 
     async def add(self, path, code=None, requires=(), *, info=None, signing_key=None):
@@ -227,6 +359,8 @@ class ModuleRoot(StoreRoot):
         if code is None:
             return await self.remove(path)
         value = module_value(path, code, requires=requires, info=info)
+        # every module a cycle through this one could pass is among these
+        await self.fetch(dotted(path), *value["requires"])
         check_requires_acyclic(self.requires_graph(), dotted(path), value["requires"])
         old = self.follow(path, create=False)
         carry = [old.value.get("sig")] if old is not None and isinstance(old.value, dict) else []
@@ -235,8 +369,11 @@ class ModuleRoot(StoreRoot):
 
     async def remove(self, path):
         """Delete a stored module; `NotFound` if there is none."""
-        await self.remove_entry(as_path(path, "module"), "module")
+        path = as_path(path, "module")
+        await self.fetch_entry(path)  # (its history records what it was)
+        await self.remove_entry(path, "module")
 
     def needs(self, name):
-        """Every module that loading ``name`` loads (requires, transitively)."""
+        """Every module that loading ``name`` loads (requires, transitively),
+        of those known here (after ``await fetch(name)``: all)."""
         return closure(self.requires_graph(), [name]) - {name}

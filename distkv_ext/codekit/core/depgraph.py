@@ -8,6 +8,7 @@ checked for cycles.
 """
 
 import ast
+import functools
 from collections.abc import Callable, Collection, Iterable, Mapping
 
 __all__ = [
@@ -33,10 +34,24 @@ def static_imports(text: str) -> set[str]:
     module); parents of dotted names are included.  Text that does not
     parse yields nothing.
     """
+    return set(_static_imports(text))
+
+
+#: statement fields that hold statements (imports are statements only)
+_BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
+
+
+@functools.lru_cache(maxsize=1024)
+def _static_imports(text: str) -> frozenset[str]:
+    # Cached: the same text is asked about when it is fetched, imported and
+    # checked.  Only statements are visited (an expression holds no import),
+    # a tenth of the nodes of `ast.walk`.
+    if "import" not in text:
+        return frozenset()
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
-        return set()
+        return frozenset()
     res: set[str] = set()
 
     def add(name: str) -> None:
@@ -44,16 +59,24 @@ def static_imports(text: str) -> set[str]:
         for i in range(1, len(parts) + 1):
             res.add(".".join(parts[:i]))
 
-    for node in ast.walk(tree):
+    todo: list[ast.AST] = [tree]
+    while todo:
+        node = todo.pop()
         if isinstance(node, ast.Import):
             for a in node.names:
                 add(a.name)
-        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
-            add(node.module)
-            for a in node.names:
-                if a.name != "*":
-                    res.add(f"{node.module}.{a.name}")
-    return res
+        elif isinstance(node, ast.ImportFrom):
+            if not node.level and node.module:
+                add(node.module)
+                for a in node.names:
+                    if a.name != "*":
+                        res.add(f"{node.module}.{a.name}")
+        else:
+            for field in _BODIES:
+                sub = getattr(node, field, None)
+                if isinstance(sub, list):
+                    todo.extend(sub)
+    return frozenset(res)
 
 
 def find_cycle(edges: Graph, start: str | None = None) -> list[str] | None:
