@@ -33,6 +33,16 @@ JOB_KEYS = {
     "pin": "true: run exactly the procedure deployed (its content hash); a changed procedure is refused",
     "require_tags": "a list of tags (relay, room=kitchen): run only on runners that carry all of them (run all --tag)",
     "prefer_tags": "a list of tags: run on a runner that carries all of them while one is live, else on another",
+    "cron": "start by this cron expression instead of target/repeat: 5 fields, or 6 with seconds last ('30 6 * * 1-5')",
+    "at": "start daily at a sun time instead of target/repeat: sunrise, sunset, dawn, dusk or noon, +/-OFFSET (sunset-15m)",
+    "tz": "the time zone of cron/at, an IANA name (default: runner.timezone of the deploying machine, else its zone)",
+    "location": "where the sun times are: [latitude, longitude] (default: runner.location)",
+    "jitter": "delay each calendar start by up to this long (90, 15m), the same on every node",
+    "overlap": "a start due while the last run runs: skip (default), queue or cancel",
+    "catch_up": "a start missed while the group was down: once (default: run it once) or none",
+    "catch_up_window": "how late a missed start may still run (default 1h)",
+    "limits": "a mapping {NAME: N}: at most N jobs of the group sharing NAME run at once",
+    "args": "a list of positional arguments for the procedure (they fill its variables in order)",
 }
 
 #: Keys of a job that say where it runs, not what it is.
