@@ -1,5 +1,6 @@
 """The commands that show what the runners do: ``run list``, ``run
-state``, ``run why`` and ``run logs`` (registered by `client`)."""
+state`` and ``run why`` (registered by `client`; ``run logs`` and ``run
+next`` have modules of their own)."""
 
 import sys
 import time
@@ -14,17 +15,14 @@ from distkv_ext.codekit.core.errors import NotFound
 from distkv_ext.codekit.core.paths import as_path
 
 from . import (
-    MAX_NEXT_STARTS,
     TRACEBACK_STREAM,
     all_pauses,
     auth_words,
     explain_job,
-    follow_output,
     get_job,
     group_auth,
     hear_groups_as_configured,
     job_name,
-    job_next_starts,
     job_output,
     job_pause,
     job_states,
@@ -41,7 +39,6 @@ from ._cli_opts import (
     kind_of,
     listen_option,
     next_start_text,
-    node_options,
     output_prefix_of,
     plain_job,
     prefixes_of,
@@ -49,7 +46,7 @@ from ._cli_opts import (
     state_word,
 )
 
-__all__ = ["list_", "logs", "state", "why", "next_"]
+__all__ = ["list_", "state", "why"]
 
 
 def _latest(outputs):
@@ -326,96 +323,3 @@ async def why(obj, path, group, node, all_nodes, listen, output):
             print("  last output:", file=out)
             for line in r["last_output"]:
                 print(f"    {line}", file=out)
-
-
-@click.command(epilog=EXIT_CODES)
-@click.argument("path", shell_complete=complete_jobs)
-@group_options
-@click.option("--from", "from_", metavar="NODE", help="Only output of runs on NODE.")
-@click.option("--run", "run_no", type=click.IntRange(min=1), help="Only run number N (see 'run state': runs).")
-@click.option("-f", "--follow", is_flag=True, help="Keep printing new output, from whichever node runs the job.")
-@output_option("text", "yaml", "json", default="text")
-@click.pass_obj
-@boundary
-async def logs(obj, path, group, node, all_nodes, from_, run_no, follow, output):
-    """
-    Show what job PATH printed and logged (stdout, stderr, log records);
-    a failed run ends with its traceback (marked '! ', as stderr).
-
-    The runners keep the last lines of the last runs of every job (see
-    runner.output_lines / output_runs).  Text output prefixes each line with
-    the node and run when more than one is shown.
-    """
-    kind, node = kind_of(node, all_nodes)
-    client = get_client(obj)
-    prefix, _ = prefixes_of(obj)
-    await get_job(client, kind, group, path, node=node, prefix=prefix)  # NotFound
-
-    def wanted(o):
-        return (from_ is None or o.get("node") == from_) and (run_no is None or o.get("run") == run_no)
-
-    out = stdout_of(obj)
-    outputs = [
-        o for o in await job_output(client, kind, group, path, node=node, prefix=output_prefix_of(obj)) if wanted(o)
-    ]
-    if not outputs and not follow and (from_ is not None or run_no is not None):
-        picked = " and ".join(x for x in (from_ and f"from node {from_}", run_no and f"of run {run_no}") if x)
-        raise NotFound("output", as_path(path), f"no output of job {as_path(path)} {picked} is stored")
-    if output != "text" and not follow:
-        emit(obj, outputs, output)
-        return
-    many = len({(o.get("node"), o.get("run")) for o in outputs}) > 1 or kind == "all" or follow
-
-    def show(o, lines):
-        for _, stream, text in lines:
-            tag = f"[{o.get('node')} #{o.get('run')}] " if many else ""
-            print(f"{tag}{'! ' if stream in ('stderr', TRACEBACK_STREAM) else ''}{text}", file=out, flush=True)
-
-    if not follow:
-        for o in outputs:
-            show(o, o.get("lines") or ())
-        return
-    async for o, lines in follow_output(client, kind, group, path, node=node, prefix=output_prefix_of(obj)):
-        if wanted(o):
-            show(o, lines)
-
-
-@click.command("next", epilog=EXIT_CODES)
-@click.argument("path", shell_complete=complete_jobs)
-@node_options
-@click.option(
-    "-n",
-    "--count",
-    type=click.IntRange(1, MAX_NEXT_STARTS),
-    default=5,
-    show_default=True,
-    help=f"How many start times (at most {MAX_NEXT_STARTS}).",
-)
-@output_option("text", "yaml", "json", default="text")
-@click.pass_obj
-@boundary
-async def next_(obj, path, group, node, all_nodes, count, output):
-    """
-    Show the next start times of job PATH: ISO-8601 with the UTC offset,
-    in the job's time zone (a job without a calendar: this machine's), its
-    jitter included; one a line, or a list (-o json / yaml).
-
-    A calendar job (cron or sun time) shows its next slots, also while it
-    runs; other jobs their next start and, if they repeat, the repeats
-    after it (as if each run took no time).  A job that does not start
-    again shows nothing (-o json: []) and says why on stderr.  Note: -n is
-    the COUNT here; the node of a single-node job is --node NODE.
-    """
-    kind, node = kind_of(node, all_nodes)
-    prefix, state_prefix = prefixes_of(obj)
-    res = await job_next_starts(
-        get_client(obj), kind, group, path, node=node, count=count, prefix=prefix, state_prefix=state_prefix
-    )
-    if not res.times:
-        print(f"job {as_path(path)} does not start again: {res.reason}", file=sys.stderr)
-    if output != "text":
-        emit(obj, res.iso(), output)
-        return
-    out = stdout_of(obj)
-    for t in res.iso():
-        print(t, file=out)

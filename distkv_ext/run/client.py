@@ -33,6 +33,8 @@ from . import (
     unpause_job,
 )
 from ._cli_daemon import all_, web
+from ._cli_logs import logs
+from ._cli_next import next_
 from ._cli_opts import (
     PROCEDURE,
     WHEN,
@@ -43,7 +45,7 @@ from ._cli_opts import (
     prefixes_of,
 )
 from ._cli_sched import apply_schedule, schedule_options
-from ._cli_status import list_, logs, next_, state, why
+from ._cli_status import list_, state, why
 
 # repair DistKV's `distkv client` before its group callback connects
 apply_client()
