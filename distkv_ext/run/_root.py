@@ -37,6 +37,7 @@ from ._policy import ALL, ANY, SINGLE, RunnerPolicy
 from ._registry import records_base
 from ._scheduler import Scheduler
 from ._state import StateRoot
+from ._writefence import fence_until_confirmed, record_run_error
 
 logger = logging.getLogger(__name__)
 
@@ -277,27 +278,8 @@ class _RunnerRoot(ResyncRoot):
     def writes_unconfirmed(self, reason: str) -> None:
         """A write on the claim path was not confirmed in time: fence (our
         group counts us as gone, our shared jobs stop) until the server
-        answers again (see `Group.suspend`)."""
-        group = self.group
-        if group is None or group.suspended is not None or group.spawn is None:
-            return
-        group.suspend(f"fencing: {reason}")
-        group.spawn(self._until_the_store_answers)
-
-    async def _until_the_store_answers(self) -> None:
-        cfg = self.config
-        while True:
-            await anyio.sleep(cfg.heartbeat)
-            with anyio.move_on_after(cfg.write_seconds):
-                try:
-                    if self.group is not None:
-                        await self.group.confirm_write()
-                except Exception as exc:  # not yet: try again
-                    logger.debug("%s: the store does not answer yet: %r", self.node, exc)
-                    continue
-                if self.group is not None:
-                    self.group.suspend(None)
-                return
+        answers again (`_writefence`)."""
+        fence_until_confirmed(self, reason)
 
     def _stuck(self, message: str) -> None:
         if self.on_stuck is not None:
@@ -370,22 +352,17 @@ class _RunnerRoot(ResyncRoot):
         (default: the job's entry; the other keywords: DistKV's
         ``record_error``) and wait up to 2 s until it is there; failures to
         record are logged, not raised."""
-        try:
-            r = await self.err.record_error(
-                "run",
-                entry._path if path is None else path,
-                exc=exc,
-                message=message,
-                data=data or {},
-                severity=severity,
-                comment=comment,
-                force=force,
-            )
-            if r is not None:
-                with anyio.move_on_after(2):
-                    await self.err.wait_chain(r.chain)
-        except Exception as e:
-            logger.warning("could not record the error of %s: %r", entry, e)
+        await record_run_error(
+            self.err,
+            entry,
+            message,
+            data,
+            exc,
+            path=path,
+            severity=severity,
+            comment=comment,
+            force=force,
+        )
 
     async def stop(self) -> None:
         """Stop cleanly: leave the group (others take over any-node jobs at

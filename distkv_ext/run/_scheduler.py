@@ -30,7 +30,6 @@ from typing import Any
 
 import anyio
 import anyio.abc
-from distkv.exceptions import DistKVError
 from moat.util import NotGiven
 
 from distkv_ext.codekit.core.depgraph import closure, static_imports
@@ -38,14 +37,16 @@ from distkv_ext.codekit.core.depgraph import closure, static_imports
 from ._agenda import Agenda
 from ._assign import assign
 from ._calendar import is_calendar
-from ._claim import Claim, IllegalTransition, Phase
+from ._claim import Claim, Phase
 from ._decision import Kind, decide, decide_running
 from ._entry import JobPath, RunnerEntry, StateEntry
+from ._fence import fence_outside_loop
 from ._group import MsgType
 from ._host import RunnerHost
 from ._index import JobIndex
 from ._layout import entry_problem
 from ._lifecycle import RunLifecycle
+from ._notes import StateNotes
 from ._overlap import mind_overlap
 from ._placement import allowed_nodes, has_tags
 from ._running import Running
@@ -55,7 +56,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["Scheduler"]
 
-_WRITE_ERRORS = (DistKVError, anyio.ClosedResourceError, anyio.BrokenResourceError)
 #: seconds a calendar start is claimed ahead, besides the claim's settle time
 _CLAIM_LEAD = 0.15
 
@@ -69,13 +69,13 @@ class Scheduler:
         self.agenda = Agenda()
         self.view = SchedulerView(self)
         self.lifecycle = RunLifecycle(root, self.index, ended=self._ended)
+        self.notes = StateNotes(root, self.lifecycle)
         self.stopping = False
         #: job name -> the node that should run it (jobs shared by the group)
         self.assignment: dict[str, str | None] = {}
         self._stale = True  # compute the assignment again
         self._bad: dict[JobPath, Any] = {}  # path -> the unusable entry value we reported
         self._tagged: set[JobPath] = set()  # entries that require or prefer tags (`_placement`)
-        self._not_here: dict[JobPath, str] = {}  # why we do not run it (tags), as logged once
         self._trigger = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
 
@@ -274,9 +274,9 @@ class Scheduler:
         state = entry.state
         d = decide(entry, state, now, self.view, paused=self.root.paused(entry.job_path))
         if d.kind is Kind.NOT_HERE:
-            await self._not_placed(entry, state, d.reason)
+            await self.notes.not_placed(entry, state, d.reason)
             return None
-        self._not_here.pop(entry.job_path, None)
+        self.notes.placed(entry.job_path)
         if d.kind is Kind.RUN_HERE:
             self._start(entry, d.reason, d.slot)  # the claim records the reason (and slot)
             return d.at
@@ -284,13 +284,13 @@ class Scheduler:
             if state.node == self.root.node:
                 # an earlier life of this runner held it, and it belongs to
                 # another node now: let go, or nobody would ever start it
-                await self._release(state, f"released after {self.root.node} restarted")
+                await self.notes.release(state, f"released after {self.root.node} restarted")
             return None
         if d.kind in (Kind.BLOCKED, Kind.HELD_BY):
             return None
         placed = bool(state.placement) and state.node is None  # no longer held back by tags
         state.placement = None if placed else state.placement
-        await self._note(state, d.at, d.reason, always=placed)  # WAITING, NOT_SCHEDULED
+        await self.notes.note(state, d.at, d.reason, always=placed)  # WAITING, NOT_SCHEDULED
         if d.kind is Kind.WAITING and d.slot is not None and d.at is not None:
             # a calendar start: claim it ahead, so that its code starts on time
             lead = self._lead()
@@ -322,44 +322,6 @@ class Scheduler:
             run.stop(d.reason, restart=True)
             return None
         return due
-
-    async def _release(self, state: StateEntry, reason: str) -> None:
-        state.node = None
-        state.stopped = time.time()
-        state.resume = True
-        state.reason = reason
-        try:
-            await self.lifecycle.save_confirmed(state)
-        except (*_WRITE_ERRORS, TimeoutError) as exc:
-            logger.debug("could not release %s: %r", state, exc)
-
-    async def _note(self, state: StateEntry, t: float | None, reason: str, always: bool = False) -> None:
-        """Record when the job is due next and why (only when it changed,
-        and, unless ``always``, not for jobs that never had a state)."""
-        computed = t or 0
-        if state.value is NotGiven and not computed and not always:
-            return
-        if state.node is not None or (state.computed == computed and state.reason == reason and not always):
-            return
-        state.computed, state.reason = computed, reason
-        try:  # bookkeeping: a slow write of it is no reason to fence (save_confirmed)
-            with anyio.fail_after(self.root.config.write_seconds):
-                await state.save()
-        except (*_WRITE_ERRORS, TimeoutError) as exc:
-            logger.debug("could not note the state of %s: %r", state, exc)
-
-    async def _not_placed(self, entry: RunnerEntry, state: StateEntry, reason: str) -> None:
-        """A job we may not run by its tags (`Kind.NOT_HERE`): say why,
-        once in the log and in its state (``placement``); let go of it if
-        an earlier life of this runner held it."""
-        if self._not_here.get(entry.job_path) != reason:
-            self._not_here[entry.job_path] = reason
-            logger.warning("%s: not running %s: %s", self.root.node, entry, reason)
-        if state.node == self.root.node:
-            await self._release(state, reason)
-        if state.node is None and state.placement != reason:
-            state.placement = reason
-            await self._note(state, None, reason, always=True)
 
     def _start(self, entry: RunnerEntry, reason: str, slot: float | None = None, start_at: float | None = None) -> None:
         if self._tg is None:
@@ -396,37 +358,9 @@ class Scheduler:
 
     def fence_from_thread(self, token: Any, reason: str) -> None:
         """The event loop is stuck (`_loopwatch`, called in its thread):
-        stop the code of every run here that runs outside the loop (its
-        worker thread or process), and fence the run once the loop moves
-        again (``token``: the loop's ``TrioToken``; its ``run_sync_soon``
-        is the one call another thread may make)."""
-        for _ in range(5):  # the loop thread may change the dict meanwhile
-            try:
-                runs = list(self.index.runs.values())
-                break
-            except RuntimeError:
-                continue
-        else:
-            return
-        for run in runs:
-            ctx = run.ctx
-            if ctx is None or not ctx.halts:
-                continue  # its code runs in the loop (async): it cannot run while the loop is stuck
-            token.run_sync_soon(self._fence_stalled, run, reason)  # before the thread's end reaches the run
-            ctx.halt()
-
-    @staticmethod
-    def _fence_stalled(run: Running, reason: str) -> None:
-        # in trio's run_sync_soon: an exception here would end the event loop
-        if run.done.is_set() or run.claim.phase is Phase.RELEASED:
-            return
-        try:
-            if run.claim.holds_state:
-                run.fence(reason)  # others may hold it by now: write nothing
-            else:
-                run.stop(reason, restart=True)
-        except IllegalTransition as exc:  # it ended meanwhile
-            logger.debug("%s: not fenced: %r", run, exc)
+        stop the code of every run here that runs outside the loop, and
+        fence the run once the loop moves again (`_fence.fence_outside_loop`)."""
+        fence_outside_loop(self.index.runs, token, reason)
 
     # --- for tests ---
 
