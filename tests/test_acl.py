@@ -204,11 +204,15 @@ def test_acl_recipe_on_a_repaired_server(tmp_path):
             ("module", "set", "evilmod", "-s", str(msrc)),
             ("run", "set", "evil", "-c", "ok", "-g", "aclg", "-t", "now"),
             ("run", "delete", "ok", "-g", "aclg"),
+            ("run", "pause", "ok", "-g", "aclg"),
             ("code", "deploy", "--take-over", str(evil_dir)),
         ):
             r = client(cfgs["runner"], *argv)
             assert r.returncode == 1 and "permission denied" in r.err, (argv, r.outcome)
         assert json.loads(client(cfgs["deploy"], "code", "get", "ok", "-o", "json").out)["code"].endswith("return 43\n")
+        # ... while the deploy user pauses and resumes jobs
+        assert client(cfgs["deploy"], "run", "pause", "ok", "-g", "aclg").outcome == (0, "paused: ok\n", "")
+        assert client(cfgs["deploy"], "run", "resume", "ok", "-g", "aclg").outcome == (0, "resumed: ok\n", "")
 
         # the deploy user cannot forge states
         async def forge(c):

@@ -215,6 +215,32 @@ def test_a_new_job_waits_for_its_first_slot_and_starts_at_it():
     assert decide(e, state(), SEVEN + 600, VIEW).kind is Kind.WAITING
 
 
+@pytest.mark.parametrize("writer_off", [2 * 3600, -1800, 0])
+def test_the_writers_clock_is_no_slot(writer_off):
+    """A new calendar counts from the runner's clock: a writer whose clock
+    is 2 h fast loses no start, one 30 min slow makes no phantom one."""
+    e = entry(cron="*/10 * * * *", written=SEVEN - 5 + writer_off)
+    d = decide(e, state(), SEVEN - 5, VIEW)
+    assert (d.kind, d.slot) == (Kind.WAITING, SEVEN)
+    d = decide(e, state(), SEVEN + 90, VIEW)  # created at 07:01:30: 07:00 is not caught up
+    assert (d.kind, d.slot) == (Kind.WAITING, SEVEN + 600)
+
+
+def test_an_edited_calendar_catches_up_nothing_of_the_old_one():
+    e = entry(cron="30 * * * *", written=T0)
+    old = state(for_target=SEVEN - 86400, for_calendar="0 7 * * *|Europe/Berlin|")
+    d = decide(e, old, SEVEN + 15 * 60, VIEW)  # 06:30 was missed by the old calendar's count, not by this one
+    assert (d.kind, d.slot) == (Kind.WAITING, SEVEN + 1800)
+    same = state(for_target=SEVEN - 86400, for_calendar="30 * * * *|Europe/Berlin|")
+    assert decide(e, same, SEVEN + 15 * 60, VIEW).slot == SEVEN - 1800  # caught up: 06:30
+
+
+def test_catch_up_over_a_year_of_seconds_finds_the_latest():
+    e = entry(cron="* * * * * *", written=T0, catch_up_window=366 * 86400)
+    d = decide(e, state(for_target=SEVEN - 300 * 86400), SEVEN + 0.5, VIEW)
+    assert (d.kind, d.slot) == (Kind.RUN_HERE, SEVEN)
+
+
 def test_after_a_run_the_next_slot_after_the_one_it_ran_for():
     e = entry(cron="0 7 * * *", written=T0)
     ran = state(for_target=SEVEN, started=SEVEN, stopped=SEVEN + 5, last_node="me", runs=1)
@@ -229,8 +255,8 @@ def test_target_and_repeat_of_another_client_are_ignored():
 
 @pytest.mark.parametrize("late,kind", [(1800, Kind.RUN_HERE), (2 * 3600, Kind.WAITING)])
 def test_catch_up_once_within_the_window(late, kind):
-    e = entry(cron="0 7 * * *", written=T0)  # the group was down at 07:00
-    d = decide(e, state(), SEVEN + late, VIEW)
+    e = entry(cron="0 7 * * *", written=T0)  # it ran yesterday; the group was down at 07:00
+    d = decide(e, state(for_target=SEVEN - 86400), SEVEN + late, VIEW)
     assert d.kind is kind
     if kind is Kind.RUN_HERE:
         assert d.slot == SEVEN and d.reason == "catching up the start of 2026-12-02T07:00:00+01:00 (cron 0 7 * * *)"
@@ -241,7 +267,7 @@ def test_catch_up_once_within_the_window(late, kind):
 
 def test_several_missed_starts_are_named_by_the_last():
     e = entry(cron="0 7 * * *", written=T0 - 3 * 86400)
-    d = decide(e, state(), SEVEN + 7200, VIEW)
+    d = decide(e, state(for_target=SEVEN - 4 * 86400), SEVEN + 7200, VIEW)
     assert d.reason.endswith("missed 4 starts, the last 2026-12-02T07:00:00+01:00 (outside the 1h catch-up window)")
 
 
@@ -250,12 +276,13 @@ def test_catch_up_none_and_a_window_of_ten_minutes():
     # a runner that wakes a little late starts it: due, not missed
     d = decide(e, state(for_target=SEVEN - 86400), SEVEN + 2, VIEW)
     assert (d.kind, d.slot, d.reason) == (Kind.RUN_HERE, SEVEN, "cron 0 7 * * *: 2026-12-02T07:00:00+01:00")
-    d = decide(e, state(), SEVEN + 60, VIEW)
+    yesterday = state(for_target=SEVEN - 86400)
+    d = decide(e, yesterday, SEVEN + 60, VIEW)
     assert (d.kind, d.slot) == (Kind.WAITING, SEVEN + 86400)
     assert d.reason.endswith("missed 2026-12-02T07:00:00+01:00 (catch-up none)")
     e = entry(cron="0 7 * * *", written=T0 - 86400, catch_up_window=600)
-    assert decide(e, state(), SEVEN + 599, VIEW).kind is Kind.RUN_HERE
-    assert "outside the 10m catch-up window" in decide(e, state(), SEVEN + 601, VIEW).reason
+    assert decide(e, yesterday, SEVEN + 599, VIEW).kind is Kind.RUN_HERE
+    assert "outside the 10m catch-up window" in decide(e, yesterday, SEVEN + 601, VIEW).reason
 
 
 def test_catch_up_starts_only_the_latest_missed_slot_and_counts_the_others():

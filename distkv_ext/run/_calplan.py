@@ -3,11 +3,12 @@ the calendar half of `_schedule.plan_start`, and the start times that
 ``run next`` shows (`upcoming`).
 
 Which slots are taken (the *base*: the latest of the slot the last run
-started for, ``for_target``; the latest slot skipped, ``skipped_slot``;
-when the calendar was written, ``written``): the next slot after it.
-A job that never ran and whose entry has no ``written`` stamp (written by
-another client) starts at its first slot after a minute ago
-(`START_GRACE`).
+started for, ``for_target``, and the latest slot skipped,
+``skipped_slot``, unless the state names another calendar,
+``for_calendar``): the next slot after it.  A calendar new to the state
+(a new job, an edited calendar) starts at its first slot after a minute ago
+(`START_GRACE`) on the runner's clock: never counted from the writer's
+clock (``written``).
 
 * Missed slots (their due time passed, `DUE_GRACE` seconds ago or more,
   while no run started for them: the whole group was down): with ``catch_up: once`` (the default) the
@@ -30,15 +31,24 @@ from typing import Any
 from ._calendar import Calendar
 from ._entry import is_time
 
-__all__ = ["Plan", "calendar_plan", "upcoming", "take_slot", "START_GRACE", "calendar_base", "window_of"]
+__all__ = [
+    "Plan",
+    "calendar_plan",
+    "upcoming",
+    "take_slot",
+    "START_GRACE",
+    "calendar_base",
+    "calendar_key",
+    "window_of",
+]
 
-#: How old a slot may be for a new job without a ``written`` stamp to start it.
+#: How old a slot of a calendar new to the job's state may be to start.
 START_GRACE = 60.0
 #: A start whose due time passed less than this many seconds ago is due,
 #: not missed (a busy runner is late, not down): it starts, catch-up or not.
 DUE_GRACE = 30.0
-#: Missed slots looked at at most, catching up (a per-second cron's hour)
-_MAX_SCAN = 100_000
+#: Slots looked at in one pass, catching up (`_latest_due`)
+_MAX_SCAN = 2_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +70,21 @@ def calendar_base(entry: Any, state: Any, now: float) -> float:
     return now - START_GRACE if base is None else base
 
 
+def calendar_key(entry: Any) -> str:
+    """What makes a job's calendar the one it is (cron or sun time, zone,
+    place), as the state's ``for_calendar`` records it."""
+    return f"{entry.cron or entry.at}|{entry.tz}|{entry.location or ''}"
+
+
 def _known_base(entry: Any, state: Any) -> float | None:
-    fields = (state.for_target, getattr(state, "skipped_slot", None), entry.written)
+    """The latest slot of this calendar that was started or skipped;
+    None for a calendar new to the state (a new job, an edited calendar,
+    a job that had a target before).  Never the writer's clock
+    (``written``): a time another machine wrote is no slot of ours."""
+    recorded = getattr(state, "for_calendar", None)
+    if recorded is not None and recorded != calendar_key(entry):
+        return None  # (a state without it: a run of this calendar, or of a target before it)
+    fields = (state.for_target, getattr(state, "skipped_slot", None))
     cands = [float(v) for v in fields if v is not None and is_time(v)]
     return max(cands) if cands else None
 
@@ -93,13 +116,32 @@ def calendar_plan(
     queued = float(q) if q is not None and is_time(q) else None
     if queued is not None and queued > base:
         return Plan(ended_at, f"the start of {cal.text(queued)} was due while it ran ({entry.overlap})", slot=queued)
-    if known is None:  # new, written by a client without the stamp: its slot of the last minute
+    if known is None:  # a calendar new to the state: its slot of the last minute, nothing older
         p = _slot_plan(cal, base, now, "once", START_GRACE)
     else:
         p = _slot_plan(cal, base, now, entry.catch_up or "once", window_of(entry))
     if retry_at is not None and (p.at is None or retry_at < p.at):
         return Plan(retry_at, retry_reason, note=p.note)
     return p
+
+
+def _latest_due(cal: Calendar, start: float, now: float) -> tuple[float | None, float | None]:
+    """(the latest slot after ``start`` due by ``now``, the first one not
+    due yet); at most about `_MAX_SCAN` slots a pass: a scan that would
+    take more starts again nearer to ``now`` (a per-second cron and a
+    catch-up window of a year are 31 million slots, of which only the
+    latest matters)."""
+    while True:
+        latest = pending = None
+        for n, slot in enumerate(cal.slots(start)):
+            if slot > now or cal.due(slot) > now:
+                return latest, slot
+            if n >= _MAX_SCAN:
+                break
+            latest = slot
+        else:
+            return latest, pending
+        start = now - (now - start) / 16  # too many: the latest is in the last sixteenth
 
 
 def _slot_plan(cal: Calendar, base: float, now: float, catch_up: str, window: float) -> Plan:
@@ -111,14 +153,7 @@ def _slot_plan(cal: Calendar, base: float, now: float, catch_up: str, window: fl
     # due: the latest slot due by now, if its due time passed only just
     # (the scheduler wakes a little late; a claim takes a while); older
     # ones were missed (due while no runner started them)
-    latest = pending = None
-    n = 0
-    for s in cal.slots(max(base, now - max(window, DUE_GRACE) - cal.jitter)):
-        n += 1
-        if s > now or cal.due(s) > now or n > _MAX_SCAN:
-            pending = s
-            break
-        latest = s
+    latest, pending = _latest_due(cal, max(base, now - max(window, DUE_GRACE) - cal.jitter), now)
     if latest is not None and now - cal.due(latest) < DUE_GRACE:
         return _waiting(cal, latest, notes)
     if latest is not None and latest < now - window:
@@ -204,5 +239,6 @@ def take_slot(entry: Any, state: Any, slot: float | None, now: float) -> None:
             state.skipped = int(state.skipped or 0) + missed
             state.skip_note = f"missed {missed} start{'s' if missed > 1 else ''} before {cal.text(slot)}"
     state.for_target = slot
+    state.for_calendar = calendar_key(entry)
     if is_time(state.queued) and state.queued <= slot:
         state.queued = None

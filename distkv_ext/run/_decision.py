@@ -140,6 +140,8 @@ def decide(
     or ``run trigger``: one run, then the pause holds again).
     Raises what `next_start` raises for fields of the wrong type.
     """
+    if paused and entry.value is not NotGiven and not state.resume and state.node is None:
+        return Decision(Kind.NOT_SCHEDULED, paused)  # before tags and plans: nothing to say of them
     if view is not None:
         if view.stopping:
             return Decision(Kind.BLOCKED, "runner stopping")
@@ -169,8 +171,6 @@ def decide(
             if view.policy.shares_jobs and not view.is_live(state.node):
                 return Decision(Kind.RUN_HERE, f"{TAKEOVER} {state.node}", node=view.node, at=now)
         return Decision(Kind.HELD_BY, reason, node=state.node, at=state.started or None)
-    if paused and entry.value is not NotGiven and not state.resume:
-        return Decision(Kind.NOT_SCHEDULED, paused)
     if t is None:
         return Decision(Kind.NOT_SCHEDULED, reason)
     if t <= now:

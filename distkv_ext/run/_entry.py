@@ -173,11 +173,12 @@ class StateEntry(_JobEntry):
         at TIME"), with ``resume``; cleared when that run starts
       for_target: the runner entry's ``target`` that the last run started
         for (ours; None: written by an older runner): a target that differs
-        is new (see `next_start`)
+        is new (see `next_start`); a calendar job's: the slot it started for
+      for_calendar: the calendar (cron or sun time, and zone) that
+        ``for_target`` is a slot of; another one is a new calendar (ours)
       placement: why the runners do not run it by its tags (``r2 lacks
         tag relay``, ``no live member has tag relay``; `_placement`);
         None once a run starts
-        is new (see `next_start`); a calendar job's: the slot it started for
       skipped: how many starts of a calendar job were skipped (due while it
         ran, with overlap skip; missed while the group was down) (ours)
       skipped_slot: the latest slot skipped (ours; see `_calplan`)
@@ -193,7 +194,7 @@ class StateEntry(_JobEntry):
 
     ATTRS = (
         "started stopped pinged computed reason result node backoff last_node runs error resume"
-        " waiting stalls quarantined for_target triggered placement"
+        " waiting stalls quarantined for_target for_calendar triggered placement"
         " skipped skipped_slot skip_note queued"
     ).split()
 
@@ -213,6 +214,7 @@ class StateEntry(_JobEntry):
     stalls: tuple[str, ...] | list[str] = ()  # replaced, never changed in place
     quarantined: str | None = None
     for_target: float | None = None
+    for_calendar: str | None = None
     triggered: str | None = None
     placement: str | None = None
     skipped: int = 0
@@ -338,6 +340,7 @@ _STATE_FIELDS = {
     "stalls": _names,
     "quarantined": _text,
     "for_target": _time_or_none,
+    "for_calendar": _text,
     "triggered": _text,
     "placement": _text,
     "skipped": _count,

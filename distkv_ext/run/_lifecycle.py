@@ -137,10 +137,11 @@ class RunLifecycle:
         state.runs = int(state.runs or 0) + 1
         state.reason = reason
         state.computed = 0
+        run.forced = bool(state.resume)
         state.resume = False
         if state.triggered:  # `run trigger`: one run that consumes nothing of the schedule
             state.triggered = None
-        if is_calendar(entry):
+        elif is_calendar(entry):
             take_slot(entry, state, run.slot, now)
         else:
             state.for_target = entry.target  # the target this run consumes (see _schedule.next_start)
@@ -183,10 +184,15 @@ class RunLifecycle:
                 try:  # a slot of each of its limits (`_limiter`); meanwhile its state says what it waits for
                     await root.limits.acquire(entry, run, lambda text: self.job_waiting(entry, text))
                 except CodeError as exc:  # its limits turned to nonsense after the scheduler checked them
+                    run.claim.request_stop(f"unusable runner entry: {exc}")
                     await root.record_job_error(entry, message=f"unusable runner entry: {exc}", exc=exc)
                     return
                 if run.start_at is not None:  # claimed ahead of its calendar start
                     await anyio.sleep(max(0.0, run.start_at - time.time()))
+                paused = None if run.forced else root.paused(entry.job_path)
+                if paused:  # paused while it waited for its limits or its calendar second
+                    run.claim.request_stop(f"not started: {paused}")
+                    return
                 try:
                     run.code_entry = root.code.lookup(entry.code_path)
                 except (CodeError, TypeError, ValueError):  # execute() reports it

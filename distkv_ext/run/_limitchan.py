@@ -149,7 +149,11 @@ class LimitChannel:
     def _seen(self, path: tuple[Any, ...], msg: Any) -> None:
         """One slot entry as the watch gives it (anything: nothing may crash us)."""
         try:
-            if len(path) != 2 or not isinstance(path[0], str) or not str(path[1]).isdigit():
+            if (
+                len(path) != 2
+                or not isinstance(path[0], str)
+                or not (str(path[1]).isascii() and str(path[1]).isdigit())
+            ):
                 return
             name, slot = path[0], int(path[1])
             if split_key(slot_key(name, slot)) is None:

@@ -111,7 +111,7 @@ def slot_key(name: str, slot: int) -> str:
 def split_key(key: str) -> tuple[str, int] | None:
     """`slot_key`'s inverse; None for a key that is none."""
     name, sep, slot = key.rpartition("#")
-    if not sep or not name or not slot.isdigit() or int(slot) >= MAX_SLOTS:
+    if not sep or not name or not (slot.isascii() and slot.isdigit()) or int(slot) >= MAX_SLOTS:
         return None
     return name, int(slot)
 

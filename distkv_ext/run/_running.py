@@ -37,6 +37,9 @@ class Running:
         self.moved_since: float | None = None
         self.slot: float | None = None
         self.start_at: float | None = None
+        #: an operator's trigger or resume, or a run that was moved: it
+        #: starts whatever pause holds the job (set by the claim)
+        self.forced = False
         v = entry.value
         self.started_value: dict[str, Any] = dict(v) if isinstance(v, dict) else {}
 

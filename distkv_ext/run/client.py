@@ -310,7 +310,8 @@ async def resume(obj, path, group, node, all_nodes, all_jobs, output):
     own stay paused).
 
     A paused job goes on with its schedule: a start that fell due while
-    it was paused happens at once (one, however many were missed).
+    it was paused happens at once (one, however many were missed; for a
+    calendar job, as its --catch-up and --catch-up-window say).
     A job whose code stalled its runners (kept their event loop busy)
     runner.quarantine_after times in a row is not started again; 'run why'
     says so. This lifts the quarantine: a runner starts the job at once.
