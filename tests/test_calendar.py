@@ -311,6 +311,9 @@ def test_overlap_skip_consumes_the_slot_queue_starts_it_after_the_run():
     st = state(for_target=SEVEN, queued=SEVEN + 600)
     take_slot(e, st, SEVEN + 600, SEVEN + 700)
     assert (st.for_target, st.queued, st.skipped) == (SEVEN + 600, None, 0)
+    # ... but not after a pause or downtime of a day: then it is a missed start like any other
+    d = decide(e, queued, SEVEN + 86400, VIEW)
+    assert d.slot != SEVEN + 600 and "was due while it ran" not in d.reason
 
 
 def test_resume_starts_at_once_without_taking_a_slot():

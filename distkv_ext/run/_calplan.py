@@ -95,6 +95,12 @@ def window_of(entry: Any) -> float:
     return float(w) if is_time(w) and w >= 0 else 3600.0
 
 
+def _late_limit(entry: Any) -> float:
+    """How long after it fell due a start may still be made up for: the
+    catch-up window, or only `DUE_GRACE` with ``catch_up: none``."""
+    return DUE_GRACE if entry.catch_up == "none" else max(window_of(entry), DUE_GRACE)
+
+
 def _span(seconds: float) -> str:
     for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= n and seconds % n == 0:
@@ -114,7 +120,8 @@ def calendar_plan(
     base = now - START_GRACE if known is None else known
     q = getattr(state, "queued", None)
     queued = float(q) if q is not None and is_time(q) else None
-    if queued is not None and queued > base:
+    if queued is not None and queued > base and now - ended_at <= _late_limit(entry):
+        # (a queued start waits for the run's end, not for a pause or the group's downtime)
         return Plan(ended_at, f"the start of {cal.text(queued)} was due while it ran ({entry.overlap})", slot=queued)
     if known is None:  # a calendar new to the state: its slot of the last minute, nothing older
         p = _slot_plan(cal, base, now, "once", START_GRACE)
