@@ -293,16 +293,19 @@ class Scheduler:
         await self.notes.note(state, d.at, d.reason, always=placed)  # WAITING, NOT_SCHEDULED
         if d.kind is Kind.WAITING and d.slot is not None and d.at is not None:
             # a calendar start: claim it ahead, so that its code starts on time
-            lead = self._lead()
+            lead = self._lead(entry)
             if d.at - now <= lead:
                 self._start(entry, d.reason, d.slot, start_at=d.at)
             return d.at - lead
         return d.at
 
-    def _lead(self) -> float:
+    def _lead(self, entry: RunnerEntry) -> float:
         """How long before a calendar start its claim begins: the claim's
-        ``settle`` time (jobs of a group) and a state write."""
-        return (self.root.config.settle if self.root.policy.claims else 0.0) + _CLAIM_LEAD
+        ``settle`` time (jobs of a group) and a state write, and for a job
+        with limits the two ``settle`` times a slot's claim takes."""
+        settle = self.root.config.settle
+        limited = 2 * settle if isinstance(entry.limits, dict) and entry.limits else 0.0
+        return (settle if self.root.policy.claims else 0.0) + limited + _CLAIM_LEAD
 
     def _check_running(self, entry: RunnerEntry, run: Running, now: float) -> float | None:
         """Stop a job running here that must go; return when to look again."""
