@@ -204,7 +204,6 @@ class _RunnerRoot(ResyncRoot):
             await self._code.trust(self.config.trusted)
         self.state = await StateRoot.as_handler(self.client, cfg=self._cfg, subpath=self.state_subpath)
         self.state.set_runner(self)
-        self.pauses = await PauseRoot.open(self.client, self._subpath, self.pause_changed, pause_prefix(self._cfg))
         await super().run_starting()
 
     async def running(self) -> None:
@@ -249,6 +248,9 @@ class _RunnerRoot(ResyncRoot):
         returns once the entries are loaded, costing the server no more
         events than DistKV's; `wait_ready` waits for this."""
         await self._tg.start(self.watchdog.run)
+        # the pauses before the first decision; here, not in `run_starting`, so that
+        # `as_handler` costs the server no more events than DistKV's (test_server_events)
+        self.pauses = await PauseRoot.open(self.client, self._subpath, self.pause_changed, pause_prefix(self._cfg))
         await self._tg.start(listen)
         await self._tg.start(self.limits.run)
         await self._tg.start(self.scheduler.run)
