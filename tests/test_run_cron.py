@@ -69,7 +69,7 @@ async def test_a_per_second_cron_job_runs_on_its_slots(client, cr):
     slots = [r[3] for r in got]
     assert all(s == int(s) for s in slots)  # calendar seconds
     assert slots == sorted(set(slots))  # each slot once, in order
-    assert all(0 <= start - slot < 1 for _, start, _, slot in got)  # after its slot, before the next
+    assert all(start >= slot for _, start, _, slot in got)  # never early (how late: bench/cron.py)
 
 
 @pytest.mark.slow  # about 6 s of real time
@@ -90,7 +90,9 @@ async def test_overlap_queue_starts_right_after_the_run(client, cr, saved):
     first, second = runs("q")[:2]
     assert second[1] >= first[2]
     assert second[1] - first[2] < 1.0  # at once, not at the next slot
-    assert second[3] == first[3] + 2  # for the slot that came due while it ran
+    # for the latest slot that came due while it ran (T+2, or T+4 when a
+    # loaded machine stretched the 2.5 s run past it): one start, not two
+    assert first[3] < second[3] <= first[2] < second[3] + 2
     assert any(reason and "was due while it ran (queue)" in reason for reason, *_ in saved)
     assert job.state.skipped == 0
 
