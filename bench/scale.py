@@ -32,6 +32,7 @@ measured in this run.
 """
 
 import argparse
+import contextlib
 import glob
 import itertools
 import os
@@ -383,7 +384,12 @@ def report(r, base, builtin):
 async def _main(args):
     from distkv.client import open_client
 
-    with tempfile.TemporaryDirectory() as d:
+    with contextlib.ExitStack() as stack:
+        if args.workdir:  # kept, for reading the runners' logs afterwards
+            d = tempfile.mkdtemp(prefix="scale-", dir=args.workdir)
+            print(f"work directory (kept): {d}")
+        else:
+            d = stack.enter_context(tempfile.TemporaryDirectory())
         async with local_cluster(args.servers, workdir=d) as cl:
             with open(cl.client_config, encoding="utf-8") as f:
                 cfg = yload(f, attr=True)
@@ -410,6 +416,7 @@ def main(argv=()):
     ap.add_argument("--idle", type=float, default=300, help="seconds of steady state measured per size")
     ap.add_argument("--limit", type=float, default=600, help="longest wait for any one step (seconds)")
     ap.add_argument("--builtin", type=int, default=200, help="jobs given to DistKV's runner (0: skip it)")
+    ap.add_argument("--workdir", help="keep the work directory (the runners' logs) under this one")
     args = ap.parse_args(list(argv))
     args.sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
     print(

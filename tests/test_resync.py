@@ -8,7 +8,6 @@ mirror must load the subtree again and end up equal to the store.
 
 import anyio
 import pytest
-from distkv.exceptions import ServerError
 from distkv.obj import ClientEntry
 from moat.util import P
 
@@ -88,22 +87,32 @@ async def test_dropped_watch_is_loaded_again(autojump_clock, client):
         await wait_for(lambda: mirrored(root).get("after") == 1, timeout=10, step=0.05, what="the new watch")
 
 
-async def test_gives_up_when_dropped_too_often(autojump_clock, client):
-    """Past ``RESYNC_LIMIT`` drops, the server's error propagates (a runner
-    then exits and is restarted, instead of reloading forever)."""
+async def test_keeps_resyncing_past_the_limit_with_longer_pauses(autojump_clock, client):
+    """Past ``RESYNC_LIMIT`` drops it waits longer before each new watch,
+    but never gives up: a runner that exited would leave its jobs, and
+    reload everything on its restart anyway (a bulk deploy of 3000 jobs
+    made five runners exit this way)."""
 
     class Impatient(GatedRoot):
         RESYNC_LIMIT = 0
 
     await client.set(PREFIX | "k", value=0)
-    with pytest.raises(ServerError):
-        async with client.mirror(PREFIX, root_type=Impatient, need_wait=True) as root:
-            await root.wait_loaded()
-            root.gate = anyio.Event()
-            for n in range(300):
-                await client.set(PREFIX | "k", value=n)
-            root.gate.set()
-            await anyio.sleep(30)
+    async with client.mirror(PREFIX, root_type=Impatient, need_wait=True) as root:
+        await root.wait_loaded()
+        root.gate = anyio.Event()
+        for n in range(300):
+            await client.set(PREFIX | "k", value=n)
+        root.gate.set()
+        await wait_for(lambda: mirrored(root).get("k") == 299, timeout=60, step=0.5, what="the last value")
+        assert root.resyncs >= 1
+
+
+def test_the_pause_grows_past_the_limit_and_is_capped():
+    pauses = [ResyncRoot.resync_pause(n) for n in range(1, 30)]
+    assert pauses[:3] == pytest.approx([0.1, 0.2, 0.3])
+    assert pauses == sorted(pauses)  # never shorter for more drops
+    assert pauses[ResyncRoot.RESYNC_LIMIT] == pytest.approx(2 * pauses[ResyncRoot.RESYNC_LIMIT - 1])
+    assert max(pauses) == ResyncRoot.RESYNC_MAX_PAUSE
 
 
 class GatedLazyRoot(LazyRoot):

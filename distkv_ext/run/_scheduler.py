@@ -6,7 +6,11 @@ job this node is responsible for, all at once (no gap between starts).
 A change names the jobs it concerns and only those are looked at again
 (plus those whose owner the change moved; see `_agenda`): with a thousand
 jobs, a state written by another runner costs one job's worth of work,
-not a thousand.
+not a thousand.  Who runs which shared job (`_assign`) is computed from
+all of them, though: at most every few times its own cost (`_REASSIGN_SHARE`),
+so that thousands of state changes a minute do not each cost a full
+assignment; a job that starts on the node it is assigned to changes no
+assignment and costs none.
 
 What to do with a job is a `Decision` (`_decision.decide`, the same
 verdict ``run why`` gives); what differs between any-node, all-node and
@@ -58,6 +62,10 @@ __all__ = ["Scheduler"]
 
 #: seconds a calendar start is claimed ahead, besides the claim's settle time
 _CLAIM_LEAD = 0.15
+#: the assignment is computed again at most every this many times what
+#: computing it took the last time (it takes ~10 ms per 1000 jobs): it
+#: uses at most about a fifth of the runner's time while states change
+_REASSIGN_SHARE = 4.0
 
 
 class Scheduler:
@@ -74,7 +82,9 @@ class Scheduler:
         #: job name -> the node that should run it (jobs shared by the group)
         self.assignment: dict[str, str | None] = {}
         self._stale = True  # compute the assignment again
+        self._reassign_after = 0.0  # not before this time (see _REASSIGN_SHARE)
         self._bad: dict[JobPath, Any] = {}  # path -> the unusable entry value we reported
+        self._checked: dict[JobPath, Any] = {}  # path -> the entry value found usable (the very object)
         self._tagged: set[JobPath] = set()  # entries that require or prefer tags (`_placement`)
         self._trigger = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
@@ -106,12 +116,14 @@ class Scheduler:
                     run.ctx.send_event(evt)
                     run.ctx.send_event(members)
         self._stale = True
+        self._reassign_after = 0.0  # a member came or went: at once, whatever it costs
         self.trigger()
 
     def entry_changed(self, entry: RunnerEntry) -> None:
         """A runner entry changed: stop its run if the change requires it."""
         path = entry.job_path
         if entry.value is NotGiven:
+            self._checked.pop(path, None)
             if self.index.remove_entry(path):
                 self._stale = True
         elif self.index.add_entry(path, entry.job_name):
@@ -143,8 +155,10 @@ class Scheduler:
         path = state.job_path
         if state.node is not None:
             self.index.held.add(path)
-        if state.node != old_node:
-            self._stale = True
+        if state.node != old_node and not (
+            old_node is None and state.node == self.assignment.get(self.index.name_of(path) or "")
+        ):
+            self._stale = True  # (a job that starts where it is assigned changes nothing)
         run = self.index.run_at(path)
         me = self.root.node
         if run is not None and run.claim.holds_state and state.node not in (None, me):
@@ -195,7 +209,10 @@ class Scheduler:
                         continue
                     if t is not None and t > now:
                         self.agenda.look_at(entry.job_path, t)
-                with anyio.move_on_after(max(0.005, self.agenda.next_wake() - time.time())):
+                wake = self.agenda.next_wake()
+                if self._stale:
+                    wake = min(wake, self._reassign_after)
+                with anyio.move_on_after(max(0.005, wake - time.time())):
                     await self._trigger.wait()
 
     def _pass(self, now: float) -> list[RunnerEntry]:
@@ -206,12 +223,13 @@ class Scheduler:
         if paths is None:
             entries = list(root.all_children)
             self.index.reset_entries((e.job_path, e.job_name) for e in entries)
+            self._checked = {p: v for p, v in self._checked.items() if self.index.has_entry(p)}
             self._tagged = {e.job_path for e in entries if has_tags(e.value)}
             states = (root.state_for(p, create=False) for p in self.index.paths)
             self.index.held = {st.job_path for st in states if st is not None and st.node is not None}
             self._reassign()
             return entries
-        if self._stale:
+        if self._stale and now >= self._reassign_after:
             paths |= self._reassign()
         found = (root.follow(p, create=False) for p in paths)
         return [e for e in found if e is not None and e.value is not NotGiven]
@@ -234,6 +252,13 @@ class Scheduler:
         group = root.group
         if not root.policy.shares_jobs or group is None:
             return set()
+        t0 = time.monotonic()
+        try:
+            return self._compute_assignment(root, group)
+        finally:
+            self._reassign_after = time.time() + _REASSIGN_SHARE * (time.monotonic() - t0)
+
+    def _compute_assignment(self, root: RunnerHost, group: Any) -> set[JobPath]:
         index = self.index
         current = {}
         for path in list(index.held):
@@ -267,10 +292,12 @@ class Scheduler:
             return again
         if entry.value is NotGiven:
             return None
-        problem = entry_problem(entry.value)
-        if problem is not None:
-            await self._bad_entry(entry, problem)
-            return None
+        if self._checked.get(entry.job_path) is not entry.value:  # checked once per value
+            problem = entry_problem(entry.value)
+            if problem is not None:
+                await self._bad_entry(entry, problem)
+                return None
+            self._checked[entry.job_path] = entry.value
         state = entry.state
         d = decide(entry, state, now, self.view, paused=self.root.paused(entry.job_path))
         if d.kind is Kind.NOT_HERE:
@@ -334,7 +361,8 @@ class Scheduler:
         run = Running(entry, Claim(over_channel=self.root.policy.claims), on_stop=self._stop_requested)
         run.slot, run.start_at = slot, start_at
         self.index.add_run(run)
-        self._stale = True
+        if self.assignment.get(entry.job_name) != self.root.node:
+            self._stale = True  # (where it is assigned, it changes nothing)
         self._tg.start_soon(self.lifecycle.run, entry, run, reason)
 
     def _stop_requested(self, run: Running) -> None:

@@ -11,6 +11,14 @@ the fresh copy) are dropped, and waiters (`wait_chain`) keep working.
 ``running()`` is still called once, after the first complete load.
 Losing the connection is not resynced: the mirror stops being updated
 (as DistKV's does) or the connection error propagates.
+
+Drops come in storms (a bulk deploy of thousands of entries, while the
+machine is busy): each reload of a large subtree costs more than the
+burst that caused it, so after ``RESYNC_LIMIT`` drops within
+``RESYNC_WINDOW`` seconds the next watch waits longer (doubling, at most
+``RESYNC_MAX_PAUSE`` seconds), letting the burst pass; it never gives up
+while the server is there (a runner that exited would reload it all on
+its restart anyway, and leave its jobs meanwhile).
 """
 
 import heapq
@@ -36,10 +44,12 @@ class ResyncRoot(ClientRoot):
     """A `distkv.obj.ClientRoot` that re-watches (and re-fetches) its
     subtree when the server aborts the watch (see the module doc)."""
 
-    #: give up (raise the server's error) after this many aborted watches
-    #: within ``RESYNC_WINDOW`` seconds: something else is wrong then
+    #: past this many aborted watches within ``RESYNC_WINDOW`` seconds, wait
+    #: longer before watching again (see the module doc)
     RESYNC_LIMIT: ClassVar[int] = 10
     RESYNC_WINDOW: ClassVar[float] = 60.0
+    #: the longest wait before watching again (seconds)
+    RESYNC_MAX_PAUSE: ClassVar[float] = 30.0
 
     #: how many times the watch was aborted and set up again
     resyncs: int = 0
@@ -72,13 +82,27 @@ class ResyncRoot(ClientRoot):
             except ServerError as exc:
                 now = time.monotonic()
                 aborts = [t for t in aborts if now - t < self.RESYNC_WINDOW] + [now]
-                if len(aborts) > self.RESYNC_LIMIT:
-                    raise
                 self.resyncs += 1
+                pause = self.resync_pause(len(aborts))
                 logger.warning(
-                    "%s: the server dropped the watch of %s (%s): loading it again", self.client.name, self._path, exc
+                    "%s: the server dropped the watch of %s (%s): loading it again in %.1f s",
+                    self.client.name,
+                    self._path,
+                    exc,
+                    pause,
                 )
-                await anyio.sleep(0.1 * len(aborts))
+                await anyio.sleep(pause)
+
+    @classmethod
+    def resync_pause(cls, recent: int) -> float:
+        """Seconds to wait before watching again after the ``recent``-th
+        drop within ``RESYNC_WINDOW``: 0.1 s per drop up to
+        ``RESYNC_LIMIT``, then doubling per further drop, at most
+        ``RESYNC_MAX_PAUSE``."""
+        pause = 0.1 * min(recent, cls.RESYNC_LIMIT)
+        if recent > cls.RESYNC_LIMIT:
+            pause *= 2.0 ** min(recent - cls.RESYNC_LIMIT, 16)
+        return min(pause, cls.RESYNC_MAX_PAUSE)
 
     async def _watch(self, task_status: TaskStatus[None]) -> None:
         """One watch (fetching the subtree first), until it fails."""
