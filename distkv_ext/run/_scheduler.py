@@ -155,16 +155,23 @@ class Scheduler:
         path = state.job_path
         if state.node is not None:
             self.index.held.add(path)
-        if state.node != old_node and not (
-            old_node is None and state.node == self.assignment.get(self.index.name_of(path) or "")
-        ):
-            self._stale = True  # (a job that starts where it is assigned changes nothing)
+        if state.node != old_node and self._moves(path, state.node, old_node):
+            self._stale = True
         run = self.index.run_at(path)
         me = self.root.node
         if run is not None and run.claim.holds_state and state.node not in (None, me):
             logger.warning("%s: %s was taken over by %s: stopping it here", me, run.entry, state.node)
             run.fence(f"taken over by {state.node}")
         self.trigger(path)
+
+    def _moves(self, path: JobPath, node: str | None, old_node: str | None) -> bool:
+        """Does a job's holder changing from ``old_node`` to ``node`` call
+        for a new assignment?  Not when it starts or ends on the node it is
+        assigned to: the assignment stays valid (it counted the job there),
+        and with thousands of jobs a minute each start and end would
+        otherwise cost a whole assignment."""
+        mine = self.assignment.get(self.index.name_of(path) or "")
+        return mine is None or (node or old_node) != mine
 
     def modules_changed(self, names: list[str]) -> None:
         """Stored modules changed: restart the jobs whose code needs them."""
@@ -361,8 +368,8 @@ class Scheduler:
         run = Running(entry, Claim(over_channel=self.root.policy.claims), on_stop=self._stop_requested)
         run.slot, run.start_at = slot, start_at
         self.index.add_run(run)
-        if self.assignment.get(entry.job_name) != self.root.node:
-            self._stale = True  # (where it is assigned, it changes nothing)
+        if self._moves(entry.job_path, self.root.node, None):
+            self._stale = True
         self._tg.start_soon(self.lifecycle.run, entry, run, reason)
 
     def _stop_requested(self, run: Running) -> None:
@@ -372,7 +379,8 @@ class Scheduler:
     def _ended(self, run: Running) -> None:
         """A run is over (called by the run itself)."""
         self.index.remove_run(run)
-        self._stale = True  # the jobs held here changed
+        if self._moves(run.entry.job_path, None, self.root.node):
+            self._stale = True  # the jobs held here changed
         self.trigger(run.entry.job_path)
 
     # --- stopping ---
