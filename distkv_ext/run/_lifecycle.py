@@ -55,6 +55,8 @@ _RECENT_SETTLES = 4
 _MAX_STALLS = 10
 #: seconds after a stop request before the state says the code has not ended
 _STOP_NOTICE = 1.0
+#: state writes of one runner root in flight at once (see `save_confirmed`)
+WRITES_IN_FLIGHT = 16
 
 
 class RunLifecycle:
@@ -69,6 +71,7 @@ class RunLifecycle:
         self.index = index
         self._ended = ended
         self._recent: dict[str, tuple[str, float]] = {}  # job -> (node, when) of others' recent claims
+        self._writes = anyio.CapacityLimiter(WRITES_IN_FLIGHT)
 
     # --- the claim protocol ---
 
@@ -162,11 +165,18 @@ class RunLifecycle:
     async def save_confirmed(self, state: StateEntry) -> None:
         """Save ``state``; a write the server has not confirmed within
         ``runner.write_timeout`` raises TimeoutError, and the runner fences
-        itself until the server answers again (`writes_unconfirmed`)."""
+        itself until the server answers again (`writes_unconfirmed`).
+
+        At most `WRITES_IN_FLIGHT` such writes are sent at once, and the
+        timeout counts from the sending: when a thousand jobs start
+        together, the last write waits behind our own 999, which says
+        nothing about the server (it fenced five runners of 3000 jobs
+        over and over), and our heartbeats do not queue up behind them."""
         limit = self.root.config.write_seconds
         try:
-            with anyio.fail_after(limit):
-                await state.save()
+            async with self._writes:
+                with anyio.fail_after(limit):
+                    await state.save()
         except TimeoutError:
             self.root.writes_unconfirmed(f"the state of {state} was not written within {limit:g} s")
             raise
