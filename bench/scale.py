@@ -346,6 +346,55 @@ async def _clear(c):
             pass
 
 
+async def drill(workdir, n, *, repeat=15, limit=240):
+    """The scale drill (tests/drills/test_scale_drill.py): one server, five
+    runner daemons, ``n`` any-node jobs repeating every ``repeat`` seconds,
+    deployed at once; then ``kill -9`` of the runner that ran the most.
+    Returns {"never_ran": jobs that did not run within ``limit`` seconds
+    of the deploy, "not_again": jobs of the killed runner that did not run
+    again elsewhere within ``limit``, "overlaps": runs of one job that
+    overlapped, "all_ran": seconds, "victim_jobs": how many it ran,
+    "failover_max": seconds late, at worst}."""
+    from distkv.client import open_client
+
+    async with local_cluster(1, workdir=workdir) as cl:
+        with open(cl.client_config, encoding="utf-8") as f:
+            cfg = yload(f, attr=True)
+        async with open_client(**cfg) as c:
+            from distkv_ext.code import CodeRoot
+
+            cr = await CodeRoot.as_handler(c)
+            await cr.add("sc.tick", code=TICK, variables=["name", "logdir"], is_async=None)
+            logdir = os.path.join(workdir, "runs")
+            os.makedirs(logdir)
+            jobdir = os.path.join(workdir, "deploy")
+            write_jobs(jobdir, n, logdir, repeat=repeat)
+            names = [f"j{i}" for i in range(n)]
+            ds = Daemons("ours", cl, workdir)
+            res = {}
+            try:
+                await anyio.sleep(4)  # the group forms
+                t0, t1 = deploy(cl, jobdir)
+                res["all_ran"], _ = await wait_all_ran(logdir, names, t0, limit, origin=t1)
+                runs = read_runs(logdir)
+                res["never_ran"] = sorted(j for j in names if j not in runs)
+                pids = {k: p.pid for k, p in ds.live().items()}
+                victim, jobs = max(last_runner(runs_by_pid(logdir), pids).items(), key=lambda kv: len(kv[1]))
+                res["victim_jobs"] = len(jobs)
+                t_kill = time.time()
+                ds.kill(victim)
+                with anyio.move_on_after(limit):
+                    while len(late := lateness(read_runs(logdir), jobs, t_kill, repeat)) < len(jobs):
+                        await anyio.sleep(1)
+                again = read_runs(logdir)
+                res["not_again"] = sorted(j for j in jobs if not any(s >= t_kill for s, _ in again.get(j, ())))
+                res["failover_max"] = max(late) if late else None
+                res["overlaps"] = count_overlaps(again)
+            finally:
+                ds.stop()
+            return res
+
+
 def _fmt(x, spec=".1f"):
     return "-" if x is None else format(x, spec)
 
@@ -390,7 +439,8 @@ async def _main(args):
             print(f"work directory (kept): {d}")
         else:
             d = stack.enter_context(tempfile.TemporaryDirectory())
-        async with local_cluster(args.servers, workdir=d) as cl:
+        extra = {"server": {"buffer": args.buffer}} if args.buffer else None
+        async with local_cluster(args.servers, workdir=d, extra_config=extra) as cl:
             with open(cl.client_config, encoding="utf-8") as f:
                 cfg = yload(f, attr=True)
             async with open_client(**cfg) as c:
@@ -416,6 +466,9 @@ def main(argv=()):
     ap.add_argument("--idle", type=float, default=300, help="seconds of steady state measured per size")
     ap.add_argument("--limit", type=float, default=600, help="longest wait for any one step (seconds)")
     ap.add_argument("--builtin", type=int, default=200, help="jobs given to DistKV's runner (0: skip it)")
+    ap.add_argument(
+        "--buffer", type=int, default=0, help="DistKV's server.buffer (its flow-control window) for servers and clients"
+    )
     ap.add_argument("--workdir", help="keep the work directory (the runners' logs) under this one")
     args = ap.parse_args(list(argv))
     args.sizes = [int(x) for x in args.sizes.split(",") if x.strip()]

@@ -160,3 +160,19 @@ async def test_a_nan_is_refused_and_the_server_lives(client):
     assert "value" not in await client.get(P("nan.bad"))
     await client.set(P("nan.bad"), value=1)
     assert (await client.get(P("nan.bad"))).value == 1
+
+
+@pytest.mark.parametrize(("written", "got"), [(None, "200"), (50, "50")])
+def test_a_distkv_process_has_the_wider_flow_window_unless_its_file_says(tmp_path, written, got):
+    """DistKV's window of 10 messages per stream made busy runners lose
+    their watches (`distkv_flow`); every ``distkv`` process starts with
+    200, and a ``server: {buffer: N}`` in its file still wins."""
+    import os
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("server:\n  buffer: %d\n" % written if written else "server:\n  ping: {cycle: 1}\n")
+    distkv = os.path.join(os.path.dirname(sys.executable), "distkv")
+    out = subprocess.run([distkv, "-c", str(cfg), "dump", "cfg", "server.buffer"], capture_output=True, text=True)
+    assert out.stdout.strip() == got, out.stderr

@@ -12,8 +12,10 @@ that applies them:
   `moat_util` (loader), `asyncscope`;
 * `apply_server` (the servers this project starts, see `main`): those
   and `moat_mqtt`, moat-util's main-scope repair, DistKV's conditional
-  writes (`distkv.apply_server`), and `distkv_admin` (DistKV's
-  administrative commands need an administrator).
+  writes (`distkv.apply_server`), `distkv_admin` (DistKV's
+  administrative commands need an administrator) and a flow-control
+  window that keeps a busy client's watches (`distkv_flow`; also applied
+  by `boot`, before any ``distkv`` process reads its configuration).
 
 `check_versions` lists repairs whose package is not at its target; a
 test fails then, so a dependency update is noticed, not silently
@@ -23,12 +25,12 @@ half-repaired.
 import importlib
 import importlib.metadata
 
-from . import asyncscope, distkv, moat_util, trio
+from . import asyncscope, distkv, distkv_flow, moat_util, trio
 
 __all__ = ["apply_library", "apply_client", "apply_server", "check_versions", "REPAIRS"]
 
 #: Every repair module (below this package), in the order they are applied.
-REPAIRS = ("trio", "asyncscope", "moat_util", "distkv", "moat_mqtt", "distkv_admin")
+REPAIRS = ("trio", "asyncscope", "moat_util", "distkv", "distkv_flow", "moat_mqtt", "distkv_admin")
 
 
 def apply_library() -> None:
@@ -54,6 +56,7 @@ def apply_server() -> None:
     from . import distkv_admin, moat_mqtt
 
     apply_client()
+    distkv_flow.apply()
     moat_util.repair_main_scope()
     distkv.apply_server()
     moat_mqtt.apply()

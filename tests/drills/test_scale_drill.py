@@ -1,0 +1,39 @@
+"""Scale drill: thousands of any-node jobs deployed at once on five runner
+daemons of one group (real processes: a DistKV server, its broker, ``run
+all`` daemons; `bench.scale.drill`).
+
+At 3000 jobs this once lost a job for good (it stayed "due now" while
+the runners' store watches were dropped again and again and all five
+exited), and the runners thrashed (fenced themselves over their own
+queued writes, handed jobs back and forth).  Every job must run, none
+twice at once, and after ``kill -9`` of the busiest runner each of its
+jobs must run again elsewhere: a job that never starts fails the drill,
+by name.  How fast: ``./dev.sh bench scale`` (timing is not asserted here).
+"""
+
+import anyio
+import pytest
+
+from bench import scale
+
+pytestmark = [pytest.mark.drill, pytest.mark.slow]
+
+#: jobs in the drill: the size at which the lost job and the thrash showed
+JOBS = 3000
+
+
+def test_thousands_of_jobs_all_start_and_fail_over(tmp_path, drill_report):
+    res = anyio.run(lambda: scale.drill(str(tmp_path), JOBS), backend="trio")
+    drill_report(
+        f"{JOBS} jobs on 5 runners, kill -9 of the busiest",
+        "-",
+        JOBS,
+        len(res["never_ran"]) + len(res["not_again"]),
+        res["overlaps"],
+        res["failover_max"],
+    )
+    assert res["never_ran"] == [], f"{len(res['never_ran'])} jobs never ran: {res['never_ran'][:20]}"
+    assert res["not_again"] == [], (
+        f"{len(res['not_again'])} of the killed runner's {res['victim_jobs']} jobs never ran again: {res['not_again'][:20]}"
+    )
+    assert res["overlaps"] == 0
