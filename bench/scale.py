@@ -199,6 +199,15 @@ def write_jobs(d, n, logdir, repeat=REPEAT):
             f.write(f"- {{path: j{i}, data: {{name: j{i}, logdir: {logdir!r}}}}}\n")
 
 
+async def _off_loop(fn, *args):
+    """``fn(*args)`` in a worker thread: this process's event loop also
+    runs the MQTT broker (`local_cluster`), which must not stop while we
+    wait for a deploy or for runners to exit (a deploy of 10,000 jobs
+    froze it for 14 s: the server lost its broker, the runners their
+    heartbeats)."""
+    return await anyio.to_thread.run_sync(fn, *args)
+
+
 def deploy(cl, d):
     t0 = time.time()
     r = subprocess.run(
@@ -219,14 +228,14 @@ async def wait_all_ran(logdir, names, since, limit, origin=None):
     origin = since if origin is None else origin
     with anyio.move_on_after(limit):
         while True:
-            runs = read_runs(logdir)
+            runs = await _off_loop(read_runs, logdir)
             done = [
                 max(s for s, _ in runs[n] if s >= since) for n in names if any(s >= since for s, _ in runs.get(n, ()))
             ]
             if len(done) == len(names):
                 return max(0.0, max(done) - origin), len(done)
             await anyio.sleep(1)
-    runs = read_runs(logdir)
+    runs = await _off_loop(read_runs, logdir)
     return None, sum(1 for n in names if any(s >= since for s, _ in runs.get(n, ())))
 
 
@@ -252,7 +261,7 @@ async def one_size(c, cl, n, args, workdir):
     res = {"n": n}
     try:
         await anyio.sleep(6)  # the group forms
-        t0, t1 = deploy(cl, jobdir)
+        t0, t1 = await _off_loop(deploy, cl, jobdir)
         res["deploy"] = t1 - t0
         names = [f"j{i}" for i in range(n)]
         res["all_ran"], res["ran"] = await wait_all_ran(logdir, names, t0, args.limit, origin=t1)
@@ -266,28 +275,28 @@ async def one_size(c, cl, n, args, workdir):
         res["rss_growth"] = {k: _rss_mb(p) - rss0[k] for k, p in pids.items()}
         res["cpu_per_1000"] = statistics.mean((_cpu_s(p) - cpu0[k]) / dt * 100 / (n / 1000) for k, p in pids.items())
         await anyio.sleep(2)
-        by_runner = last_runner(runs_by_pid(logdir), pids)
+        by_runner = last_runner((await _off_loop(runs_by_pid, logdir)), pids)
         victim, jobs = max(by_runner.items(), key=lambda kv: len(kv[1]))
         res["victim_jobs"] = len(jobs)
         t_kill = time.time()
-        ds.kill(victim)
+        await _off_loop(ds.kill, victim)
         with anyio.move_on_after(args.limit):
             while True:
-                late = lateness(read_runs(logdir), jobs, t_kill, REPEAT)
+                late = lateness((await _off_loop(read_runs, logdir)), jobs, t_kill, REPEAT)
                 if len(late) == len(jobs):
                     break
                 await anyio.sleep(1)
         res["failover"] = (statistics.median(late), max(late)) if late else (None, None)
         res["failover_done"] = len(late)
-        ds.term_all()
+        await _off_loop(ds.term_all)
         ds = Daemons("ours", cl, workdir)
         t_restart = time.time()
         res["restart"], res["restarted"] = await wait_all_ran(logdir, names, t_restart, args.limit)
-        late = lateness(read_runs(logdir), names, t_restart, REPEAT)
+        late = lateness((await _off_loop(read_runs, logdir)), names, t_restart, REPEAT)
         res["restart_late"] = (statistics.median(late), max(late)) if late else (None, None)
-        res["overlaps"] = count_overlaps(read_runs(logdir))
+        res["overlaps"] = count_overlaps(await _off_loop(read_runs, logdir))
     finally:
-        ds.stop()
+        await _off_loop(ds.stop)
         await _clear(c)
     return res
 
@@ -374,24 +383,26 @@ async def drill(workdir, n, *, repeat=15, limit=240):
             res = {}
             try:
                 await anyio.sleep(4)  # the group forms
-                t0, t1 = deploy(cl, jobdir)
+                t0, t1 = await _off_loop(deploy, cl, jobdir)
                 res["all_ran"], _ = await wait_all_ran(logdir, names, t0, limit, origin=t1)
-                runs = read_runs(logdir)
+                runs = await _off_loop(read_runs, logdir)
                 res["never_ran"] = sorted(j for j in names if j not in runs)
                 pids = {k: p.pid for k, p in ds.live().items()}
-                victim, jobs = max(last_runner(runs_by_pid(logdir), pids).items(), key=lambda kv: len(kv[1]))
+                victim, jobs = max(
+                    last_runner((await _off_loop(runs_by_pid, logdir)), pids).items(), key=lambda kv: len(kv[1])
+                )
                 res["victim_jobs"] = len(jobs)
                 t_kill = time.time()
-                ds.kill(victim)
+                await _off_loop(ds.kill, victim)
                 with anyio.move_on_after(limit):
-                    while len(late := lateness(read_runs(logdir), jobs, t_kill, repeat)) < len(jobs):
+                    while len(late := lateness((await _off_loop(read_runs, logdir)), jobs, t_kill, repeat)) < len(jobs):
                         await anyio.sleep(1)
-                again = read_runs(logdir)
+                again = await _off_loop(read_runs, logdir)
                 res["not_again"] = sorted(j for j in jobs if not any(s >= t_kill for s, _ in again.get(j, ())))
                 res["failover_max"] = max(late) if late else None
                 res["overlaps"] = count_overlaps(again)
             finally:
-                ds.stop()
+                await _off_loop(ds.stop)
             return res
 
 
