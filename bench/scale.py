@@ -450,7 +450,9 @@ async def _main(args):
             print(f"work directory (kept): {d}")
         else:
             d = stack.enter_context(tempfile.TemporaryDirectory())
-        extra = {"server": {"buffer": args.buffer}} if args.buffer else None
+        extra = {"server": {"buffer": args.buffer}} if args.buffer else {}
+        if args.timeout:  # the runners' group timing (runner.timeout, a quarter of it between heartbeats)
+            extra["runner"] = {"timeout": args.timeout, "heartbeat": args.timeout / 4}
         async with local_cluster(args.servers, workdir=d, extra_config=extra) as cl:
             with open(cl.client_config, encoding="utf-8") as f:
                 cfg = yload(f, attr=True)
@@ -480,6 +482,7 @@ def main(argv=()):
     ap.add_argument(
         "--buffer", type=int, default=0, help="DistKV's server.buffer (its flow-control window) for servers and clients"
     )
+    ap.add_argument("--timeout", type=float, default=0, help="the runners' runner.timeout (default: theirs, 2 s)")
     ap.add_argument("--workdir", help="keep the work directory (the runners' logs) under this one")
     args = ap.parse_args(list(argv))
     args.sizes = [int(x) for x in args.sizes.split(",") if x.strip()]

@@ -227,9 +227,9 @@ async def test_a_repeat_after_another_nodes_run_counts_from_when_this_runner_hea
     saves = []
     save = StateEntry.save
 
-    async def counted(self, wait=False):
+    async def counted(self, wait=False, **kw):
         saves.append((self.reason, self.node))
-        return await save(self, wait)
+        return await save(self, wait, **kw)
 
     monkeypatch.setattr(StateEntry, "save", counted)
     await cr.add("clk.p", code="return 42")

@@ -37,9 +37,9 @@ def saved(monkeypatch):
     out = []
     save = StateEntry.save
 
-    async def counted(self, wait=False):
+    async def counted(self, wait=False, **kw):
         out.append((self.reason, self.node, self.skipped, self.skip_note))
-        return await save(self, wait)
+        return await save(self, wait, **kw)
 
     monkeypatch.setattr(StateEntry, "save", counted)
     return out

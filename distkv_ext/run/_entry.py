@@ -6,6 +6,7 @@ when; it holds no code, only a pointer to a procedure.  Its state entry
 so an operator editing a job never races a runner on one entry.
 """
 
+import contextlib
 import functools
 import logging
 import math
@@ -14,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import anyio
-from distkv.obj import AttrClientEntry
+from distkv.obj import AttrClientEntry, ClientEntry
 from moat.util import NotGiven, P, Path
 
 from distkv_ext.codekit.core.checks import type_name
@@ -226,6 +227,9 @@ class StateEntry(_JobEntry):
     _written: Any = None  # chain of our last write, until the mirror has seen it
     _written_at = 0.0
     _deferred: tuple[Any, Any] | None = None  # (value, chain) held back as a possible late echo
+    _saving = 0  # our writes of it that are asked for and not done
+    _held: tuple[Any, Any] | None = None  # (value, chain) that arrived meanwhile (see `save`)
+    _known: Any = NotGiven  # the chain of the latest value we wrote or took in
     _heard_key: Any = None  # (node, last_node, stopped) of the value we have
     _heard_at: float | None = None  # time.time() when that value arrived (see heard_at)
 
@@ -234,17 +238,44 @@ class StateEntry(_JobEntry):
     #: it is the servers' verdict on a conflict (a partition healed) and wins
     ECHO_WINDOW = 2.0
 
-    async def save(self, wait: bool = False) -> Any:
-        """Write the state; what we wrote stays, whatever echo arrives meanwhile."""
-        value = self.get_value()
-        res = await super().save(wait=wait)
-        self._written = self.chain
-        self._written_at = time.monotonic()
-        self._deferred = None  # our newer write supersedes what was held back
-        # an echo that arrived while we waited may have changed the
-        # attributes: what we wrote is the latest
-        await AttrClientEntry.set_value(self, value)
-        self._note_heard()
+    async def save(
+        self, wait: bool = False, *, gate: anyio.CapacityLimiter | None = None, limit: float | None = None
+    ) -> Any:
+        """Write the attributes as they are when the write is sent.
+
+        Writes of one state go one at a time.  From the call until the
+        write is done, a value that arrives from the store (the echo of an
+        older write, ours or another node's) is held back, then applied as
+        if it had come after (`set_value` knows a late echo): applied at
+        once, it would undo what the caller has just set and is about to
+        write, or what the run changed while an earlier write was under
+        way.  Such an undo once wrote "node: r5, stopping" back over a
+        finished run's end, and its job stayed held by a live runner that
+        no longer ran it, for good.  The write is still conditional on the
+        value we knew before the held one: if that was another node's
+        write (a take-over), ours fails (DistKV's chain check) and theirs
+        stands.
+
+        ``gate``: wait for one of its slots before sending; ``limit``:
+        raise TimeoutError if the server has not confirmed the write this
+        many seconds after it was sent (it may still be applied).
+        """
+        self._saving += 1
+        try:
+            async with self._lock:
+                async with gate if gate is not None else _NO_GATE:
+                    with anyio.fail_after(limit) if limit is not None else _NO_LIMIT:
+                        res = await ClientEntry.update(self, value=self.get_value(), _locked=True, wait=wait)
+                self._written = self._known = self.chain
+                self._written_at = time.monotonic()
+                self._deferred = None  # our newer write supersedes what was held back
+                self._note_heard()
+        finally:
+            self._saving -= 1
+            if not self._saving and self._held is not None:
+                (value, chain), self._held = self._held, None
+                self.chain = chain
+                await self.set_value(value)
         return res
 
     @property
@@ -271,6 +302,11 @@ class StateEntry(_JobEntry):
 
     async def set_value(self, value: Any) -> None:
         incoming = self.chain
+        if self._saving and value is not NotGiven:  # applied when our write is done (see `save`)
+            self._held = (value, incoming)
+            if self._known is not NotGiven:
+                self.chain = self._known  # our write stays conditional on what we knew
+            return
         if self._written is not None and value is not NotGiven:
             recent = time.monotonic() - self._written_at < self.ECHO_WINDOW
             if recent and not chain_covers(incoming, self._written):
@@ -285,6 +321,7 @@ class StateEntry(_JobEntry):
             self._written = None
         self._deferred = None
         old_node = self.node
+        self._known = self.chain
         await super().set_value(value if value is NotGiven else usable_state(value, self))
         self._note_heard()
         self.root.state_changed(self, old_node)
@@ -296,6 +333,18 @@ class StateEntry(_JobEntry):
             self._written = None
             value, self.chain = pending
             await self.set_value(value)
+
+
+class _NoGate:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_GATE = _NoGate()
+_NO_LIMIT = contextlib.nullcontext()
 
 
 def is_time(v: Any) -> bool:

@@ -174,9 +174,7 @@ class RunLifecycle:
         over and over), and our heartbeats do not queue up behind them."""
         limit = self.root.config.write_seconds
         try:
-            async with self._writes:
-                with anyio.fail_after(limit):
-                    await state.save()
+            await state.save(gate=self._writes, limit=limit)
         except TimeoutError:
             self.root.writes_unconfirmed(f"the state of {state} was not written within {limit:g} s")
             raise
