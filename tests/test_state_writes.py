@@ -14,7 +14,6 @@ stayed held by a live runner that no longer ran it.
 import anyio
 import pytest
 from distkv.exceptions import ServerError
-from moat.util import P
 
 from distkv_ext.codekit.store.resync import ResyncRoot
 from distkv_ext.run import STATE_PREFIX, StateEntry
