@@ -34,6 +34,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 from moat.util import NotGiven
 
 from distkv_ext.codekit.core.depgraph import closure, static_imports
@@ -66,6 +67,10 @@ _CLAIM_LEAD = 0.15
 #: computing it took the last time (it takes ~10 ms per 1000 jobs): it
 #: uses at most about a fifth of the runner's time while states change
 _REASSIGN_SHARE = 4.0
+#: a pass over many jobs lets the other tasks run after this many: at
+#: 10,000 jobs a full pass held the event loop for a second, and DistKV's
+#: client drops its connection when a stream's reader waits that long
+_YIELD_EVERY = 200
 
 
 class Scheduler:
@@ -206,7 +211,9 @@ class Scheduler:
             while True:
                 self._trigger = anyio.Event()
                 now = time.time()
-                for entry in self._pass(now):
+                for n, entry in enumerate(self._pass(now)):
+                    if n % _YIELD_EVERY == _YIELD_EVERY - 1:
+                        await anyio.lowlevel.checkpoint()  # let the readers of the store and the group run
                     try:
                         t = await self._consider(entry, now)
                     except (TypeError, ValueError, AttributeError) as exc:
