@@ -1,9 +1,12 @@
 """`Running`: one job that runs (or is being claimed) here."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import anyio
+from moat.util import NotGiven
+
+from distkv_ext.codekit.core.depgraph import closure, static_imports
 
 from ._admin import JobContext
 from ._claim import Claim
@@ -64,3 +67,18 @@ class Running:
         on_stop, self._on_stop = self._on_stop, None
         if on_stop is not None:
             on_stop(self)
+
+    def needs_any(self, names: Iterable[str], modules: Any) -> str | None:
+        """The first (by name) of the stored modules ``names`` that this
+        run's procedure needs, directly or through other modules (its
+        ``requires`` and its imports; ``modules``: the module handler, for
+        what they require in turn, or None); None if it needs none."""
+        ce = self.code_entry
+        if ce is None or ce.value is NotGiven:
+            return None
+        code = ce.value.get("code") if isinstance(ce.value, dict) else None
+        needs = set(ce.requires) | static_imports(code if isinstance(code, str) else "")
+        if modules is not None:
+            needs = closure(modules.requires_graph(), needs) | needs
+        hit = needs & set(names)
+        return min(hit) if hit else None

@@ -37,12 +37,10 @@ import anyio.abc
 import anyio.lowlevel
 from moat.util import NotGiven
 
-from distkv_ext.codekit.core.depgraph import closure, static_imports
-
 from ._agenda import Agenda
 from ._assign import assign
 from ._calendar import is_calendar
-from ._claim import Claim, Phase
+from ._claim import Claim
 from ._decision import Kind, decide, decide_running
 from ._entry import JobPath, RunnerEntry, StateEntry
 from ._fence import fence_outside_loop
@@ -181,17 +179,9 @@ class Scheduler:
     def modules_changed(self, names: list[str]) -> None:
         """Stored modules changed: restart the jobs whose code needs them."""
         for run in list(self.index.runs.values()):
-            ce = run.code_entry
-            if ce is None or ce.value is NotGiven:
-                continue
-            code = ce.value.get("code") if isinstance(ce.value, dict) else None
-            needs = set(ce.requires) | static_imports(code if isinstance(code, str) else "")
-            mods = self.root.code.modules
-            if mods is not None:
-                needs = closure(mods.requires_graph(), needs) | needs
-            hit = needs & set(names)
-            if hit:
-                run.stop(f"module {sorted(hit)[0]} changed", restart=True)
+            hit = run.needs_any(names, self.root.code.modules)
+            if hit is not None:
+                run.stop(f"module {hit} changed", restart=True)
 
     def claim_message(self, msg_type: MsgType, job: str, node: str) -> None:
         """A "claim" or "held" message of another node (see `_lifecycle`)."""
@@ -274,19 +264,7 @@ class Scheduler:
 
     def _compute_assignment(self, root: RunnerHost, group: Any) -> set[JobPath]:
         index = self.index
-        current = {}
-        for path in list(index.held):
-            st = root.state_for(path, create=False)
-            node = None if st is None else st.node
-            name = index.name_of(path)
-            if node is None:
-                index.held.discard(path)
-            elif name is not None and group.is_live(node):
-                current[name] = node
-        for path in index.runs:
-            name = index.name_of(path)
-            if name is not None:
-                current[name] = root.node
+        current = index.holders(lambda p: root.state_for(p, create=False), group.is_live, root.node)
         live = group.live()
         tagged = ((index.name_of(p), root.follow(p, create=False)) for p in self._tagged)
         allowed = allowed_nodes(
@@ -415,13 +393,7 @@ class Scheduler:
         index (entries and runs, by path and by name), the agenda, the
         jobs that may be held elsewhere, and the assignment."""
         root, index = self.root, self.index
-        index.check()
+        index.check(lambda p: root.state_for(p, create=False), root.node)
         self.agenda.check()
-        for run in index.runs.values():
-            assert run.claim.phase is not Phase.RELEASED, f"released run of {run.entry} still filed"
-        for path in index.paths:
-            st = root.state_for(path, create=False)
-            if st is not None and st.node not in (None, root.node):
-                assert path in index.held, f"{path} is held by {st.node}, the scheduler does not know"
         if root.policy.shares_jobs and root.group is not None and not self._stale:
             assert set(self.assignment) == set(index.names), "the assignment is not of the known jobs"

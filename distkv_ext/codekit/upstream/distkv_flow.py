@@ -22,6 +22,8 @@ without this project installed keep 10: the README says to set
 ``server: {buffer: 200}`` in their configuration for large groups.
 """
 
+from distkv.default import CFG
+
 __all__ = ["apply", "WINDOW", "PACKAGE", "TARGET"]
 
 PACKAGE = "distkv"
@@ -37,7 +39,5 @@ _DEFAULT = 10
 def apply() -> None:
     """Raise DistKV's default ``server.buffer`` to `WINDOW` (idempotent;
     a value other than DistKV's default is left alone)."""
-    from distkv.default import CFG
-
     if CFG.server.get("buffer") == _DEFAULT:
         CFG.server["buffer"] = WINDOW
