@@ -274,7 +274,8 @@ class StateEntry(_JobEntry):
             if not self._saving and self._held is not None:
                 (value, chain), self._held = self._held, None
                 self.chain = chain
-                await self.set_value(value)
+                with anyio.CancelScope(shield=True):  # a save cut short by a timeout must not lose it
+                    await self.set_value(value)
         return res
 
     @property
