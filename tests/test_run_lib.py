@@ -323,6 +323,30 @@ async def test_output_is_bounded(autojump_clock, client, cr):
     assert [t for _, _, t in last["lines"]] == [str(i) for i in range(40, 50)] and last["dropped"] == 40
 
 
+async def test_a_run_stopped_before_its_code_still_prunes(autojump_clock, client, cr):
+    """With ``output_runs: 1`` run 1's output goes once run 2 has its
+    number, even when run 2 is stopped while it waits for a limit and so
+    never writes output of its own (else run 1's stays forever: the soak
+    drill's leak)."""
+    await cr.add("quick", code="print('hi')\nreturn 1")
+    await cr.add("hold", code="import anyio\nawait anyio.sleep(10000)", is_async=True)
+    r = await AnyRunnerRoot.as_handler(client, subpath=("any", "g"), code=cr, node="n1", cfg=dict(FAST, output_runs=1))
+    b = await add_job(r, "b", "quick", limits={"bus": 1})
+    await wait_for(lambda: b.state.result == 1)
+
+    async def stored(run):
+        out = await _output_of(client, "b", run)
+        return out is not None and out.get("stopped")
+
+    await wait_for(lambda: stored(1), what="run 1's output")
+    a = await add_job(r, "a", "hold", limits={"bus": 1})
+    await wait_for(lambda: a.state.node == "n1" and a.state.waiting is None, what="a holds the limit")
+    await b.run_at(time.time())
+    await wait_for(lambda: b.state.runs == 2 and b.state.waiting, what="run 2 waits for the limit")
+    await r.stop()
+    assert await _output_of(client, "b") == {}
+
+
 async def _run_errors(client):
     """{job name: message} of the runners' records in DistKV's error tree."""
     records, details = {}, []

@@ -148,6 +148,7 @@ class RunLifecycle:
             take_slot(entry, state, run.slot, now)
         else:
             state.for_target = entry.target  # the target this run consumes (see _schedule.next_start)
+        run.number = state.runs
         try:
             await self.save_confirmed(state)
         except (*_WRITE_ERRORS, TimeoutError) as exc:
@@ -229,6 +230,11 @@ class RunLifecycle:
                     await root.limits.release(run)  # its code has stopped: free its slots at once
                 with anyio.move_on_after(5):
                     await self._finish(entry, run, outcome)
+                if run.number:  # whether or not it got as far as its code (see `_output_of`)
+                    with anyio.move_on_after(3):
+                        await _output.prune(
+                            self.root.client, self._output_path, self.root.config.output_runs, run.number, entry
+                        )
                 run.claim.release()
                 self._ended(run)
                 run.done.set()
@@ -236,7 +242,13 @@ class RunLifecycle:
     def _output_of(
         self, entry: RunnerEntry
     ) -> tuple[_output.OutputBuffer, dict[str, object], Callable[[], Awaitable[None]]]:
-        """(buffer, metadata, keeper coroutine function) for this run's output."""
+        """(buffer, metadata, keeper coroutine function) for this run's output.
+
+        The run that falls out of the last ``output_runs`` is deleted when a
+        run ends (`run`), not here: a run number is used up by the claim's
+        write, and a run stopped before its code starts (a SIGTERM, a
+        pause, a limit) must prune as well, or its predecessor's output
+        would stay forever."""
         root = self.root
         cfg = root.config
         state = entry.state
@@ -245,17 +257,15 @@ class RunLifecycle:
         buf = _output.OutputBuffer(cfg.output_lines, cfg.output_line_chars, cfg.output_run_chars)
         meta: dict[str, object] = {"node": root.node, "run": run_no, "started": state.started or time.time()}
 
-        def path_of(n: int) -> object:
-            return output_path(cfg.output, root.state_subpath, entry.subpath, n)
-
         async def keep() -> None:
-            try:
-                await _output.keeper(root.client, path_of(run_no), buf, meta)
-            finally:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(3):
-                    await _output.prune(root.client, path_of, cfg.output_runs, run_no)
+            await _output.keeper(root.client, self._output_path(run_no, entry), buf, meta)
 
         return buf, meta, keep
+
+    def _output_path(self, run_no: int, entry: RunnerEntry) -> object:
+        """Where run ``run_no`` of ``entry`` keeps its output."""
+        cfg = self.root.config
+        return output_path(cfg.output, self.root.state_subpath, entry.subpath, run_no)
 
     async def _watch_code(self, run: Running) -> None:
         await run.code_entry.reload_event.wait()

@@ -230,16 +230,17 @@ async def _store(client: Any, path: Any, buf: OutputBuffer, meta: dict[str, Any]
         logging.getLogger(__name__).debug("could not store output at %s: %r", path, exc)
 
 
-async def prune(client: Any, path_of: Callable[[int], Any], keep: int, current: int) -> None:
+async def prune(client: Any, path_of: Callable[..., Any], keep: int, current: int, *args: Any) -> None:
     """Delete the output of the run that falls out of the last ``keep``
-    (``path_of(run)`` is its path)."""
+    when run ``current`` has used up its number (``path_of(run, *args)``
+    is a run's path)."""
     old = current - keep
     if old < 1:
         return
     try:
-        await client.delete(path_of(old))
-    except Exception:
-        pass
+        await client.delete(path_of(old, *args))
+    except Exception as exc:  # gone meanwhile, or the server went away
+        logger.debug("could not delete %s: %r", path_of(old, *args), exc)
 
 
 async def forget_runs(client: Any, job_base: Any) -> int:

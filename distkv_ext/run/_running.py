@@ -43,6 +43,9 @@ class Running:
         #: an operator's trigger or resume, or a run that was moved: it
         #: starts whatever pause holds the job (set by the claim)
         self.forced = False
+        #: the run number its claim wrote (or tried to: a write cut short
+        #: may have been applied); 0: none
+        self.number = 0
         v = entry.value
         self.started_value: dict[str, Any] = dict(v) if isinstance(v, dict) else {}
 

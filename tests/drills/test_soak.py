@@ -15,7 +15,10 @@ ones too, which wait for their group); the others start and stop.  Every
 ``EVERY``-th restart the whole store is counted (``.distkv`` included:
 states, outputs, error records, runner records, status page
 announcements, procedures, ...), by place, and once the outputs have
-filled up (`FLAT_FROM`) no place may grow.
+filled up (`FLAT_FROM`) no place may hold more in the soak's second half
+than at its most in the first half (a count may dip by one: a run
+stopped before its code started leaves no output, and the output of the
+run before the last ``output_runs`` goes all the same; a leak grows).
 
 ``DRILLS=long`` restarts 3000 times; ``SOAK_RESTARTS=N`` N times,
 ``SOAK_WAIT``/``SOAK_FULL`` set `WAIT`/`FULL`.  On a 2-CPU machine 1000
@@ -71,10 +74,16 @@ async def count_store(client):
 
 
 def growth(counts):
-    """The places whose counts grew between the first counted restart
-    after `FLAT_FROM` and the last one: {place: (first, last)}."""
-    first, last = counts[0][1], counts[-1][1]
-    return {p: (first.get(p, 0), last[p]) for p in last if last[p] > first.get(p, 0)}
+    """The places holding more in the second half of ``counts`` (a list
+    of (restart, {place: number})) than at their most in the first half:
+    {place: (most before, most after)}."""
+    half = len(counts) // 2
+    before, after = collections.Counter(), collections.Counter()
+    for k, (_, places) in enumerate(counts):
+        most = before if k < half else after
+        for p, n in places.items():
+            most[p] = max(most[p], n)
+    return {p: (before[p], n) for p, n in after.items() if n > before[p]}
 
 
 async def add_jobs(c):
@@ -154,6 +163,7 @@ async def test_1000_restarts_keep_the_store_flat(autojump_clock):
     took = time.perf_counter() - t0
     print(f"{RESTARTS} restarts in {took:.1f} s; entries: {[(i, n) for i, n, _ in counts]}")
     flat = [(i, n, p) for i, n, p in counts if i >= FLAT_FROM]
-    assert len(flat) >= 2, "restart more often than FLAT_FROM"
+    assert len(flat) >= 4, "restart more often than FLAT_FROM"
     assert not growth([(i, p) for i, _, p in flat]), growth([(i, p) for i, _, p in flat])
-    assert len({n for _, n, _ in flat}) == 1, [(i, n) for i, n, _ in counts]
+    half = len(flat) // 2
+    assert max(n for _, n, _ in flat[half:]) <= max(n for _, n, _ in flat[:half]), [(i, n) for i, n, _ in counts]
