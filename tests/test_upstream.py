@@ -178,3 +178,45 @@ def test_a_distkv_process_has_the_wider_flow_window_unless_its_file_says(tmp_pat
         [distkv, "-c", str(cfg), "dump", "cfg", "server.buffer"], check=False, capture_output=True, text=True
     )
     assert out.stdout.strip() == got, out.stderr
+
+
+async def test_a_reply_is_queued_without_a_yield_while_there_is_room():
+    """DistKV's client reader dropped the connection when it came back
+    more than a second after queueing a reply (`distkv_reader`): a loop
+    busy for a second elsewhere, right then, was enough.  Repaired, a
+    reply queue with room takes a message without yielding (so no time
+    can pass), and a full one still waits as before."""
+    import anyio
+    import distkv.client as dclient
+    import trio.testing
+    from moat.util import attrdict
+    from moat.util.queue import DelayedRead, Queue
+
+    from distkv_ext.codekit.upstream.distkv_reader import EagerDelayedRead, EagerQueue
+
+    upstream.apply_library()
+
+    class FakeClient:  # what StreamedRequest reads of its client
+        def __init__(self):
+            self.qlen = 0
+            self._handlers = {}
+            self.config = attrdict(server=attrdict(buffer=2))
+
+    c = FakeClient()
+    assert type(dclient.StreamedRequest(c, 1).qr) is EagerQueue
+    c.qlen = 4
+    assert type(dclient.StreamedRequest(c, 2).qr) is EagerDelayedRead
+
+    plain, eager = Queue(2), EagerQueue(2)
+    with trio.testing.assert_checkpoints():
+        await plain.put(1)  # upstream: a yield, even with room
+    with trio.testing.assert_no_checkpoints():
+        await eager.put(1)
+        await eager.put(2)
+    with pytest.raises(TimeoutError), anyio.fail_after(0.05):
+        await eager.put(3)  # full: it waits (and DistKV's second runs out)
+    assert [eager.get_nowait(), eager.get_nowait()] == [1, 2]
+    flow = EagerDelayedRead(4, get_seq=lambda m: m, send_ack=None)
+    with trio.testing.assert_no_checkpoints():
+        await flow.put(1)
+    assert isinstance(flow, DelayedRead)

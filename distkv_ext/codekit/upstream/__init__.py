@@ -6,7 +6,8 @@ release's code.  Nothing installed is edited.  This is the one place
 that applies them:
 
 * `apply_library` (every handler of ours: `CodeRoot`, the runner roots):
-  `trio` (tracebacks of exception groups);
+  `trio` (tracebacks of exception groups) and `distkv_reader` (a client
+  whose loop was busy for a second keeps its connection);
 * `apply_client` (every ``distkv client`` command of this project, and
   DistKV's own through ``distkv_ext/client/main.py``): that, `distkv`,
   `moat_util` (loader), `asyncscope`;
@@ -25,18 +26,29 @@ half-repaired.
 import importlib
 import importlib.metadata
 
-from . import asyncscope, distkv, distkv_flow, moat_util, trio
+from . import asyncscope, distkv, distkv_flow, distkv_reader, moat_util, trio
 
 __all__ = ["apply_library", "apply_client", "apply_server", "check_versions", "REPAIRS"]
 
 #: Every repair module (below this package), in the order they are applied.
-REPAIRS = ("trio", "asyncscope", "moat_util", "distkv", "distkv_flow", "moat_mqtt", "distkv_admin")
+REPAIRS = (
+    "trio",
+    "distkv_reader",
+    "asyncscope",
+    "moat_util",
+    "distkv",
+    "distkv_flow",
+    "moat_mqtt",
+    "distkv_admin",
+)
 
 
 def apply_library() -> None:
     """Apply what any process running this project's handlers needs
-    (idempotent): tracebacks of exception groups that do not crash."""
+    (idempotent): tracebacks of exception groups that do not crash, and
+    DistKV connections that outlive a busy second."""
     trio.apply()
+    distkv_reader.apply()
 
 
 def apply_client() -> None:
