@@ -230,7 +230,9 @@ class RunLifecycle:
                     await root.limits.release(run)  # its code has stopped: free its slots at once
                 with anyio.move_on_after(5):
                     await self._finish(entry, run, outcome)
-                if run.number:  # whether or not it got as far as its code (see `_output_of`)
+                stop = run.claim.stop
+                if run.number and not (stop is not None and stop.delete_state):  # (deleted: all went)
+                    # whether or not it got as far as its code (see `_output_of`)
                     with anyio.move_on_after(3):
                         await _output.prune(
                             self.root.client, self._output_path, self.root.config.output_runs, run.number, entry
