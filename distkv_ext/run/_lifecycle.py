@@ -358,8 +358,7 @@ class RunLifecycle:
 
     def _output_base(self, entry: RunnerEntry) -> object:
         """Where the runs of ``entry`` keep their output (without the run number)."""
-        root = self.root
-        return output_path(root.config.output, root.state_subpath, entry.subpath, 0)[:-1]
+        return self._output_path(0, entry)[:-1]  # type: ignore[index]
 
     async def _working(self, entry: RunnerEntry) -> None:
         try:
