@@ -217,7 +217,7 @@ def deploy(cl, d):
         check=False,
     )
     if r.returncode:
-        raise RuntimeError(f"deploy failed ({r.returncode}): {r.stderr[-2000:]}")
+        raise RuntimeError(f"deploy failed ({r.returncode}): {r.stderr[-2000:]} {r.stdout[-3000:]}")
     return t0, time.time()
 
 

@@ -266,6 +266,29 @@ def test_an_entry_belongs_to_one_tree(node, tmp_path):
     assert json.loads(node.run("code", "get", "own.shared", "-o", "json").out)["code"] == "return 'b'\n"
 
 
+def test_an_entry_deleted_by_hand_is_no_longer_the_other_trees(node, tmp_path):
+    """A procedure tree a wrote, deleted by hand, is free for tree b (the
+    scale benchmark's second size was refused so); a's manifest loses it,
+    so a's --prune later never removes b's."""
+    a = tree(tmp_path / "da", {"procs/gone/p.py": "return 'a'\n", "procs/gone/stay.py": "return 1\n"})
+    assert node.run("code", "deploy", a).returncode == 0
+    assert node.run("code", "delete", "gone.p").returncode == 0
+    b = tree(tmp_path / "db", {"procs/gone/p.py": "return 'a'\n"})
+    r = node.run("code", "deploy", b, "--no-diff")
+    assert r.outcome == (
+        0,
+        "+ procedure gone.p                                 procs/gone/p.py\n"
+        "note: deploy tree 'da' listed procedure gone.p, no longer stored as it wrote it: this tree's now\n"
+        "Deployed: 1 added, 0 changed, 0 removed, 0 unchanged.\n",
+        "",
+    )
+    # the same value as a wrote: a's manifest must not list it any more
+    os.remove(os.path.join(a, "procs/gone/p.py"))
+    r = node.run("code", "deploy", a, "--prune")
+    assert r.outcome == (0, "No changes (1 unchanged).\n", "")
+    assert json.loads(node.run("code", "get", "gone.p", "-o", "json").out)["code"] == "return 'a'\n"
+
+
 def test_an_entry_changed_by_hand_is_not_pruned(node, tmp_path):
     root = tree(tmp_path / "t", {"procs/ch/one.py": "return 1\n", "procs/ch/two.py": "return 2\n"})
     assert node.run("code", "deploy", root).returncode == 0

@@ -78,8 +78,18 @@ def _compare(plan, kind, want, have, take_over):
     entries); ``want``: {key: Item}, ``have``: {key: (value, chain, ...)}."""
     for key, item in want.items():
         mkey = (kind, key)
+        old = have.get(key)
         owner = next((n for n, m in plan.others.items() if mkey in m.entries), None)
-        if owner is not None:
+        if owner is not None and (old is None or entry_hash(old[0]) != plan.others[owner].entries[mkey]):
+            # listed, but no longer stored as that tree wrote it (deleted or
+            # changed by hand): not that tree's any more.  Its manifest loses
+            # the stale line, lest a later --prune of it remove this tree's entry.
+            plan.take_over.setdefault(owner, []).append(mkey)
+            plan.notes.append(
+                f"deploy tree {owner!r} listed {_label(kind, item.path, item.where)}, no longer stored as it wrote it:"
+                " this tree's now"
+            )
+        elif owner is not None:
             if not take_over:
                 plan.problems.append(
                     f"{item.source}: {_label(kind, item.path, item.where)} belongs to deploy tree {owner!r};"
@@ -88,7 +98,6 @@ def _compare(plan, kind, want, have, take_over):
             else:
                 plan.take_over.setdefault(owner, []).append(mkey)
                 plan.notes.append(f"takes {_label(kind, item.path, item.where)} over from deploy tree {owner!r}")
-        old = have.get(key)
         if old is None:
             ch = Change(kind, item.path, "add", item.source, None, item.value, None, item.where)
         elif same_value(old[0], item.value, keep_empty=("is_async",) if kind == "procedure" else ()):
