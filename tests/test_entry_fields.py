@@ -1,4 +1,4 @@
-"""A job's entries read their fields from the stored value (`_Field`)
+"""A job's entries read their fields from the stored value (`_jobentry`)
 and make DistKV's per-entry lock only when they save: what each of the
 two entries per job costs a runner of 10,000 jobs.  Against an
 in-process DistKV server, as DistKV's own `AttrClientEntry` behaves."""
