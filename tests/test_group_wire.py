@@ -237,3 +237,16 @@ def test_raw_payloads_that_are_no_message(payload):
         return
     with pytest.raises(Malformed):  # an extension type unpacks to an ExtType, which no field accepts
         decode(value)
+
+
+def test_claims_go_out_in_batches_of_bounded_count_and_size():
+    from distkv_ext.run._wire import BATCH_CHARS, chunks
+
+    short = [f"j{i}" for i in range(2500)]
+    assert [len(b) for b in chunks(short)] == [MAX_JOBS, MAX_JOBS, 500]
+    long = ["x" * 3990 + str(i) for i in range(10)]  # 3,991 characters each
+    batches = list(chunks(long))
+    assert [len(b) for b in batches] == [4, 4, 2]  # ~16,000 characters each at most
+    assert all(sum(map(len, b)) <= BATCH_CHARS for b in batches)
+    assert [len(b) for b in chunks(["y" * (BATCH_CHARS + 1), "z"])] == [1, 1]  # a longer name goes alone
+    assert [j for b in chunks(long) for j in b] == long

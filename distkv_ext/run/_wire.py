@@ -74,6 +74,10 @@ MAX_NAME = 128
 MAX_JOB = 4096
 #: Most job names in one claim or held message (senders split longer lists).
 MAX_JOBS = 1000
+#: Most characters of job names that a sender puts in one claim or held
+#: message (1,000 names of `MAX_JOB` would make 4 MB, a burden on the
+#: server and the broker; 1,000 names of 10 characters make ~12 KB).
+BATCH_CHARS = 16_000
 #: Most acknowledged runs in one heartbeat.
 MAX_ACKS = 64
 #: Largest weight a node may have (``runner.weight`` is checked against it too).
@@ -263,13 +267,17 @@ def _tags(x: object) -> tuple[str, ...]:
     return tuple(res)
 
 
-def chunks(jobs: Iterable[str], size: int = MAX_JOBS) -> Iterable[tuple[str, ...]]:
-    """``jobs`` in groups of at most ``size`` (for claim and held messages)."""
+def chunks(jobs: Iterable[str], size: int = MAX_JOBS, chars: int = BATCH_CHARS) -> Iterable[tuple[str, ...]]:
+    """``jobs`` in groups of at most ``size`` names of at most ``chars``
+    characters together (a single longer name goes alone): for claim and
+    held messages, which stay small however many jobs are due at once."""
     batch: list[str] = []
+    n = 0
     for j in jobs:
-        batch.append(j)
-        if len(batch) >= size:
+        if batch and (len(batch) >= size or n + len(j) > chars):
             yield tuple(batch)
-            batch = []
+            batch, n = [], 0
+        batch.append(j)
+        n += len(j)
     if batch:
         yield tuple(batch)
