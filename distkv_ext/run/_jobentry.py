@@ -26,16 +26,11 @@ _NO_DEFAULT = object()
 
 
 class _Field:
-    """One of an entry's ``ATTRS``, read from its value.
-
-    DistKV's `AttrClientEntry` copies every field of a value it gets into
-    an instance attribute, so each entry held its fields twice (the value
-    and an instance dict as large), ~1.5 KB per job at 10,000 jobs.  A
-    `_Field` reads the entry's value instead; a field set on the entry (to
-    be saved) is kept aside (``_changed``) and wins until the next value
-    arrives (`_JobEntry.set_value`), as DistKV's attributes did until it
-    overwrote them.  A field the value lacks reads as the class's default
-    (an AttributeError if there is none)."""
+    """One of an entry's ``ATTRS``, read from its value.  A field set on
+    the entry (to be saved) is kept aside (``_changed``) and wins until the
+    next value arrives (`_JobEntry.set_value`), as DistKV's attributes did
+    until it overwrote them.  A field the value lacks reads as the class's
+    default (an AttributeError if there is none)."""
 
     __slots__ = ("name", "default")
 
