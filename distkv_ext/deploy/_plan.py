@@ -79,8 +79,8 @@ def _compare(plan, kind, want, have, take_over):
     for key, item in want.items():
         mkey = (kind, key)
         old = have.get(key)
-        owner = next((n for n, m in plan.others.items() if mkey in m.entries), None)
-        if owner is not None and (old is None or entry_hash(old[0]) != plan.others[owner].entries[mkey]):
+        owner, theirs = next(((n, m.entries[mkey]) for n, m in plan.others.items() if mkey in m.entries), (None, None))
+        if owner is not None and (old is None or entry_hash(old[0]) != theirs):
             # listed, but no longer stored as that tree wrote it (deleted or
             # changed by hand): not that tree's any more.  Its manifest loses
             # the stale line, lest a later --prune of it remove this tree's entry.
