@@ -12,12 +12,12 @@ from distkv_ext.run import AnyRunnerRoot, StateEntry
 from tests.helpers import wait_for
 
 FAST = {"heartbeat": 0.2, "timeout": 1.0, "settle": 0.05, "rebalance_delay": 0.5}
-LOG = []  # [job, start, stop, for_target]
+LOG = []  # [job, start, stop, for_target, skipped so far]
 
 RECORD = """
 import anyio, time
 import tests.test_run_cron as t
-rec = [name, time.time(), None, _entry.state.for_target]
+rec = [name, time.time(), None, _entry.state.for_target, _entry.state.skipped]
 t.LOG.append(rec)
 try:
     await anyio.sleep(secs)
@@ -69,7 +69,7 @@ async def test_a_per_second_cron_job_runs_on_its_slots(client, cr):
     slots = [r[3] for r in got]
     assert all(s == int(s) for s in slots)  # calendar seconds
     assert slots == sorted(set(slots))  # each slot once, in order
-    assert all(start >= slot for _, start, _, slot in got)  # never early (how late: bench/cron.py)
+    assert all(start >= slot for _, start, _, slot, _ in got)  # never early (how late: bench/cron.py)
 
 
 @pytest.mark.slow  # about 6 s of real time
@@ -94,7 +94,12 @@ async def test_overlap_queue_starts_right_after_the_run(client, cr, saved):
     # loaded machine stretched the 2.5 s run past it): one start, not two
     assert first[3] < second[3] <= first[2] < second[3] + 2
     assert any(reason and "was due while it ran (queue)" in reason for reason, *_ in saved)
-    assert job.state.skipped == 0
+    # skipped: only the queued slots a later one replaced (none, or T+2
+    # when T+4 came due before the stretched run ended), counted by the
+    # time the queued start began
+    assert second[4] == round((second[3] - first[3]) / 2) - 1
+    assert all(note.endswith("came due while it waited (queue)") for *_, note in saved if note)
+    assert job.state.skipped >= second[4]
 
 
 async def test_overlap_cancel_stops_the_long_run(client, cr, saved):
