@@ -34,6 +34,8 @@ upstream.apply_library()
 # as the servers this project runs do: a conditional write is checked and
 # made in one step (DistKV's in-process servers run in this process)
 upstream.distkv.apply_server()
+# and a watch survives a reader that lags behind hundreds of changes
+upstream.distkv_flow.apply()
 
 _SHARED = contextlib.ExitStack()  # the session's `node`
 

@@ -220,3 +220,35 @@ async def test_a_reply_is_queued_without_a_yield_while_there_is_room():
     with trio.testing.assert_no_checkpoints():
         await flow.put(1)
     assert isinstance(flow, DelayedRead)
+
+
+async def test_a_watch_outlasts_a_reader_that_pauses_for_hundreds_of_changes():
+    """DistKV's server sends a watch's changes a flow-control window ahead
+    of its reader and queues 100 more, then *drops the watch*: at 10,000
+    jobs every runner lost its watch of the group's state again and again
+    (a pause of half a second is 100 changes there) and loaded all 10,000
+    states anew, which cost the server more than the changes did
+    (`distkv_flow`).  Repaired, the queue takes `WATCH_QUEUE` changes: a
+    reader that pauses for 500 changes gets every one of them, in order."""
+    import anyio
+    from moat.util import P
+
+    from distkv_ext.codekit.upstream.distkv_flow import WATCH_QUEUE
+    from tests.helpers import in_process_cluster
+
+    n = 500
+    assert n > 100 + 200 and n < WATCH_QUEUE  # past DistKV's queue and our window, within ours
+    async with in_process_cluster(tocks=5 * n) as cluster, cluster.client() as reader, cluster.client() as writer:
+        async with reader.watch(P("wq"), fetch=False, max_depth=1) as w:
+            for i in range(n):  # while the reader reads nothing (distinct entries: a
+                # watch sends an entry's value as it is when the change goes out)
+                await writer.set(P(f"wq.x{i}"), value=i)
+            got = []
+            with anyio.fail_after(60):
+                async for r in w:
+                    if "value" in r:
+                        got.append(r.value)
+                        if len(got) == n:
+                            break
+    assert got == list(range(n))
+
