@@ -24,7 +24,7 @@ from ._control import JobRunning, resume_job, trigger_job
 from ._daemon import ALL_KINDS, kinds_text, run_daemon, status_pages
 from ._entry import RunnerEntry, StateEntry
 from ._explain import STATUS_WORDS, explain_job, placement_problem, status_word
-from ._group import Group, GroupMembers, NameClash
+from ._group import Group, NameClash
 from ._groupauth import GroupKeys, new_group_key
 from ._layout import (
     CALENDAR_FIELDS,
@@ -48,6 +48,7 @@ from ._layout import (
     stamp_target,
 )
 from ._liveness import GroupHeard, hear_groups, hear_groups_as_configured
+from ._members import GroupMembers
 from ._metrics import CLAIM_BUCKETS, METRICS
 from ._next import MAX_NEXT_STARTS, NextStarts, job_next_starts, next_starts
 from ._observe import GroupObserver, MemberSeen

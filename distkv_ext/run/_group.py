@@ -31,7 +31,7 @@ recorded in the store (`_registry`), which only runner users can write.
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -41,44 +41,15 @@ from moat.util import Path
 
 from ._connwatch import GONE
 from ._groupauth import Channel, GroupKeys, new_instance
+from ._members import GroupMembers, Member, Roster
 from ._namesake import NameClash, Namesakes
+from ._outbox import MSG_TYPES, ClaimOutbox, MsgType
 from ._registry import Record
-from ._wire import Message, chunks
+from ._wire import Message
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Group", "GroupMembers", "NameClash", "MsgType", "MSG_TYPES"]
-
-#: The claim protocol's messages on the group channel: "claim" (I want to
-#: run these jobs) and "held" (I run them).  On the wire: see `_wire`.
-MsgType = Literal["claim", "held"]
-MSG_TYPES: tuple[MsgType, ...] = ("claim", "held")
-
-
-class GroupMembers:
-    """An ``_info`` event: the live members of the group changed.
-
-    Attributes: ``nodes`` (sorted names), ``joined``, ``left``.
-    """
-
-    def __init__(self, nodes: Iterable[str], joined: Iterable[str] = (), left: Iterable[str] = ()) -> None:
-        self.nodes = sorted(nodes)
-        self.joined = sorted(joined)
-        self.left = sorted(left)
-
-    def __repr__(self) -> str:
-        return f"<GroupMembers {self.nodes} +{self.joined} -{self.left}>"
-
-
-class _Member:
-    __slots__ = ("seen", "weight", "load", "instance", "tags")
-
-    def __init__(self, seen: float, weight: float, load: int, instance: str, tags: frozenset[str]) -> None:
-        self.seen = seen
-        self.weight = weight
-        self.load = load
-        self.instance = instance
-        self.tags = tags
+__all__ = ["Group", "NameClash"]
 
 
 class Group:
@@ -145,8 +116,7 @@ class Group:
         self.load: Callable[[], int] = load or (lambda: 0)
         self.on_claim: Callable[[MsgType, str, str], None] = on_claim or (lambda msg_type, job, node: None)
         self.on_lost: Callable[[BaseException], None] = on_lost or (lambda exc: None)
-        self.members: dict[str, _Member] = {}  # others: name -> _Member
-        self.known: set[str] = set()  # every node seen since we started
+        self.roster = Roster()  # the others
         self._echo: float | None = None  # when we sent the newest of our heartbeats that came back (monotonic)
         self._start: float | None = None
         self._mon_scope: anyio.CancelScope | None = None  # the cancel scope of the current group subscription
@@ -154,11 +124,9 @@ class Group:
         self._live = frozenset([name])
         self._connected = False
         self._connected_since: float | None = None  # monotonic: since when our heartbeats come back
-        self._heard_runs: dict[str, tuple[str, float]] = {}  # node -> (its run, when we last heard a heartbeat)
         self._stopping = False
         self._was_ready = False
-        self._outbox: dict[MsgType, set[str]] = {}
-        self._outbox_evt = anyio.Event()
+        self.outbox = ClaimOutbox()
         #: the last change of the live members (an ``_info`` event)
         self.changes = GroupMembers(self._live)
         self.instance = new_instance()  # tells our echo from a namesake, and this run from earlier ones
@@ -234,13 +202,13 @@ class Group:
 
     def live(self) -> dict[str, float]:
         """{name: weight} of the live members, this node included."""
-        res = {n: m.weight for n, m in self.members.items() if n in self._live}
+        res = {n: m.weight for n, m in self.roster.members.items() if n in self._live}
         res[self.name] = 0.0 if self._stopping else self.weight
         return res
 
     def live_tags(self) -> dict[str, frozenset[str]]:
         """{name: tags} of the live members, this node included."""
-        res = {n: m.tags for n, m in self.members.items() if n in self._live}
+        res = {n: m.tags for n, m in self.roster.members.items() if n in self._live}
         res[self.name] = frozenset(self.tags)
         return res
 
@@ -257,7 +225,7 @@ class Group:
             return BrokenState(sorted(live))
         if live == {self.name}:
             return DetachedState(sorted(live))
-        if self.known - live:
+        if self.roster.known - live:
             return PartialState(sorted(live))
         return CompleteState(sorted(live))
 
@@ -278,7 +246,7 @@ class Group:
             self._tg = tg
             tg.start_soon(self._sender)
             tg.start_soon(self._expirer)
-            tg.start_soon(self._flusher)
+            tg.start_soon(self.outbox.run, self._send_claims)
             started = False
             while True:
                 try:
@@ -316,20 +284,11 @@ class Group:
 
     def send_claim(self, msg_type: MsgType, job: str) -> None:
         """Queue ``{msg_type: [job, ...]}`` ("claim": I want to run it;
-        "held": I run it) for the group; queued claims go out together, so
-        that a thousand jobs due at once cost a few messages, not a thousand."""
-        self._outbox.setdefault(msg_type, set()).add(job)
-        self._outbox_evt.set()
+        "held": I run it) for the group (`ClaimOutbox`: batched)."""
+        self.outbox.add(msg_type, job)
 
-    async def _flusher(self) -> None:
-        while True:
-            await self._outbox_evt.wait()
-            await anyio.sleep(0.005)  # gather what this scan wants to claim
-            self._outbox_evt = anyio.Event()
-            box, self._outbox = self._outbox, {}
-            for msg_type, jobs in box.items():
-                for batch in chunks(sorted(jobs)):
-                    await self._send(self.channel.outgoing(msg_type, jobs=batch), msg_type)
+    async def _send_claims(self, msg_type: MsgType, jobs: list[str]) -> None:
+        await self._send(self.channel.outgoing(msg_type, jobs=jobs), msg_type)
 
     async def confirm_write(self) -> None:
         """Write something small (our runner record) and return once the
@@ -390,14 +349,12 @@ class Group:
             if msg.kind == "hb" and self.channel.fresh(msg):  # else: an old run of ours, replayed
                 self.namesakes.heard(msg)
             return
-        run = self._heard_runs.get(node)
         # a run we heard a heartbeat of lately (fresh or not: a runner that
         # rejoins must be answered "held" before it counts as live again)
-        heard = run is not None and run[0] == msg.instance and now - run[1] < self.timeout
+        heard = self.roster.hears(node, msg.instance, now, self.timeout)
         if msg.kind == "leave":
             if heard:
-                self.members.pop(node, None)
-                self._heard_runs.pop(node, None)
+                self.roster.left(node)
                 self._update()
             return
         if msg.kind in MSG_TYPES:
@@ -407,16 +364,11 @@ class Group:
             for job in msg.jobs:
                 self.on_claim(msg.kind, job, node)
             return
-        self._heard_runs[node] = (msg.instance, now)
-        if len(self._heard_runs) > 256:  # forged names, without a key: keep the newest
-            for n, _ in sorted(self._heard_runs.items(), key=lambda kv: kv[1][1])[:-256]:
-                del self._heard_runs[n]
+        self.roster.heard_run(node, msg.instance, now)
         if not self.channel.fresh(msg):
             return  # not yet (it has not heard us), or a replay of an old heartbeat
-        old = self.members.get(node)
         tags = frozenset(msg.tags)
-        self.members[node] = _Member(now, msg.weight, msg.load, msg.instance, tags)
-        self.known.add(node)
+        old = self.roster.heard(node, Member(now, msg.weight, msg.load, msg.instance, tags))
         if node not in self._live:
             self._update()
         elif old is not None and old.tags != tags:  # a new run of it, with other tags
@@ -448,7 +400,7 @@ class Group:
 
     def _update(self) -> None:
         now = time.monotonic()
-        heard = {n for n, m in self.members.items() if now - m.seen < self.timeout}
+        heard = self.roster.within(now, self.timeout)
         heard.add(self.name)
         connected = self.connected
         if not connected:

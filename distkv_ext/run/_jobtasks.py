@@ -22,7 +22,7 @@ from distkv.actor import ActorState, BrokenState, CompleteState, DetachedState, 
 from distkv.codec import unpacker
 from moat.util import NotGiven, P, Path, attrdict
 
-from ._group import GroupMembers
+from ._members import GroupMembers
 
 logger = logging.getLogger(__name__)
 

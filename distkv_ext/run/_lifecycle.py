@@ -18,7 +18,7 @@ once and writes nothing.  Where each run stands is its `Claim`
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import anyio
 from distkv.exceptions import DistKVError
@@ -35,13 +35,13 @@ from ._caps import fit_outcome
 from ._claim import StopRequest
 from ._decision import TAKEOVER
 from ._entry import RunnerEntry, StateEntry
-from ._group import MsgType
 from ._host import RunnerHost
 from ._index import JobIndex
 from ._job import Outcome, execute
-from ._layout import output_path
 from ._loopwatch import LoopStalled
+from ._outbox import MsgType
 from ._running import Running
+from ._runoutput import RunOutputs
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ class RunLifecycle:
         self._ended = ended
         self._recent: dict[str, tuple[str, float]] = {}  # job -> (node, when) of others' recent claims
         self._writes = anyio.CapacityLimiter(WRITES_IN_FLIGHT)
+        self.outputs = RunOutputs(root)
 
     # --- the claim protocol ---
 
@@ -208,7 +209,7 @@ class RunLifecycle:
                     run.code_entry = None
                 group = root.group if root.policy.jobs_hear_group else None
                 run.ctx = JobContext(root, entry, () if group is None else (group.state_event(),))
-                buf, meta, keep = self._output_of(entry)
+                buf, meta, keep = self.outputs.start(entry)
                 async with anyio.create_task_group() as tg:
                     if run.code_entry is not None:
                         tg.start_soon(self._watch_code, run)
@@ -232,42 +233,12 @@ class RunLifecycle:
                     await self._finish(entry, run, outcome)
                 stop = run.claim.stop
                 if run.number and not (stop is not None and stop.delete_state):  # (deleted: all went)
-                    # whether or not it got as far as its code (see `_output_of`)
+                    # whether or not it got as far as its code (see `RunOutputs.start`)
                     with anyio.move_on_after(3):
-                        await _output.prune(
-                            self.root.client, self._output_path, self.root.config.output_runs, run.number, entry
-                        )
+                        await self.outputs.prune(entry, run.number)
                 run.claim.release()
                 self._ended(run)
                 run.done.set()
-
-    def _output_of(
-        self, entry: RunnerEntry
-    ) -> tuple[_output.OutputBuffer, dict[str, object], Callable[[], Awaitable[None]]]:
-        """(buffer, metadata, keeper coroutine function) for this run's output.
-
-        The run that falls out of the last ``output_runs`` is deleted when a
-        run ends (`run`), not here: a run number is used up by the claim's
-        write, and a run stopped before its code starts (a SIGTERM, a
-        pause, a limit) must prune as well, or its predecessor's output
-        would stay forever."""
-        root = self.root
-        cfg = root.config
-        state = entry.state
-        run_no = int(state.runs or 1)
-        _output.install()
-        buf = _output.OutputBuffer(cfg.output_lines, cfg.output_line_chars, cfg.output_run_chars)
-        meta: dict[str, object] = {"node": root.node, "run": run_no, "started": state.started or time.time()}
-
-        async def keep() -> None:
-            await _output.keeper(root.client, self._output_path(run_no, entry), buf, meta)
-
-        return buf, meta, keep
-
-    def _output_path(self, run_no: int, entry: RunnerEntry) -> object:
-        """Where run ``run_no`` of ``entry`` keeps its output."""
-        cfg = self.root.config
-        return output_path(cfg.output, self.root.state_subpath, entry.subpath, run_no)
 
     async def _watch_code(self, run: Running) -> None:
         await run.code_entry.reload_event.wait()
@@ -284,9 +255,7 @@ class RunLifecycle:
                 await state.delete()
             except _WRITE_ERRORS:
                 pass
-            await _output.forget_runs(
-                root.client, self._output_base(entry)
-            )  # written at the end of the run, after the others forgot it
+            await self.outputs.forget(entry)  # written at the end of the run, after the others forgot it
             return
         # first the awaits (error records), then change the attributes and
         # save at once: an echo arriving in between would undo the changes
@@ -353,12 +322,8 @@ class RunLifecycle:
                     await state.delete()
                 except _WRITE_ERRORS as exc:
                     logger.debug("%s: state of deleted %s: %r", root.node, entry, exc)
-            await _output.forget_runs(root.client, self._output_base(entry))
+            await self.outputs.forget(entry)
             await self._working(entry)
-
-    def _output_base(self, entry: RunnerEntry) -> object:
-        """Where the runs of ``entry`` keep their output (without the run number)."""
-        return self._output_path(0, entry)[:-1]  # type: ignore[index]
 
     async def _working(self, entry: RunnerEntry) -> None:
         try:

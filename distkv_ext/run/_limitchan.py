@@ -19,7 +19,7 @@ from moat.util import NotGiven, Path
 from ._assign import score
 from ._config import RunnerConfig
 from ._entry import RunnerEntry
-from ._group import Group, MsgType
+from ._group import Group
 from ._groupauth import GroupKeys
 from ._limits import (
     Holder,
@@ -31,6 +31,7 @@ from ._limits import (
     split_key,
     waiting_text,
 )
+from ._outbox import MsgType
 
 if TYPE_CHECKING:
     from ._running import Running  # (imports _admin, which imports _host, which imports us)

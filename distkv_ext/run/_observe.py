@@ -31,8 +31,8 @@ from distkv.exceptions import ServerError
 from distkv_ext.codekit.core.errors import ServerUnreachable
 
 from ._connwatch import GONE
-from ._group import MSG_TYPES, MsgType
 from ._groupauth import Channel, GroupKeys, new_instance
+from ._outbox import MSG_TYPES, MsgType
 from ._wire import Message
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,6 @@ from moat.util import Path, combine_dict
 
 from distkv_ext.code import CodeRoot
 from distkv_ext.codekit import upstream
-from distkv_ext.codekit.core.signing import key_id
 from distkv_ext.codekit.store.conn import server_errors
 from distkv_ext.codekit.store.errtree import error_root
 from distkv_ext.codekit.store.resync import ResyncRoot
@@ -28,6 +27,7 @@ from ._connwatch import watch_connection
 from ._entry import JobPath, RunnerEntry, StateEntry
 from ._group import Group
 from ._groupauth import GroupKeys
+from ._joingroup import join_group
 from ._layout import STATE_PREFIX, pause_prefix, split_job_path
 from ._limiter import Limits
 from ._loopwatch import LoopWatchdog
@@ -207,35 +207,13 @@ class _RunnerRoot(ResyncRoot):
         await super().run_starting()
 
     async def running(self) -> None:
-        policy, cfg = self.POLICY, self.config
-        if policy.heartbeat_group:
-            self.group = Group(
-                self.client,
-                self.group_topic(),
-                self.node,
-                weight=cfg.weight,
-                ping=cfg.heartbeat,
-                timeout=cfg.timeout,
-                on_change=self.scheduler.group_changed,
-                load=lambda: len(self.scheduler.jobs),
-                on_claim=self.scheduler.claim_message if policy.claims else None,
-                on_lost=self._lost,
-                keys=self.group_keys,
-                records=records_base(self._cfg.get("state", STATE_PREFIX), self._subpath),
-                record={
-                    "kind": policy.kind,
-                    "trusted_keys": sorted(key_id(k) for k in self.config.trusted),
-                    "tags": list(cfg.tags),
-                },
-                tags=cfg.tags,
+        if self.POLICY.heartbeat_group:
+            self.group = join_group(
+                self,
+                ".".join(str(x) for x in self._subpath),
+                records_base(self._cfg.get("state", STATE_PREFIX), self._subpath),
+                self._lost,
             )
-            if not self.group_keys.keyed:
-                logger.warning(
-                    "%s: group %s is UNAUTHENTICATED (no runner.group_key): anybody who can reach"
-                    " a DistKV server or the MQTT broker can speak in it; see the README, 'Trust'",
-                    self.node,
-                    ".".join(str(x) for x in self._subpath),
-                )
             listen: Callable[..., Awaitable[None]] = self.group.run
         else:
             listen = partial(watch_connection, self.client, self.group_topic(), self._lost)

@@ -44,12 +44,12 @@ from ._claim import Claim
 from ._decision import Kind, decide, decide_running
 from ._entry import JobPath, RunnerEntry, StateEntry
 from ._fence import fence_outside_loop
-from ._group import MsgType
 from ._host import RunnerHost
 from ._index import JobIndex
 from ._layout import entry_problem
 from ._lifecycle import RunLifecycle
 from ._notes import StateNotes
+from ._outbox import MsgType
 from ._overlap import mind_overlap
 from ._placement import allowed_nodes, has_tags
 from ._running import Running
