@@ -251,4 +251,3 @@ async def test_a_watch_outlasts_a_reader_that_pauses_for_hundreds_of_changes():
                         if len(got) == n:
                             break
     assert got == list(range(n))
-

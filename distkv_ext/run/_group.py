@@ -287,7 +287,7 @@ class Group:
         "held": I run it) for the group (`ClaimOutbox`: batched)."""
         self.outbox.add(msg_type, job)
 
-    async def _send_claims(self, msg_type: MsgType, jobs: list[str]) -> None:
+    async def _send_claims(self, msg_type: MsgType, jobs: tuple[str, ...]) -> None:
         await self._send(self.channel.outgoing(msg_type, jobs=jobs), msg_type)
 
     async def confirm_write(self) -> None:

@@ -33,7 +33,7 @@ class ClaimOutbox:
         self.pending.setdefault(msg_type, set()).add(job)
         self._queued.set()
 
-    async def run(self, send: Callable[[MsgType, list[str]], Awaitable[None]]) -> None:
+    async def run(self, send: Callable[[MsgType, tuple[str, ...]], Awaitable[None]]) -> None:
         """Send what is queued, `GATHER` seconds after the first of it
         came, until cancelled."""
         while True:
