@@ -42,6 +42,7 @@ from ._loopwatch import LoopStalled
 from ._outbox import MsgType
 from ._running import Running
 from ._runoutput import RunOutputs
+from ._schedule import next_start
 
 logger = logging.getLogger(__name__)
 
@@ -285,6 +286,7 @@ class RunLifecycle:
             state.error = None
             state.reason = "finished"
             state.stalls = []
+            self._due_next(entry, state)
         elif outcome is not None:
             healthy = run.ctx is not None and run.ctx.healthy
             state.backoff = 1 if healthy else int(state.backoff or 0) + 1
@@ -296,6 +298,19 @@ class RunLifecycle:
             await self.save_confirmed(state)
         except (*_WRITE_ERRORS, TimeoutError) as exc:
             logger.warning("%s: could not save the state of %s: %r", root.node, entry, exc)
+
+    def _due_next(self, entry: RunnerEntry, state: StateEntry) -> None:
+        """Say in the write of a run's end when the job is due next and why
+        (``computed``, ``reason``), as the scheduler's note would a moment
+        later (`StateNotes.note`), which then finds nothing to change: one
+        state write per run fewer, and every state write is sent on to each
+        runner of the group (at 10,000 jobs the scheduler waited on these
+        notes, one after the other, while due jobs waited for it)."""
+        try:
+            t, why = next_start(entry, state, time.time(), node=self.root.node)
+        except (TypeError, ValueError):  # the scheduler reports that entry
+            return
+        state.computed, state.reason = t or 0, why
 
     def _stalled(self, state: StateEntry) -> None:
         """The run ended because its code stalled this runner: count it;
