@@ -67,6 +67,6 @@ async def test_the_end_of_a_one_off_run_says_it_is_done(client, cr, saved):
 async def test_a_failed_run_still_says_failed(client, cr, saved):
     """A failure keeps its word ("failed": the status page counts
     failures by it); the scheduler's note of the retry follows."""
-    r, job = await _job(client, cr, "bad", code="raise RuntimeError('no')", repeat=60, delay=600)
+    _root, job = await _job(client, cr, "bad", code="raise RuntimeError('no')", repeat=60, delay=600)
     await wait_for(lambda: any(reason == "failed" for _, reason, _ in saved), timeout=20, what="the failed end")
     await wait_for(lambda: job.state.reason.startswith("retry after error"), timeout=20, what="the retry's note")
