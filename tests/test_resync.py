@@ -1,13 +1,16 @@
 """`ResyncRoot`: a mirror survives the server dropping its watch.
 
 DistKV's server ends a watch whose client falls more than 100 changes
-behind.  Here the mirror's consumer is held up on purpose while 300
-changes (and a deletion) are written: the server drops the watch, and the
-mirror must load the subtree again and end up equal to the store.
+behind (servers of ours: 5,000, `upstream.distkv_flow`; a plain DistKV
+server: 100, which these tests use).  Here the mirror's consumer is held
+up on purpose while 300 changes (and a deletion) are written: the server
+drops the watch, and the mirror must load the subtree again and end up
+equal to the store.
 """
 
 import anyio
 import pytest
+from distkv.model import Watcher
 from distkv.obj import ClientEntry
 from moat.util import P
 
@@ -16,6 +19,12 @@ from distkv_ext.codekit.store.resync import ResyncRoot
 from tests.helpers import wait_for
 
 PREFIX = P(":.test.resync")
+
+
+@pytest.fixture(autouse=True)
+def distkvs_own_watch_queue(monkeypatch):
+    """DistKV's queue per watch (100 changes), so that 300 overflow it."""
+    monkeypatch.setattr(Watcher, "q_len", 100)
 
 
 class GateEntry(ClientEntry):
