@@ -202,13 +202,13 @@ class Group:
 
     def live(self) -> dict[str, float]:
         """{name: weight} of the live members, this node included."""
-        res = {n: m.weight for n, m in self.roster.members.items() if n in self._live}
+        res = {n: m.weight for n, m in self.roster.of(self._live).items()}
         res[self.name] = 0.0 if self._stopping else self.weight
         return res
 
     def live_tags(self) -> dict[str, frozenset[str]]:
         """{name: tags} of the live members, this node included."""
-        res = {n: m.tags for n, m in self.roster.members.items() if n in self._live}
+        res = {n: m.tags for n, m in self.roster.of(self._live).items()}
         res[self.name] = frozenset(self.tags)
         return res
 

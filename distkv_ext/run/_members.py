@@ -4,7 +4,7 @@ heartbeat of another node said (see `_group`)."""
 
 from collections.abc import Iterable
 
-__all__ = ["GroupMembers", "Member"]
+__all__ = ["GroupMembers", "Member", "Roster"]
 
 
 class GroupMembers:
@@ -75,6 +75,10 @@ class Roster:
         """``node`` said it stops."""
         self.members.pop(node, None)
         self._runs.pop(node, None)
+
+    def of(self, live: frozenset[str]) -> dict[str, Member]:
+        """{name: `Member`} of the members among ``live``."""
+        return {n: m for n, m in self.members.items() if n in live}
 
     def within(self, now: float, timeout: float) -> set[str]:
         """The members heard from within ``timeout`` seconds of ``now``."""
