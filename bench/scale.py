@@ -84,18 +84,52 @@ def _cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _parse_runs(text, runs):
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            try:
+                runs.setdefault(parts[0], []).append((float(parts[1]), float(parts[2])))
+            except ValueError:
+                pass
+
+
+class _RunLogs:
+    """The run logs of one directory, read incrementally: each `read`
+    parses only the lines appended since the last one (the logs of a
+    10,000-job run grow by megabytes, and the bench reads them every
+    second, in the process that also hosts the broker)."""
+
+    def __init__(self):
+        self.pos = {}
+        self.runs = {}
+
+    def read(self, logdir):
+        files = glob.glob(os.path.join(logdir, "runs-*.log"))
+        if set(self.pos) - set(files) or any(os.path.getsize(fn) < self.pos.get(fn, 0) for fn in files):
+            self.pos, self.runs = {}, {}  # the directory was made afresh
+        for fn in files:
+            with open(fn, "rb") as f:
+                f.seek(self.pos.get(fn, 0))
+                data = f.read()
+            end = data.rfind(b"\n") + 1  # a line being written waits for the next read
+            self.pos[fn] = self.pos.get(fn, 0) + end
+            _parse_runs(data[:end].decode("ascii", errors="replace"), self.runs)
+        return self.runs
+
+
+_LOGS = {}
+
+
 def read_runs(logdir, only=None):
-    """{job: [(start, end), ...]} from every runner's log file (or ``only``)."""
+    """{job: [(start, end), ...]} from every runner's log file (or ``only``).
+    The result of a whole directory is shared with the next call (it adds
+    to it): read it, do not change it."""
+    if only is None:
+        return _LOGS.setdefault(os.path.abspath(logdir), _RunLogs()).read(logdir)
     runs = {}
-    for fn in [only] if only else glob.glob(os.path.join(logdir, "runs-*.log")):
-        with open(fn, encoding="ascii", errors="replace") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) == 3:
-                    try:
-                        runs.setdefault(parts[0], []).append((float(parts[1]), float(parts[2])))
-                    except ValueError:
-                        pass
+    with open(only, encoding="ascii", errors="replace") as f:
+        _parse_runs(f.read(), runs)
     return runs
 
 
@@ -228,15 +262,27 @@ async def wait_all_ran(logdir, names, since, limit, origin=None):
     origin = since if origin is None else origin
     with anyio.move_on_after(limit):
         while True:
-            runs = await _off_loop(read_runs, logdir)
-            done = [
-                max(s for s, _ in runs[n] if s >= since) for n in names if any(s >= since for s, _ in runs.get(n, ()))
-            ]
+            done = await _off_loop(_ran_since, logdir, names, since)
             if len(done) == len(names):
                 return max(0.0, max(done) - origin), len(done)
             await anyio.sleep(1)
-    runs = await _off_loop(read_runs, logdir)
-    return None, sum(1 for n in names if any(s >= since for s, _ in runs.get(n, ())))
+    return None, len(await _off_loop(_ran_since, logdir, names, since))
+
+
+def _ran_since(logdir, names, since):
+    """For each of ``names`` that has a run starting after ``since``: when
+    the first such run started (in a worker thread: see `_off_loop`)."""
+    runs = read_runs(logdir)
+    res = []
+    for n in names:
+        after = [s for s, _ in runs.get(n, ()) if s >= since]
+        if after:
+            res.append(min(after))
+    return res
+
+
+def _lateness_now(logdir, jobs, after, repeat):
+    return lateness(read_runs(logdir), jobs, after, repeat)
 
 
 async def count_messages(c, seconds):
@@ -282,7 +328,7 @@ async def one_size(c, cl, n, args, workdir):
         await _off_loop(ds.kill, victim)
         with anyio.move_on_after(args.limit):
             while True:
-                late = lateness((await _off_loop(read_runs, logdir)), jobs, t_kill, REPEAT)
+                late = await _off_loop(_lateness_now, logdir, jobs, t_kill, REPEAT)
                 if len(late) == len(jobs):
                     break
                 await anyio.sleep(1)
@@ -292,9 +338,9 @@ async def one_size(c, cl, n, args, workdir):
         ds = Daemons("ours", cl, workdir)
         t_restart = time.time()
         res["restart"], res["restarted"] = await wait_all_ran(logdir, names, t_restart, args.limit)
-        late = lateness((await _off_loop(read_runs, logdir)), names, t_restart, REPEAT)
+        late = await _off_loop(_lateness_now, logdir, names, t_restart, REPEAT)
         res["restart_late"] = (statistics.median(late), max(late)) if late else (None, None)
-        res["overlaps"] = count_overlaps(await _off_loop(read_runs, logdir))
+        res["overlaps"] = await _off_loop(lambda: count_overlaps(read_runs(logdir)))
     finally:
         await _off_loop(ds.stop)
         await _clear(c)
@@ -387,6 +433,7 @@ async def drill(workdir, n, *, repeat=15, limit=240):
                 res["all_ran"], _ = await wait_all_ran(logdir, names, t0, limit, origin=t1)
                 runs = await _off_loop(read_runs, logdir)
                 res["never_ran"] = sorted(j for j in names if j not in runs)
+                res["never_ran_states"] = await _states_of(c, res["never_ran"][:5])
                 pids = {k: p.pid for k, p in ds.live().items()}
                 victim, jobs = max(
                     last_runner((await _off_loop(runs_by_pid, logdir)), pids).items(), key=lambda kv: len(kv[1])
@@ -395,15 +442,25 @@ async def drill(workdir, n, *, repeat=15, limit=240):
                 t_kill = time.time()
                 await _off_loop(ds.kill, victim)
                 with anyio.move_on_after(limit):
-                    while len(late := lateness((await _off_loop(read_runs, logdir)), jobs, t_kill, repeat)) < len(jobs):
+                    while len(late := await _off_loop(_lateness_now, logdir, jobs, t_kill, repeat)) < len(jobs):
                         await anyio.sleep(1)
                 again = await _off_loop(read_runs, logdir)
                 res["not_again"] = sorted(j for j in jobs if not any(s >= t_kill for s, _ in again.get(j, ())))
+                res["not_again_states"] = await _states_of(c, res["not_again"][:5])
+                res["victim"] = victim
                 res["failover_max"] = max(late) if late else None
-                res["overlaps"] = count_overlaps(again)
+                res["overlaps"] = await _off_loop(count_overlaps, again)
             finally:
                 await _off_loop(ds.stop)
             return res
+
+
+async def _states_of(client, jobs):
+    """{job: its stored state} of a few ``jobs`` (what a drill that failed
+    prints: why they did not run)."""
+    from distkv_ext.run import job_states
+
+    return {j: await job_states(client, "any", GROUP, P(j)) for j in jobs}
 
 
 def _fmt(x, spec=".1f"):

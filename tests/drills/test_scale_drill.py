@@ -32,8 +32,11 @@ def test_thousands_of_jobs_all_start_and_fail_over(tmp_path, drill_report):
         res["overlaps"],
         res["failover_max"],
     )
-    assert res["never_ran"] == [], f"{len(res['never_ran'])} jobs never ran: {res['never_ran'][:20]}"
+    assert res["never_ran"] == [], (
+        f"{len(res['never_ran'])} jobs never ran: {res['never_ran'][:20]}; states: {res['never_ran_states']}"
+    )
     assert res["not_again"] == [], (
-        f"{len(res['not_again'])} of the killed runner's {res['victim_jobs']} jobs never ran again: {res['not_again'][:20]}"
+        f"{len(res['not_again'])} of the killed runner's ({res['victim']}) {res['victim_jobs']} jobs never ran again: "
+        f"{res['not_again'][:20]}; states: {res['not_again_states']}"
     )
     assert res["overlaps"] == 0
