@@ -154,6 +154,45 @@ async def test_an_unconfirmed_write_fences_the_runner(autojump_clock, cluster, c
         assert not r1.lost_event.is_set() and st2.node == "n2"
 
 
+async def test_a_slow_write_while_others_are_confirmed_does_not_fence(autojump_clock, cluster, client, cr):
+    """A busy server answers some writes late: that fails the late write
+    (its run), not the runner; only a store that confirms nothing fences."""
+    await cr.add("forever", code="import anyio\nawait anyio.sleep(10000)", is_async=True)
+    cfg = dict(FAST, write_timeout=0.3)
+    async with cluster.client() as c1:
+        r1 = await AnyRunnerRoot.as_handler(c1, subpath=("any", "w"), code=cr, node="n1", cfg=cfg)
+        await r1.wait_ready()
+        slow, fine = await add_job(r1, "slow", "forever"), await add_job(r1, "fine", "forever")
+        await wait_for(lambda: slow.state.node == "n1" and fine.state.node == "n1")
+        st_slow, st_fine = r1.state_for(slow.job_path), r1.state_for(fine.job_path)
+        real_set = c1.set
+
+        async def slow_for_one(path, *a, **kw):
+            if path == st_slow._path:
+                await anyio.sleep(1)
+            return await real_set(path, *a, **kw)
+
+        c1.set = slow_for_one
+        lifecycle = r1.scheduler.lifecycle
+
+        async def confirmed_meanwhile():
+            for _ in range(8):
+                await lifecycle.save_confirmed(st_fine)
+                await anyio.sleep(0.05)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(confirmed_meanwhile)
+            with pytest.raises(TimeoutError):
+                await lifecycle.save_confirmed(st_slow)
+        assert r1.group.suspended is None and r1.group.connected
+        # the same late write with nothing else confirmed meanwhile: the store does not answer us
+        await anyio.sleep(1)
+        with pytest.raises(TimeoutError):
+            await lifecycle.save_confirmed(st_slow)
+        assert r1.group.suspended is not None
+        c1.set = real_set
+
+
 def _dead(pid):
     """The process has ended (gone, or a zombie its parent has not reaped yet)."""
     try:
