@@ -401,7 +401,7 @@ async def _clear(c):
             pass
 
 
-async def drill(workdir, n, *, repeat=15, limit=240):
+async def drill(workdir, n, *, repeat=REPEAT, limit=240):
     """The scale drill (tests/drills/test_scale_drill.py): one server, five
     runner daemons, ``n`` any-node jobs repeating every ``repeat`` seconds,
     deployed at once; then ``kill -9`` of the runner that ran the most.
