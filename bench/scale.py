@@ -35,6 +35,7 @@ import argparse
 import contextlib
 import glob
 import itertools
+import json
 import os
 import signal
 import statistics
@@ -453,6 +454,34 @@ async def drill(workdir, n, *, repeat=REPEAT, limit=240):
             finally:
                 await _off_loop(ds.stop)
             return res
+
+
+def drill_apart(workdir, n):
+    """`drill` in a Python process of its own; returns its result.  The
+    drill hosts the MQTT broker (`local_cluster`): in the process of a
+    test session 1,000 tests in (a heap of 260 MB, its garbage collector)
+    the broker stalled for seconds, the runners' heartbeats and the
+    server's traffic waited on it, the runners fenced themselves 28-72
+    times each and 36 jobs never ran; run alone, none."""
+    out = os.path.join(workdir, "drill-result.json")
+    code = (
+        "import json, sys, anyio\n"
+        "from bench import scale\n"
+        "res = anyio.run(lambda: scale.drill(sys.argv[1], int(sys.argv[2])), backend='trio')\n"
+        "with open(sys.argv[3], 'w', encoding='utf-8') as f:\n"
+        "    json.dump(res, f, default=repr)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, workdir, str(n), out],
+        cwd=os.path.dirname(HERE),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if r.returncode:
+        raise RuntimeError(f"the drill's process failed (exit {r.returncode}): {r.stderr[-3000:]}")
+    with open(out, encoding="utf-8") as f:
+        return json.load(f)
 
 
 async def _states_of(client, jobs):

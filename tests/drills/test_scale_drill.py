@@ -1,6 +1,6 @@
 """Scale drill: thousands of any-node jobs deployed at once on five runner
 daemons of one group (real processes: a DistKV server, its broker, ``run
-all`` daemons; `bench.scale.drill`).
+all`` daemons; `bench.scale.drill`, in a process of its own).
 
 At 3000 jobs this once lost a job for good (it stayed "due now" while
 the runners' store watches were dropped again and again and all five
@@ -19,7 +19,6 @@ wait for minutes: a known limit (README, "Where one group is not
 enough"), not what this drill checks.
 """
 
-import anyio
 import pytest
 
 from bench import scale
@@ -31,7 +30,7 @@ JOBS = 3000
 
 
 def test_thousands_of_jobs_all_start_and_fail_over(tmp_path, drill_report):
-    res = anyio.run(lambda: scale.drill(str(tmp_path), JOBS), backend="trio")
+    res = scale.drill_apart(str(tmp_path), JOBS)  # not in this process: see its docstring
     drill_report(
         f"{JOBS} jobs on 5 runners, kill -9 of the busiest",
         "-",
