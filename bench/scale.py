@@ -456,7 +456,7 @@ async def drill(workdir, n, *, repeat=REPEAT, limit=240):
             return res
 
 
-def drill_apart(workdir, n):
+def drill_apart(workdir, n, repeat=REPEAT):
     """`drill` in a Python process of its own; returns its result.  The
     drill hosts the MQTT broker (`local_cluster`): in the process of a
     test session 1,000 tests in (a heap of 260 MB, its garbage collector)
@@ -467,12 +467,12 @@ def drill_apart(workdir, n):
     code = (
         "import json, sys, anyio\n"
         "from bench import scale\n"
-        "res = anyio.run(lambda: scale.drill(sys.argv[1], int(sys.argv[2])), backend='trio')\n"
+        "res = anyio.run(lambda: scale.drill(sys.argv[1], int(sys.argv[2]), repeat=int(sys.argv[4])), backend='trio')\n"
         "with open(sys.argv[3], 'w', encoding='utf-8') as f:\n"
         "    json.dump(res, f, default=repr)\n"
     )
     r = subprocess.run(
-        [sys.executable, "-c", code, workdir, str(n), out],
+        [sys.executable, "-c", code, workdir, str(n), out, str(repeat)],
         cwd=os.path.dirname(HERE),
         capture_output=True,
         text=True,
