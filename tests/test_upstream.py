@@ -222,6 +222,27 @@ async def test_a_reply_is_queued_without_a_yield_while_there_is_room():
     assert isinstance(flow, DelayedRead)
 
 
+def test_the_reader_s_warning_about_our_own_close_is_dropped(caplog):
+    """DistKV's client reader warns "Reader socket closed" when the client
+    closes its own connection while the reader hands on a reply; a
+    ``distkv client`` command then printed that line above its own error
+    (a CI run of test_cli_pause).  Repaired, that record is dropped and a
+    reader that dies of anything else still warns."""
+    import logging
+
+    import distkv.client as dclient
+
+    upstream.apply_library()
+    with caplog.at_level(logging.DEBUG, logger="distkv.client"):
+        dclient.logger.warning("Reader socket closed")
+        dclient.logger.warning("Reader died: %r", RuntimeError("x"))
+        dclient.logger.warning("Reader closed in handler")
+    assert [r.getMessage() for r in caplog.records] == [
+        "Reader died: RuntimeError('x')",
+        "Reader closed in handler",
+    ]
+
+
 async def test_a_watch_outlasts_a_reader_that_pauses_for_hundreds_of_changes():
     """DistKV's server sends a watch's changes a flow-control window ahead
     of its reader and queues 100 more, then *drops the watch*: at 10,000

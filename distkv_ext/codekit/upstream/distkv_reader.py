@@ -16,13 +16,24 @@ room (no yield, so no second can pass); only a queue that is really full
 still waits, under DistKV's timeout as before.  A flow-controlled stream
 (a server with ``buffer``) never fills its queue: the server sends no
 more than the queue holds before the client's acknowledgement.
+
+The reader also logs a warning, "Reader socket closed", when the client
+itself closes the connection while the reader is handing on a reply
+(the connection's ``finally`` clears ``_socket``): the normal end of a
+command whose last request was still streaming.  A ``distkv client``
+command that ended with its own one-line error printed that warning
+above it, now and then.  `apply` drops exactly that record; a reader
+that dies of anything else ("Reader died", "Reader closed in handler")
+still warns.
 """
+
+import logging
 
 import anyio
 import distkv.client as dclient
 from moat.util.queue import DelayedRead, Queue
 
-__all__ = ["apply", "PACKAGE", "TARGET"]
+__all__ = ["apply", "OwnCloseFilter", "PACKAGE", "TARGET"]
 
 PACKAGE = "distkv"
 #: The release this was written for.
@@ -50,12 +61,21 @@ class EagerDelayedRead(_Eager, DelayedRead):
     when it has room."""
 
 
+class OwnCloseFilter(logging.Filter):
+    """Drops DistKV's "Reader socket closed" warning (a close of our own)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != "Reader socket closed"
+
+
 def apply() -> None:
-    """Give every new DistKV streamed request eager reply queues (idempotent)."""
+    """Give every new DistKV streamed request eager reply queues, and drop
+    the reader's warning about a close of our own (idempotent)."""
     global _applied
     if _applied:
         return
     _applied = True
+    logging.getLogger(dclient.__name__).addFilter(OwnCloseFilter())
     orig = dclient.StreamedRequest.__init__
 
     def __init__(self: dclient.StreamedRequest, *a: object, **kw: object) -> None:
