@@ -242,3 +242,32 @@ async def test_code_that_ignores_its_stop_keeps_its_claim_and_says_so(autojump_c
     )
     go.set()  # now it ends: the run ends, the job starts again with the new data
     await wait_for(lambda: job.state.runs == 2 and job.state.waiting is None, what="the next run")
+
+
+async def test_a_stopped_run_whose_writes_are_slow_does_not_say_its_code_runs(autojump_clock, cluster, cr):
+    """Its code ended at the stop; the run's last output write took 2.5 s
+    (a busy server).  It once noted "its code has not ended yet" meanwhile:
+    untrue, and one more write when the store was slowest (seen in the
+    states of a scale drill's jobs that never ran)."""
+    await cr.add("forever", code="import anyio\nawait anyio.sleep(10000)", is_async=True)
+    async with cluster.client() as c1:
+        r = await AnyRunnerRoot.as_handler(c1, subpath=("any", "sw"), code=cr, node="n1", cfg=FAST)
+        job = await add_job(r, "j", "forever")
+        await wait_for(lambda: job.state.node == "n1")
+        st = r.state_for(job.job_path)
+        noted = []
+        real_set = c1.set
+
+        async def slow_but_the_state(path, *a, **kw):
+            if path == st._path:
+                noted.append((kw.get("value") or {}).get("waiting"))
+            else:
+                await anyio.sleep(2.5)
+            return await real_set(path, *a, **kw)
+
+        c1.set = slow_but_the_state
+        job.data = {"x": 1}
+        await job.save()  # an edit: the run stops (and starts again)
+        await wait_for(lambda: st.runs == 2 and st.node == "n1", timeout=30, what="the next run")
+        c1.set = real_set
+        assert noted and not [w for w in noted if w and "has not ended" in w], noted

@@ -224,15 +224,19 @@ class RunLifecycle:
                     if run.code_entry is not None:
                         tg.start_soon(self._watch_code, run)
                     tg.start_soon(keep)
-                    with _output.capture(buf):
-                        outcome = fit_outcome(
-                            await execute(root, entry, run.ctx, on_ok_after=True), root.config.result_bytes
-                        )
+                    try:
+                        with _output.capture(buf):
+                            outcome = fit_outcome(
+                                await execute(root, entry, run.ctx, on_ok_after=True), root.config.result_bytes
+                            )
+                    finally:  # before the last output write (up to 3 s, shielded) of `keep`
+                        run.code_ended.set()
                     if not outcome.ok:  # `run logs` and `run why` show it
                         _output.add_failure(buf, outcome.exc, outcome.error)
                     meta.update(stopped=time.time(), ok=bool(outcome.ok), error=outcome.error)
                     tg.cancel_scope.cancel()
         finally:
+            run.code_ended.set()  # (stopped before its code began; the writes below are no code)
             if outcome is None and run.ctx is not None and run.ctx.returned is not None:
                 # the code ended before the stop took effect
                 outcome = fit_outcome(run.ctx.returned, root.config.result_bytes)
@@ -358,9 +362,10 @@ class RunLifecycle:
     async def mind_the_stop(self, run: Running) -> None:
         """A stop of ``run`` was requested: if its code has not ended a
         second later (a thread or child that ignores its stop), its state
-        says so; the claim stays here until the code has ended."""
+        says so; the claim stays here until the code has ended.  Ended
+        code whose end's writes are slow (a busy server) writes no notice."""
         with anyio.move_on_after(_STOP_NOTICE):
-            await run.done.wait()
+            await run.code_ended.wait()
             return
         stop = run.claim.stop
         why = f" ({stop.reason})" if stop is not None else ""

@@ -20,7 +20,9 @@ class Running:
 
     ``claim``: where its claim stands (`Claim`: the only state of the
     claim protocol); ``scope``: cancels the run; ``ctx``: the job's
-    `JobContext` once its code starts; ``done``: set when it is over;
+    `JobContext` once its code starts; ``code_ended``: set once its code
+has ended (or the run ended before its code started); ``done``: set
+when it is over (the end's writes done too);
     ``code_entry``: the procedure it runs; ``started_value``: the runner
     entry's value it started with (to tell what an edit changed);
     ``moved_since``: since when the job is assigned to another node (the
@@ -35,6 +37,7 @@ class Running:
         self.claim = claim
         self.scope = anyio.CancelScope()
         self.ctx: JobContext | None = None
+        self.code_ended = anyio.Event()
         self.done = anyio.Event()
         self.code_entry: Any = None
         self.moved_since: float | None = None
