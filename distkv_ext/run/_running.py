@@ -21,10 +21,10 @@ class Running:
     ``claim``: where its claim stands (`Claim`: the only state of the
     claim protocol); ``scope``: cancels the run; ``ctx``: the job's
     `JobContext` once its code starts; ``code_ended``: set once its code
-has ended (or the run ended before its code started); ``done``: set
-when it is over (the end's writes done too);
-    ``code_entry``: the procedure it runs; ``started_value``: the runner
-    entry's value it started with (to tell what an edit changed);
+    has ended (or the run ended before its code started); ``done``: set
+    when it is over (the end's writes done too); ``code_entry``: the
+    procedure it runs; ``started_value``: the runner entry's value it
+    started with (to tell what an edit changed);
     ``moved_since``: since when the job is assigned to another node (the
     rebalance delay runs from then; None: it is ours); ``slot``: the
     calendar slot it starts for (None: it takes none); ``start_at``: when
