@@ -40,6 +40,7 @@ from distkv.exceptions import ServerError
 from moat.util import Path
 
 from ._connwatch import GONE
+from ._echolag import EchoLag, settle_time
 from ._groupauth import Channel, GroupKeys, new_instance
 from ._members import GroupMembers, Member, Roster
 from ._namesake import NameClash, Namesakes
@@ -118,6 +119,7 @@ class Group:
         self.on_lost: Callable[[BaseException], None] = on_lost or (lambda exc: None)
         self.roster = Roster()  # the others
         self._echo: float | None = None  # when we sent the newest of our heartbeats that came back (monotonic)
+        self.lag = EchoLag(4 * self.timeout)  # their round trips lately
         self._start: float | None = None
         self._mon_scope: anyio.CancelScope | None = None  # the cancel scope of the current group subscription
         self._subscribed: float | None = None  # monotonic time of the last (re)subscription
@@ -282,6 +284,11 @@ class Group:
         except Exception as exc:
             logger.debug("could not send leave: %r", exc)
 
+    def claim_settle(self, base: float) -> float:
+        """How long a claim waits for competing ones: ``base``, or longer
+        while the channel is slow (`_echolag.settle_time`)."""
+        return settle_time(base, self.lag.longest(time.monotonic(), self.ping), self.timeout)
+
     def send_claim(self, msg_type: MsgType, job: str) -> None:
         """Queue ``{msg_type: [job, ...]}`` ("claim": I want to run it;
         "held": I run it) for the group (`ClaimOutbox`: batched)."""
@@ -344,6 +351,7 @@ class Group:
             if msg.instance == self.instance:
                 if msg.kind == "hb":
                     self._echo = max(self._echo or msg.sent, min(msg.sent, now))
+                    self.lag.heard(msg.sent, now)
                     self._update()
                 return
             if msg.kind == "hb" and self.channel.fresh(msg):  # else: an old run of ours, replayed

@@ -2,7 +2,8 @@
 
 The claim protocol, for runners whose policy ``claims`` (any-node jobs):
 a node that wants to start a job broadcasts a claim on the group's
-channel and waits ``settle`` seconds; a node that runs the job answers
+channel and waits ``settle`` seconds (longer while our own heartbeats
+take longer to come back: `_echolag`); a node that runs the job answers
 "held"; of two claimers the one with the higher rendezvous score wins
 (both compute the same).  Only the winner writes the job's state entry
 (``node``: itself).  This matters because DistKV resolves two
@@ -109,15 +110,16 @@ class RunLifecycle:
         t0 = time.monotonic()
         if root.policy.claims and group is not None:
             job = entry.job_name
+            settle = group.claim_settle(cfg.settle)  # longer while the channel is slow
             other = self._recent.pop(job, None)
-            if other is not None and time.monotonic() - other[1] < _RECENT_SETTLES * cfg.settle:
+            if other is not None and time.monotonic() - other[1] < _RECENT_SETTLES * settle:
                 if score(job, other[0]) > score(job, root.node):
                     claim.beat()  # its claim, still settling, wins
             if len(self._recent) > 1000:
-                cut = time.monotonic() - _RECENT_SETTLES * cfg.settle
+                cut = time.monotonic() - _RECENT_SETTLES * settle
                 self._recent = {k: v for k, v in self._recent.items() if v[1] > cut}
             group.send_claim("claim", job)
-            await anyio.sleep(cfg.settle)
+            await anyio.sleep(settle)
             claim.settled(connected=group.connected)
             if not claim.may_write:
                 logger.info("%s: %s is claimed by another node", root.node, entry)

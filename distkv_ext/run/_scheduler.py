@@ -322,7 +322,8 @@ class Scheduler:
         """How long before a calendar start its claim begins: the claim's
         ``settle`` time (jobs of a group) and a state write, and for a job
         with limits the two ``settle`` times a slot's claim takes."""
-        settle = self.root.config.settle
+        group = self.root.group
+        settle = self.root.config.settle if group is None else group.claim_settle(self.root.config.settle)
         limited = 2 * settle if isinstance(entry.limits, dict) and entry.limits else 0.0
         return (settle if self.root.policy.claims else 0.0) + limited + _CLAIM_LEAD
 
