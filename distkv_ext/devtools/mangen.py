@@ -76,7 +76,10 @@ FILES = {
         ("runner.state", "their state entries (default :.distkv.state)"),
         ("runner.heartbeat", "seconds between heartbeats of a runner group (0.5)"),
         ("runner.timeout", "seconds of silence after which a runner is gone (2)"),
-        ("runner.settle", "seconds a claim waits for a competing one at least (0.25; longer while the group channel is slow)"),
+        (
+            "runner.settle",
+            "seconds a claim waits for a competing one at least (0.25; longer while the group channel is slow)",
+        ),
         ("runner.rebalance, runner.rebalance_delay", "move running jobs to a node that joins (true, 2 s)"),
         ("runner.weight", "this node's share of any-node jobs (1)"),
         ("runner.stop_timeout", "seconds to wait for jobs on stop (10)"),
