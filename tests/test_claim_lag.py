@@ -113,3 +113,17 @@ async def test_a_rival_claim_later_than_the_settle_but_within_the_round_trip_win
         assert run.claim.phase is Phase.BEATEN
         await wait_for(run.done.is_set, what="the claim ends")
         assert run.number == 0  # it never wrote the state (a claim's write numbers its run)
+
+
+def test_the_kept_longest_is_that_of_the_samples_in_the_window():
+    """`longest` keeps its maximum up to date instead of scanning the
+    samples per claim; it must equal the scan's, whatever the order."""
+    import random
+
+    rnd = random.Random(7)
+    lag, now = EchoLag(3.0), 0.0
+    for _ in range(5000):
+        now += rnd.choice((0.01, 0.1, 0.5, 2.0))
+        lag.heard(sent=now - rnd.random() * rnd.choice((0.1, 1.0, 5.0)), now=now)
+        got = lag.longest(now, 1e9)  # (the interval so long that only the samples count)
+        assert got == max((r for t, r in lag._samples if t >= now - 3.0), default=0.0)

@@ -37,12 +37,17 @@ class EchoLag:
         self.window = float(window)
         self._samples: deque[tuple[float, float]] = deque(maxlen=_MAX_SAMPLES)  # (heard at, round trip)
         self._newest_sent: float | None = None
+        self._longest = 0.0  # of the samples (kept up to date: a claim asks for it per job)
 
     def heard(self, sent: float, now: float) -> None:
         """Our heartbeat sent at ``sent`` came back at ``now``.  A ``sent``
         in the future (it cannot be: our own clock) counts as no delay."""
         rtt = max(0.0, now - min(sent, now))
+        if len(self._samples) == self._samples.maxlen and self._samples[0][1] >= self._longest:
+            self._samples.popleft()  # the longest may leave with it
+            self._longest = max((r for _, r in self._samples), default=0.0)
         self._samples.append((now, rtt))
+        self._longest = max(self._longest, rtt)
         if self._newest_sent is None or sent > self._newest_sent:
             self._newest_sent = min(sent, now)
         self._forget(now)
@@ -54,16 +59,18 @@ class EchoLag:
         they stay away, the channel is at least that slow.  0.0 before
         any came back."""
         self._forget(now)
-        seen = max((rtt for _, rtt in self._samples), default=0.0)
         if self._newest_sent is None:
-            return seen
+            return self._longest
         out = now - self._newest_sent - interval  # the next one has been out this long
-        return max(seen, out, 0.0)
+        return max(self._longest, out, 0.0)
 
     def _forget(self, now: float) -> None:
         cut = now - self.window
+        gone = False
         while self._samples and self._samples[0][0] < cut:
-            self._samples.popleft()
+            gone = self._samples.popleft()[1] >= self._longest or gone
+        if gone:
+            self._longest = max((r for _, r in self._samples), default=0.0)
 
 
 def settle_time(base: float, lag: float, timeout: float) -> float:
