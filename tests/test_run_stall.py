@@ -190,6 +190,10 @@ async def test_a_slow_write_while_others_are_confirmed_does_not_fence(autojump_c
         with pytest.raises(TimeoutError):
             await lifecycle.save_confirmed(st_slow)
         assert r1.group.suspended is not None
+        # the runner's log names the job (it said "<StateEntry object at 0x7f...>")
+        assert (
+            r1.group.suspended == "fencing: the state of <StateEntry slow node=n1 runs=1> was not written within 0.3 s"
+        )
         c1.set = real_set
 
 

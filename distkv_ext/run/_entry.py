@@ -219,6 +219,9 @@ class StateEntry(_JobEntry):
     #: it is the servers' verdict on a conflict (a partition healed) and wins
     ECHO_WINDOW = 2.0
 
+    def __repr__(self) -> str:  # the runners' logs name states by it ("the state of ... was not written")
+        return f"<{type(self).__name__} {Path.build(tuple(self.subpath))} node={self.node} runs={self.runs}>"
+
     async def save(
         self, wait: bool = False, *, gate: anyio.CapacityLimiter | None = None, limit: float | None = None
     ) -> Any:
