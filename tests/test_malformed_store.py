@@ -204,6 +204,7 @@ CASES = [
     _state_case("state-at-started-inf", {"started": math.inf, "stopped": -math.inf}, kind="at"),
     _state_case("state-at-node-int", {"node": 5}, kind="at"),
     _state_case("state-placement-list", {"placement": ["no", "tags"], "stopped": NOW}),
+    _state_case("state-outputs-garbage", {"outputs": ["x", -1, 2**70], "runs": 3, "stopped": NOW}),
     # outputs
     ("output-list", [(OUTPUT_PREFIX + ("any", "g", "canary", "1"), [1, 2])], []),
     ("output-str", [(OUTPUT_PREFIX + ("all", "g", "n1", "sjob", "x"), "lines")], []),

@@ -30,7 +30,8 @@ async def logs(obj, path, group, node, all_nodes, from_, run_no, follow, output)
     a failed run ends with its traceback (marked '! ', as stderr).
 
     The runners keep the last lines of the last runs of every job (see
-    runner.output_lines / output_runs).  Text output prefixes each line with
+    runner.output_lines / output_runs); a run that printed and logged
+    nothing keeps nothing.  Text output prefixes each line with
     the node and run when more than one is shown.
     """
     kind, node = kind_of(node, all_nodes)

@@ -167,6 +167,8 @@ class StateEntry(_JobEntry):
       skip_note: why the last start was skipped, in words (ours)
       queued: a calendar slot that came due while the job ran (overlap
         queue or cancel): it starts once the run has ended (ours)
+      outputs: the runs whose output may be stored (ours; absent: any of
+        the last ``output_runs``; see `_runoutput.window`)
 
     ``started``, ``stopped`` and ``pinged`` are the clock of the node that
     wrote them (``last_node``): for display, and for DistKV's runner.  No
@@ -177,7 +179,7 @@ class StateEntry(_JobEntry):
     ATTRS = (
         "started stopped pinged computed reason result node backoff last_node runs error resume"
         " waiting stalls quarantined for_target for_calendar triggered placement"
-        " skipped skipped_slot skip_note queued"
+        " skipped skipped_slot skip_note queued outputs"
     ).split()
 
     started: float = 0
@@ -203,6 +205,7 @@ class StateEntry(_JobEntry):
     skipped_slot: float | None = None
     skip_note: str | None = None
     queued: float | None = None
+    outputs: Any = NotGiven  # list[int] | None; absent until a run of ours lists them
 
     chain: Any  # DistKV's: the change chain of the value we have
     _written: Any = None  # chain of our last write, until the mirror has seen it

@@ -154,6 +154,7 @@ class RunLifecycle:
         else:
             state.for_target = entry.target  # the target this run consumes (see _schedule.next_start)
         run.number = state.runs
+        run.drop_outputs = self.outputs.claim(entry, run.number)
         try:
             await self.save_confirmed(state)
         except (*_WRITE_ERRORS, TimeoutError) as exc:
@@ -199,6 +200,7 @@ class RunLifecycle:
         """Claim the job, run it, record how it ended; `Running.stop` ends it."""
         root = self.root
         outcome: Outcome | None = None
+        meta: dict[str, object] = {}  # of its output: "stored" once written
         try:
             with run.scope:
                 if not await self._claim(entry, run, reason):
@@ -239,6 +241,7 @@ class RunLifecycle:
                     tg.cancel_scope.cancel()
         finally:
             run.code_ended.set()  # (stopped before its code began; the writes below are no code)
+            run.output_stored = bool(meta.get("stored"))  # (cancelled or not: `keep` wrote it shielded)
             if outcome is None and run.ctx is not None and run.ctx.returned is not None:
                 # the code ended before the stop took effect
                 outcome = fit_outcome(run.ctx.returned, root.config.result_bytes)
@@ -251,7 +254,7 @@ class RunLifecycle:
                 if run.number and not (stop is not None and stop.delete_state):  # (deleted: all went)
                     # whether or not it got as far as its code (see `RunOutputs.start`)
                     with anyio.move_on_after(3):
-                        await self.outputs.prune(entry, run.number)
+                        await self.outputs.prune(entry, run.drop_outputs)
                 run.claim.release()
                 self._ended(run)
                 run.done.set()
@@ -288,6 +291,8 @@ class RunLifecycle:
                 await root.record_job_error(entry, message=outcome.error, exc=outcome.exc)
         if state.node != root.node:
             return
+        if not run.output_stored:
+            self.outputs.quiet(entry, run.number)
         state.node = None
         state.stopped = time.time()
         state.resume = False

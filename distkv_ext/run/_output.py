@@ -26,7 +26,7 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
@@ -42,7 +42,7 @@ __all__ = [
     "capture",
     "current",
     "keeper",
-    "prune",
+    "delete_run",
     "add_failure",
     "TRACEBACK_STREAM",
     "failure_lines",
@@ -205,7 +205,9 @@ def current() -> OutputBuffer | None:
 
 async def keeper(client: Any, path: Any, buf: OutputBuffer, meta: dict[str, Any], interval: float = 1.0) -> None:
     """Write ``buf`` to ``path`` whenever it changed, at most every
-    ``interval`` seconds, until cancelled (then once more, shielded)."""
+    ``interval`` seconds, until cancelled (then once more, shielded).  A
+    buffer that never held a line is not written at all: ``meta`` gets
+    ``stored`` only when a write was sent."""
     try:
         while True:
             await buf.changed.wait()
@@ -220,6 +222,8 @@ async def keeper(client: Any, path: Any, buf: OutputBuffer, meta: dict[str, Any]
 async def _store(client: Any, path: Any, buf: OutputBuffer, meta: dict[str, Any]) -> None:
     if not buf.dirty and meta.get("stored"):
         return
+    if not meta.get("stored") and not buf.lines and not buf.dropped:
+        return  # a quiet run stores nothing (``stored`` stays unset)
     buf.dirty = False
     meta["stored"] = True
     value = {k: v for k, v in meta.items() if k != "stored"}
@@ -230,17 +234,13 @@ async def _store(client: Any, path: Any, buf: OutputBuffer, meta: dict[str, Any]
         logging.getLogger(__name__).debug("could not store output at %s: %r", path, exc)
 
 
-async def prune(client: Any, path_of: Callable[..., Any], keep: int, current: int, *args: Any) -> None:
-    """Delete the output of the run that falls out of the last ``keep``
-    when run ``current`` has used up its number (``path_of(run, *args)``
-    is a run's path)."""
-    old = current - keep
-    if old < 1:
-        return
+async def delete_run(client: Any, path: Any) -> None:
+    """Delete the output of a run at ``path`` (gone meanwhile, or the
+    server went away: logged at debug level)."""
     try:
-        await client.delete(path_of(old, *args))
-    except Exception as exc:  # gone meanwhile, or the server went away
-        logger.debug("could not delete %s: %r", path_of(old, *args), exc)
+        await client.delete(path)
+    except Exception as exc:
+        logger.debug("could not delete %s: %r", path, exc)
 
 
 async def forget_runs(client: Any, job_base: Any) -> int:

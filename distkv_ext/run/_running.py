@@ -49,6 +49,10 @@ class Running:
         #: the run number its claim wrote (or tried to: a write cut short
         #: may have been applied); 0: none
         self.number = 0
+        #: the runs whose output its end deletes (`RunOutputs.claim`)
+        self.drop_outputs: list[int] = []
+        #: whether its output was written (a quiet run writes none)
+        self.output_stored = False
         v = entry.value
         self.started_value: dict[str, Any] = dict(v) if isinstance(v, dict) else {}
 

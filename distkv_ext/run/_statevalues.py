@@ -35,6 +35,10 @@ def _names(v: Any) -> bool:
     return isinstance(v, (list, tuple)) and len(v) <= 100 and all(isinstance(x, str) and len(x) <= 200 for x in v)
 
 
+def _run_numbers(v: Any) -> bool:
+    return v is None or (isinstance(v, (list, tuple)) and len(v) <= 1000 and all(_count(x) for x in v))
+
+
 def _time_or_none(v: Any) -> bool:
     return v is None or is_time(v)
 
@@ -63,6 +67,7 @@ _STATE_FIELDS = {
     "skipped_slot": _time_or_none,
     "skip_note": _text,
     "queued": _time_or_none,
+    "outputs": _run_numbers,
 }
 
 
