@@ -5,7 +5,7 @@ end with "finished" and the scheduler then noted, in a write of its own,
 when the job was due next ("repeat", ``computed``): a third state write
 per run, which the scheduler awaited in its pass, one job after the
 other, while due jobs waited (at 10,000 jobs some waited minutes).  Now
-the end's write says it (`RunLifecycle._due_next`), and the note finds
+the end's write says it (`_runend.due_next`), and the note finds
 nothing to change.
 """
 

@@ -41,9 +41,9 @@ from ._index import JobIndex
 from ._job import Outcome, execute
 from ._loopwatch import LoopStalled
 from ._outbox import MsgType
+from ._runend import count_stall, due_next
 from ._running import Running
 from ._runoutput import RunOutputs
-from ._schedule import next_start
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +53,6 @@ _WRITE_ERRORS = (DistKVError, anyio.ClosedResourceError, anyio.BrokenResourceErr
 
 #: forget others' claims after this many settle times
 _RECENT_SETTLES = 4
-#: stalls remembered in a job's state (the names of the runners it stalled)
-_MAX_STALLS = 10
 #: seconds after a stop request before the state says the code has not ended
 _STOP_NOTICE = 1.0
 #: state writes of one runner root in flight at once (see `save_confirmed`)
@@ -306,42 +304,18 @@ class RunLifecycle:
             state.error = None
             state.reason = "finished"
             state.stalls = []
-            self._due_next(entry, state)
+            due_next(entry, state, root.node)
         elif outcome is not None:
             healthy = run.ctx is not None and run.ctx.healthy
             state.backoff = 1 if healthy else int(state.backoff or 0) + 1
             state.error = outcome.error
             state.reason = "failed"
             if isinstance(outcome.exc, LoopStalled):
-                self._stalled(state)
+                count_stall(state, root.node, root.config.quarantine_after)
         try:
             await self.save_confirmed(state)
         except (*_WRITE_ERRORS, TimeoutError) as exc:
             logger.warning("%s: could not save the state of %s: %r", root.node, entry, exc)
-
-    def _due_next(self, entry: RunnerEntry, state: StateEntry) -> None:
-        """Say in the write of a run's end when the job is due next and why
-        (``computed``, ``reason``), as the scheduler's note would a moment
-        later (`StateNotes.note`), which then finds nothing to change: one
-        state write per run fewer, and every state write is sent on to each
-        runner of the group (at 10,000 jobs the scheduler waited on these
-        notes, one after the other, while due jobs waited for it)."""
-        try:
-            t, why = next_start(entry, state, time.time(), node=self.root.node)
-        except (TypeError, ValueError):  # the scheduler reports that entry
-            return
-        state.computed, state.reason = t or 0, why
-
-    def _stalled(self, state: StateEntry) -> None:
-        """The run ended because its code stalled this runner: count it;
-        ``runner.quarantine_after`` stalls in a row quarantine the job."""
-        stalls = [*(state.stalls or ()), self.root.node][-_MAX_STALLS:]
-        state.stalls = stalls
-        n = self.root.config.quarantine_after
-        if len(stalls) >= n:
-            state.quarantined = "stalled " + ", ".join(stalls[-n:])
-            state.reason = f"quarantined: {state.quarantined}"
-            logger.error("%s: %s is quarantined: %s", self.root.node, state, state.quarantined)
 
     async def forget(self, entry: RunnerEntry) -> None:
         """``entry`` was deleted and does not run here: delete its state

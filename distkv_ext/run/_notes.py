@@ -6,7 +6,7 @@ from running here (`not_placed`, logged once).
 Bookkeeping: a write that fails or is slow is logged, never a reason to
 fence the runner (compare `RunLifecycle.save_confirmed`, for releases).
 After a successful run the end's write says already what `note` would
-(`RunLifecycle._due_next`), so `note` writes nothing then.
+(`_runend.due_next`), so `note` writes nothing then.
 """
 
 import logging
