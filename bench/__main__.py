@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-BENCHES = ["cli_startup", "module_loading", "runner", "deploy", "web", "groupauth", "procmode", "cron"]
+BENCHES = ["cli_startup", "module_loading", "runner", "deploy", "web", "groupauth", "procmode", "cron", "server_writes"]
 #: Benchmarks run only when named (they take long): ``scale``.
 ON_REQUEST = ["scale"]
 
