@@ -539,8 +539,6 @@ async def _main(args):
         extra = {"server": {"buffer": args.buffer}} if args.buffer else {}
         if args.timeout:  # the runners' group timing (runner.timeout, a quarter of it between heartbeats)
             extra["runner"] = {"timeout": args.timeout, "heartbeat": args.timeout / 4}
-        if args.claim_write_delay is not None:  # 0: every run writes its claim before its code starts
-            extra.setdefault("runner", {})["claim_write_delay"] = args.claim_write_delay
         async with local_cluster(args.servers, workdir=d, extra_config=extra) as cl:
             with open(cl.client_config, encoding="utf-8") as f:
                 cfg = yload(f, attr=True)
@@ -571,12 +569,6 @@ def main(argv=()):
         "--buffer", type=int, default=0, help="DistKV's server.buffer (its flow-control window) for servers and clients"
     )
     ap.add_argument("--timeout", type=float, default=0, help="the runners' runner.timeout (default: theirs, 2 s)")
-    ap.add_argument(
-        "--claim-write-delay",
-        type=float,
-        default=None,
-        help="the runners' runner.claim_write_delay (default: theirs, 1 s; 0: two state writes per run)",
-    )
     ap.add_argument("--workdir", help="keep the work directory (the runners' logs) under this one")
     args = ap.parse_args(list(argv))
     args.sizes = [int(x) for x in args.sizes.split(",") if x.strip()]

@@ -233,9 +233,7 @@ async def test_a_repeat_after_another_nodes_run_counts_from_when_this_runner_hea
 
     monkeypatch.setattr(StateEntry, "save", counted)
     await cr.add("clk.p", code="return 42")
-    # claim_write_delay 0: run 2's claim is a write of its own, which ends the waiting
-    cfg = dict(FAST, claim_write_delay=0)
-    r = await AnyRunnerRoot.as_handler(client, subpath=("any", "g"), code=cr, node="n1", cfg=cfg)
+    r = await AnyRunnerRoot.as_handler(client, subpath=("any", "g"), code=cr, node="n1", cfg=FAST)
     target = time.time() - 100
     t0 = time.time()
     other = t0 + other_clock

@@ -157,11 +157,7 @@ async def test_trigger_refusals(autojump_clock, client, cr):
     await cr.add("sleepy", code=SLEEPY, is_async=True)
     r = await AnyRunnerRoot.as_handler(client, subpath=("any", "g"), code=cr, node="n1", cfg=FAST)
     job = await add_job(r, "s", "sleepy")
-
-    async def stored_node():  # (written once the run has lasted claim_write_delay)
-        return (await client.get(P(":.distkv.state.any.g.s"))).get("value", {}).get("node")
-
-    await wait_for(stored_node, what="the run")
+    await wait_for(lambda: job.state.node == "n1", what="the run")
     before = job.state.get_value()
     with pytest.raises(JobRunning, match=r"^job s is running \(on n1\): not triggered$"):
         await trigger_job(client, "any", "g", "s")

@@ -15,13 +15,7 @@ from distkv_ext.run import AnyRunnerRoot, explain_job, resume_job
 from distkv_ext.run._config import RunnerConfig
 from distkv_ext.run._loopwatch import LoopStalled, job_frame, stalled_in
 from tests.helpers import wait_for
-from tests.test_run_lib import FAST as _FAST
-from tests.test_run_lib import add_job
-
-# claims written before the code starts: these tests fence runs and time
-# writes, and count runs by the claims in the store (the delayed claim
-# write, and what a fence does to it: tests/test_run_claim_write.py)
-FAST = dict(_FAST, claim_write_delay=0)
+from tests.test_run_lib import FAST, add_job
 
 # async code that never awaits: the runner's event loop is stuck in it
 SPIN = "while True:\n    pass\nawait anyio.sleep(0)"

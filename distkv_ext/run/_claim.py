@@ -21,10 +21,9 @@ Phases::
   higher rendezvous score, beats us.
 * BEATEN: we did not get the job (beaten, cut off when the settle ended,
   or the state write failed); nothing more is written.
-* WRITING: we won (jobs without claims start here); we set the job's
+* WRITING: we won (jobs without claims start here); we write the job's
   state naming this node, and already answer claims with "held".
-* HELD: the code runs; the state names us (in the store once the run has
-  lasted ``runner.claim_write_delay``: `_statewrites`).
+* HELD: the state names us; the code runs.
 * STOPPING: a stop was requested (`StopRequest`: why, resume it?, delete
   its state?) after the state named us: the end writes the state.
 * ABANDONED: a stop was requested before the state named us: nothing is

@@ -32,9 +32,6 @@ class RunnerConfig:
     heartbeat: seconds between heartbeats (0.01 .. 3600; DistKV's ``ping`` is unrelated)
     timeout: a node silent this long is gone (at least twice ``heartbeat``, at most a day)
     settle: after claiming a job, wait this long, then check we still hold it
-    claim_write_delay: a run writes its job's state naming this node once it
-      has lasted this long; a shorter run writes it once, with its end
-      (0: before its code starts)
     rebalance: move running any-node jobs to a node that joins
     rebalance_delay: ... once the new assignment has held this long
     weight: this node's share of any-node jobs (0: none; at most 1000)
@@ -71,7 +68,6 @@ class RunnerConfig:
     heartbeat: float = 0.5
     timeout: float = 2.0
     settle: float = 0.25
-    claim_write_delay: float = 1.0
     rebalance: bool = True
     rebalance_delay: float = 2.0
     weight: float = 1.0
@@ -186,7 +182,6 @@ _LIMITS: tuple[tuple[str, float, float], ...] = (
     ("heartbeat", 0.01, 3600.0),
     ("timeout", 0.02, 86400.0),
     ("settle", 0.0, 3600.0),
-    ("claim_write_delay", 0.0, 3600.0),
     ("rebalance_delay", 0.0, 86400.0),
     ("weight", 0.0, 1000.0),
     ("stop_timeout", 0.0, 86400.0),

@@ -213,8 +213,6 @@ class StateEntry(_JobEntry):
     _deferred: tuple[Any, Any] | None = None  # (value, chain) held back as a possible late echo
     _saving = 0  # our writes of it that are asked for and not done
     _held: tuple[Any, Any] | None = None  # (value, chain) that arrived meanwhile (see `save`)
-    _sends = 0  # our writes of it sent so far
-    _hold_sends = 0  # ... when `hold` was called
     _known: Any = NotGiven  # the chain of the latest value we wrote or took in
     _heard_key: Any = None  # (node, last_node, stopped) of the value we have
     _heard_at: float | None = None  # time.time() when that value arrived (see heard_at)
@@ -250,51 +248,25 @@ class StateEntry(_JobEntry):
         many seconds after it was sent (it may still be applied).
         """
         self._saving += 1
-        self._know_chain()
+        if self._known is NotGiven:  # a state we had no value of: our write stays
+            self._known = self.chain  # conditional on its absence, whatever arrives meanwhile
         try:
             async with self._lock:
                 async with gate if gate is not None else _NO_GATE:
                     with anyio.fail_after(limit) if limit is not None else _NO_LIMIT:
-                        self._sends += 1
                         res = await ClientEntry.update(self, value=self.get_value(), _locked=True, wait=wait)
                 self._written = self._known = self.chain
                 self._written_at = time.monotonic()
                 self._deferred = None  # our newer write supersedes what was held back
                 self._note_heard()
         finally:
-            await self._saved()
+            self._saving -= 1
+            if not self._saving and self._held is not None:
+                (value, chain), self._held = self._held, None
+                self.chain = chain
+                with anyio.CancelScope(shield=True):  # a save cut short by a timeout must not lose it
+                    await self.set_value(value)
         return res
-
-    def hold(self) -> None:
-        """Hold back values arriving from the store until `release_hold`,
-        as while a write is under way (see `save`): the caller has set
-        attributes that it writes later, or never (a claim that a short
-        run writes with its end: `RunLifecycle`)."""
-        self._saving += 1
-        self._know_chain()
-        self._hold_sends = self._sends
-
-    def _know_chain(self) -> None:
-        # a state we never had a value of: what we write stays conditional
-        # on its absence (chain None), whatever arrives meanwhile
-        if self._known is NotGiven:
-            self._known = self.chain
-
-    async def release_hold(self) -> None:
-        """End a `hold`.  If nothing was sent to the store since, the
-        attributes set meanwhile are dropped (they read from the value we
-        know again); then what arrived meanwhile is applied."""
-        if self._sends == self._hold_sends:
-            self.__dict__.pop("_changed", None)
-        await self._saved()
-
-    async def _saved(self) -> None:
-        self._saving -= 1
-        if not self._saving and self._held is not None:
-            (value, chain), self._held = self._held, None
-            self.chain = chain
-            with anyio.CancelScope(shield=True):  # a save cut short by a timeout must not lose it
-                await self.set_value(value)
 
     @property
     def heard_at(self) -> float | None:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 
 import anyio
+from distkv.exceptions import DistKVError
 from moat.util import NotGiven
 
 from distkv_ext.codekit.core.errors import CodeError
@@ -43,17 +44,19 @@ from ._outbox import MsgType
 from ._runend import count_stall, due_next
 from ._running import Running
 from ._runoutput import RunOutputs
-from ._statewrites import WRITE_ERRORS as _WRITE_ERRORS
-from ._statewrites import StateWrites
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["RunLifecycle"]
 
+_WRITE_ERRORS = (DistKVError, anyio.ClosedResourceError, anyio.BrokenResourceError)
+
 #: forget others' claims after this many settle times
 _RECENT_SETTLES = 4
 #: seconds after a stop request before the state says the code has not ended
 _STOP_NOTICE = 1.0
+#: state writes of one runner root in flight at once (see `save_confirmed`)
+WRITES_IN_FLIGHT = 16
 
 
 class RunLifecycle:
@@ -69,7 +72,8 @@ class RunLifecycle:
         self._ended = ended
         self._recent: dict[str, tuple[str, float]] = {}  # job -> (node, when) of others' recent claims
         self._recent_cap = 1000  # prune `_recent` when it grows past this
-        self.writes = StateWrites(root)
+        self._writes = anyio.CapacityLimiter(WRITES_IN_FLIGHT)
+        self._confirmed_at = 0.0  # time.monotonic() of the last write `save_confirmed` saw confirmed
         self.outputs = RunOutputs(root)
 
     # --- the claim protocol ---
@@ -151,16 +155,12 @@ class RunLifecycle:
             state.for_target = entry.target  # the target this run consumes (see _schedule.next_start)
         run.number = state.runs
         run.drop_outputs = self.outputs.claim(entry, run.number)
-        if cfg.claim_write_delay > 0:  # written by `_claim_written_later`, or with the run's end
-            state.hold()
-            run.claim_unwritten = True
-        else:
-            try:
-                await self.save_confirmed(state)
-            except (*_WRITE_ERRORS, TimeoutError) as exc:
-                logger.info("%s: could not claim %s: %r", root.node, entry, exc)
-                claim.write_failed()
-                return False
+        try:
+            await self.save_confirmed(state)
+        except (*_WRITE_ERRORS, TimeoutError) as exc:
+            logger.info("%s: could not claim %s: %r", root.node, entry, exc)
+            claim.write_failed()
+            return False
         claim.wrote()
         labels = _metrics.labels_of(root.policy.kind, root.state_subpath)
         _metrics.claimed(*labels, time.monotonic() - t0)
@@ -170,8 +170,29 @@ class RunLifecycle:
         return True
 
     async def save_confirmed(self, state: StateEntry) -> None:
-        """Save ``state`` as `StateWrites.save_confirmed` does."""
-        await self.writes.save_confirmed(state)
+        """Save ``state``; a write the server has not confirmed within
+        ``runner.write_timeout`` raises TimeoutError.  If no other write was
+        confirmed while it waited (the store does not answer us, rather
+        than slowly: under load, fencing on every late write cut five
+        runners of 3000 jobs off every few seconds, and jobs never ran),
+        the runner fences itself until the server answers again
+        (`writes_unconfirmed`).
+
+        At most `WRITES_IN_FLIGHT` such writes are sent at once, and the
+        timeout counts from the sending: when a thousand jobs start
+        together, the last write waits behind our own 999, which says
+        nothing about the server, and our heartbeats do not queue up
+        behind them."""
+        limit = self.root.config.write_seconds
+        try:
+            await state.save(gate=self._writes, limit=limit)
+        except TimeoutError:
+            if time.monotonic() - self._confirmed_at >= limit:
+                self.root.writes_unconfirmed(f"the state of {state} was not written within {limit:g} s")
+            else:
+                logger.info("%s: %s not written within %g s (others were)", self.root.node, state, limit)
+            raise
+        self._confirmed_at = time.monotonic()
 
     # --- the run ---
 
@@ -184,41 +205,40 @@ class RunLifecycle:
             with run.scope:
                 if not await self._claim(entry, run, reason):
                     return
-                async with self.writes.claim_written_later(entry, run):
-                    try:  # a slot of each of its limits (`_limiter`); meanwhile its state says what it waits for
-                        await root.limits.acquire(entry, run, lambda text: self.job_waiting(entry, text))
-                    except CodeError as exc:  # its limits turned to nonsense after the scheduler checked them
-                        run.claim.request_stop(f"unusable runner entry: {exc}")
-                        await root.record_job_error(entry, message=f"unusable runner entry: {exc}", exc=exc)
-                        return
-                    if run.start_at is not None:  # claimed ahead of its calendar start
-                        await anyio.sleep(max(0.0, run.start_at - time.time()))
-                    paused = None if run.forced else root.paused(entry.job_path)
-                    if paused:  # paused while it waited for its limits or its calendar second
-                        run.claim.request_stop(f"not started: {paused}")
-                        return
+                try:  # a slot of each of its limits (`_limiter`); meanwhile its state says what it waits for
+                    await root.limits.acquire(entry, run, lambda text: self.job_waiting(entry, text))
+                except CodeError as exc:  # its limits turned to nonsense after the scheduler checked them
+                    run.claim.request_stop(f"unusable runner entry: {exc}")
+                    await root.record_job_error(entry, message=f"unusable runner entry: {exc}", exc=exc)
+                    return
+                if run.start_at is not None:  # claimed ahead of its calendar start
+                    await anyio.sleep(max(0.0, run.start_at - time.time()))
+                paused = None if run.forced else root.paused(entry.job_path)
+                if paused:  # paused while it waited for its limits or its calendar second
+                    run.claim.request_stop(f"not started: {paused}")
+                    return
+                try:
+                    run.code_entry = root.code.lookup(entry.code_path)
+                except (CodeError, TypeError, ValueError):  # execute() reports it
+                    run.code_entry = None
+                group = root.group if root.policy.jobs_hear_group else None
+                run.ctx = JobContext(root, entry, () if group is None else (group.state_event(),))
+                buf, meta, keep = self.outputs.start(entry)
+                async with anyio.create_task_group() as tg:
+                    if run.code_entry is not None:
+                        tg.start_soon(self._watch_code, run)
+                    tg.start_soon(keep)
                     try:
-                        run.code_entry = root.code.lookup(entry.code_path)
-                    except (CodeError, TypeError, ValueError):  # execute() reports it
-                        run.code_entry = None
-                    group = root.group if root.policy.jobs_hear_group else None
-                    run.ctx = JobContext(root, entry, () if group is None else (group.state_event(),))
-                    buf, meta, keep = self.outputs.start(entry)
-                    async with anyio.create_task_group() as tg:
-                        if run.code_entry is not None:
-                            tg.start_soon(self._watch_code, run)
-                        tg.start_soon(keep)
-                        try:
-                            with _output.capture(buf):
-                                outcome = run.outcome = fit_outcome(
-                                    await execute(root, entry, run.ctx, on_ok_after=True), root.config.result_bytes
-                                )
-                        finally:  # before the last output write (up to 3 s, shielded) of `keep`
-                            run.code_ended.set()
-                        if not outcome.ok:  # `run logs` and `run why` show it
-                            _output.add_failure(buf, outcome.exc, outcome.error)
-                        meta.update(stopped=time.time(), ok=bool(outcome.ok), error=outcome.error)
-                        tg.cancel_scope.cancel()
+                        with _output.capture(buf):
+                            outcome = fit_outcome(
+                                await execute(root, entry, run.ctx, on_ok_after=True), root.config.result_bytes
+                            )
+                    finally:  # before the last output write (up to 3 s, shielded) of `keep`
+                        run.code_ended.set()
+                    if not outcome.ok:  # `run logs` and `run why` show it
+                        _output.add_failure(buf, outcome.exc, outcome.error)
+                    meta.update(stopped=time.time(), ok=bool(outcome.ok), error=outcome.error)
+                    tg.cancel_scope.cancel()
         finally:
             run.code_ended.set()  # (stopped before its code began; the writes below are no code)
             run.output_stored = bool(meta.get("stored"))  # (cancelled or not: `keep` wrote it shielded)
@@ -230,9 +250,6 @@ class RunLifecycle:
                     await root.limits.release(run)  # its code has stopped: free its slots at once
                 with anyio.move_on_after(5):
                     await self._finish(entry, run, outcome)
-                if run.claim_unwritten:  # written with its end, or never (fenced)
-                    run.claim_unwritten = False
-                    await entry.state.release_hold()
                 stop = run.claim.stop
                 if run.number and not (stop is not None and stop.delete_state):  # (deleted: all went)
                     # whether or not it got as far as its code (see `RunOutputs.start`)

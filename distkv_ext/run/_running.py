@@ -53,12 +53,6 @@ class Running:
         self.drop_outputs: list[int] = []
         #: whether its output was written (a quiet run writes none)
         self.output_stored = False
-        #: its claim is set in its state but not written yet: a run shorter
-        #: than ``runner.claim_write_delay`` writes it with its end
-        #: (meanwhile the state holds back what arrives: `StateEntry.hold`)
-        self.claim_unwritten = False
-        #: how its code ended, once it has
-        self.outcome: Any = None
         v = entry.value
         self.started_value: dict[str, Any] = dict(v) if isinstance(v, dict) else {}
 
