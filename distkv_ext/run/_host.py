@@ -45,6 +45,10 @@ class JobHost(Protocol):
         """What this kind of runner does (see `_policy`)."""
 
     @property
+    def job_cfg(self) -> Any:
+        """The configuration without its secrets, for job code (``_cfg``)."""
+
+    @property
     def thread_limiter(self) -> Any:
         """The worker threads for sync and thread code (an anyio
         ``CapacityLimiter`` of ``runner.threads`` tokens)."""

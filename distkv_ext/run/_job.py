@@ -17,7 +17,6 @@ import anyio
 from moat.util import P, Path, combine_dict, digits
 
 from distkv_ext.codekit.core.errors import CodeError, NotTrusted
-from distkv_ext.codekit.core.redact import redact
 
 from ._admin import ErrorRecorded, JobContext
 from ._entry import RunnerEntry
@@ -114,7 +113,7 @@ async def execute(runner: JobHost, entry: RunnerEntry, ctx: JobContext, *, on_ok
     kw.update(
         _entry=entry,
         _client=runner.client,
-        _cfg=_job_cfg(runner.client._cfg),  # no secrets: what code returns or logs may be stored
+        _cfg=runner.job_cfg,  # no secrets: what code returns or logs may be stored
         _self=ctx,
         _log=logging.getLogger(f"distkv_code.job.{'.'.join(str(x) for x in entry.subpath)}"),
         _P=P,  # as DistKV's runner: build paths in stored code
@@ -174,20 +173,6 @@ async def execute(runner: JobHost, entry: RunnerEntry, ctx: JobContext, *, on_ok
     if ctx.returned is None:  # cannot be: the code returned (above) or raised
         raise RuntimeError(f"{entry} ended without an outcome")
     return ctx.returned
-
-
-#: (configuration, its redacted copy) of the last run: one copy per runner,
-#: shared by its jobs (as DistKV's runner shares its configuration); a copy
-#: per run cost a runner of thousands of short jobs a fifth of its runs' time
-_cfg_cache: tuple[Any, Any] = (None, None)
-
-
-def _job_cfg(cfg: Any) -> Any:
-    """The configuration without its secrets for job code (`redact`)."""
-    global _cfg_cache
-    if _cfg_cache[0] is not cfg:
-        _cfg_cache = (cfg, redact(cfg))
-    return _cfg_cache[1]
 
 
 async def _in_thread(runner: JobHost, entry: RunnerEntry, ctx: JobContext, fn: Callable[[], Any]) -> Any:

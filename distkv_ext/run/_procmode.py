@@ -44,7 +44,6 @@ import trio
 from moat.util import Path, packer, stream_unpacker
 
 from distkv_ext.codekit.core.errors import CodeError
-from distkv_ext.codekit.core.redact import redact
 
 from . import _output
 from ._entry import RunnerEntry
@@ -136,7 +135,7 @@ def job_message(
         },
         "log": f"distkv_code.job.{'.'.join(str(x) for x in entry.subpath)}",
         "client": _connect_config(runner.client._cfg),
-        "cfg": _plain(redact(runner.client._cfg)),
+        "cfg": _plain(runner.job_cfg),
         "sys_path": list(sys.path),
         "parent": os.getpid(),
         "grace": runner.config.kill_grace,

@@ -10,7 +10,7 @@ classes.
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from functools import partial
+from functools import cached_property, partial
 from typing import Any, ClassVar, Self
 
 import anyio
@@ -18,6 +18,7 @@ from moat.util import Path, combine_dict
 
 from distkv_ext.code import CodeRoot
 from distkv_ext.codekit import upstream
+from distkv_ext.codekit.core.redact import redact
 from distkv_ext.codekit.store.conn import server_errors
 from distkv_ext.codekit.store.errtree import error_root
 from distkv_ext.codekit.store.resync import ResyncRoot
@@ -302,11 +303,15 @@ class _RunnerRoot(ResyncRoot):
 
     @property
     def thread_limiter(self) -> anyio.CapacityLimiter:
-        """The worker threads of this runner's sync and thread jobs
-        (``runner.threads``; created on first use, in the event loop)."""
+        """The worker threads of its sync and thread jobs (``runner.threads``; made on first use, in the loop)."""
         if self._threads is None:
             self._threads = anyio.CapacityLimiter(self.config.threads)
         return self._threads
+
+    @cached_property
+    def job_cfg(self) -> Any:
+        """Job code's ``_cfg``: `redact`ed once per runner, shared (as DistKV's)."""
+        return redact(self.client._cfg)
 
     async def job_waiting(self, entry: RunnerEntry, reason: str | None) -> None:
         """The job waits for a worker thread (``reason``), or no longer (None)."""
