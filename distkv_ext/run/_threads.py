@@ -126,5 +126,15 @@ async def _run(fn: Callable[[], Any], halts: list[Callable[[], None]] | None) ->
     return result[0]
 
 
+_UNLIMITED: anyio.lowlevel.RunVar[anyio.CapacityLimiter] = anyio.lowlevel.RunVar("distkv_code_unlimited")
+
+
 def _unlimited() -> anyio.CapacityLimiter:
-    return anyio.CapacityLimiter(math.inf)
+    """A limiter that never makes anybody wait: one per event loop (making
+    one per run showed in a busy runner's profile)."""
+    try:
+        return _UNLIMITED.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(math.inf)
+        _UNLIMITED.set(limiter)
+        return limiter
