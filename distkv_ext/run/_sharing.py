@@ -54,6 +54,7 @@ class Sharing:
         self.stale = True  # compute the assignment again
         self._after = 0.0  # not before this time (see _REASSIGN_SHARE)
         self._tagged: set[JobPath] = set()  # entries that require or prefer tags (`_placement`)
+        self._inputs: tuple[Any, ...] | None = None  # `_now` when it was last computed
 
     # --- what changed ---
 
@@ -94,17 +95,23 @@ class Sharing:
     def check(self, entries_changed: bool, tagged: set[JobPath]) -> None:
         """After a full pass rebuilt the index: ``entries_changed``, and the
         paths of the entries with tags found.  Stale if they differ from
-        what the triggers kept, or a job runs elsewhere than assigned."""
+        what the triggers kept, or if anything the assignment was computed
+        from has changed since (where jobs are, the live members, their
+        tags).  So runners that computed it from different views (one had
+        heard a start the other had not yet) agree again within one full
+        pass once their views agree: two such runners each took a job that
+        had never run for the other's, and neither started it until an
+        unrelated change made them compute it again, for a minute."""
         changed = entries_changed or tagged != self._tagged
         self._tagged = tagged
-        if changed or not self._holds():
+        group = self.root.group
+        if changed or (self.root.policy.shares_jobs and group is not None and self._inputs != self._now(group)):
             self.stale = True
 
-    def _holds(self) -> bool:
-        group = self.root.group
-        if not self.root.policy.shares_jobs or group is None:
-            return True
-        return all(self.assignment.get(name) == node for name, node in self._current(group).items())
+    def _now(self, group: Any) -> tuple[Any, ...]:
+        """What the assignment is computed from, besides the jobs and where
+        the tagged ones may go: (`_current`, live members, their tags)."""
+        return self._current(group), group.live(), group.live_tags()
 
     def _current(self, group: Any) -> dict[str, str]:
         """{job name: the live node that runs it, or else ran it last};
@@ -139,11 +146,8 @@ class Sharing:
 
     def _compute(self, group: Any) -> set[JobPath]:
         root, index = self.root, self.index
-        current = self._current(group)
-        live = group.live()
+        self._inputs = current, live, tags = self._now(group)
         tagged = ((index.name_of(p), root.follow(p, create=False)) for p in self._tagged)
-        allowed = allowed_nodes(
-            ((n, e.value) for n, e in tagged if n is not None and e is not None), live, group.live_tags()
-        )
+        allowed = allowed_nodes(((n, e.value) for n, e in tagged if n is not None and e is not None), live, tags)
         old, self.assignment = self.assignment, assign(index.names, live, current, allowed)
         return {index.names[n] for n, node in self.assignment.items() if old.get(n) != node}
