@@ -6,9 +6,8 @@ now), without talking to the others:
 
 * Each node gets a *capacity*: its share of the jobs by weight, rounded
   up, so the jobs are spread by count (or weight), not by luck.
-* A job stays on the live node it is on (the one running it, or that ran
-  it last: `_sharing`) while that node is within its capacity (jobs are
-  not moved needlessly).
+* A job that runs on a live node stays there while that node is within
+  its capacity (jobs are not moved needlessly).
 * Every other job goes to the node with the highest rendezvous score
   (``weight / -ln(h(job, node))``, ``h`` uniform in (0, 1)) that still has
   room.
@@ -74,7 +73,7 @@ def assign(
 ) -> dict[str, str | None]:
     """Assign every job in ``jobs`` to a node of ``nodes`` ({name: weight}).
 
-    ``current``: {job: the node it is on now (see the module doc)}.  ``allowed``: {job: the
+    ``current``: {job: node running it now}.  ``allowed``: {job: the
     nodes it may run on} for restricted jobs (others may run anywhere).
     Returns {job: node}; jobs map to None when none of their nodes has a
     positive weight.

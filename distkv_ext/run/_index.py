@@ -8,7 +8,8 @@ asserts that they agree (the tests call it through
 `Scheduler.check_consistency`).
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from ._claim import Phase
 from ._entry import JobPath
@@ -18,13 +19,18 @@ __all__ = ["JobIndex"]
 
 
 class JobIndex:
-    """Runner entries (path <-> name) and runs here (path and name -> `Running`)."""
+    """Runner entries (path <-> name) and runs here (path and name -> `Running`).
+
+    ``held``: paths of jobs whose state may name a node (a superset: the
+    assignment keeps such jobs where they run; pruned when it is computed).
+    """
 
     def __init__(self) -> None:
         self._names: dict[JobPath, str] = {}  # every runner entry: path -> name
         self._paths: dict[str, JobPath] = {}  # name -> path
         self._runs: dict[JobPath, Running] = {}
         self._runs_by_name: dict[str, Running] = {}
+        self.held: set[JobPath] = set()
 
     # --- runner entries ---
 
@@ -102,11 +108,37 @@ class JobIndex:
 
     # --- consistency ---
 
-    def check(self) -> None:
-        """Raise AssertionError if the two directions disagree or a run
-        that is over is still filed."""
+    def holders(self, state_of: Callable[[JobPath], Any], is_live: Callable[[str], bool], me: str) -> dict[str, str]:
+        """{job name: the node that runs it}: the live nodes that the states
+        of the `held` jobs name (those whose state names nobody drop out of
+        `held`), and ``me`` for the runs here.  ``state_of(path)``: the
+        job's state entry, or None."""
+        current = {}
+        for path in list(self.held):
+            st = state_of(path)
+            node = None if st is None else st.node
+            name = self._names.get(path)
+            if node is None:
+                self.held.discard(path)
+            elif name is not None and is_live(node):
+                current[name] = node
+        for path in self._runs:
+            name = self._names.get(path)
+            if name is not None:
+                current[name] = me
+        return current
+
+    def check(self, state_of: Callable[[JobPath], Any] | None = None, me: str | None = None) -> None:
+        """Raise AssertionError if the two directions disagree, a run that
+        is over is still filed, or (with ``state_of``, see `holders`) a job
+        whose state names another node than ``me`` is not in `held`."""
         for run in self._runs.values():
             assert run.claim.phase is not Phase.RELEASED, f"released run of {run.entry} still filed"
+        if state_of is not None:
+            for path in self._names:
+                st = state_of(path)
+                if st is not None and st.node not in (None, me):
+                    assert path in self.held, f"{path} is held by {st.node}, the scheduler does not know"
         assert set(self._paths) == set(self._names.values()), "entry names"
         for name, path in self._paths.items():
             assert self._names.get(path) == name, f"entry {name} at {path}"

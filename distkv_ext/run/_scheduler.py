@@ -6,10 +6,11 @@ job this node is responsible for, all at once (no gap between starts).
 A change names the jobs it concerns and only those are looked at again
 (plus those whose owner the change moved; see `_agenda`): with a thousand
 jobs, a state written by another runner costs one job's worth of work,
-not a thousand.  Who runs which shared job is computed from all of them,
-though, and only when it may have changed (`_sharing`); the full pass of
-every few seconds (the safety net of the triggers, `_agenda`) computes
-it only if it finds what the triggers missed (`_rebuild`).
+not a thousand.  Who runs which shared job (`_assign`) is computed from
+all of them, though: at most every few times its own cost (`_REASSIGN_SHARE`),
+so that thousands of state changes a minute do not each cost a full
+assignment; a job that starts on the node it is assigned to changes no
+assignment and costs none.
 
 What to do with a job is a `Decision` (`_decision.decide`, the same
 verdict ``run why`` gives); what differs between any-node, all-node and
@@ -37,6 +38,7 @@ import anyio.lowlevel
 from moat.util import NotGiven
 
 from ._agenda import Agenda
+from ._assign import assign
 from ._calendar import is_calendar
 from ._claim import Claim
 from ._decision import Kind, decide, decide_running
@@ -49,9 +51,8 @@ from ._lifecycle import RunLifecycle
 from ._notes import StateNotes
 from ._outbox import MsgType
 from ._overlap import mind_overlap
-from ._placement import has_tags
+from ._placement import allowed_nodes, has_tags
 from ._running import Running
-from ._sharing import Sharing
 from ._view import SchedulerView
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,10 @@ __all__ = ["Scheduler"]
 
 #: seconds a calendar start is claimed ahead, besides the claim's settle time
 _CLAIM_LEAD = 0.15
+#: the assignment is computed again at most every this many times what
+#: computing it took the last time (it takes ~10 ms per 1000 jobs): it
+#: uses at most about a fifth of the runner's time while states change
+_REASSIGN_SHARE = 4.0
 #: a pass over many jobs lets the other tasks run after this many: at
 #: 10,000 jobs a full pass held the event loop for a second, and DistKV's
 #: client drops its connection when a stream's reader waits that long
@@ -77,16 +82,15 @@ class Scheduler:
         self.lifecycle = RunLifecycle(root, self.index, ended=self._ended)
         self.notes = StateNotes(root, self.lifecycle)
         self.stopping = False
-        self.sharing = Sharing(root, self.index)
+        #: job name -> the node that should run it (jobs shared by the group)
+        self.assignment: dict[str, str | None] = {}
+        self._stale = True  # compute the assignment again
+        self._reassign_after = 0.0  # not before this time (see _REASSIGN_SHARE)
         self._bad: dict[JobPath, Any] = {}  # path -> the unusable entry value we reported
         self._checked: dict[JobPath, Any] = {}  # path -> the entry value found usable (the very object)
+        self._tagged: set[JobPath] = set()  # entries that require or prefer tags (`_placement`)
         self._trigger = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
-
-    @property
-    def assignment(self) -> Mapping[str, str | None]:
-        """Job name -> the node that should run it (jobs shared by the group)."""
-        return self.sharing.assignment
 
     @property
     def jobs(self) -> Mapping[JobPath, Running]:
@@ -114,7 +118,8 @@ class Scheduler:
                 if run.ctx is not None:
                     run.ctx.send_event(evt)
                     run.ctx.send_event(members)
-        self.sharing.at_once()  # a member came or went
+        self._stale = True
+        self._reassign_after = 0.0  # a member came or went: at once, whatever it costs
         self.trigger()
 
     def entry_changed(self, entry: RunnerEntry) -> None:
@@ -123,10 +128,15 @@ class Scheduler:
         if entry.value is NotGiven:
             self._checked.pop(path, None)
             if self.index.remove_entry(path):
-                self.sharing.stale = True
+                self._stale = True
         elif self.index.add_entry(path, entry.job_name):
-            self.sharing.stale = True
-        self.sharing.tags_of(path, entry.value)  # where it may run may have changed
+            self._stale = True
+        if has_tags(entry.value):  # where it may run may have changed
+            self._tagged.add(path)
+            self._stale = True
+        elif path in self._tagged:
+            self._tagged.discard(path)
+            self._stale = True
         run = self.index.run_at(path)
         if run is None and entry.value is NotGiven and self._tg is not None:
             self._tg.start_soon(self.lifecycle.forget, entry)  # nothing of a deleted job stays
@@ -146,14 +156,25 @@ class Scheduler:
         """A state entry changed: a run here whose state now names another
         node is fenced."""
         path = state.job_path
-        if state.node != old_node:
-            self.sharing.moved(path, state.node, old_node)
+        if state.node is not None:
+            self.index.held.add(path)
+        if state.node != old_node and self._moves(path, state.node, old_node):
+            self._stale = True
         run = self.index.run_at(path)
         me = self.root.node
         if run is not None and run.claim.holds_state and state.node not in (None, me):
             logger.warning("%s: %s was taken over by %s: stopping it here", me, run.entry, state.node)
             run.fence(f"taken over by {state.node}")
         self.trigger(path)
+
+    def _moves(self, path: JobPath, node: str | None, old_node: str | None) -> bool:
+        """Does a job's holder changing from ``old_node`` to ``node`` call
+        for a new assignment?  Not when it starts or ends on the node it is
+        assigned to: the assignment stays valid (it counted the job there),
+        and with thousands of jobs a minute each start and end would
+        otherwise cost a whole assignment."""
+        mine = self.assignment.get(self.index.name_of(path) or "")
+        return mine is None or (node or old_node) != mine
 
     def modules_changed(self, names: list[str]) -> None:
         """Stored modules changed: restart the jobs whose code needs them."""
@@ -193,7 +214,8 @@ class Scheduler:
                     if t is not None and t > now:
                         self.agenda.look_at(entry.job_path, t)
                 wake = self.agenda.next_wake()
-                wake = min(wake, self.sharing.wake())
+                if self._stale:
+                    wake = min(wake, self._reassign_after)
                 with anyio.move_on_after(max(0.005, wake - time.time())):
                     await self._trigger.wait()
 
@@ -204,25 +226,17 @@ class Scheduler:
         paths = self.agenda.take(now)
         if paths is None:
             entries = list(root.all_children)
-            self._rebuild(entries)
-            if self.sharing.stale:
-                self.sharing.reassign()
+            self.index.reset_entries((e.job_path, e.job_name) for e in entries)
+            self._checked = {p: v for p, v in self._checked.items() if self.index.has_entry(p)}
+            self._tagged = {e.job_path for e in entries if has_tags(e.value)}
+            states = (root.state_for(p, create=False) for p in self.index.paths)
+            self.index.held = {st.job_path for st in states if st is not None and st.node is not None}
+            self._reassign()
             return entries
-        if self.sharing.due(now):
-            paths |= self.sharing.reassign()
+        if self._stale and now >= self._reassign_after:
+            paths |= self._reassign()
         found = (root.follow(p, create=False) for p in paths)
         return [e for e in found if e is not None and e.value is not NotGiven]
-
-    def _rebuild(self, entries: list[RunnerEntry]) -> None:
-        """The safety net of a full pass: build the index of the entries
-        afresh from the store's copy, and tell the assignment what was
-        found (`Sharing.check`: at 10,000 jobs, computing it unchanged on
-        every full pass took a tenth of a busy runner's time)."""
-        index = self.index
-        names = index.paths
-        index.reset_entries((e.job_path, e.job_name) for e in entries)
-        self._checked = {p: v for p, v in self._checked.items() if index.has_entry(p)}
-        self.sharing.check(names != index.paths, {e.job_path for e in entries if has_tags(e.value)})
 
     async def _bad_entry(self, entry: RunnerEntry, exc: Exception | str) -> None:
         key = entry.job_path
@@ -233,6 +247,31 @@ class Scheduler:
         await self.root.record_job_error(
             entry, message=f"unusable runner entry: {exc}", exc=exc if isinstance(exc, Exception) else None
         )
+
+    def _reassign(self) -> set[JobPath]:
+        """Compute who runs which shared job (see `_assign.assign`);
+        return the paths of the jobs whose owner that changed."""
+        self._stale = False
+        root = self.root
+        group = root.group
+        if not root.policy.shares_jobs or group is None:
+            return set()
+        t0 = time.monotonic()
+        try:
+            return self._compute_assignment(root, group)
+        finally:
+            self._reassign_after = time.time() + _REASSIGN_SHARE * (time.monotonic() - t0)
+
+    def _compute_assignment(self, root: RunnerHost, group: Any) -> set[JobPath]:
+        index = self.index
+        current = index.holders(lambda p: root.state_for(p, create=False), group.is_live, root.node)
+        live = group.live()
+        tagged = ((index.name_of(p), root.follow(p, create=False)) for p in self._tagged)
+        allowed = allowed_nodes(
+            ((n, e.value) for n, e in tagged if n is not None and e is not None), live, group.live_tags()
+        )
+        old, self.assignment = self.assignment, assign(index.names, live, current, allowed)
+        return {index.names[n] for n, node in self.assignment.items() if old.get(n) != node}
 
     async def _consider(self, entry: RunnerEntry, now: float) -> float | None:
         """Act on one job; return when to look at it again (None: on change)."""
@@ -315,7 +354,8 @@ class Scheduler:
         run = Running(entry, Claim(over_channel=self.root.policy.claims), on_stop=self._stop_requested)
         run.slot, run.start_at = slot, start_at
         self.index.add_run(run)
-        self.sharing.moved(entry.job_path, self.root.node, None)
+        if self._moves(entry.job_path, self.root.node, None):
+            self._stale = True
         self._tg.start_soon(self.lifecycle.run, entry, run, reason)
 
     def _stop_requested(self, run: Running) -> None:
@@ -325,7 +365,8 @@ class Scheduler:
     def _ended(self, run: Running) -> None:
         """A run is over (called by the run itself)."""
         self.index.remove_run(run)
-        self.sharing.moved(run.entry.job_path, None, self.root.node)  # the jobs held here changed
+        if self._moves(run.entry.job_path, None, self.root.node):
+            self._stale = True  # the jobs held here changed
         self.trigger(run.entry.job_path)
 
     # --- stopping ---
@@ -350,10 +391,10 @@ class Scheduler:
 
     def check_consistency(self) -> None:
         """Raise AssertionError if the scheduler's caches disagree: the
-        index (entries and runs, by path and by name), the agenda and the
-        assignment."""
+        index (entries and runs, by path and by name), the agenda, the
+        jobs that may be held elsewhere, and the assignment."""
         root, index = self.root, self.index
-        index.check()
+        index.check(lambda p: root.state_for(p, create=False), root.node)
         self.agenda.check()
-        if root.policy.shares_jobs and root.group is not None and not self.sharing.stale:
+        if root.policy.shares_jobs and root.group is not None and not self._stale:
             assert set(self.assignment) == set(index.names), "the assignment is not of the known jobs"
