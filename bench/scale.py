@@ -10,6 +10,9 @@ trivial procedure.  Per N it prints:
 * all ran: seconds from the end of the deploy until every job has run once;
 * RSS per runner (MB) when all have run, and its growth over ``--idle``
   seconds; runner CPU over that time, in % of one core per 1000 jobs;
+* the DistKV server's CPU over the same time (% of one core, all
+  servers), and how late the runs of that time started against when they
+  were due (median, 90th percentile): whether the group keeps up;
 * group messages per second on the group's channel, and the largest one
   (bytes);
 * ``kill -9`` of the runner that ran the most jobs: how late each of its
@@ -146,6 +149,18 @@ def lateness(runs, jobs, after, repeat):
                 res.append(max(0.0, s - (e_prev + repeat)))
                 break
     return res
+
+
+def lateness_within(runs, after, before, repeat):
+    """How late each run that started between ``after`` and ``before``
+    started, against when it was due (as `lateness`): the runners' backlog
+    while nothing fails.  Sorted."""
+    res = []
+    for spans in runs.values():
+        for (_, e_prev), (s, _) in itertools.pairwise(sorted(spans)):
+            if after <= s < before:
+                res.append(max(0.0, s - (e_prev + repeat)))
+    return sorted(res)
 
 
 def last_runner(runs_by_pid, pids):
@@ -315,9 +330,14 @@ async def one_size(c, cl, n, args, workdir):
         pids = {k: p.pid for k, p in ds.live().items()}
         rss0 = {k: _rss_mb(p) for k, p in pids.items()}
         cpu0 = {k: _cpu_s(p) for k, p in pids.items()}
+        servers = [sp.process.pid for sp in cl.servers if sp.running]
+        scpu0 = sum(_cpu_s(p) for p in servers)
         t_idle = time.time()
         res["msgs"], res["biggest"] = await count_messages(c, args.idle)
         dt = time.time() - t_idle
+        res["server_cpu"] = (sum(_cpu_s(p) for p in servers) - scpu0) / dt * 100
+        late = await _off_loop(lambda: lateness_within(read_runs(logdir), t_idle, t_idle + dt, REPEAT))
+        res["idle_late"] = (statistics.median(late), late[int(0.9 * (len(late) - 1))]) if late else (None, None)
         res["rss"] = rss0
         res["rss_growth"] = {k: _rss_mb(p) - rss0[k] for k, p in pids.items()}
         res["cpu_per_1000"] = statistics.mean((_cpu_s(p) - cpu0[k]) / dt * 100 / (n / 1000) for k, p in pids.items())
@@ -513,6 +533,9 @@ def report(r, base, builtin):
         line += f"   built-in {bper:.1f} KB ({(builtin[1] and 'all ran') or 'not all ran'}, {builtin[2]} jobs)   ratio {per_job / bper:.2f}"
     print(line)
     print(f"  runner CPU while idle              {r['cpu_per_1000']:.2f} % of a core per 1000 jobs")
+    print(f"  server CPU while idle              {r['server_cpu']:.1f} % of a core (all servers)")
+    med, p90 = r["idle_late"]
+    print(f"  runs while idle, late by           median {_fmt(med, '.2f')} s, 90th percentile {_fmt(p90, '.2f')} s")
     print(f"  group messages                     {r['msgs']:.1f} /s, largest {r['biggest']} bytes")
     med, mx = r["failover"]
     print(f"  kill -9 of the busiest runner ({r['victim_jobs']} jobs): each ran again elsewhere, late by")

@@ -3,6 +3,12 @@
 A change names the jobs it concerns (`changed`); a job due later asks to
 be looked at then (`look_at`); every ``full_pass`` seconds, or when told
 (`everything`), every job is looked at (the safety net of the triggers).
+
+A full pass costs time in proportion to the jobs (at 10,000 jobs, a tenth
+of the runner's busy time when it came every 10 s): the scheduler reports
+what one cost (`full_pass_took`), and the next comes no sooner than
+``1 / FULL_PASS_SHARE`` times that, within ``MAX_FULL_PASS`` seconds.  A
+group of a few hundred jobs passes in milliseconds and keeps the 10 s.
 """
 
 import heapq
@@ -11,11 +17,16 @@ import math
 
 from ._entry import JobPath
 
-__all__ = ["Agenda", "FULL_PASS"]
+__all__ = ["Agenda", "FULL_PASS", "FULL_PASS_SHARE", "MAX_FULL_PASS"]
 
 #: seconds: every job is looked at at least this often, whatever the
 #: triggers said (they name the jobs that changed; this is the safety net)
 FULL_PASS = 10.0
+#: a full pass may use about this share of the runner's time: the next
+#: comes no sooner than its cost divided by this
+FULL_PASS_SHARE = 0.02
+#: seconds: however costly a full pass, the next comes within this
+MAX_FULL_PASS = 60.0
 
 
 class Agenda:
@@ -62,6 +73,14 @@ class Agenda:
                 del self._due_at[path]
                 paths.add(path)
         return paths
+
+    def full_pass_took(self, started: float, cost: float) -> None:
+        """The full pass begun at time ``started`` took ``cost`` seconds of
+        the runner's time: the next waits ``cost / FULL_PASS_SHARE``
+        seconds if that is longer than ``full_pass`` (at most
+        ``MAX_FULL_PASS``); `everything` still asks for one at once."""
+        spaced = min(MAX_FULL_PASS, max(self.full_pass, cost / FULL_PASS_SHARE))
+        self._next_full = max(self._next_full, started + spaced)
 
     def next_wake(self) -> float:
         """When the next pass is due at the latest (a time)."""

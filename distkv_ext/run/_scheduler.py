@@ -6,7 +6,8 @@ job this node is responsible for, all at once (no gap between starts).
 A change names the jobs it concerns and only those are looked at again
 (plus those whose owner the change moved; see `_agenda`): with a thousand
 jobs, a state written by another runner costs one job's worth of work,
-not a thousand.  Who runs which shared job (`_assign`) is computed from
+not a thousand.  The full pass (their safety net) comes every 10 s, or
+less often where it would cost more than 2 % of the runner's time (`_agenda`).  Who runs which shared job (`_assign`) is computed from
 all of them, though: at most every few times its own cost (`_REASSIGN_SHARE`),
 so that thousands of state changes a minute do not each cost a full
 assignment; a job that starts on the node it is assigned to changes no
@@ -201,9 +202,14 @@ class Scheduler:
             while True:
                 self._trigger = anyio.Event()
                 now = time.time()
-                for n, entry in enumerate(self._pass(now)):
+                cpu = time.thread_time()  # what the pass costs, without what runs in its yields
+                entries, full = self._pass(now)
+                cost = 0.0
+                for n, entry in enumerate(entries):
                     if n % _YIELD_EVERY == _YIELD_EVERY - 1:
+                        cost += time.thread_time() - cpu
                         await anyio.lowlevel.checkpoint()  # let the readers of the store and the group run
+                        cpu = time.thread_time()
                     try:
                         t = await self._consider(entry, now)
                     except (TypeError, ValueError, AttributeError) as exc:
@@ -213,15 +219,17 @@ class Scheduler:
                         continue
                     if t is not None and t > now:
                         self.agenda.look_at(entry.job_path, t)
+                if full:
+                    self.agenda.full_pass_took(now, cost + time.thread_time() - cpu)
                 wake = self.agenda.next_wake()
                 if self._stale:
                     wake = min(wake, self._reassign_after)
                 with anyio.move_on_after(max(0.005, wake - time.time())):
                     await self._trigger.wait()
 
-    def _pass(self, now: float) -> list[RunnerEntry]:
+    def _pass(self, now: float) -> tuple[list[RunnerEntry], bool]:
         """The runner entries to look at now: those that changed, are due
-        or changed owner; every one on a full pass."""
+        or changed owner; every one on a full pass (then True)."""
         root = self.root
         paths = self.agenda.take(now)
         if paths is None:
@@ -232,11 +240,11 @@ class Scheduler:
             states = (root.state_for(p, create=False) for p in self.index.paths)
             self.index.held = {st.job_path for st in states if st is not None and st.node is not None}
             self._reassign()
-            return entries
+            return entries, True
         if self._stale and now >= self._reassign_after:
             paths |= self._reassign()
         found = (root.follow(p, create=False) for p in paths)
-        return [e for e in found if e is not None and e.value is not NotGiven]
+        return [e for e in found if e is not None and e.value is not NotGiven], False
 
     async def _bad_entry(self, entry: RunnerEntry, exc: Exception | str) -> None:
         key = entry.job_path
