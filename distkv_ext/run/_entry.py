@@ -214,6 +214,7 @@ class StateEntry(_JobEntry):
     _saving = 0  # our writes of it that are asked for and not done
     _held: tuple[Any, Any] | None = None  # (value, chain) that arrived meanwhile (see `save`)
     _known: Any = NotGiven  # the chain of the latest value we wrote or took in
+    _failed = False  # the last write failed, and no value came from the store since (see `unsaved`)
     _heard_key: Any = None  # (node, last_node, stopped) of the value we have
     _heard_at: float | None = None  # time.time() when that value arrived (see heard_at)
 
@@ -245,7 +246,9 @@ class StateEntry(_JobEntry):
 
         ``gate``: wait for one of its slots before sending; ``limit``:
         raise TimeoutError if the server has not confirmed the write this
-        many seconds after it was sent (it may still be applied).
+        many seconds after it was sent (it may still be applied).  A write
+        that fails leaves the fields as set: `unsaved` says so until a
+        write of them succeeds or a value comes from the store.
         """
         self._saving += 1
         if self._known is NotGiven:  # a state we had no value of: our write stays
@@ -255,10 +258,14 @@ class StateEntry(_JobEntry):
                 async with gate if gate is not None else _NO_GATE:
                     with anyio.fail_after(limit) if limit is not None else _NO_LIMIT:
                         res = await ClientEntry.update(self, value=self.get_value(), _locked=True, wait=wait)
+                self._failed = False
                 self._written = self._known = self.chain
                 self._written_at = time.monotonic()
                 self._deferred = None  # our newer write supersedes what was held back
                 self._note_heard()
+        except BaseException:  # not written (or not known to be): `unsaved`
+            self._failed = True  # (unless a value arrives meanwhile: below)
+            raise
         finally:
             self._saving -= 1
             if not self._saving and self._held is not None:
@@ -267,6 +274,20 @@ class StateEntry(_JobEntry):
                 with anyio.CancelScope(shield=True):  # a save cut short by a timeout must not lose it
                     await self.set_value(value)
         return res
+
+    @property
+    def unsaved(self) -> bool:
+        """Fields set here that the store does not have: their write failed
+        (the server did not confirm it, the connection broke), and no value
+        has come from the store since (it would replace them).  The mirror
+        reads them; the other runners do not know them."""
+        return self._failed and not self._saving and bool(self.__dict__.get("_changed"))
+
+    def drop_unsaved(self) -> None:
+        """Forget the fields set here and not written: read what the store
+        has again (a claim whose write failed never held the job)."""
+        self.__dict__.pop("_changed", None)
+        self._failed = False
 
     @property
     def heard_at(self) -> float | None:
@@ -312,6 +333,7 @@ class StateEntry(_JobEntry):
         self._deferred = None
         old_node = self.node
         self._known = self.chain
+        self._failed = False  # the store's value replaces the fields set here
         await super().set_value(value if value is NotGiven else usable_state(value, self))
         self._note_heard()
         self.root.state_changed(self, old_node)

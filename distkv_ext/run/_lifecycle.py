@@ -44,6 +44,7 @@ from ._outbox import MsgType
 from ._runend import count_stall, due_next
 from ._running import Running
 from ._runoutput import RunOutputs
+from ._unsaved import Unsaved
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ class RunLifecycle:
         self._writes = anyio.CapacityLimiter(WRITES_IN_FLIGHT)
         self._confirmed_at = 0.0  # time.monotonic() of the last write `save_confirmed` saw confirmed
         self.outputs = RunOutputs(root)
+        #: states whose last write failed, written again (`_unsaved`)
+        self.unsaved = Unsaved(root.node, root.config.write_seconds, lambda p: index.run_at(p) is not None)
 
     # --- the claim protocol ---
 
@@ -159,6 +162,7 @@ class RunLifecycle:
             await self.save_confirmed(state)
         except (*_WRITE_ERRORS, TimeoutError) as exc:
             logger.info("%s: could not claim %s: %r", root.node, entry, exc)
+            state.drop_unsaved()  # it never held the job: what the store has stands
             claim.write_failed()
             return False
         claim.wrote()
@@ -317,7 +321,8 @@ class RunLifecycle:
         try:
             await self.save_confirmed(state)
         except (*_WRITE_ERRORS, TimeoutError) as exc:
-            logger.warning("%s: could not save the state of %s: %r", root.node, entry, exc)
+            logger.warning("%s: could not save the state of %s (trying again): %r", root.node, entry, exc)
+            self.unsaved.add(state)  # or the store says it runs here, and no node starts it again
 
     async def forget(self, entry: RunnerEntry) -> None:
         """``entry`` was deleted and does not run here: delete its state

@@ -47,7 +47,8 @@ class StateNotes:
         try:
             await self.lifecycle.save_confirmed(state)
         except (*_WRITE_ERRORS, TimeoutError) as exc:
-            logger.debug("could not release %s: %r", state, exc)
+            logger.info("%s: could not release %s (trying again): %r", self.root.node, state, exc)
+            self.lifecycle.unsaved.add(state)  # or the others wait for us for good
 
     async def note(self, state: StateEntry, t: float | None, reason: str, always: bool = False) -> None:
         """Record when the job is due next and why (only when it changed,

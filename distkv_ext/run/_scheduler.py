@@ -198,6 +198,7 @@ class Scheduler:
         """Schedule until cancelled."""
         async with anyio.create_task_group() as tg:
             self._tg = tg
+            tg.start_soon(self.lifecycle.unsaved.run)
             task_status.started()
             while True:
                 self._trigger = anyio.Event()
