@@ -14,7 +14,10 @@ from ._calendar import Calendar
 from ._calplan import Plan, calendar_plan
 from ._entry import is_time
 
-__all__ = ["Schedule", "History", "Plan", "next_start", "plan_start", "retry_delay"]
+__all__ = ["Schedule", "History", "Plan", "next_start", "plan_start", "retry_delay", "claim_lead", "CLAIM_LEAD"]
+
+#: seconds a calendar start is claimed ahead, besides the claim's settle time
+CLAIM_LEAD = 0.15
 
 
 class Schedule(Protocol):
@@ -185,3 +188,12 @@ def _ended_at(state: History, node: str | None) -> float:
     if heard is None:
         return stopped
     return float(heard)
+
+
+def claim_lead(entry: Any, settle: float, claims: bool) -> float:
+    """How long before a calendar start its claim begins: the claim's
+    ``settle`` time (``claims``: jobs of a group) and a state write, and
+    for a job with limits (``entry.limits``) the two ``settle`` times a
+    slot's claim takes."""
+    limited = 2 * settle if isinstance(entry.limits, dict) and entry.limits else 0.0
+    return (settle if claims else 0.0) + limited + CLAIM_LEAD

@@ -23,7 +23,7 @@ stops its shared jobs before the others, which wait ``timeout``, take
 them over.
 
 A calendar job (cron, sun time) is claimed a little ahead of its start
-(the claim's ``settle`` time and a state write: `_lead`); its code then
+(the claim's ``settle`` time and a state write: `_schedule.claim_lead`); its code then
 waits for the start, so it begins within milliseconds of the calendar
 second (bench/cron.py).  A start due while it runs here: `_overlap`.
 """
@@ -54,14 +54,13 @@ from ._outbox import MsgType
 from ._overlap import mind_overlap
 from ._placement import allowed_nodes, has_tags
 from ._running import Running
+from ._schedule import claim_lead
 from ._view import SchedulerView
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["Scheduler"]
 
-#: seconds a calendar start is claimed ahead, besides the claim's settle time
-_CLAIM_LEAD = 0.15
 #: the assignment is computed again at most every this many times what
 #: computing it took the last time (it takes ~10 ms per 1000 jobs): it
 #: uses at most about a fifth of the runner's time while states change
@@ -321,20 +320,12 @@ class Scheduler:
         await self.notes.note(state, d.at, d.reason, always=placed)  # WAITING, NOT_SCHEDULED
         if d.kind is Kind.WAITING and d.slot is not None and d.at is not None:
             # a calendar start: claim it ahead, so that its code starts on time
-            lead = self._lead(entry)
+            group, settle = self.root.group, self.root.config.settle
+            lead = claim_lead(entry, settle if group is None else group.claim_settle(settle), self.root.policy.claims)
             if d.at - now <= lead:
                 self._start(entry, d.reason, d.slot, start_at=d.at)
             return d.at - lead
         return d.at
-
-    def _lead(self, entry: RunnerEntry) -> float:
-        """How long before a calendar start its claim begins: the claim's
-        ``settle`` time (jobs of a group) and a state write, and for a job
-        with limits the two ``settle`` times a slot's claim takes."""
-        group = self.root.group
-        settle = self.root.config.settle if group is None else group.claim_settle(self.root.config.settle)
-        limited = 2 * settle if isinstance(entry.limits, dict) and entry.limits else 0.0
-        return (settle if self.root.policy.claims else 0.0) + limited + _CLAIM_LEAD
 
     def _check_running(self, entry: RunnerEntry, run: Running, now: float) -> float | None:
         """Stop a job running here that must go; return when to look again."""
