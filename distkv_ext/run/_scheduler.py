@@ -6,12 +6,12 @@ job this node is responsible for, all at once (no gap between starts).
 A change names the jobs it concerns and only those are looked at again
 (plus those whose owner the change moved; see `_agenda`): with a thousand
 jobs, a state written by another runner costs one job's worth of work,
-not a thousand.  The full pass (their safety net) comes every 10 s, or
-less often where it would cost more than 2 % of the runner's time (`_agenda`).  Who runs which shared job (`_assign`) is computed from
-all of them, though: at most every few times its own cost (`_REASSIGN_SHARE`),
-so that thousands of state changes a minute do not each cost a full
-assignment; a job that starts on the node it is assigned to changes no
-assignment and costs none.
+not a thousand (their safety net, a full pass, comes every 10 s, or less
+often where it would cost more than 2 % of the runner's time: `_agenda`).
+Who runs which shared job (`_assign`) is computed from all of them,
+though: at most every few times its own cost (`_REASSIGN_SHARE`), so that
+thousands of state changes a minute do not each cost a full assignment; a
+job that starts on the node it is assigned to changes none, costs none.
 
 What to do with a job is a `Decision` (`_decision.decide`, the same
 verdict ``run why`` gives); what differs between any-node, all-node and
@@ -23,9 +23,9 @@ stops its shared jobs before the others, which wait ``timeout``, take
 them over.
 
 A calendar job (cron, sun time) is claimed a little ahead of its start
-(the claim's ``settle`` time and a state write: `_schedule.claim_lead`); its code then
-waits for the start, so it begins within milliseconds of the calendar
-second (bench/cron.py).  A start due while it runs here: `_overlap`.
+(the claim's ``settle`` time and a state write: `_schedule.claim_lead`);
+its code then waits for the start, so it begins within milliseconds of
+the calendar second (bench/cron.py).  A start due while it runs here: `_overlap`.
 """
 
 import logging

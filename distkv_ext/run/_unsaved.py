@@ -47,12 +47,13 @@ class Unsaved:
         self._running = running
         self._states: dict[JobPath, StateEntry] = {}
         self._tries: dict[JobPath, int] = {}
-        self._added = anyio.Event()
+        self._added: anyio.Event | None = None  # `run` waits for it while there are none
 
     def add(self, state: StateEntry) -> None:
         """Write ``state`` again later (its last write failed)."""
         self._states[state.job_path] = state
-        self._added.set()
+        if self._added is not None:
+            self._added.set()
 
     def __len__(self) -> int:
         return len(self._states)
