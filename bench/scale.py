@@ -143,24 +143,24 @@ def lateness(runs, jobs, after, repeat):
     ``repeat``); never negative."""
     res = []
     for j in jobs:
-        spans = sorted(runs.get(j, ()))
-        for (_, e_prev), (s, _) in itertools.pairwise(spans):
-            if s >= after:
-                res.append(max(0.0, s - (e_prev + repeat)))
-                break
+        late = next((late for s, late in _starts(runs.get(j, ()), repeat) if s >= after), None)
+        if late is not None:
+            res.append(late)
     return res
+
+
+def _starts(spans, repeat):
+    """(start, how late it was) of each run of ``spans`` after the first:
+    due ``repeat`` seconds after the run before it ended; never negative."""
+    for (_, e_prev), (s, _) in itertools.pairwise(sorted(spans)):
+        yield s, max(0.0, s - (e_prev + repeat))
 
 
 def lateness_within(runs, after, before, repeat):
     """How late each run that started between ``after`` and ``before``
     started, against when it was due (as `lateness`): the runners' backlog
     while nothing fails.  Sorted."""
-    res = []
-    for spans in runs.values():
-        for (_, e_prev), (s, _) in itertools.pairwise(sorted(spans)):
-            if after <= s < before:
-                res.append(max(0.0, s - (e_prev + repeat)))
-    return sorted(res)
+    return sorted(late for spans in runs.values() for s, late in _starts(spans, repeat) if after <= s < before)
 
 
 def last_runner(runs_by_pid, pids):

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import anyio
+from distkv.exceptions import DistKVError
 from distkv.obj import ClientEntry
 from moat.util import NotGiven, P, Path
 
@@ -21,7 +22,11 @@ from ._statevalues import chain_covers, is_time, usable_state
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["JobPath", "RunnerEntry", "StateEntry", "chain_covers", "usable_state", "is_time"]
+__all__ = ["JobPath", "RunnerEntry", "StateEntry", "WRITE_ERRORS", "chain_covers", "usable_state", "is_time"]
+
+#: what a write of an entry raises when it did not get through, a timeout
+#: aside: the server refused it (DistKV's chain check) or the connection broke
+WRITE_ERRORS = (DistKVError, anyio.ClosedResourceError, anyio.BrokenResourceError)
 
 
 class RunnerEntry(_JobEntry):

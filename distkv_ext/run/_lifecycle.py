@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 
 import anyio
-from distkv.exceptions import DistKVError
 from moat.util import NotGiven
 
 from distkv_ext.codekit.core.errors import CodeError
@@ -35,7 +34,7 @@ from ._calplan import take_slot
 from ._caps import fit_outcome
 from ._claim import StopRequest
 from ._decision import TAKEOVER
-from ._entry import RunnerEntry, StateEntry
+from ._entry import WRITE_ERRORS, RunnerEntry, StateEntry
 from ._host import RunnerHost
 from ._index import JobIndex
 from ._job import Outcome, execute
@@ -50,7 +49,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["RunLifecycle"]
 
-_WRITE_ERRORS = (DistKVError, anyio.ClosedResourceError, anyio.BrokenResourceError)
 
 #: forget others' claims after this many settle times
 _RECENT_SETTLES = 4
@@ -160,7 +158,7 @@ class RunLifecycle:
         run.drop_outputs = self.outputs.claim(entry, run.number)
         try:
             await self.save_confirmed(state)
-        except (*_WRITE_ERRORS, TimeoutError) as exc:
+        except (*WRITE_ERRORS, TimeoutError) as exc:
             logger.info("%s: could not claim %s: %r", root.node, entry, exc)
             state.drop_unsaved()  # it never held the job: what the store has stands
             claim.write_failed()
@@ -276,7 +274,7 @@ class RunLifecycle:
         if claim.stop is not None and claim.stop.delete_state:
             try:
                 await state.delete()
-            except _WRITE_ERRORS:
+            except WRITE_ERRORS:
                 pass
             await self.outputs.forget(entry)  # written at the end of the run, after the others forgot it
             return
@@ -320,7 +318,7 @@ class RunLifecycle:
                 count_stall(state, root.node, root.config.quarantine_after)
         try:
             await self.save_confirmed(state)
-        except (*_WRITE_ERRORS, TimeoutError) as exc:
+        except (*WRITE_ERRORS, TimeoutError) as exc:
             logger.warning("%s: could not save the state of %s (trying again): %r", root.node, entry, exc)
             self.unsaved.add(state)  # or the store says it runs here, and no node starts it again
 
@@ -336,7 +334,7 @@ class RunLifecycle:
             if state.value is not NotGiven and not state.node:
                 try:
                     await state.delete()
-                except _WRITE_ERRORS as exc:
+                except WRITE_ERRORS as exc:
                     logger.debug("%s: state of deleted %s: %r", root.node, entry, exc)
             await self.outputs.forget(entry)
             await self._working(entry)
@@ -369,7 +367,7 @@ class RunLifecycle:
         with anyio.move_on_after(self.root.config.write_seconds):
             try:
                 await state.save()
-            except _WRITE_ERRORS as exc:
+            except WRITE_ERRORS as exc:
                 logger.debug("could not note that %s waits: %r", entry, exc)
 
     async def job_healthy(self, entry: RunnerEntry) -> None:
@@ -382,6 +380,6 @@ class RunLifecycle:
             state.stalls = []
             try:
                 await state.save()
-            except _WRITE_ERRORS:
+            except WRITE_ERRORS:
                 pass
         await self._working(entry)

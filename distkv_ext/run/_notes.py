@@ -13,18 +13,15 @@ import logging
 import time
 
 import anyio
-from distkv.exceptions import DistKVError
 from moat.util import NotGiven
 
-from ._entry import JobPath, RunnerEntry, StateEntry
+from ._entry import WRITE_ERRORS, JobPath, RunnerEntry, StateEntry
 from ._host import RunnerHost
 from ._lifecycle import RunLifecycle
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["StateNotes"]
-
-_WRITE_ERRORS = (DistKVError, anyio.ClosedResourceError, anyio.BrokenResourceError)
 
 
 class StateNotes:
@@ -46,7 +43,7 @@ class StateNotes:
         state.reason = reason
         try:
             await self.lifecycle.save_confirmed(state)
-        except (*_WRITE_ERRORS, TimeoutError) as exc:
+        except (*WRITE_ERRORS, TimeoutError) as exc:
             logger.info("%s: could not release %s (trying again): %r", self.root.node, state, exc)
             self.lifecycle.unsaved.add(state)  # or the others wait for us for good
 
@@ -62,7 +59,7 @@ class StateNotes:
         try:  # bookkeeping: a slow write of it is no reason to fence (save_confirmed)
             with anyio.fail_after(self.root.config.write_seconds):
                 await state.save()
-        except (*_WRITE_ERRORS, TimeoutError) as exc:
+        except (*WRITE_ERRORS, TimeoutError) as exc:
             logger.debug("could not note the state of %s: %r", state, exc)
 
     async def not_placed(self, entry: RunnerEntry, state: StateEntry, reason: str) -> None:

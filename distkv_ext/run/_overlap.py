@@ -15,18 +15,16 @@ runs it (no other node knows that the run still runs).
 import logging
 
 import anyio
-from distkv.exceptions import DistKVError
 
 from ._calendar import Calendar
 from ._calplan import calendar_base
-from ._entry import RunnerEntry, StateEntry, is_time
+from ._entry import WRITE_ERRORS, RunnerEntry, StateEntry, is_time
 from ._running import Running
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["mind_overlap"]
 
-_WRITE_ERRORS = (DistKVError, anyio.ClosedResourceError, anyio.BrokenResourceError)
 #: starts handled at most in one look (a runner that was stuck for days)
 _MAX_DUE = 1000
 
@@ -86,5 +84,5 @@ async def _save(state: StateEntry, seconds: float) -> None:
     try:  # bookkeeping: a slow write is no reason to fence
         with anyio.fail_after(seconds):
             await state.save()
-    except (*_WRITE_ERRORS, TimeoutError) as exc:
+    except (*WRITE_ERRORS, TimeoutError) as exc:
         logger.debug("could not note a skipped start of %s: %r", state, exc)

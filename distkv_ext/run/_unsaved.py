@@ -22,15 +22,12 @@ import time
 from collections.abc import Callable
 
 import anyio
-from distkv.exceptions import DistKVError
 
-from ._entry import JobPath, StateEntry
+from ._entry import WRITE_ERRORS, JobPath, StateEntry
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["Unsaved"]
-
-_WRITE_ERRORS = (DistKVError, anyio.ClosedResourceError, anyio.BrokenResourceError, TimeoutError)
 
 
 class Unsaved:
@@ -78,7 +75,7 @@ class Unsaved:
             t0 = time.monotonic()
             try:
                 await state.save(limit=self.interval)
-            except _WRITE_ERRORS as exc:
+            except (*WRITE_ERRORS, TimeoutError) as exc:
                 level = logging.WARNING if tries in (1, 10) else logging.DEBUG
                 logger.log(level, "%s: the state of %s is still not written (try %d): %r", self.node, state, tries, exc)
                 continue
