@@ -213,7 +213,7 @@ class RunLifecycle:
                     run.claim.request_stop(f"unusable runner entry: {exc}")
                     await root.record_job_error(entry, message=f"unusable runner entry: {exc}", exc=exc)
                     return
-                if run.start_at is not None:  # claimed ahead of its calendar start
+                if run.start_at is not None:  # claimed ahead of its start
                     await anyio.sleep(max(0.0, run.start_at - time.time()))
                 paused = None if run.forced else root.paused(entry.job_path)
                 if paused:  # paused while it waited for its limits or its calendar second

@@ -28,7 +28,7 @@ class Running:
     ``moved_since``: since when the job is assigned to another node (the
     rebalance delay runs from then; None: it is ours); ``slot``: the
     calendar slot it starts for (None: it takes none); ``start_at``: when
-    its code starts (a calendar start claimed ahead; None: at once).
+    its code starts (a start claimed ahead; None: at once).
     """
 
     def __init__(self, entry: RunnerEntry, claim: Claim, on_stop: Callable[["Running"], None] | None = None) -> None:

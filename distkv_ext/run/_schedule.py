@@ -16,7 +16,7 @@ from ._entry import is_time
 
 __all__ = ["Schedule", "History", "Plan", "next_start", "plan_start", "retry_delay", "claim_lead", "CLAIM_LEAD"]
 
-#: seconds a calendar start is claimed ahead, besides the claim's settle time
+#: seconds a start is claimed ahead, besides the claim's settle time
 CLAIM_LEAD = 0.15
 
 
@@ -191,7 +191,7 @@ def _ended_at(state: History, node: str | None) -> float:
 
 
 def claim_lead(entry: Any, settle: float, claims: bool) -> float:
-    """How long before a calendar start its claim begins: the claim's
+    """How long before a start at a known time its claim begins: the claim's
     ``settle`` time (``claims``: jobs of a group) and a state write, and
     for a job with limits (``entry.limits``) the two ``settle`` times a
     slot's claim takes."""

@@ -22,10 +22,11 @@ a node that is cut off from the group (its heartbeats stop coming back)
 stops its shared jobs before the others, which wait ``timeout``, take
 them over.
 
-A calendar job (cron, sun time) is claimed a little ahead of its start
-(the claim's ``settle`` time and a state write: `_schedule.claim_lead`);
-its code then waits for the start, so it begins within milliseconds of
-the calendar second (bench/cron.py).  A start due while it runs here: `_overlap`.
+A start at a known time (a calendar slot, a repeat, a retry, a target)
+is claimed a little ahead (the claim's ``settle`` time and a state write:
+`_schedule.claim_lead`); its code then waits for the start, so it begins
+within milliseconds of it (bench/cron.py), and a repeating job does not
+drift by a settle time each run.  A start due while it runs here: `_overlap`.
 """
 
 import logging
@@ -318,8 +319,9 @@ class Scheduler:
         placed = bool(state.placement) and state.node is None  # no longer held back by tags
         state.placement = None if placed else state.placement
         await self.notes.note(state, d.at, d.reason, always=placed)  # WAITING, NOT_SCHEDULED
-        if d.kind is Kind.WAITING and d.slot is not None and d.at is not None:
-            # a calendar start: claim it ahead, so that its code starts on time
+        if d.kind is Kind.WAITING and d.at is not None:
+            # a start at a known time (calendar, repeat, retry, target):
+            # claim it ahead, so that its code starts on time
             group, settle = self.root.group, self.root.config.settle
             lead = claim_lead(entry, settle if group is None else group.claim_settle(settle), self.root.policy.claims)
             if d.at - now <= lead:
