@@ -42,9 +42,10 @@ from moat.util import Path
 from ._connwatch import GONE
 from ._echolag import EchoLag, settle_time
 from ._groupauth import Channel, GroupKeys, new_instance
+from ._groupsend import GroupSender
 from ._members import GroupMembers, Member, Roster
 from ._namesake import NameClash, Namesakes
-from ._outbox import MSG_TYPES, ClaimOutbox, MsgType
+from ._outbox import MSG_TYPES, MsgType
 from ._registry import Record
 from ._wire import Message
 
@@ -126,9 +127,9 @@ class Group:
         self._live = frozenset([name])
         self._connected = False
         self._connected_since: float | None = None  # monotonic: since when our heartbeats come back
-        self._stopping = False
+        self._stopping = False  # `leave` was called
         self._was_ready = False
-        self.outbox = ClaimOutbox()
+        self.sender = GroupSender(self)
         #: the last change of the live members (an ``_info`` event)
         self.changes = GroupMembers(self._live)
         self.instance = new_instance()  # tells our echo from a namesake, and this run from earlier ones
@@ -136,17 +137,18 @@ class Group:
         self.born = time.monotonic()  # what our age (heartbeat "u") counts from
         self.keys = keys if keys is not None else GroupKeys()
         self.channel = Channel(self.topic, name, self.instance, self.keys, self.timeout)
-        self._record: Record | None = None
+        #: this run's record in the store (`_registry`), or None
+        self.record: Record | None = None
         if records is not None:
             info = {"since": self.since, "auth": "none", "keys": [], **(record or {})}
             if self.keys.keyed:
                 info.update(auth="hmac-sha256", keys=self.keys.key_ids)
-            self._record = Record(client, records, name, self.instance, info)
+            self.record = Record(client, records, name, self.instance, info)
         self._tg: anyio.abc.TaskGroup | None = None
         #: why we do not take part (see `suspend`), or None
         self.suspended: str | None = None
         #: other runs that use our name (a mistake, or a forgery)
-        self.namesakes = Namesakes(self, self._record)
+        self.namesakes = Namesakes(self, self.record)
 
     # --- state ---
 
@@ -240,15 +242,14 @@ class Group:
         100 messages behind) or the stream breaks, we subscribe again; the
         gap looks like a short disconnection.
         """
-        if self._record is not None:
+        if self.record is not None:
             with anyio.move_on_after(self.timeout):
-                await self._record.write()
+                await self.record.write()
         self._start = time.monotonic()
         async with anyio.create_task_group() as tg:
             self._tg = tg
-            tg.start_soon(self._sender)
+            tg.start_soon(self.sender.run)
             tg.start_soon(self._expirer)
-            tg.start_soon(self.outbox.run, self._send_claims)
             started = False
             while True:
                 try:
@@ -276,13 +277,12 @@ class Group:
     async def leave(self) -> None:
         """Tell the group that we stop (the others take over at once)."""
         self._stopping = True
-        try:
-            with anyio.move_on_after(2, shield=True):
-                await self.client.msg_send(self.topic, self.channel.outgoing("leave"))
-                if self._record is not None:
-                    await self._record.delete()
-        except Exception as exc:
-            logger.debug("could not send leave: %r", exc)
+        await self.sender.leave()
+
+    @property
+    def stopping(self) -> bool:
+        """`leave` was called: our heartbeats say weight 0 from then on."""
+        return self._stopping
 
     def claim_settle(self, base: float) -> float:
         """How long a claim waits for competing ones: ``base``, or longer
@@ -292,45 +292,13 @@ class Group:
     def send_claim(self, msg_type: MsgType, job: str) -> None:
         """Queue ``{msg_type: [job, ...]}`` ("claim": I want to run it;
         "held": I run it) for the group (`ClaimOutbox`: batched)."""
-        self.outbox.add(msg_type, job)
-
-    async def _send_claims(self, msg_type: MsgType, jobs: tuple[str, ...]) -> None:
-        await self._send(self.channel.outgoing(msg_type, jobs=jobs), msg_type)
+        self.sender.claim(msg_type, job)
 
     async def confirm_write(self) -> None:
         """Write something small (our runner record) and return once the
         server has confirmed it; raises what the write raises."""
-        if self._record is not None:
-            await self._record.confirm()
-
-    async def _sender(self) -> None:
-        while True:
-            if self.suspended is not None:
-                await anyio.sleep(self.ping)
-                continue
-            msg = self.channel.outgoing(
-                "hb",
-                since=self.since,
-                age=time.monotonic() - self.born,
-                weight=0.0 if self._stopping else self.weight,
-                load=max(0, int(self.load())),
-                sent=time.monotonic(),  # this process's clock: only we compare it
-                tags=self.tags,
-            )
-            await self._send(msg, "heartbeat")
-            await anyio.sleep(self.ping)
-
-    async def _send(self, msg: dict[str, Any], what: str) -> None:
-        """Send ``msg`` to the group.  Waits for the server's answer at
-        most ``timeout`` seconds: a server that cannot pass it on (its
-        broker is gone) must not stop our heartbeats for good."""
-        try:
-            with anyio.fail_after(self.timeout):
-                await self.client.msg_send(self.topic, msg)
-        except TimeoutError:
-            logger.warning("%s: %s not confirmed by the server within %s s", self.name, what, self.timeout)
-        except Exception as exc:
-            logger.warning("%s: %s not sent: %r", self.name, what, exc)
+        if self.record is not None:
+            await self.record.confirm()
 
     def _receive(self, msg: Any) -> None:
         """One message from the group channel, as DistKV's monitor gives it
