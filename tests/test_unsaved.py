@@ -136,9 +136,10 @@ async def _ended(client):
     return value["node"] is None and value.get("result") == 42
 
 
-async def test_a_claim_that_was_not_written_leaves_no_trace(autojump_clock, client, cr, monkeypatch):
+async def test_a_claim_that_was_not_written_leaves_no_trace(autojump_clock, client, cr, monkeypatch, caplog):
     """The next claim is the job's first run again: the failed one's
-    fields (this node, run 1) do not stay in the mirror."""
+    fields (this node, run 1) do not stay in the mirror.  The failure is
+    a warning (`_ratelog`: at the daemons' default level)."""
     await cr.add("forty.two", code="return 42")
     refused = failing(monkeypatch, lambda v: v.get("node") == "n1" and v.get("runs") == 1)
     r = await AnyRunnerRoot.as_handler(client, subpath=("any", "g"), code=cr, node="n1", cfg=FAST)
@@ -147,3 +148,7 @@ async def test_a_claim_that_was_not_written_leaves_no_trace(autojump_clock, clie
     assert len(refused) == 1
     value = await stored(client, STATE)
     assert (value["node"], value["runs"], value["result"]) == (None, 1, 42)
+    warned = [
+        r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "could not claim" in r.getMessage()
+    ]
+    assert warned == ["n1: could not claim <RunnerEntry foo.test -> forty.two>: TimeoutError()"], warned

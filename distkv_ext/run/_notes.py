@@ -44,7 +44,7 @@ class StateNotes:
         try:
             await self.lifecycle.save_confirmed(state)
         except (*WRITE_ERRORS, TimeoutError) as exc:
-            logger.info("%s: could not release %s (trying again): %r", self.root.node, state, exc)
+            logger.warning("%s: could not release %s (trying again): %r", self.root.node, state, exc)
             self.lifecycle.unsaved.add(state)  # or the others wait for us for good
 
     async def note(self, state: StateEntry, t: float | None, reason: str, always: bool = False) -> None:
