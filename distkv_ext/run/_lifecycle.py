@@ -40,15 +40,17 @@ from ._index import JobIndex
 from ._job import Outcome, execute
 from ._loopwatch import LoopStalled
 from ._outbox import MsgType
+from ._ratelog import RateLog
 from ._runend import count_stall, due_next
 from ._running import Running
 from ._runoutput import RunOutputs
+from ._schedule import claim_lead
 from ._unsaved import Unsaved
+from ._writelag import WriteLag
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["RunLifecycle"]
-
 
 #: forget others' claims after this many settle times
 _RECENT_SETTLES = 4
@@ -76,6 +78,8 @@ class RunLifecycle:
         self.outputs = RunOutputs(root)
         #: states whose last write failed, written again (`_unsaved`)
         self.unsaved = Unsaved(root.node, root.config.write_seconds, lambda p: index.run_at(p) is not None)
+        self.write_lag = WriteLag(root.config.write_seconds)  # our claims' writes lately (`claim_lead`)
+        self.claims_failed = RateLog(logger, f"{root.node}: could not claim")  # (it is looked at again)
 
     # --- the claim protocol ---
 
@@ -156,20 +160,30 @@ class RunLifecycle:
             state.for_target = entry.target  # the target this run consumes (see _schedule.next_start)
         run.number = state.runs
         run.drop_outputs = self.outputs.claim(entry, run.number)
+        t_write = time.monotonic()
         try:
             await self.save_confirmed(state)
         except (*WRITE_ERRORS, TimeoutError) as exc:
-            logger.info("%s: could not claim %s: %r", root.node, entry, exc)
+            self.claims_failed.add(f"{entry}: {exc!r}")
             state.drop_unsaved()  # it never held the job: what the store has stands
             claim.write_failed()
             return False
         claim.wrote()
+        self.write_lag.wrote(time.monotonic() - t_write)
         labels = _metrics.labels_of(root.policy.kind, root.state_subpath)
         _metrics.claimed(*labels, time.monotonic() - t0)
         _metrics.run_started(*labels)
         if reason.startswith(TAKEOVER):
             _metrics.failover(*labels)
         return True
+
+    def claim_lead(self, entry: RunnerEntry) -> float:
+        """How long before a start at a known time to claim it
+        (`_schedule.claim_lead`): the claim's settle time now, and how
+        long our claims' writes take lately (`_writelag`)."""
+        root, group = self.root, self.root.group
+        settle = root.config.settle if group is None else group.claim_settle(root.config.settle)
+        return claim_lead(entry, settle, root.policy.claims, self.write_lag.high())
 
     async def save_confirmed(self, state: StateEntry) -> None:
         """Save ``state``; a write the server has not confirmed within

@@ -190,10 +190,11 @@ def _ended_at(state: History, node: str | None) -> float:
     return float(heard)
 
 
-def claim_lead(entry: Any, settle: float, claims: bool) -> float:
+def claim_lead(entry: Any, settle: float, claims: bool, write: float = 0.0) -> float:
     """How long before a start at a known time its claim begins: the claim's
-    ``settle`` time (``claims``: jobs of a group) and a state write, and
-    for a job with limits (``entry.limits``) the two ``settle`` times a
-    slot's claim takes."""
+    ``settle`` time (``claims``: jobs of a group) and a state write (how
+    long one takes lately, ``write``, at least `CLAIM_LEAD`), and for a
+    job with limits (``entry.limits``) the two ``settle`` times a slot's
+    claim takes."""
     limited = 2 * settle if isinstance(entry.limits, dict) and entry.limits else 0.0
-    return (settle if claims else 0.0) + limited + CLAIM_LEAD
+    return (settle if claims else 0.0) + limited + max(CLAIM_LEAD, write)

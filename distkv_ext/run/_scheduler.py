@@ -22,11 +22,10 @@ a node that is cut off from the group (its heartbeats stop coming back)
 stops its shared jobs before the others, which wait ``timeout``, take
 them over.
 
-A start at a known time (a calendar slot, a repeat, a retry, a target)
-is claimed a little ahead (the claim's ``settle`` time and a state write:
-`_schedule.claim_lead`); its code then waits for the start, so it begins
-within milliseconds of it (bench/cron.py), and a repeating job does not
-drift by a settle time each run.  A start due while it runs here: `_overlap`.
+A start at a known time (calendar slot, repeat, retry, target) is claimed
+ahead by the claim's settle time and a write (`RunLifecycle.claim_lead`); its
+code then waits for it, so it starts on time (bench/cron.py) and a repeating
+job does not drift.  A start due while it runs here: `_overlap`.
 """
 
 import logging
@@ -55,7 +54,6 @@ from ._outbox import MsgType
 from ._overlap import mind_overlap
 from ._placement import allowed_nodes, has_tags
 from ._running import Running
-from ._schedule import claim_lead
 from ._view import SchedulerView
 
 logger = logging.getLogger(__name__)
@@ -320,10 +318,8 @@ class Scheduler:
         state.placement = None if placed else state.placement
         await self.notes.note(state, d.at, d.reason, always=placed)  # WAITING, NOT_SCHEDULED
         if d.kind is Kind.WAITING and d.at is not None:
-            # a start at a known time (calendar, repeat, retry, target):
-            # claim it ahead, so that its code starts on time
-            group, settle = self.root.group, self.root.config.settle
-            lead = claim_lead(entry, settle if group is None else group.claim_settle(settle), self.root.policy.claims)
+            # a start at a known time: claim it ahead, so that its code starts on time
+            lead = self.lifecycle.claim_lead(entry)
             if d.at - now <= lead:
                 self._start(entry, d.reason, d.slot, start_at=d.at)
             return d.at - lead
