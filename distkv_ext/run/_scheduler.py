@@ -4,14 +4,12 @@ One `Scheduler` per runner root.  Its loop wakes on any change (entries,
 states, group membership, code) or when a job is due, and starts every due
 job this node is responsible for, all at once (no gap between starts).
 A change names the jobs it concerns and only those are looked at again
-(plus those whose owner the change moved; see `_agenda`): with a thousand
-jobs, a state written by another runner costs one job's worth of work,
-not a thousand (their safety net, a full pass, comes every 10 s, or less
-often where it would cost more than 2 % of the runner's time: `_agenda`).
-Who runs which shared job (`_assign`) is computed from all of them,
-though: at most every few times its own cost (`_REASSIGN_SHARE`), so that
-thousands of state changes a minute do not each cost a full assignment; a
-job that starts on the node it is assigned to changes none, costs none.
+(plus those whose owner the change moved), so a state written by another
+runner costs one job's work, not a thousand (the safety net, a full pass
+over all, is spaced by its cost: `_agenda`).  Who runs which shared job
+(`_assign`) is computed from all of them, at most every few times its
+own cost (`_REASSIGN_SHARE`); a job that starts on the node it is
+assigned to changes none; a job its owner does not start: `_ownerwatch`.
 
 What to do with a job is a `Decision` (`_decision.decide`, the same
 verdict ``run why`` gives); what differs between any-node, all-node and
@@ -52,6 +50,7 @@ from ._lifecycle import RunLifecycle
 from ._notes import StateNotes
 from ._outbox import MsgType
 from ._overlap import mind_overlap
+from ._ownerwatch import OwnerWatch
 from ._placement import allowed_nodes, has_tags
 from ._running import Running
 from ._view import SchedulerView
@@ -80,6 +79,7 @@ class Scheduler:
         self.view = SchedulerView(self)
         self.lifecycle = RunLifecycle(root, self.index, ended=self._ended)
         self.notes = StateNotes(root, self.lifecycle)
+        self.owners = OwnerWatch(root.node, root.config.timeout)  # do the owners start their jobs?
         self.stopping = False
         #: job name -> the node that should run it (jobs shared by the group)
         self.assignment: dict[str, str | None] = {}
@@ -99,8 +99,7 @@ class Scheduler:
     # --- triggers ---
 
     def trigger(self, path: JobPath | None = None) -> None:
-        """Wake the loop to look at the job at ``path`` (a tuple) or, with
-        None, at every job."""
+        """Wake the loop to look at the job at ``path`` (None: every job)."""
         if path is None:
             self.agenda.everything()
         else:
@@ -311,7 +310,10 @@ class Scheduler:
                 # an earlier life of this runner held it, and it belongs to
                 # another node now: let go, or nobody would ever start it
                 await self.notes.release(state, f"released after {self.root.node} restarted")
-            return None
+                return None
+            again, recompute = self.owners.check(entry, state, now, d.node)
+            self._stale = self._stale or recompute
+            return again
         if d.kind in (Kind.BLOCKED, Kind.HELD_BY):
             return None
         placed = bool(state.placement) and state.node is None  # no longer held back by tags
