@@ -17,22 +17,24 @@ class Entry:
     limits = None
 
 
+def lag_of(*seconds, cap=10.0):
+    """A `WriteLag` that has seen claim writes take ``seconds``."""
+    w = WriteLag(cap)
+    for t in seconds:
+        w.wrote(t)
+    return w
+
+
 def test_nothing_measured_is_nothing():
     assert WriteLag(1.0).high() == 0.0
 
 
 def test_one_slow_write_does_not_move_it():
-    w = WriteLag(10.0)
-    for _ in range(SAMPLES - 1):
-        w.wrote(0.02)
-    w.wrote(5.0)
-    assert w.high() == pytest.approx(0.02)
+    assert lag_of(*[0.02] * (SAMPLES - 1), 5.0).high() == pytest.approx(0.02)
 
 
 def test_a_slow_stretch_moves_it_and_its_end_moves_it_back():
-    w = WriteLag(10.0)
-    for _ in range(SAMPLES):
-        w.wrote(0.02)
+    w = lag_of(*[0.02] * SAMPLES)
     slow = 0
     while w.high() != 2.0 and slow < SAMPLES:
         w.wrote(2.0)
@@ -44,13 +46,8 @@ def test_a_slow_stretch_moves_it_and_its_end_moves_it_back():
 
 
 def test_capped_at_the_write_timeout_and_never_negative():
-    w = WriteLag(1.5)
-    for _ in range(SAMPLES):
-        w.wrote(99.0)
-    assert w.high() == 1.5
-    w = WriteLag(1.5)
-    w.wrote(-3.0)
-    assert w.high() == 0.0
+    assert lag_of(*[99.0] * SAMPLES, cap=1.5).high() == 1.5
+    assert lag_of(-3.0, cap=1.5).high() == 0.0
 
 
 @pytest.mark.parametrize(
