@@ -19,7 +19,7 @@ runners.  While all is well this costs nothing more than a due time
 per job end on each runner: the owner's claim and end come first, and
 the next due time replaces the look.
 
-Pure: the scheduler passes the job and asks what to do.
+No I/O (a log line aside): the scheduler passes the job and asks what to do.
 """
 
 import logging
