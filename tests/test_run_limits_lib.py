@@ -329,7 +329,7 @@ async def test_claim_decisions():
     run = _Run()
     ch.held[better] = _Hold(run, "x", 0)
     ch._on_claim("claim", better, "other:all")
-    assert better in ch.group.outbox.pending["held"]
+    assert better in ch.group.sender.outbox.pending["held"]
     ch._on_claim("held", better, "other:all")
     assert run.stopped and run.stopped[1] is True
     # keys that are no slot keys are ignored

@@ -320,11 +320,11 @@ class Scheduler:
         state.placement = None if placed else state.placement
         await self.notes.note(state, d.at, d.reason, always=placed)  # WAITING, NOT_SCHEDULED
         if d.kind is Kind.WAITING and d.at is not None:
-            # a start at a known time: claim it ahead, so that its code starts on time
-            lead = self.lifecycle.claim_lead(entry)
-            if d.at - now <= lead:
+            # a start at a known time: claim it ahead, so that its code starts on time (compared as the
+            claim_at = d.at - self.lifecycle.claim_lead(entry)  # agenda does: a claim time a rounding error
+            if claim_at <= now:  # after now was once neither started nor looked at again)
                 self._start(entry, d.reason, d.slot, start_at=d.at)
-            return d.at - lead
+            return claim_at
         return d.at
 
     def _check_running(self, entry: RunnerEntry, run: Running, now: float) -> float | None:
