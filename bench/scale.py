@@ -1,7 +1,10 @@
 """Scale: N any-node jobs on five runner daemons, ours vs DistKV 0.65's runner.
 
 ``./dev.sh bench scale [--sizes 1000,5000,10000] [--servers 1] [--idle 300]
-[--limit 600] [--builtin 200]``; real processes on loopback: a broker,
+[--limit 600] [--builtin 200]``; real processes on loopback: a broker
+(a process of its own, as in a real deployment: this one parses the
+runners' logs in threads, which a broker sharing its interpreter lock
+waited on for seconds; see `distkv_ext.devtools.broker`),
 one DistKV server (``--servers 3``: three), five ``distkv client run all``
 daemons of one group, N any-node jobs repeating every 60 s that run a
 trivial procedure.  Per N it prints:
@@ -11,7 +14,7 @@ trivial procedure.  Per N it prints:
 * RSS per runner (MB) when all have run, and its growth over ``--idle``
   seconds; runner CPU over that time, in % of one core per 1000 jobs;
 * the DistKV server's CPU over the same time (% of one core, all
-  servers), and how late the runs of that time started against when they
+  servers), the broker's, and how late the runs of that time started against when they
   were due (median, 90th percentile): whether the group keeps up;
 * group messages per second on the group's channel, and the largest one
   (bytes);
@@ -332,10 +335,12 @@ async def one_size(c, cl, n, args, workdir):
         cpu0 = {k: _cpu_s(p) for k, p in pids.items()}
         servers = [sp.process.pid for sp in cl.servers if sp.running]
         scpu0 = sum(_cpu_s(p) for p in servers)
+        bcpu0 = _cpu_s(cl.broker.pid)
         t_idle = time.time()
         res["msgs"], res["biggest"] = await count_messages(c, args.idle)
         dt = time.time() - t_idle
         res["server_cpu"] = (sum(_cpu_s(p) for p in servers) - scpu0) / dt * 100
+        res["broker_cpu"] = (_cpu_s(cl.broker.pid) - bcpu0) / dt * 100
         late = await _off_loop(lambda: lateness_within(read_runs(logdir), t_idle, t_idle + dt, REPEAT))
         res["idle_late"] = (statistics.median(late), late[int(0.9 * (len(late) - 1))]) if late else (None, None)
         res["rss"] = rss0
@@ -433,7 +438,7 @@ async def drill(workdir, n, *, repeat=REPEAT, limit=240):
     "failover_max": seconds late, at worst}."""
     from distkv.client import open_client
 
-    async with local_cluster(1, workdir=workdir) as cl:
+    async with local_cluster(1, workdir=workdir, broker_process=True) as cl:
         with open(cl.client_config, encoding="utf-8") as f:
             cfg = yload(f, attr=True)
         async with open_client(**cfg) as c:
@@ -478,11 +483,11 @@ async def drill(workdir, n, *, repeat=REPEAT, limit=240):
 
 def drill_apart(workdir, n, repeat=REPEAT):
     """`drill` in a Python process of its own; returns its result.  The
-    drill hosts the MQTT broker (`local_cluster`), which then shares no
-    event loop or garbage collector with a test session's heap (260 MB,
-    1,000 tests in).  That alone did not cure the drill's failures after
-    a long session (the load did: see tests/drills/test_scale_drill.py),
-    but the broker's stalls are the runners', not the session's."""
+    drill's event loop then shares nothing with a test session's heap
+    (260 MB, 1,000 tests in).  That alone did not cure the drill's
+    failures after a long session (the load did: see
+    tests/drills/test_scale_drill.py).  The broker is a process of its
+    own as well (`local_cluster`'s ``broker_process``)."""
     out = os.path.join(workdir, "drill-result.json")
     code = (
         "import json, sys, anyio\n"
@@ -534,6 +539,7 @@ def report(r, base, builtin):
     print(line)
     print(f"  runner CPU while idle              {r['cpu_per_1000']:.2f} % of a core per 1000 jobs")
     print(f"  server CPU while idle              {r['server_cpu']:.1f} % of a core (all servers)")
+    print(f"  broker CPU while idle              {r['broker_cpu']:.1f} % of a core")
     med, p90 = r["idle_late"]
     print(f"  runs while idle, late by           median {_fmt(med, '.2f')} s, 90th percentile {_fmt(p90, '.2f')} s")
     print(f"  group messages                     {r['msgs']:.1f} /s, largest {r['biggest']} bytes")
@@ -562,7 +568,7 @@ async def _main(args):
         extra = {"server": {"buffer": args.buffer}} if args.buffer else {}
         if args.timeout:  # the runners' group timing (runner.timeout, a quarter of it between heartbeats)
             extra["runner"] = {"timeout": args.timeout, "heartbeat": args.timeout / 4}
-        async with local_cluster(args.servers, workdir=d, extra_config=extra) as cl:
+        async with local_cluster(args.servers, workdir=d, extra_config=extra, broker_process=True) as cl:
             with open(cl.client_config, encoding="utf-8") as f:
                 cfg = yload(f, attr=True)
             async with open_client(**cfg) as c:

@@ -7,24 +7,14 @@ its subscription, and finish a publish made while the broker was away.
 Real time: the repairs act on moat-mqtt's keep-alive (about 15 s here).
 """
 
-import subprocess
-import sys
-
 import anyio
 import pytest
 from distkv.backend.mqtt import connect
 
 from distkv_ext.codekit.upstream import moat_mqtt as mqttfix
+from distkv_ext.devtools.broker import broker_process
 from distkv_ext.devtools.ports import free_ports
 from tests.helpers import wait_for
-
-
-def _broker(port):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.drills.broker", str(port)], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
-    )
-    assert proc.stdout.readline().strip() == b"broker ready"
-    return proc
 
 
 @pytest.fixture
@@ -35,13 +25,12 @@ def broker_port():
     for p in procs:
         p.kill()
         p.wait()
-        p.stdout.close()
 
 
 async def test_backend_survives_a_broker_restart(broker_port):
     port, procs = broker_port
     mqttfix.apply()
-    procs.append(_broker(port))
+    procs.append(broker_process(port))
     got = []
     async with connect(uri=f"mqtt://127.0.0.1:{port}/") as be:
 
@@ -58,7 +47,7 @@ async def test_backend_survives_a_broker_restart(broker_port):
         procs[0].kill()
         procs[0].wait()
         await anyio.sleep(1)
-        procs.append(await anyio.to_thread.run_sync(_broker, port))
+        procs.append(await anyio.to_thread.run_sync(broker_process, port))
 
         # until the backend notices, these publishes go nowhere; then they
         # wait for the reconnect; none may hang (each is its own task: a
@@ -103,7 +92,7 @@ async def test_backend_survives_a_stalled_link(broker_port):
 
     port, procs = broker_port
     mqttfix.apply()
-    procs.append(_broker(port))
+    procs.append(broker_process(port))
     (cable_port,) = free_ports(1)
     cable = Proxy(port, cable_port)
     got, returned = [], []

@@ -1,7 +1,8 @@
 """A local DistKV node (or cluster) with its own MQTT broker.
 
-`local_cluster` starts moat-mqtt's broker in this process on a free
-loopback port, writes a configuration for each server (with the ``root:``
+`local_cluster` starts moat-mqtt's broker on a free loopback port (in
+this process, or with ``broker_process=True`` in its own: see
+`distkv_ext.devtools.broker`), writes a configuration for each server (with the ``root:``
 key that DistKV 0.65's server needs) and starts ``n`` real ``distkv
 server`` processes (DistKV's own command, via `distkv_ext.codekit.upstream.main`, which opens
 the scope that a joining server needs).  The first server initialises the
@@ -23,11 +24,12 @@ from dataclasses import dataclass, field
 
 import anyio
 from distkv.client import open_client
-from moat.mqtt.broker import create_broker
 from moat.util import P, yformat
 
 from distkv_ext.codekit.upstream.asyncscope import quiet_connect_errors
 
+from .broker import broker_process as start_broker_process
+from .broker import serve as serve_broker
 from .ports import free_ports
 
 logger = logging.getLogger(__name__)
@@ -89,6 +91,8 @@ class LocalCluster:
     workdir: str
     broker_uri: str
     servers: list = field(default_factory=list)
+    #: the broker's `subprocess.Popen` if it runs as a process of its own
+    broker: object = None
     tg: object = None
 
     def config(self, i=0):
@@ -171,7 +175,7 @@ class LocalCluster:
 
 
 @asynccontextmanager
-async def local_cluster(n=1, *, workdir=None, ping=None, extra_config=None, keep=False):
+async def local_cluster(n=1, *, workdir=None, ping=None, extra_config=None, keep=False, broker_process=False):
     """Run a broker and ``n`` DistKV servers; yield a `LocalCluster`.
 
     Args:
@@ -181,6 +185,9 @@ async def local_cluster(n=1, *, workdir=None, ping=None, extra_config=None, keep
       ping: server sync timing, default `DEFAULT_PING`
       extra_config: merged into every server's configuration (e.g. a
         ``runner:`` section)
+      broker_process: run the broker as a process of its own (log:
+        ``broker.log`` in ``workdir``), not in this one's event loop; for
+        callers that keep this process busy (benchmarks)
     """
 
     own_dir = workdir is None
@@ -189,11 +196,6 @@ async def local_cluster(n=1, *, workdir=None, ping=None, extra_config=None, keep
     os.makedirs(workdir, exist_ok=True)
     bport, *ports = free_ports(n + 1)
     uri = f"mqtt://127.0.0.1:{bport}/"
-    broker_cfg = {
-        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{bport}"}},
-        "timeout-disconnect-delay": 2,
-        "auth": {"allow-anonymous": True, "password-file": None},
-    }
     names = [f"s{i + 1}" for i in range(n)]
     hostmap = {nm: ("127.0.0.1", p) for nm, p in zip(names, ports, strict=True)}
     cl = LocalCluster(workdir=workdir, broker_uri=uri)
@@ -203,7 +205,13 @@ async def local_cluster(n=1, *, workdir=None, ping=None, extra_config=None, keep
             f.write(yformat(server_config(nm, p, uri, hostmap, ping=ping, extra=extra_config)))
         cl.servers.append(ServerProc(nm, p, cfg_path, os.path.join(workdir, f"{nm}.log")))
     try:
-        async with create_broker(config=broker_cfg):
+        async with anyio.create_task_group() as tg:
+            proc = None
+            if broker_process:
+                proc = await anyio.to_thread.run_sync(start_broker_process, bport, os.path.join(workdir, "broker.log"))
+                cl.broker = proc
+            else:
+                await tg.start(serve_broker, bport)
             try:
                 await cl.start_server(0, init=True)
                 for i in range(1, n):
@@ -211,6 +219,10 @@ async def local_cluster(n=1, *, workdir=None, ping=None, extra_config=None, keep
                 yield cl
             finally:
                 await cl.stop()
+                if proc is not None:
+                    proc.kill()
+                    proc.wait()
+                tg.cancel_scope.cancel()
     finally:
         if own_dir and not keep:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -174,7 +174,7 @@ class Fleet:
     def start_broker(self):
         self.broker = Supervised(
             "broker",
-            [sys.executable, "-m", "tests.drills.broker", str(self.broker_port)],
+            [sys.executable, "-m", "distkv_ext.devtools.broker", str(self.broker_port)],
             os.path.join(self.dir, "broker.log"),
         )
         wait_until(lambda: _port_open(self.broker_port), timeout=30, what="the broker")

@@ -1,0 +1,78 @@
+"""A moat-mqtt broker on a loopback port, in this process or its own.
+
+``python -m distkv_ext.devtools.broker PORT`` runs one until it is
+killed; it prints ``broker ready`` once it listens.  `broker_process`
+starts that command and waits for the line.
+
+Why a process of its own: a broker that shares a Python process with
+other busy work shares its interpreter lock too.  The scale benchmark
+parses the runners' logs (hundreds of thousands of lines) in worker
+threads of the process that hosted the broker; while it did, the broker
+delivered almost nothing, and every runner of the group saw its peers'
+heartbeats (and its own) stop for seconds at a time.  A real deployment
+runs its broker as its own process (mosquitto, or moat-mqtt's); so do
+the benchmark and the drills.
+"""
+
+import subprocess
+import sys
+
+import anyio
+
+__all__ = ["broker_config", "broker_process", "serve"]
+
+READY = b"broker ready"
+
+
+def broker_config(port):
+    """moat-mqtt's configuration of a broker on 127.0.0.1:``port``,
+    anonymous, with the short disconnect delay the tests rely on."""
+    return {
+        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+        "timeout-disconnect-delay": 2,
+        "auth": {"allow-anonymous": True, "password-file": None},
+    }
+
+
+async def serve(port, *, task_status=anyio.TASK_STATUS_IGNORED):
+    """Run a broker on 127.0.0.1:``port`` until cancelled."""
+    from moat.mqtt.broker import create_broker
+
+    async with create_broker(config=broker_config(port)):
+        task_status.started()
+        await anyio.sleep_forever()
+
+
+def broker_process(port, log=None):
+    """Start ``python -m distkv_ext.devtools.broker PORT``; return the
+    `subprocess.Popen` once the broker listens.  Its output after the
+    ready line goes to ``log`` (a path; default: discarded).  The caller
+    kills it.  Raises RuntimeError if it exits before it is ready."""
+    out = open(log, "ab") if log else subprocess.DEVNULL
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "distkv_ext.devtools.broker", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=out,
+            stdin=subprocess.DEVNULL,
+        )
+    finally:
+        if log:
+            out.close()
+    line = proc.stdout.readline().strip()
+    proc.stdout.close()
+    if line != READY:
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"the broker on port {port} did not start (exit {proc.poll()}): {line[-200:]!r}")
+    return proc
+
+
+async def _main(port):
+    async with anyio.create_task_group() as tg:
+        await tg.start(serve, port)
+        print(READY.decode(), flush=True)
+
+
+if __name__ == "__main__":
+    anyio.run(_main, int(sys.argv[1]), backend="trio")
