@@ -2,13 +2,14 @@
 
 One `Scheduler` per runner root.  Its loop wakes on any change (entries,
 states, group membership, code) or when a job is due, and starts every due
-job this node is responsible for, all at once.  A change names the jobs it
-concerns and only those (and those whose owner it moved) are looked at
-again: a state written elsewhere costs one job's work (the safety net, a
-full pass over all, is spaced by its cost: `_agenda`).  Who runs which
-shared job (`_assign`) is computed from all of them, at most every few
-times its own cost (`_REASSIGN_SHARE`); a job its owner does not start
-is looked at again, then taken over: `_ownerwatch`.
+job this node is responsible for, all at once (no gap between starts).
+A change names the jobs it concerns and only those are looked at again
+(plus those whose owner the change moved), so a state written by another
+runner costs one job's work, not a thousand (the safety net, a full pass
+over all, is spaced by its cost: `_agenda`).  Who runs which shared job
+(`_assign`) is computed from all of them, at most every few times its
+own cost (`_REASSIGN_SHARE`); a job that starts on the node it is
+assigned to changes none; a job its owner does not start: `_ownerwatch`.
 
 What to do with a job is a `Decision` (`_decision.decide`, the same
 verdict ``run why`` gives); what differs between any-node, all-node and
@@ -305,15 +306,14 @@ class Scheduler:
             self._start(entry, d.reason, d.slot)  # the claim records the reason (and slot)
             return d.at
         if d.kind is Kind.ASSIGNED_TO:
-            if state.node == self.root.node:  # an earlier life of this runner held it, and it
-                # belongs to another node now: let go, or nobody would ever start it
+            if state.node == self.root.node:
+                # an earlier life of this runner held it, and it belongs to
+                # another node now: let go, or nobody would ever start it
                 await self.notes.release(state, f"released after {self.root.node} restarted")
                 return None
-            look = self.owners.check(entry, state, now, d.node, self.root.group)
-            self._stale |= look.recompute
-            if look.take is not None:  # its owner has not started it for long: the next in line does
-                self._start(entry, look.take, look.slot)
-            return look.again
+            again, recompute = self.owners.check(entry, state, now, d.node)
+            self._stale = self._stale or recompute
+            return again
         if d.kind in (Kind.BLOCKED, Kind.HELD_BY):
             return None
         placed = bool(state.placement) and state.node is None  # no longer held back by tags
