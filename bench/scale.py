@@ -14,7 +14,8 @@ trivial procedure.  Per N it prints:
 * RSS per runner (MB) when all have run, and its growth over ``--idle``
   seconds; runner CPU over that time, in % of one core per 1000 jobs;
 * the DistKV server's CPU over the same time (% of one core, all
-  servers), the broker's, and how late the runs of that time started against when they
+  servers), the broker's, all of theirs and the runners' (% of the
+  machine: how close to its limit the group runs), and how late the runs of that time started against when they
   were due (median, 90th percentile): whether the group keeps up;
 * group messages per second on the group's channel, and the largest one
   (bytes);
@@ -553,6 +554,9 @@ def report(r, base, builtin):
     print(f"  runner CPU while idle              {r['cpu_per_1000']:.2f} % of a core per 1000 jobs")
     print(f"  server CPU while idle              {r['server_cpu']:.1f} % of a core (all servers)")
     print(f"  broker CPU while idle              {r['broker_cpu']:.1f} % of a core")
+    busy = r["cpu_per_1000"] * n / 1000 * RUNNERS + r["server_cpu"] + r["broker_cpu"]
+    cores = os.cpu_count() or 1
+    print(f"  all of them while idle             {busy / cores:.0f} % of this machine ({cores} cores)")
     med, p90 = r["idle_late"]
     print(f"  runs while idle, late by           median {_fmt(med, '.2f')} s, 90th percentile {_fmt(p90, '.2f')} s")
     print(f"  group messages                     {r['msgs']:.1f} /s, largest {r['biggest']} bytes")
