@@ -2,10 +2,8 @@
 
 ``./dev.sh bench scale [--sizes 1000,5000,10000] [--servers 1] [--idle 300]
 [--limit 600] [--builtin 200]``; real processes on loopback: a broker
-(a process of its own, as in a real deployment: this one parses the
-runners' logs in threads, which a broker sharing its interpreter lock
-waited on for seconds; see `distkv_ext.devtools.broker`),
-one DistKV server (``--servers 3``: three), five ``distkv client run all``
+(a process of its own, as in a deployment: this one parses the runners'
+logs in threads; see `distkv_ext.devtools.broker`), one DistKV server (``--servers 3``: three), five ``distkv client run all``
 daemons of one group, N any-node jobs repeating every 60 s that run a
 trivial procedure.  Per N it prints:
 
@@ -15,8 +13,10 @@ trivial procedure.  Per N it prints:
   seconds; runner CPU over that time, in % of one core per 1000 jobs;
 * the DistKV server's CPU over the same time (% of one core, all
   servers), the broker's, all of theirs and the runners' (% of the
-  machine: how close to its limit the group runs), and how late the runs of that time started against when they
-  were due (median, 90th percentile): whether the group keeps up;
+  machine: how close to its limit the group runs), and how late the runs
+  of that time started against when they were due (median, 90th
+  percentile; a job due then that had not started by its end counts as
+  late as it had waited): whether the group keeps up;
 * group messages per second on the group's channel, and the largest one
   (bytes);
 * ``kill -9`` of the runner that ran the most jobs: how late each of its
@@ -148,10 +148,10 @@ def lateness(runs, jobs, after, repeat, *, since=None):
     failover: how long after the kill); never negative."""
     res = []
     for j in jobs:
-        due = next(((s, d) for s, d in _starts(runs.get(j, ()), repeat) if s >= after), None)
-        if due is not None:
-            s, d = due
-            res.append(max(0.0, s - (d if since is None else max(d, since))))
+        first = next(((s, due) for s, due in _starts(runs.get(j, ()), repeat) if s >= after), None)
+        if first is not None:
+            s, due = first
+            res.append(max(0.0, s - (due if since is None else max(due, since))))
     return res
 
 
@@ -371,9 +371,9 @@ async def one_size(c, cl, n, args, workdir):
                     break
                 await anyio.sleep(1)
         res["failover"] = (statistics.median(late), max(late)) if late else (None, None)
+        res["failover_done"] = len(late)
         late = await _off_loop(lambda: lateness(read_runs(logdir), jobs, t_kill, REPEAT, since=t_kill))
         res["failover_after_kill"] = (statistics.median(late), max(late)) if late else (None, None)
-        res["failover_done"] = len(late)
         await _off_loop(ds.term_all)
         ds = Daemons("ours", cl, workdir)
         t_restart = time.time()

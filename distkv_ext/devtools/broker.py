@@ -5,13 +5,12 @@ killed; it prints ``broker ready`` once it listens.  `broker_process`
 starts that command and waits for the line.
 
 Why a process of its own: a broker that shares a Python process with
-other busy work shares its interpreter lock too.  The scale benchmark
-parses the runners' logs (hundreds of thousands of lines) in worker
-threads of the process that hosted the broker; while it did, the broker
-delivered almost nothing, and every runner of the group saw its peers'
-heartbeats (and its own) stop for seconds at a time.  A real deployment
-runs its broker as its own process (mosquitto, or moat-mqtt's); so do
-the benchmark and the drills.
+other busy work shares its interpreter lock and its event loop too.
+The scale benchmark parses the runners' logs (hundreds of thousands of
+lines) in worker threads, just before it kills a runner and every second
+after; a broker in that process is not what a deployment has, which runs
+its broker as its own process (mosquitto, or moat-mqtt's).  So do the
+benchmark and the drills.
 """
 
 import subprocess

@@ -2,10 +2,11 @@
 
 `local_cluster` starts moat-mqtt's broker on a free loopback port (in
 this process, or with ``broker_process=True`` in its own: see
-`distkv_ext.devtools.broker`), writes a configuration for each server (with the ``root:``
-key that DistKV 0.65's server needs) and starts ``n`` real ``distkv
-server`` processes (DistKV's own command, via `distkv_ext.codekit.upstream.main`, which opens
-the scope that a joining server needs).  The first server initialises the
+`distkv_ext.devtools.broker`), writes a configuration for each server
+(with the ``root:`` key that DistKV 0.65's server needs) and starts ``n``
+real ``distkv server`` processes (DistKV's own command, via
+`distkv_ext.codekit.upstream.main`, which opens the scope that a joining
+server needs).  The first server initialises the
 store; the others join it.  Everything listens on 127.0.0.1 only.
 
 Used by ``distkv-code-node`` (a node to try things on), by the README's
@@ -206,10 +207,9 @@ async def local_cluster(n=1, *, workdir=None, ping=None, extra_config=None, keep
         cl.servers.append(ServerProc(nm, p, cfg_path, os.path.join(workdir, f"{nm}.log")))
     try:
         async with anyio.create_task_group() as tg:
-            proc = None
             if broker_process:
-                proc = await anyio.to_thread.run_sync(start_broker_process, bport, os.path.join(workdir, "broker.log"))
-                cl.broker = proc
+                log = os.path.join(workdir, "broker.log")
+                cl.broker = await anyio.to_thread.run_sync(start_broker_process, bport, log)
             else:
                 await tg.start(serve_broker, bport)
             try:
@@ -219,9 +219,9 @@ async def local_cluster(n=1, *, workdir=None, ping=None, extra_config=None, keep
                 yield cl
             finally:
                 await cl.stop()
-                if proc is not None:
-                    proc.kill()
-                    proc.wait()
+                if cl.broker is not None:
+                    cl.broker.kill()
+                    cl.broker.wait()
                 tg.cancel_scope.cancel()
     finally:
         if own_dir and not keep:
