@@ -13,6 +13,7 @@ its broker as its own process (mosquitto, or moat-mqtt's).  So do the
 benchmark and the drills.
 """
 
+import select
 import subprocess
 import sys
 
@@ -42,11 +43,12 @@ async def serve(port, *, task_status=anyio.TASK_STATUS_IGNORED):
         await anyio.sleep_forever()
 
 
-def broker_process(port, log=None):
+def broker_process(port, log=None, timeout=60.0):
     """Start ``python -m distkv_ext.devtools.broker PORT``; return the
     `subprocess.Popen` once the broker listens.  Its output after the
     ready line goes to ``log`` (a path; default: discarded).  The caller
-    kills it.  Raises RuntimeError if it exits before it is ready."""
+    kills it.  Raises RuntimeError if it exits, or is not ready within
+    ``timeout`` seconds (then it is killed)."""
     out = open(log, "ab") if log else subprocess.DEVNULL
     try:
         proc = subprocess.Popen(
@@ -58,12 +60,14 @@ def broker_process(port, log=None):
     finally:
         if log:
             out.close()
-    line = proc.stdout.readline().strip()
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    line = proc.stdout.readline().strip() if ready else b"(nothing within %g s)" % timeout
     proc.stdout.close()
     if line != READY:
         proc.kill()
         proc.wait()
-        raise RuntimeError(f"the broker on port {port} did not start (exit {proc.poll()}): {line[-200:]!r}")
+        where = f"; see {log}" if log else ""
+        raise RuntimeError(f"the broker on port {port} did not start (exit {proc.poll()}): {line[-200:]!r}{where}")
     return proc
 
 
