@@ -18,6 +18,7 @@ import subprocess
 import sys
 
 import anyio
+from moat.mqtt.broker import create_broker
 
 __all__ = ["broker_config", "broker_process", "serve"]
 
@@ -36,8 +37,6 @@ def broker_config(port):
 
 async def serve(port, *, task_status=anyio.TASK_STATUS_IGNORED):
     """Run a broker on 127.0.0.1:``port`` until cancelled."""
-    from moat.mqtt.broker import create_broker
-
     async with create_broker(config=broker_config(port)):
         task_status.started()
         await anyio.sleep_forever()
