@@ -3,8 +3,9 @@
 ``./dev.sh bench scale [--sizes 1000,5000,10000] [--servers 1] [--idle 300]
 [--limit 600] [--builtin 200]``; real processes on loopback: a broker
 (a process of its own, as in a deployment: this one parses the runners'
-logs in threads; see `distkv_ext.devtools.broker`), one DistKV server (``--servers 3``: three), five ``distkv client run all``
-daemons of one group, N any-node jobs repeating every 60 s that run a
+logs in threads; see `distkv_ext.devtools.broker`), one DistKV server
+(``--servers 3``: three), five ``distkv client run all`` daemons of one
+group, N any-node jobs repeating every 60 s that run a
 trivial procedure.  Per N it prints:
 
 * deploy: seconds of one ``code deploy`` of a jobs.yaml with all N jobs;
@@ -168,8 +169,9 @@ def lateness_within(runs, after, before, repeat):
     in that time that had not started by ``before``, how long it had
     waited then (at least that late): the runners' backlog while nothing
     fails.  Sorted."""
-    res = [max(0.0, s - d) for spans in runs.values() for s, d in _starts(spans, repeat) if after <= s < before]
+    res = []
     for spans in runs.values():
+        res.extend(max(0.0, s - d) for s, d in _starts(spans, repeat) if after <= s < before)
         begun = [sp for sp in spans if sp[0] < before]
         if begun:
             due = max(begun)[1] + repeat  # the latest run before ``before`` ended, + repeat
