@@ -13,14 +13,16 @@ its broker as its own process (mosquitto, or moat-mqtt's).  So do the
 benchmark and the drills.
 """
 
+import os
 import select
 import subprocess
 import sys
+import time
 
 import anyio
 from moat.mqtt.broker import create_broker
 
-__all__ = ["broker_config", "broker_process", "serve"]
+__all__ = ["broker_config", "broker_process", "first_line", "serve"]
 
 READY = b"broker ready"
 
@@ -59,15 +61,34 @@ def broker_process(port, log=None, timeout=60.0):
     finally:
         if log:
             out.close()
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    line = proc.stdout.readline().strip() if ready else b"(nothing within %g s)" % timeout
+    line = first_line(proc.stdout, timeout)
     proc.stdout.close()
+    if line is None:
+        line = b"(no whole line within %g s)" % timeout
     if line != READY:
         proc.kill()
         proc.wait()
         where = f"; see {log}" if log else ""
         raise RuntimeError(f"the broker on port {port} did not start (exit {proc.poll()}): {line[-200:]!r}{where}")
     return proc
+
+
+def first_line(pipe, timeout):
+    """The first line that ``pipe`` (a readable pipe) gives within
+    ``timeout`` seconds, stripped; what came before its end if it closes
+    first; None if no whole line came in time (a child that writes half a
+    line and hangs does not hang its parent)."""
+    fd, buf = pipe.fileno(), b""
+    deadline = time.monotonic() + timeout
+    while b"\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return None
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        buf += chunk
+    return buf.split(b"\n", 1)[0].strip()
 
 
 async def _main(port):
