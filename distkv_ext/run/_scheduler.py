@@ -200,14 +200,14 @@ class Scheduler:
             while True:
                 self._trigger = anyio.Event()
                 now = time.time()
-                cpu = time.thread_time()  # what the pass costs, without what runs in its yields
+                meter = self.agenda.meter(now)  # what a full pass costs, without what runs in its yields
+                cost, cpu = 0.0, meter()
                 entries, full = self._pass(now)
-                cost = 0.0
                 for n, entry in enumerate(entries):
                     if n % _YIELD_EVERY == _YIELD_EVERY - 1:
-                        cost += time.thread_time() - cpu
+                        cost += meter() - cpu
                         await anyio.lowlevel.checkpoint()  # let the readers of the store and the group run
-                        cpu = time.thread_time()
+                        cpu = meter()
                     try:
                         t = await self._consider(entry, now)
                     except (TypeError, ValueError, AttributeError) as exc:
@@ -218,7 +218,7 @@ class Scheduler:
                     if t is not None and t > now:
                         self.agenda.look_at(entry.job_path, t)
                 if full:
-                    self.agenda.full_pass_took(now, cost + time.thread_time() - cpu)
+                    self.agenda.full_pass_took(now, cost + meter() - cpu)
                 wake = self.agenda.next_wake()
                 if self._stale:
                     wake = min(wake, self._reassign_after)
