@@ -64,12 +64,12 @@ class Agenda:
         says 0.0 (a pass that is not full reports no cost, and in a busy
         runner one read of the thread's CPU clock took 0.1-0.5 ms: a system
         call on a machine where every process waits for a core)."""
-        return time.thread_time if self._full or now >= self._next_full else _no_cost
+        return time.thread_time if self._full_due(now) else _no_cost
 
     def take(self, now: float) -> set[JobPath] | None:
         """What to look at now: None for every job (a full pass; the
         agenda starts afresh), else the paths that changed or are due."""
-        if self._full or now >= self._next_full:
+        if self._full_due(now):
             self._full = False
             self._next_full = now + self.full_pass
             self._dirty.clear()
@@ -83,6 +83,9 @@ class Agenda:
                 del self._due_at[path]
                 paths.add(path)
         return paths
+
+    def _full_due(self, now: float) -> bool:
+        return self._full or now >= self._next_full
 
     def full_pass_took(self, started: float, cost: float) -> None:
         """The full pass begun at time ``started`` took ``cost`` seconds of
