@@ -22,6 +22,7 @@ import time
 import anyio
 from moat.util import P, yload
 
+from distkv_ext.devtools.broker import first_line
 from distkv_ext.devtools.node import local_cluster
 
 WHERE = P("bench.server_writes")
@@ -69,13 +70,15 @@ async def _rate(client, n: int, inflight: int = 50) -> float:
 
 
 def _watchers(config: str, n: int) -> list[subprocess.Popen]:
-    """Start ``n`` watching processes; return once each watches."""
+    """Start ``n`` watching processes; return once each watches (each has
+    a minute to say so: one that hangs is killed, with the others)."""
     procs = [
-        subprocess.Popen([sys.executable, "-c", WATCHER, config, str(WHERE)], stdout=subprocess.PIPE, text=True)
-        for _ in range(n)
+        subprocess.Popen([sys.executable, "-c", WATCHER, config, str(WHERE)], stdout=subprocess.PIPE) for _ in range(n)
     ]
     for p in procs:
-        if not (p.stdout and p.stdout.readline().startswith("ready")):
+        if p.stdout is None or first_line(p.stdout, 60) != b"ready":
+            for q in procs:
+                q.kill()
             raise SystemExit("a watcher did not start")
     return procs
 

@@ -10,16 +10,12 @@ import pytest
 from distkv_ext.devtools.broker import first_line
 
 
-def _child(code):
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
-
-
 @pytest.fixture
 def child():
     procs = []
 
     def start(code):
-        procs.append(_child(code))
+        procs.append(subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL))
         return procs[-1]
 
     yield start
