@@ -81,15 +81,17 @@ def test_two_runners_with_one_name_the_younger_stops(node, tmp_path):
     try:
         time.sleep(3)
         b = Daemon(node.configs[1], "-g", "dupg", "--name", "dup", log=str(tmp_path / "b.log"))
-        assert b.proc.wait(30) == 2
+        status = b.proc.wait(30)
         with open(tmp_path / "b.log", encoding="utf-8") as f:
-            # whichever of its groups (any-node, all-node, single-node) noticed first
-            assert re.search(
-                r"\nError: another runner of group (any|all|at\.dup)\.dupg is called dup \(host \S+, pid "
-                + str(a.proc.pid)
-                + r", running since [-0-9]+ [:0-9]+\): give each runner its own --name",
-                f.read(),
-            )
+            log = f.read()
+        assert status == 2, log
+        # whichever of its groups (any-node, all-node, single-node) noticed first
+        assert re.search(
+            r"\nError: another runner of group (any|all|at\.dup)\.dupg is called dup \(host \S+, pid "
+            + str(a.proc.pid)
+            + r", running since [-0-9]+ [:0-9]+\): give each runner its own --name",
+            log,
+        ), log
         assert a.alive()
     finally:
         a.kill()

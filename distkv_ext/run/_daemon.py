@@ -50,15 +50,36 @@ async def _watchdog(interval: float) -> None:
         await anyio.sleep(interval)
 
 
-async def _die_with_the_connection(root: _RunnerRoot) -> None:
+async def _first_lost(roots: Sequence[_RunnerRoot]) -> BaseException:
+    """Wait until some root has lost its server (or its name); then what
+    it lost, a `NameClash` first if several roots noticed at once (the
+    same heartbeat of a namesake reaches each of our groups)."""
+    done = anyio.Event()
+
+    async def watch(root: _RunnerRoot) -> None:
+        await root.lost_event.wait()
+        done.set()
+
+    async with anyio.create_task_group() as tg:
+        for root in roots:
+            tg.start_soon(watch, root)
+        await done.wait()
+        tg.cancel_scope.cancel()
+    lost = [root.lost for root in roots if root.lost is not None]
+    return next((exc for exc in lost if isinstance(exc, NameClash)), lost[0])
+
+
+async def _die_with_the_connection(roots: Sequence[_RunnerRoot]) -> None:
     """The daemon cannot work without its server: leave (exit status 5),
-    so that systemd restarts it, rather than hang."""
-    await root.lost_event.wait()
-    if isinstance(root.lost, NameClash):
-        notify(f"STATUS={root.lost}")
-        raise BadArguments(f"{root.lost}: give each runner its own --name")
+    so that systemd restarts it, rather than hang.  One error however
+    many roots noticed: several would make a group of errors, which has
+    no exit status of its own."""
+    lost = await _first_lost(roots)
+    if isinstance(lost, NameClash):
+        notify(f"STATUS={lost}")
+        raise BadArguments(f"{lost}: give each runner its own --name")
     notify("STATUS=lost the DistKV server")
-    raise ServerUnreachable(f"lost the connection to the DistKV server: {root.lost!r}")
+    raise ServerUnreachable(f"lost the connection to the DistKV server: {lost!r}")
 
 
 def kinds_text(kinds: Sequence[str]) -> str:
@@ -259,8 +280,7 @@ async def run_daemon(
                 interval = watchdog_interval()
                 if interval:
                     tg.start_soon(_watchdog, interval)
-                for root in roots:
-                    tg.start_soon(_die_with_the_connection, root)
+                tg.start_soon(_die_with_the_connection, roots)
                 notify("READY=1", f"STATUS=running: {what}")
                 task_status.started(roots[0] if isinstance(kind, str) else roots)
                 async for sig in signals:
