@@ -104,9 +104,25 @@ def _flatten(exc):
         exc = subs[0]
 
 
+def _leaves(exc):
+    subs = getattr(exc, "exceptions", None)
+    return [leaf for sub in subs for leaf in _leaves(sub)] if subs else [exc]
+
+
+def _same_status(exc):
+    """A group of errors that all carry one exit status (concurrent tasks
+    that noticed the same thing, such as a lost server): its first;
+    otherwise ``exc``."""
+    leaves = _leaves(exc)
+    if len(leaves) > 1 and all(isinstance(e, CodeError) for e in leaves):
+        if len({e.exit_status for e in leaves}) == 1:
+            return leaves[0]
+    return exc
+
+
 def _translate(exc):
     """Map an exception to a `CliError`, or None to re-raise it."""
-    exc = _flatten(exc)
+    exc = _same_status(_flatten(exc))
     if isinstance(exc, CodeError):
         return CliError(str(exc), exc.exit_status)
     if isinstance(exc, KeyboardInterrupt):
