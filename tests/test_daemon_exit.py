@@ -4,7 +4,7 @@ name: one error and one exit status, however many roots noticed at once."""
 import anyio
 import pytest
 
-from distkv_ext.codekit.cli.boundary import _translate
+from distkv_ext.codekit.cli.boundary import _leaves, _translate
 from distkv_ext.codekit.core.status import ExitStatus
 from distkv_ext.run import NameClash
 from distkv_ext.run._daemon import _die_with_the_connection
@@ -29,11 +29,6 @@ async def _end(roots, lose) -> BaseException:
             await anyio.sleep(0.1)
             lose()
     return info.value
-
-
-def _leaves(exc):
-    subs = getattr(exc, "exceptions", None)
-    return [leaf for sub in subs for leaf in _leaves(sub)] if subs else [exc]
 
 
 async def test_a_namesake_noticed_by_every_root_at_once_is_one_clash():
