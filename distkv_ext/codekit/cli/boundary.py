@@ -95,34 +95,34 @@ def _refused(text):
     return None
 
 
-def _flatten(exc):
-    """trio's MultiError / ExceptionGroup with one leaf: that leaf."""
-    while True:
-        subs = getattr(exc, "exceptions", None)
-        if not subs or len(subs) != 1:
-            return exc
-        exc = subs[0]
-
-
 def _leaves(exc):
+    """The exceptions in trio's MultiError / an ExceptionGroup (nested
+    ones too); ``[exc]`` for one that is no group."""
     subs = getattr(exc, "exceptions", None)
     return [leaf for sub in subs for leaf in _leaves(sub)] if subs else [exc]
 
 
-def _same_status(exc):
-    """A group of errors that all carry one exit status (concurrent tasks
-    that noticed the same thing, such as a lost server): its first;
-    otherwise ``exc``."""
+def _flatten(exc):
+    """A group with one leaf: that leaf; otherwise ``exc``."""
     leaves = _leaves(exc)
-    if len(leaves) > 1 and all(isinstance(e, CodeError) for e in leaves):
-        if len({e.exit_status for e in leaves}) == 1:
-            return leaves[0]
+    return leaves[0] if len(leaves) == 1 else exc
+
+
+def _one_error(exc):
+    """`_flatten`, and for a group of errors that all carry one exit status
+    (concurrent tasks that noticed the same thing, such as a lost server):
+    its first."""
+    leaves = _leaves(exc)
+    if len(leaves) == 1:
+        return leaves[0]
+    if all(isinstance(e, CodeError) for e in leaves) and len({e.exit_status for e in leaves}) == 1:
+        return leaves[0]
     return exc
 
 
 def _translate(exc):
     """Map an exception to a `CliError`, or None to re-raise it."""
-    exc = _same_status(_flatten(exc))
+    exc = _one_error(exc)
     if isinstance(exc, CodeError):
         return CliError(str(exc), exc.exit_status)
     if isinstance(exc, KeyboardInterrupt):
@@ -187,12 +187,13 @@ def boundary(fn: _F) -> _F:
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except BaseException as exc:
-            if _stdout_closed(_flatten(exc)):
+            flat = _flatten(exc)
+            if _stdout_closed(flat):
                 raise _quiet_exit() from None
             err = _translate(exc)
             if err is None:
-                if isinstance(_flatten(exc), Exception):
-                    err = CliError(f"{type(_flatten(exc)).__name__}: {_flatten(exc)}", ExitStatus.FAILURE)
+                if isinstance(flat, Exception):
+                    err = CliError(f"{type(flat).__name__}: {flat}", ExitStatus.FAILURE)
                 else:
                     raise
             if debugging(ctx.obj):
