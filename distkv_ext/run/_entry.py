@@ -17,6 +17,8 @@ from distkv.exceptions import DistKVError
 from distkv.obj import ClientEntry
 from moat.util import NotGiven, P, Path
 
+from distkv_ext.codekit.store.entries import is_chain_error
+
 from ._jobentry import JobPath, _JobEntry
 from ._statevalues import chain_covers, is_time, usable_state
 
@@ -227,6 +229,9 @@ class StateEntry(_JobEntry):
     #: include it counts as a late echo of an older one (ignored); later,
     #: it is the servers' verdict on a conflict (a partition healed) and wins
     ECHO_WINDOW = 2.0
+    #: seconds a read of the state after a refused write may take (`save`
+    #: without ``limit``)
+    RELOAD_SECONDS = 10.0
 
     def __repr__(self) -> str:  # the runners' logs name states by it ("the state of ... was not written")
         return f"<{type(self).__name__} {Path.build(tuple(self.subpath))} node={self.node} runs={self.runs}>"
@@ -253,8 +258,12 @@ class StateEntry(_JobEntry):
         raise TimeoutError if the server has not confirmed the write this
         many seconds after it was sent (it may still be applied).  A write
         that fails leaves the fields as set: `unsaved` says so until a
-        write of them succeeds or a value comes from the store.
+        write of them succeeds or a value comes from the store.  A write
+        the server refused for its chain reads the state from the server
+        again before it raises (`ResyncRoot.reload_entry`): a mirror that
+        missed a change would have every later write refused as well.
         """
+        refused = False
         self._saving += 1
         if self._known is NotGiven:  # a state we had no value of: our write stays
             self._known = self.chain  # conditional on its absence, whatever arrives meanwhile
@@ -268,8 +277,9 @@ class StateEntry(_JobEntry):
                 self._written_at = time.monotonic()
                 self._deferred = None  # our newer write supersedes what was held back
                 self._note_heard()
-        except BaseException:  # not written (or not known to be): `unsaved`
+        except BaseException as exc:  # not written (or not known to be): `unsaved`
             self._failed = True  # (unless a value arrives meanwhile: below)
+            refused = is_chain_error(exc)
             raise
         finally:
             self._saving -= 1
@@ -278,7 +288,17 @@ class StateEntry(_JobEntry):
                 self.chain = chain
                 with anyio.CancelScope(shield=True):  # a save cut short by a timeout must not lose it
                     await self.set_value(value)
+            if refused and not self._saving:
+                await self._reload(limit)
         return res
+
+    async def _reload(self, limit: float | None) -> None:
+        """Read this state from the server again (a write was refused)."""
+        with anyio.move_on_after(limit or self.RELOAD_SECONDS):
+            try:
+                await self.root.reload_entry(self)
+            except WRITE_ERRORS as exc:  # the refusal is what the caller hears of
+                logger.debug("%s: could not reload %r: %r", self.root, self, exc)
 
     @property
     def unsaved(self) -> bool:

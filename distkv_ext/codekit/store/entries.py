@@ -24,7 +24,16 @@ __all__ = [
     "list_entries_with_chain",
     "write_entry",
     "delete_entry",
+    "is_chain_error",
 ]
+
+
+def is_chain_error(exc: BaseException) -> bool:
+    """Did the server refuse a conditional write or delete because the
+    entry changed (or appeared, or went) since the chain the writer had?
+    (DistKV's ``ClientChainError``, which reaches the client as a
+    `ServerError` carrying its repr.)"""
+    return isinstance(exc, ServerError) and str(exc).startswith("ClientChainError")
 
 
 async def get_entry(client: Client, prefix: Path, path: Path, what: str = "entry") -> tuple[Any, Any]:
@@ -113,6 +122,6 @@ async def _conflicts(path: object) -> AsyncIterator[None]:
     try:
         yield
     except ServerError as exc:
-        if str(exc).startswith("ClientChainError"):  # the server sends repr(exc)
+        if is_chain_error(exc):
             raise Conflict(path) from exc
         raise

@@ -128,6 +128,33 @@ class ResyncRoot(ClientRoot):
                         continue  # (re-applying it would recompile, restart jobs)
                 await self._apply(r.path, value, chain)
 
+    async def reload_entry(self, entry: Any) -> bool:
+        """Read ``entry`` (one of this mirror's) from the server again and
+        take what it has, value or absence; True if taken.
+
+        For a conditional write of it that the server refused (the entry
+        changed, appeared or went since the chain we had): the change is
+        usually on its way through the watch, but if the mirror missed it
+        (a deletion it never heard of), every later write of that entry
+        would be refused the same way, for good.  Nothing is taken if the
+        mirror's entry changed while the read was under way (the watch
+        brought something at least as new)."""
+        path = tuple(entry.subpath)
+        known = entry.chain
+        res = await self.client.get(self._path + path, nchain=3)
+        current = self.follow(path, create=False, empty_ok=True)
+        if current is not None and current.chain != known:
+            return False
+        value, chain = res.get("value", NotGiven), res.get("chain", None)
+        logger.info(
+            "%s: %s reloaded from the server after a refused write (%s)",
+            self.client.name,
+            self._path + path,
+            "gone" if value is NotGiven else "changed",
+        )
+        await self._apply(path, value, chain)
+        return True
+
     def _unchanged(self, path: Any, value: Any, chain: Any) -> bool:
         entry = self.follow(path, create=False, empty_ok=True)
         same: bool = entry is not None and chain is not None and entry.chain == chain and entry.value == value
