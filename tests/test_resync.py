@@ -96,6 +96,25 @@ async def test_dropped_watch_is_loaded_again(autojump_clock, client):
         await wait_for(lambda: mirrored(root).get("after") == 1, timeout=10, step=0.05, what="the new watch")
 
 
+async def test_an_entry_the_fetch_left_out_is_asked_for_not_dropped(autojump_clock, client):
+    """DistKV's fetch leaves out entries changed after the watch began (the
+    watch reports those, maybe after "uptodate"): after a new watch, an
+    entry that was not in the fetch is read from the server, and dropped
+    only if the server has none.  Dropped at once, a job's entry changed
+    in that moment looked deleted: its run stopped and its state went."""
+    await client.set(PREFIX | "seen", value=1)
+    await client.set(PREFIX | "changed", value=2)
+    async with client.mirror(PREFIX, root_type=GatedRoot, need_wait=True) as root:
+        await root.wait_loaded()
+        ghost = root.follow(P("ghost"), create=True)  # in the mirror only: the store deleted it
+        await ghost.set_value(3)
+        assert mirrored(root) == {"seen": 1, "changed": 2, "ghost": 3}
+        sets = root.follow(P("changed")).sets
+        await root._drop_unseen({("seen",)})  # what a new watch's fetch that left out "changed" ends with
+        assert mirrored(root) == {"seen": 1, "changed": 2}
+        assert root.follow(P("changed")).sets == sets  # the server agreed: not set again
+
+
 async def test_keeps_resyncing_past_the_limit_with_longer_pauses(autojump_clock, client):
     """Past ``RESYNC_LIMIT`` drops it waits longer before each new watch,
     but never gives up: a runner that exited would leave its jobs, and

@@ -128,7 +128,7 @@ class ResyncRoot(ClientRoot):
                         continue  # (re-applying it would recompile, restart jobs)
                 await self._apply(r.path, value, chain)
 
-    async def reload_entry(self, entry: Any) -> bool:
+    async def reload_entry(self, entry: Any, why: str = "after a refused write") -> bool:
         """Read ``entry`` (one of this mirror's) from the server again and
         take what it has, value or absence; True if taken.
 
@@ -138,7 +138,8 @@ class ResyncRoot(ClientRoot):
         (a deletion it never heard of), every later write of that entry
         would be refused the same way, for good.  Nothing is taken if the
         mirror's entry changed while the read was under way (the watch
-        brought something at least as new)."""
+        brought something at least as new), nor if it equals the server's.
+        ``why``: for the log."""
         path = tuple(entry.subpath)
         known = entry.chain
         res = await self.client.get(self._path + path, nchain=3)
@@ -146,11 +147,14 @@ class ResyncRoot(ClientRoot):
         if current is not None and current.chain != known:
             return False
         value, chain = res.get("value", NotGiven), res.get("chain", None)
+        if self._unchanged(path, value, chain):
+            return True  # the mirror was right (re-applying it would restart a job)
         logger.info(
-            "%s: %s reloaded from the server after a refused write (%s)",
+            "%s: %s reloaded from the server %s (%s)",
             self.client.name,
             self._path + path,
-            "gone" if value is NotGiven else "changed",
+            why,
+            "gone" if value is NotGiven else "there",
         )
         await self._apply(path, value, chain)
         return True
@@ -185,11 +189,22 @@ class ResyncRoot(ClientRoot):
 
     async def _drop_unseen(self, seen: set[tuple[Any, ...]]) -> None:
         """After a (re-)fetch: entries the fresh copy did not have are gone
-        (a no-op on the first load: the tree was empty)."""
+        (a no-op on the first load: the tree was empty).
+
+        Unless the server says otherwise: its fetch leaves out what changed
+        after the watch began, because the watch reports that change, and
+        that report may come after "uptodate".  Taken for a deletion, a
+        job's entry that changed in that moment would stop its run and
+        delete its state; so each such entry that had a value is read
+        from the server (`reload_entry`) instead."""
         for entry in list(self.all_children):
             path = tuple(entry.subpath)
-            if path not in seen:
+            if path in seen:
+                continue
+            if entry.value is NotGiven:
                 await self._apply(path, NotGiven, None)
+            else:
+                await self.reload_entry(entry, why="after a new watch")
 
     def _saw(self, chain: Any) -> None:
         """Wake `wait_chain` callers waiting for a tick this chain covers."""
