@@ -3,7 +3,7 @@
 #
 #   ./dev.sh demo     a local node, three runners, a job moving after kill -9, procedures; stops
 #                     everything (--keep: leaves it running, with the status page, until Ctrl-C)
-#   ./dev.sh test     run the whole test suite (what CI runs; pytest options pass through; TEST_WORKERS=3: in parallel)
+#   ./dev.sh test     run the whole test suite (what CI runs; in 3 processes, TEST_WORKERS=1: one; pytest options pass through)
 #   ./dev.sh fast     the fast lane: the tests not marked drill or slow (a few minutes)
 #   ./dev.sh lint     ruff check, ruff format --check, mypy distkv_ext; names what failed
 #   ./dev.sh bench    run the benchmarks (bench/)
@@ -91,17 +91,15 @@ lint() {
     echo "lint passed"
 }
 
-# The whole suite.  By default one pytest, one test at a time (what CI
-# runs: 47 min here).  With TEST_WORKERS=N (N > 1) two runs: every test
-# but the fault drills in N processes (pytest-xdist; these tests mostly
-# wait, and 3 workers took 13 min), then the drills one at a time (they
-# load the machine, kill processes and measure); both always run, and the
-# status is the first run's if it failed, else the drills' (pytest's: 1 a
-# test failed, 5 none ran).  Not yet CI's default: in one of three
-# parallel runs test_mqttfix's stalled-link test timed out.  With
-# arguments: one pytest with them.
+# The whole suite (what CI runs): two runs, every test but the fault
+# drills in TEST_WORKERS processes (default 3; pytest-xdist: these tests
+# mostly wait, and 3 workers take 13 min here instead of 36), then the
+# drills one at a time (they load the machine, kill processes and
+# measure); both always run, and the status is the first run's if it
+# failed, else the drills' (pytest's: 1 a test failed, 5 none ran).
+# TEST_WORKERS=1, or arguments: one pytest (with them), one test at a time.
 run_tests() {
-    local workers=${TEST_WORKERS:-1}
+    local workers=${TEST_WORKERS:-3}
     if [ $# -ne 0 ] || [ "$workers" -le 1 ]; then
         exec "$VENV/bin/python" -m pytest "$@"
     fi
