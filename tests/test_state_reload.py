@@ -53,7 +53,7 @@ async def test_a_deletion_the_mirror_missed_is_read_after_the_refused_write(clie
     with pytest.raises(ServerError, match="Entry is new") as err:
         await st.save()
     assert is_chain_error(err.value)
-    assert states.follow(("j",), create=False) is None  # the store's truth: no state
+    await wait_for(lambda: states.follow(("j",), create=False) is None, timeout=10, what="the store's truth: no state")
     fresh = states.follow(("j",), create=None)  # what the runner asks for next (`state_for`)
     fresh.node, fresh.runs = "r1", 1
     await fresh.save()
@@ -68,6 +68,7 @@ async def test_a_value_the_mirror_missed_is_read_after_the_refused_write(client,
     st.node = None
     with pytest.raises(ServerError, match="Chain is"):
         await st.save()
+    await wait_for(lambda: st.node == "r2", timeout=10, what="their value, read again")
     assert (st.node, st.runs, st.reason) == ("r2", 2, "taken over")  # theirs, in the mirror too
     assert (await stored(client))["node"] == "r2"
     st.runs = 3

@@ -229,8 +229,7 @@ class StateEntry(_JobEntry):
     #: include it counts as a late echo of an older one (ignored); later,
     #: it is the servers' verdict on a conflict (a partition healed) and wins
     ECHO_WINDOW = 2.0
-    #: seconds a read of the state after a refused write may take (`save`
-    #: without ``limit``)
+    #: seconds a read of the state after a refused write may take (`save`)
     RELOAD_SECONDS = 10.0
 
     def __repr__(self) -> str:  # the runners' logs name states by it ("the state of ... was not written")
@@ -259,8 +258,8 @@ class StateEntry(_JobEntry):
         many seconds after it was sent (it may still be applied).  A write
         that fails leaves the fields as set: `unsaved` says so until a
         write of them succeeds or a value comes from the store.  A write
-        the server refused for its chain reads the state from the server
-        again before it raises (`ResyncRoot.reload_entry`): a mirror that
+        the server refused for its chain has the state read from the server
+        again, in the background (`ResyncRoot.reload_entry`): a mirror that
         missed a change would have every later write refused as well.
         """
         refused = False
@@ -288,13 +287,13 @@ class StateEntry(_JobEntry):
                 self.chain = chain
                 with anyio.CancelScope(shield=True):  # a save cut short by a timeout must not lose it
                     await self.set_value(value)
-            if refused and not self._saving:
-                await self._reload(limit)
+            if refused and not self._saving:  # (not awaited here: the refusal is the caller's news)
+                await self.root.spawn(self._reload)  # a coroutine in DistKV 0.65
         return res
 
-    async def _reload(self, limit: float | None) -> None:
+    async def _reload(self) -> None:
         """Read this state from the server again (a write was refused)."""
-        with anyio.move_on_after(limit or self.RELOAD_SECONDS):
+        with anyio.move_on_after(self.RELOAD_SECONDS):
             try:
                 await self.root.reload_entry(self)
             except WRITE_ERRORS as exc:  # the refusal is what the caller hears of

@@ -7,7 +7,8 @@ would exit and leave its jobs to others until it is restarted.
 
 `ResyncRoot` watches again instead, fetching the whole subtree: entries
 that changed meanwhile are updated, entries deleted meanwhile (absent from
-the fresh copy) are dropped, and waiters (`wait_chain`) keep working.
+the fresh copy, and from the server when asked) are dropped, and waiters
+(`wait_chain`) keep working.
 ``running()`` is still called once, after the first complete load.
 Losing the connection is not resynced: the mirror stops being updated
 (as DistKV's does) or the connection error propagates.
@@ -31,7 +32,7 @@ from typing import Any, ClassVar, Self
 import anyio
 from anyio.abc import TaskStatus
 from asyncscope import scope
-from distkv.exceptions import ServerClosedError, ServerConnectionError, ServerError
+from distkv.exceptions import DistKVError, ServerClosedError, ServerConnectionError, ServerError
 from distkv.obj import ClientRoot
 from moat.util import NotGiven, PathLongener
 
@@ -50,6 +51,8 @@ class ResyncRoot(ClientRoot):
     RESYNC_WINDOW: ClassVar[float] = 60.0
     #: the longest wait before watching again (seconds)
     RESYNC_MAX_PAUSE: ClassVar[float] = 30.0
+    #: seconds one read may take when checking entries a new fetch left out
+    CHECK_SECONDS: ClassVar[float] = 10.0
 
     #: how many times the watch was aborted and set up again
     resyncs: int = 0
@@ -128,7 +131,7 @@ class ResyncRoot(ClientRoot):
                         continue  # (re-applying it would recompile, restart jobs)
                 await self._apply(r.path, value, chain)
 
-    async def reload_entry(self, entry: Any, why: str = "after a refused write") -> bool:
+    async def reload_entry(self, entry: Any) -> bool:
         """Read ``entry`` (one of this mirror's) from the server again and
         take what it has, value or absence; True if taken.
 
@@ -137,24 +140,22 @@ class ResyncRoot(ClientRoot):
         usually on its way through the watch, but if the mirror missed it
         (a deletion it never heard of), every later write of that entry
         would be refused the same way, for good.  Nothing is taken if the
-        mirror's entry changed while the read was under way (the watch
-        brought something at least as new), nor if it equals the server's.
-        ``why``: for the log."""
+        mirror's entry changed, went or was replaced while the read was
+        under way (the watch was quicker), nor if it equals the server's."""
         path = tuple(entry.subpath)
         known = entry.chain
         res = await self.client.get(self._path + path, nchain=3)
         current = self.follow(path, create=False, empty_ok=True)
-        if current is not None and current.chain != known:
-            return False
+        if current is not entry or current.chain != known:
+            return False  # (gone from the tree, replaced, or changed: the watch was quicker)
         value, chain = res.get("value", NotGiven), res.get("chain", None)
         if self._unchanged(path, value, chain):
             return True  # the mirror was right (re-applying it would restart a job)
         logger.info(
-            "%s: %s reloaded from the server %s (%s)",
+            "%s: %s reloaded from the server after a refused write (%s)",
             self.client.name,
             self._path + path,
-            why,
-            "gone" if value is NotGiven else "there",
+            "gone" if value is NotGiven else "changed",
         )
         await self._apply(path, value, chain)
         return True
@@ -191,12 +192,14 @@ class ResyncRoot(ClientRoot):
         """After a (re-)fetch: entries the fresh copy did not have are gone
         (a no-op on the first load: the tree was empty).
 
-        Unless the server says otherwise: its fetch leaves out what changed
+        Unless the server still has them: its fetch leaves out what changed
         after the watch began, because the watch reports that change, and
         that report may come after "uptodate".  Taken for a deletion, a
         job's entry that changed in that moment would stop its run and
-        delete its state; so each such entry that had a value is read
-        from the server (`reload_entry`) instead."""
+        delete its state.  So the entries with a value that the fetch left
+        out are asked for, in the background (the watch goes on), and
+        dropped only if the server has none (`_drop_if_gone`)."""
+        unseen = []
         for entry in list(self.all_children):
             path = tuple(entry.subpath)
             if path in seen:
@@ -204,7 +207,29 @@ class ResyncRoot(ClientRoot):
             if entry.value is NotGiven:
                 await self._apply(path, NotGiven, None)
             else:
-                await self.reload_entry(entry, why="after a new watch")
+                unseen.append((path, entry))
+        if unseen:
+            self._tg.start_soon(self._drop_if_gone, unseen)
+
+    async def _drop_if_gone(self, unseen: list[tuple[tuple[Any, ...], Any]]) -> None:
+        """Drop each of ``unseen`` ((path, entry)) that the server has no
+        value for, unless the watch changed it meanwhile.  One that the
+        server has is left alone: its change is on its way through the
+        watch.  Stops at the first read that fails (the connection's
+        owner hears of that)."""
+        for path, entry in unseen:
+            known = entry.chain
+            try:
+                with anyio.fail_after(self.CHECK_SECONDS):
+                    res = await self.client.get(self._path + path, nchain=0)
+            except (TimeoutError, DistKVError, anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
+                logger.info("%s: could not check what %s lacked: %r", self.client.name, self._path, exc)
+                return
+            if "value" in res:
+                continue
+            current = self.follow(path, create=False, empty_ok=True)
+            if current is entry and current.chain == known and current.value is not NotGiven:
+                await self._apply(path, NotGiven, None)
 
     def _saw(self, chain: Any) -> None:
         """Wake `wait_chain` callers waiting for a tick this chain covers."""
