@@ -23,7 +23,7 @@ from distkv_ext.codekit.store.entries import is_chain_error
 from distkv_ext.run import AnyRunnerRoot, StateRoot
 from tests.helpers import wait_for
 from tests.test_run_lib import FAST, add_job
-from tests.test_state_writes import PATH, _state, states  # noqa: F401 (a fixture)
+from tests.test_state_writes import BASE, PATH, StatesRoot, _state, states  # noqa: F401 (a fixture)
 from tests.test_unsaved import STATE, stored
 
 
@@ -101,3 +101,14 @@ async def test_a_runner_whose_mirror_missed_a_deletion_runs_the_job_again(autoju
 async def _ran_again(client):
     value = await stored(client, STATE)
     return value is not None and value.get("result") == 42 and value.get("node") is None
+
+
+async def test_a_write_refused_after_the_mirror_closed_is_still_the_refusal(client):
+    """A runner's last writes may come after its mirror closed: nothing is
+    read again then, and the caller hears of the refusal, not of that."""
+    async with client.mirror(BASE, root_type=StatesRoot, need_wait=True) as root:
+        st = await _state(client, root)
+    await client.delete(PATH)  # the closed mirror does not hear of it
+    st.node = "r1"
+    with pytest.raises(ServerError, match="Entry is new"):
+        await st.save()

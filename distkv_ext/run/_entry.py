@@ -288,7 +288,10 @@ class StateEntry(_JobEntry):
                 with anyio.CancelScope(shield=True):  # a save cut short by a timeout must not lose it
                     await self.set_value(value)
             if refused and not self._saving:  # (not awaited here: the refusal is the caller's news)
-                await self.root.spawn(self._reload)  # a coroutine in DistKV 0.65
+                try:
+                    await self.root.spawn(self._reload)  # a coroutine in DistKV 0.65
+                except RuntimeError:  # the mirror is closing (its task group is): nothing to correct
+                    pass
         return res
 
     async def _reload(self) -> None:
