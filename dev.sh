@@ -95,8 +95,9 @@ lint() {
 # drills in TEST_WORKERS processes (default 3; pytest-xdist: these tests
 # mostly wait, and 3 workers take 13 min here instead of 36), then the
 # drills one at a time (they load the machine, kill processes and
-# measure); both always run, and the status is the first run's if it
-# failed, else the drills' (pytest's: 1 a test failed, 5 none ran).
+# measure), and the tests marked "alone" (they fail beside others); both
+# always run, and the status is the first run's if it failed, else the
+# second's (pytest's: 1 a test failed, 5 none ran).
 # TEST_WORKERS=1, or arguments: one pytest (with them), one test at a time.
 run_tests() {
     local workers=${TEST_WORKERS:-3}
@@ -104,8 +105,8 @@ run_tests() {
         exec "$VENV/bin/python" -m pytest "$@"
     fi
     local rc=0 drills=0
-    "$VENV/bin/python" -m pytest -n "$workers" -m "not drill" || rc=$?
-    "$VENV/bin/python" -m pytest -m drill tests/drills || drills=$?
+    "$VENV/bin/python" -m pytest -n "$workers" -m "not drill and not alone" || rc=$?
+    "$VENV/bin/python" -m pytest -m "drill or alone" || drills=$?
     if [ "$rc" -ne 0 ]; then
         return "$rc"
     fi

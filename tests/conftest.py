@@ -18,7 +18,9 @@ Real processes:
 
 Markers (setup.cfg): ``drill`` is set here on everything in tests/drills;
 ``slow`` marks tests that take more than about 5 s or start several real
-processes.  ``./dev.sh fast`` runs ``-m "not drill and not slow"``.
+processes; ``alone`` the few that fail beside other tests (real-time
+timing against other processes), which ``./dev.sh test`` runs with the
+drills, one at a time.  ``./dev.sh fast`` runs ``-m "not drill and not slow"``.
 """
 
 import contextlib

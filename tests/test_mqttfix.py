@@ -84,6 +84,7 @@ def test_repairs_are_for_the_pinned_release():
 
 
 @pytest.mark.slow  # waits out 1.5 keep-alive periods in real time
+@pytest.mark.alone  # timed out in 2 of 4 runs beside other tests in pytest-xdist workers, never alone (cause unknown)
 async def test_backend_survives_a_stalled_link(broker_port):
     """The link to the broker stalls (nothing moves, nothing closes): the
     keep-alive ends the connection after 1.5 periods, publishes stuck in
