@@ -24,7 +24,9 @@ drills, one at a time.  ``./dev.sh fast`` runs ``-m "not drill and not slow"``.
 """
 
 import contextlib
+import os
 
+import distkv.mock.mqtt
 import pytest
 
 from distkv_ext.codekit import upstream
@@ -40,6 +42,25 @@ upstream.distkv.apply_server()
 upstream.distkv_flow.apply()
 
 _SHARED = contextlib.ExitStack()  # the session's `node`
+
+
+def _harness_ports():
+    """Move DistKV's in-process harness (``distkv.mock.mqtt``) out of the
+    ephemeral port range.  It binds its broker on 40000 + pid % 10000 and
+    its servers on the ports after it, for the whole test; ports there are
+    what the kernel hands out to every ``bind(0)`` (`free_ports`: the real
+    servers and brokers of other tests) and outgoing connection.  Beside
+    other test processes (pytest-xdist) one such port was taken once,
+    "Address already in use", and 48 tests of that process failed.  Here:
+    21000-26980 (the kernel's range starts at 32768), 20 ports per process,
+    apart for processes whose pids differ by less than 300."""
+    port = 21000 + (os.getpid() % 300) * 20
+    distkv.mock.mqtt.PORT = port
+    distkv.mock.mqtt.broker_cfg["listeners"]["default"]["bind"] = f"127.0.0.1:{port}"
+    distkv.mock.mqtt.URI = f"mqtt://127.0.0.1:{port}/"
+
+
+_harness_ports()
 
 
 def pytest_collection_modifyitems(session, config, items):
