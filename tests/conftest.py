@@ -30,6 +30,7 @@ import distkv.mock.mqtt
 import pytest
 
 from distkv_ext.codekit import upstream
+from distkv_ext.devtools import ports
 from tests.helpers import in_process_cluster, running_node
 
 # as every process running our handlers does: tracebacks of exception
@@ -52,9 +53,9 @@ def _harness_ports():
     servers and brokers of other tests) and outgoing connection.  Beside
     other test processes (pytest-xdist) one such port was taken once,
     "Address already in use", and 48 tests of that process failed.  Here:
-    21000-26980 (the kernel's range starts at 32768), 20 ports per process,
-    apart for processes whose pids differ by less than 300."""
-    port = 21000 + (os.getpid() % 300) * 20
+    `ports.HARNESS` (21000-26999; the kernel's range starts at 32768), 20
+    ports per process, apart for processes whose pids differ by less than 300."""
+    port = ports.HARNESS[0] + (os.getpid() % 300) * 20
     distkv.mock.mqtt.PORT = port
     distkv.mock.mqtt.broker_cfg["listeners"]["default"]["bind"] = f"127.0.0.1:{port}"
     distkv.mock.mqtt.URI = f"mqtt://127.0.0.1:{port}/"

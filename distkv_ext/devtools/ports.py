@@ -5,18 +5,21 @@ starts after the call.  A port from the kernel's ephemeral range (what
 ``bind(0)`` and every outgoing connection get: 32768-60999 on Linux) can
 be handed to another process in between, and with several test
 processes at once (pytest-xdist) that happens.  So the ports come from
-`RANGE`, below the ephemeral range and below the ports `tests/conftest.py`
-gives DistKV's in-process harness (21000-26980), picked at random and
-tried with a bind.
+`RANGE`, below the ephemeral range and below `HARNESS` (the ports
+`tests/conftest.py` gives DistKV's in-process harness), picked at random
+and tried with a bind.
 """
 
 import random
 import socket
 
-__all__ = ["free_ports", "RANGE"]
+__all__ = ["free_ports", "RANGE", "HARNESS"]
 
-#: where the ports come from (stop excluded)
-RANGE = (10000, 21000)
+#: the ports of DistKV's in-process test harness (stop excluded; see
+#: tests/conftest.py): 20 per test process, chosen by its pid
+HARNESS = (21000, 27000)
+#: where `free_ports` takes its ports from (stop excluded)
+RANGE = (10000, HARNESS[0])
 
 _pick = random.SystemRandom()  # (a test that seeds `random` must not make every process pick alike)
 

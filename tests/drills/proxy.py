@@ -10,6 +10,7 @@ connection and refuses new ones (as when a host's network goes down);
 import selectors
 import socket
 import threading
+import time
 
 __all__ = ["Proxy"]
 
@@ -79,8 +80,6 @@ class Proxy:
             x.close()
 
     def _loop(self):
-        import time
-
         while not self._stop:
             if self.mode == "frozen":  # nothing moves, not even new connections
                 time.sleep(0.05)
